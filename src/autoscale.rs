@@ -1,0 +1,1 @@
+//! Autoscaler: sizes the worker pools by Little's law from measured rate and service time (issue 4).

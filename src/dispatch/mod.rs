@@ -1,0 +1,1 @@
+//! Least-connected dispatcher (issue 4).

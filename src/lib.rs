@@ -1,0 +1,32 @@
+//! tweetflow: reads the two SSE tweet streams of an rtp-server, scores every
+//! tweet for sentiment and engagement in supervised, autoscaled worker pools,
+//! and loads users and tweets into PostgreSQL in adaptive batches.
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! source ──Ingest──▶ dispatch ──Job──▶ workers (sentiment, engagement)
+//!                       │                    │
+//!                       └──AggMsg::Tweet──▶ aggregate ◀──AggMsg::Score
+//!                                              │
+//!                                           Record ──▶ sink (buffer, spool, writer, health)
+//! ```
+//!
+//! `supervisor` restarts panicking workers, `autoscale` sizes the pools,
+//! `stats` shows what happens, `emulator` stands in for the lab's server, and
+//! `pipeline` wires all of it with bounded crossbeam channels.
+
+pub mod aggregate;
+pub mod autoscale;
+pub mod cli;
+pub mod dispatch;
+pub mod emulator;
+pub mod lexicon;
+pub mod model;
+pub mod pipeline;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+pub mod stats;
+pub mod supervisor;
+pub mod workers;

@@ -1,0 +1,155 @@
+//! The data that flows between pipeline stages.
+//!
+//! Every stage speaks these types, so they are the contract between modules:
+//! `source` produces [`Ingest`], `dispatch` turns it into [`Job`]s for the worker
+//! pools and [`AggMsg::Tweet`]s for the aggregator, workers answer with
+//! [`AggMsg::Score`], and `aggregate` emits one [`Record`] per tweet to `sink`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Ingest sequence number.
+///
+/// Increases across both streams *and across runs*: a [`SeqGen`] starts at the
+/// wall clock in microseconds, so a later run (or a replayed spool from an
+/// earlier one) never reuses a number as long as fewer than a million tweets a
+/// second arrive. It joins a tweet's results in the aggregator and decides
+/// "latest received wins" in the database.
+pub type Seq = u64;
+
+/// Hands out [`Seq`] numbers; shared by the readers of both streams.
+#[derive(Debug)]
+pub struct SeqGen(AtomicU64);
+
+impl SeqGen {
+    /// Starts at the current wall-clock time in microseconds since the epoch.
+    pub fn from_clock() -> SeqGen {
+        SeqGen(AtomicU64::new(unix_micros()))
+    }
+
+    /// Starts at `first` (for tests).
+    pub fn starting_at(first: Seq) -> SeqGen {
+        SeqGen(AtomicU64::new(first))
+    }
+
+    /// The next number; never returns the same number twice.
+    pub fn next(&self) -> Seq {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A Twitter user, as far as the pipeline and the `users` table need it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub followers_count: i64,
+    pub screen_name: Option<String>,
+    pub name: Option<String>,
+    pub friends_count: Option<i64>,
+    pub statuses_count: Option<i64>,
+    pub verified: Option<bool>,
+    pub lang: Option<String>,
+    /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
+    pub created_at: Option<String>,
+    /// The user object exactly as received (compact JSON text).
+    pub raw: String,
+}
+
+/// One tweet: a status from the stream, or the `retweeted_status` extracted from
+/// a retweet (which then is a tweet of its own, with its own `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tweet {
+    pub seq: Seq,
+    /// Which stream it came from (1 or 2).
+    pub stream: u8,
+    /// Wall clock at receipt, µs since the epoch; receipt-to-commit latency starts here.
+    pub received_unix_us: u64,
+    pub id: i64,
+    pub text: String,
+    pub lang: Option<String>,
+    /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
+    pub created_at: Option<String>,
+    /// 0 when absent.
+    pub favorite_count: i64,
+    /// 0 when absent.
+    pub retweet_count: i64,
+    /// The id of the original when this tweet is a retweet.
+    pub retweeted_status_id: Option<i64>,
+    /// `entities.hashtags[].text`, as received (not lower-cased).
+    pub hashtags: Vec<String>,
+    pub user: User,
+    /// The tweet object exactly as received (compact JSON text), `user` and any
+    /// `retweeted_status` included.
+    pub raw: String,
+}
+
+/// What a stream reader hands to the dispatcher.
+#[derive(Debug, Clone)]
+pub enum Ingest {
+    Tweet(Arc<Tweet>),
+    /// The server's `{"message": panic}`: crash one worker of each pool.
+    Kill {
+        stream: u8,
+    },
+}
+
+/// What the dispatcher hands to one worker.
+#[derive(Debug, Clone)]
+pub enum Job {
+    Tweet(Arc<Tweet>),
+    /// The worker that receives this panics for real; its supervisor restarts it.
+    Kill,
+}
+
+/// Which worker pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScoreKind {
+    Sentiment,
+    Engagement,
+}
+
+impl ScoreKind {
+    pub const ALL: [ScoreKind; 2] = [ScoreKind::Sentiment, ScoreKind::Engagement];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Sentiment => "sentiment",
+            ScoreKind::Engagement => "engagement",
+        }
+    }
+}
+
+/// The aggregator's single input channel carries both halves of the join.
+#[derive(Debug, Clone)]
+pub enum AggMsg {
+    /// Sent by the dispatcher *before* the tweet's jobs go to the workers.
+    Tweet(Arc<Tweet>),
+    /// Sent by a worker. `value` is `None` when the score is undefined
+    /// (engagement of a user with 0 followers).
+    Score {
+        seq: Seq,
+        kind: ScoreKind,
+        value: Option<f64>,
+    },
+}
+
+/// One merged tweet, ready for the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub tweet: Arc<Tweet>,
+    /// `None` when the score never arrived (aggregator timeout).
+    pub sentiment: Option<f64>,
+    /// `None` when undefined (0 followers) or when it never arrived.
+    pub engagement: Option<f64>,
+}

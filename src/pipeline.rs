@@ -1,0 +1,1 @@
+//! Wires every stage with bounded crossbeam channels (issue 6).

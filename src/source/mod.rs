@@ -1,0 +1,1 @@
+//! Ingest: SSE parsing, stream readers, tweet decoding, lexicon fetch (issue 3).

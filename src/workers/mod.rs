@@ -1,0 +1,1 @@
+//! Worker pools: sentiment and engagement workers on OS threads (issue 4).
