@@ -1,1 +1,126 @@
 //! Counters, the status line, the stats file and the top-hashtags sketch (issue 6).
+//!
+//! Shared measuring tools live here too: [`Histogram`] records latencies from many
+//! threads without locks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Sub-buckets per power of two: values are kept within 1/16 (6.25%) of their size.
+const SUB_BITS: u32 = 4;
+const SUB: usize = 1 << SUB_BITS;
+/// Powers of two covered: up to 2^40 µs (12 days), which is plenty.
+const POWERS: usize = 41;
+
+/// A lock-free log-linear histogram of microsecond values.
+///
+/// `record` is a single relaxed atomic add, so any number of threads can record;
+/// quantiles are read from a snapshot of the counts, with a relative error of at
+/// most 1/16 of the value.
+#[derive(Debug)]
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new()
+    }
+}
+
+impl Histogram {
+    pub fn new() -> Histogram {
+        Histogram {
+            counts: (0..POWERS * SUB).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < SUB as u64 {
+            return v as usize;
+        }
+        let power = 63 - v.leading_zeros(); // >= SUB_BITS
+        let sub = (v >> (power - SUB_BITS)) as usize & (SUB - 1);
+        let i = ((power - SUB_BITS + 1) as usize) * SUB + sub;
+        i.min(POWERS * SUB - 1)
+    }
+
+    /// The largest value that falls into bucket `i` (its representative).
+    fn upper(i: usize) -> u64 {
+        if i < SUB {
+            return i as u64;
+        }
+        let power = (i / SUB) as u32 + SUB_BITS - 1;
+        let sub = (i % SUB) as u64;
+        let base = (SUB as u64 + sub) << (power - SUB_BITS);
+        base + (1u64 << (power - SUB_BITS)) - 1
+    }
+
+    pub fn record(&self, micros: u64) {
+        self.counts[Self::index(micros)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The value at quantile `q` (0.0..=1.0) in µs, or `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper(i));
+            }
+        }
+        Some(Self::upper(counts.len() - 1))
+    }
+
+    pub fn reset(&self) {
+        for c in self.counts.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_within_one_sixteenth() {
+        let h = Histogram::new();
+        assert_eq!(h.quantile(0.5), None);
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        assert_eq!(h.count(), 10_000);
+        for (q, exact) in [(0.5, 5_000u64), (0.99, 9_900), (1.0, 10_000), (0.0001, 1)] {
+            let got = h.quantile(q).unwrap();
+            let err = got.abs_diff(exact) as f64 / exact as f64;
+            assert!(err <= 1.0 / 16.0, "q={q}: got {got}, exact {exact}");
+        }
+        h.reset();
+        assert_eq!(h.count(), 0);
+    }
+
+    #[test]
+    fn index_and_upper_agree() {
+        for v in (0..100_000u64).chain([u64::MAX / 2, u64::MAX]) {
+            let i = Histogram::index(v);
+            assert!(Histogram::upper(i) >= v.min(Histogram::upper(POWERS * SUB - 1)));
+            if i > 0 && i < POWERS * SUB - 1 {
+                assert!(Histogram::upper(i - 1) < v);
+            }
+        }
+    }
+}
