@@ -435,7 +435,7 @@ impl Corpus {
             h.extend_from_slice(b"null");
         }
         h.extend_from_slice(b",\"description\":");
-        if rng.gen_bool(0.75) {
+        if rng.gen_bool(0.6) {
             let desc = self.description(rng, lang);
             push_str(&mut h, &desc, Escape::Utf8);
         } else {
@@ -533,7 +533,7 @@ impl Corpus {
                 t.extend_from_slice(b"_normal.jpg\"");
             }
         }
-        if rng.gen_bool(0.6) {
+        if rng.gen_bool(0.4) {
             t.extend_from_slice(
                 b",\"profile_banner_url\":\"https://pbs.twimg.com/profile_banners/",
             );
@@ -569,7 +569,7 @@ impl Corpus {
         let language = &vocab::LANGUAGES[lang];
         let sep = if language.spaced { " " } else { "" };
         let mut d = String::new();
-        for k in 0..rng.gen_range(3..12) {
+        for k in 0..rng.gen_range(2..9) {
             if k > 0 {
                 d.push_str(sep);
             }
