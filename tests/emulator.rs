@@ -30,7 +30,10 @@ enum Chunk {
     Full(Vec<u8>),
     /// The connection ended inside a chunk: what arrived of it.
     Cut(Vec<u8>),
+    /// The terminal `0` chunk: the body ended properly.
     End,
+    /// The connection closed between two chunks.
+    Eof,
 }
 
 struct Resp {
@@ -85,7 +88,7 @@ impl Resp {
     fn chunk(&mut self) -> Chunk {
         let mut line = String::new();
         if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return Chunk::End;
+            return Chunk::Eof;
         }
         if !line.ends_with("\r\n") {
             return Chunk::Cut(Vec::new());
@@ -404,7 +407,7 @@ fn cut_after_closes_in_the_middle_of_an_event() {
             }
             other => panic!("expected a cut event, got {other:?}"),
         }
-        assert!(matches!(r.chunk(), Chunk::End));
+        assert!(matches!(r.chunk(), Chunk::Eof));
     }
 }
 
@@ -520,11 +523,24 @@ fn stop_ends_open_streams_promptly_even_if_clients_do_not_read() {
     rx.recv_timeout(GUARD).expect("stop returned");
     // The reading client's stream ends.
     let mut n = 0;
-    loop {
-        match reading.chunk() {
-            Chunk::Full(_) => n += 1,
-            Chunk::Cut(_) | Chunk::End => break,
-        }
-        assert!(n < 1_000_000);
+    while let Chunk::Full(_) = reading.chunk() {
+        n += 1;
+        assert!(n < 1_000_000, "the stream did not end");
     }
+}
+
+#[test]
+fn stop_ends_a_paced_stream_with_a_proper_last_chunk() {
+    let emu = start(|c| c.rate = Rate::Constant(200.0));
+    let mut r = get(emu.addr(), "/tweets/1", "");
+    r.events(3);
+    let reader = std::thread::spawn(move || loop {
+        match r.chunk() {
+            Chunk::Full(_) => {}
+            other => return other,
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    emu.stop();
+    assert!(matches!(reader.join().unwrap(), Chunk::End));
 }

@@ -893,7 +893,7 @@ fn snowflake(ms: u64, worker: u64, seq: u64) -> u64 {
     ((ms - TWEPOCH_MS) << 22) | ((worker & 0x3ff) << 12) | (seq & 0xfff)
 }
 
-fn place_json(p: &(&str, &str, &str, &str, &str, &str, f64, f64)) -> Vec<u8> {
+fn place_json(p: &vocab::PlaceRow) -> Vec<u8> {
     let &(id, name, full_name, kind, cc, country, lon, lat) = p;
     let mut o = Vec::new();
     o.extend_from_slice(b"{\"id\":\"");

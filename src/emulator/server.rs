@@ -42,6 +42,9 @@ const MAX_LINE: u64 = 8 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How long an idle connection may take to send its (next) request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Emulator::stop`] lets streams end on their own before it shuts
+/// their sockets down.
+const STOP_GRACE: Duration = Duration::from_millis(300);
 
 struct Conn {
     stream: TcpStream,
@@ -140,6 +143,13 @@ impl Emulator {
         let _ = TcpStream::connect_timeout(&connect_addr(self.addr), Duration::from_secs(1));
         if accept.join().is_err() {
             log::error!("emulator accept thread panicked");
+        }
+        // Streams notice the flag within ~50 ms and end their chunked body
+        // properly; whatever is still open after the grace period (a client
+        // that does not read, an idle keep-alive connection) is shut down.
+        let grace = Instant::now() + STOP_GRACE;
+        while !self.inner.conns.lock().is_empty() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let conns: Vec<Conn> = self.inner.conns.lock().drain().map(|(_, c)| c).collect();
         for c in &conns {
