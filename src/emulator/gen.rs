@@ -965,6 +965,7 @@ pub enum Malformed {
 }
 
 impl Malformed {
+    /// Every kind, in the order `--malformed-every` draws from.
     pub const ALL: [Malformed; 4] = [
         Malformed::TruncatedJson,
         Malformed::MissingUser,
@@ -976,8 +977,11 @@ impl Malformed {
 /// What an event of a stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// A well-formed tweet event.
     Tweet,
+    /// `{"message": panic}`.
     Kill,
+    /// A broken event (`--malformed-every`).
     Malformed(Malformed),
 }
 

@@ -19,6 +19,8 @@
 //! emu.stop();
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod gen;
 pub mod json;
 pub mod rate;
@@ -47,13 +49,18 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Errors starting the emulator.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
+    /// The listen address cannot be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// A configuration value is out of range.
     #[error("invalid emulator configuration: {0}")]
     Config(String),
+    /// The accept thread could not be spawned.
     #[error("cannot start the emulator's accept thread: {0}")]
     Spawn(std::io::Error),
 }
