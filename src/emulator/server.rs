@@ -524,7 +524,7 @@ fn stream_events(
     // `--split-chunks`: events split over several chunks and joined with the next.
     let mut split_rng = cfg
         .split_chunks
-        .then(|| SmallRng::seed_from_u64(mix(rate_seed, 0x5350_4c49_54)));
+        .then(|| SmallRng::seed_from_u64(mix(rate_seed, 0x0053_504c_4954)));
     let mut held: Vec<u8> = Vec::new();
     loop {
         if inner.shutdown.is_triggered() {
