@@ -4,6 +4,7 @@
 //! threads without locks.
 
 pub mod sketch;
+pub mod status;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
