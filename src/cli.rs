@@ -28,6 +28,8 @@ impl Cli {
     }
 }
 
+// Built once per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline (the default): streams -> workers -> aggregator -> PostgreSQL.
