@@ -76,7 +76,6 @@ macro_rules! containers_to_default {
     };
 }
 
-
 /// The kill message, compared byte for byte.
 pub const KILL_MESSAGE: &str = r#"{"message": panic}"#;
 
@@ -499,5 +498,213 @@ impl<'de> Deserialize<'de> for OptBool {
             containers_to_default!(None);
         }
         d.deserialize_any(V).map(OptBool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fixture::{event_data, tweet_json, user_json};
+
+    fn tweets(data: &str) -> DecodedTweets {
+        match decode(data) {
+            Decoded::Tweets(t) => t,
+            other => panic!("expected tweets, got {other:?} for {data}"),
+        }
+    }
+
+    fn malformed(data: &str) -> String {
+        match decode(data) {
+            Decoded::Malformed(e) => e.to_string(),
+            other => panic!("expected malformed, got {other:?} for {data}"),
+        }
+    }
+
+    #[test]
+    fn kill_is_exact_string_equality() {
+        assert!(matches!(decode(r#"{"message": panic}"#), Decoded::Kill));
+        for near in [
+            r#"{"message":panic}"#,
+            r#"{"message": panic} "#,
+            r#" {"message": panic}"#,
+            r#"{"message": "panic"}"#,
+            "{\"message\": panic}\n",
+        ] {
+            assert!(matches!(decode(near), Decoded::Malformed(_)), "{near:?}");
+        }
+    }
+
+    #[test]
+    fn realistic_tweet_decodes_with_raw_as_received() {
+        let tj = tweet_json(720000000000000001, 42, 1234, None);
+        let t = tweets(&event_data(&tj));
+        assert!(t.original.is_none());
+        let t = t.tweet;
+        assert_eq!(t.id, 720000000000000001);
+        assert_eq!(
+            t.text,
+            "What a happy day \u{1F600} so good \u{2014} not bad at all \\ \"quoted\" #love #peace"
+        );
+        assert_eq!(t.raw, tj, "raw is the tweet object's text, byte for byte");
+        assert_eq!(t.user.raw, user_json(42, 1234));
+        assert_eq!(t.user.id, 42);
+        assert_eq!(t.user.followers_count, 1234);
+        assert_eq!(t.user.screen_name.as_deref(), Some("ana_42"));
+        assert_eq!(t.user.name.as_deref(), Some("Ana María \u{1F33B}"));
+        assert_eq!(t.user.friends_count, Some(321));
+        assert_eq!(t.user.statuses_count, Some(15034));
+        assert_eq!(t.user.verified, Some(false));
+        assert_eq!(t.user.lang.as_deref(), Some("ro"));
+        assert_eq!(
+            t.user.created_at.as_deref(),
+            Some("Wed Jun 10 12:00:00 +0000 2015")
+        );
+        assert_eq!(t.lang.as_deref(), Some("en"));
+        assert_eq!(
+            t.created_at.as_deref(),
+            Some("Mon Apr 18 19:30:47 +0000 2016")
+        );
+        assert_eq!(t.hashtags, vec!["love", "peace"]);
+        assert_eq!(t.favorite_count, 720000000000000001 % 70);
+        assert_eq!(t.retweet_count, 720000000000000001 % 50);
+        assert_eq!(t.retweeted_status_id, None);
+        assert!(
+            tj.len() > 2000,
+            "the fixture is realistic in size: {}",
+            tj.len()
+        );
+    }
+
+    #[test]
+    fn retweet_yields_original_first_then_retweet() {
+        let orig = tweet_json(5, 7, 900, None);
+        let rt = tweet_json(6, 8, 10, Some(&orig));
+        let d = tweets(&event_data(&rt));
+        let mut n = 100;
+        let (o, t) = d.stamp(2, 77, || {
+            n += 1;
+            n
+        });
+        let o = o.unwrap();
+        assert_eq!((o.id, o.seq, o.stream, o.received_unix_us), (5, 101, 2, 77));
+        assert_eq!((t.id, t.seq, t.stream), (6, 102, 2));
+        assert_eq!(t.retweeted_status_id, Some(5));
+        assert_eq!(o.retweeted_status_id, None);
+        assert_eq!(o.raw, orig);
+        assert_eq!(t.raw, rt, "the retweet's raw keeps its retweeted_status");
+        assert_eq!(o.user.id, 7);
+        assert_eq!((o.retweet_count, o.favorite_count), (5, 5));
+        assert_eq!((t.retweet_count, t.favorite_count), (0, 0));
+    }
+
+    #[test]
+    fn malformed_original_does_not_sink_the_retweet() {
+        let bad = r#"{"id":9,"text":"no user here"}"#;
+        let d = tweets(&event_data(&tweet_json(10, 8, 10, Some(bad))));
+        assert!(matches!(d.original, Some(Err(_))));
+        assert_eq!(d.tweet.retweeted_status_id, Some(9));
+        let d = tweets(&event_data(&tweet_json(10, 8, 10, Some(r#""garbage""#))));
+        assert!(matches!(d.original, Some(Err(_))));
+        assert_eq!(d.tweet.retweeted_status_id, None);
+        let (o, t) = d.stamp(1, 0, || 1);
+        assert!(o.is_none());
+        assert_eq!(t.id, 10);
+        // null retweeted_status: not a retweet.
+        let d = tweets(
+            r#"{"message":{"tweet":{"id":1,"text":"a","user":{"id":2,"followers_count":3},"retweeted_status":null}}}"#,
+        );
+        assert!(d.original.is_none());
+    }
+
+    #[test]
+    fn minimal_tweet_and_defaults() {
+        let d = tweets(
+            r#"{"message": {"tweet": {"id": 1, "text": "hi", "user": {"id": 2, "followers_count": 0}}}}"#,
+        );
+        let t = d.tweet;
+        assert_eq!((t.id, t.favorite_count, t.retweet_count), (1, 0, 0));
+        assert_eq!(t.user.followers_count, 0);
+        assert!(t.hashtags.is_empty() && t.lang.is_none() && t.user.screen_name.is_none());
+        assert_eq!(
+            t.raw,
+            r#"{"id": 1, "text": "hi", "user": {"id": 2, "followers_count": 0}}"#
+        );
+        // null counts count as 0 too.
+        let d = tweets(
+            r#"{"message":{"tweet":{"id":1,"text":"","favorite_count":null,"retweet_count":null,"user":{"id":2,"followers_count":3}}}}"#,
+        );
+        assert_eq!((d.tweet.favorite_count, d.tweet.retweet_count), (0, 0));
+    }
+
+    #[test]
+    fn lenient_descriptive_fields() {
+        let d = tweets(concat!(
+            r#"{"message":{"tweet":{"id":1,"text":"x","lang":5,"created_at":{"a":[1,2]},"#,
+            r#""entities":{"hashtags":[{"text":"ok"},{"text":7},{"indices":[1]},"odd",{"text":"caf\u00e9"}],"urls":[1]},"#,
+            r#""user":{"id":2,"followers_count":3,"screen_name":["x"],"verified":"yes","friends_count":1.5,"lang":null}}}}"#
+        ));
+        let t = d.tweet;
+        assert_eq!(t.hashtags, vec!["ok", "café"]);
+        assert!(t.lang.is_none() && t.created_at.is_none());
+        assert!(t.user.screen_name.is_none() && t.user.verified.is_none());
+        assert!(t.user.friends_count.is_none() && t.user.lang.is_none());
+        let d = tweets(
+            r#"{"message":{"tweet":{"id":1,"text":"x","entities":[],"user":{"id":2,"followers_count":3}}}}"#,
+        );
+        assert!(d.tweet.hashtags.is_empty());
+        let d = tweets(
+            r#"{"message":{"tweet":{"id":1,"text":"x","entities":{"hashtags":null},"user":{"id":2,"followers_count":3}}}}"#,
+        );
+        assert!(d.tweet.hashtags.is_empty());
+    }
+
+    #[test]
+    fn escaped_text_is_unescaped() {
+        let d = tweets(
+            r#"{"message":{"tweet":{"id":1,"text":"a\"b\\c\nd\u00e9\ud83d\ude00","user":{"id":2,"followers_count":3}}}}"#,
+        );
+        assert_eq!(d.tweet.text, "a\"b\\c\nd\u{e9}\u{1F600}");
+    }
+
+    #[test]
+    fn malformed_cases() {
+        let ok_user = r#""user":{"id":2,"followers_count":3}"#;
+        let cases = [
+            String::new(),
+            "not json".into(),
+            r#"{"message": {"tweet": {"id": 1, "text": "tru"#.into(),
+            r#"{"message": {}}"#.into(),
+            r#"{"message": "panic"}"#.into(),
+            r#"{"message": {"tweet": null}}"#.into(),
+            r#"{"message": {"tweet": [1]}}"#.into(),
+            r#"{"tweet": {"id":1}}"#.into(),
+            format!(r#"{{"message":{{"tweet":{{"text":"x",{ok_user}}}}}}}"#),
+            format!(r#"{{"message":{{"tweet":{{"id":"1","text":"x",{ok_user}}}}}}}"#),
+            format!(r#"{{"message":{{"tweet":{{"id":1.5,"text":"x",{ok_user}}}}}}}"#),
+            format!(
+                r#"{{"message":{{"tweet":{{"id":18446744073709551615,"text":"x",{ok_user}}}}}}}"#
+            ),
+            format!(r#"{{"message":{{"tweet":{{"id":1,{ok_user}}}}}}}"#),
+            format!(r#"{{"message":{{"tweet":{{"id":1,"text":5,{ok_user}}}}}}}"#),
+            format!(r#"{{"message":{{"tweet":{{"id":1,"text":null,{ok_user}}}}}}}"#),
+            r#"{"message":{"tweet":{"id":1,"text":"x"}}}"#.into(),
+            r#"{"message":{"tweet":{"id":1,"text":"x","user":null}}}"#.into(),
+            r#"{"message":{"tweet":{"id":1,"text":"x","user":{"followers_count":3}}}}"#.into(),
+            r#"{"message":{"tweet":{"id":1,"text":"x","user":{"id":2}}}}"#.into(),
+            r#"{"message":{"tweet":{"id":1,"text":"x","user":{"id":2,"followers_count":"3"}}}}"#
+                .into(),
+            format!(
+                r#"{{"message":{{"tweet":{{"id":1,"text":"x","favorite_count":"3",{ok_user}}}}}}}"#
+            ),
+            format!(
+                r#"{{"message":{{"tweet":{{"id":1,"text":"x","retweet_count":1.0,{ok_user}}}}}}}"#
+            ),
+            format!(r#"{{"message":{{"tweet":{{"id":1,"id":2,"text":"x",{ok_user}}}}}}}"#),
+            format!(r#"{{"message":{{"tweet":{{"id":1,"text":"x",{ok_user}}}}}}} trailing"#),
+        ];
+        for c in &cases {
+            let reason = malformed(c);
+            assert!(!reason.is_empty(), "{c}");
+        }
     }
 }

@@ -350,7 +350,12 @@ mod tests {
             let mut p = SseParser::new(max);
             let mut got = p.feed(&input[..cut]);
             got.extend(p.feed(&input[cut..]));
-            assert_eq!(got, expected, "split at {cut} of {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                got,
+                expected,
+                "split at {cut} of {:?}",
+                String::from_utf8_lossy(input)
+            );
             assert_eq!(p.last_event_id(), whole.last_event_id());
             assert_eq!(p.retry_ms(), whole.retry_ms());
             assert_eq!(p.oversized(), whole.oversized());
@@ -461,10 +466,15 @@ mod tests {
 
     #[test]
     fn event_type_and_unknown_fields() {
-        let got = with_each_line_ending("event: add\nfoo: bar\ndata: 1\n\ndata: 2\n\nevent\ndata: 3\n\n");
+        let got =
+            with_each_line_ending("event: add\nfoo: bar\ndata: 1\n\ndata: 2\n\nevent\ndata: 3\n\n");
         assert_eq!(
             got,
-            vec![ev("add", "1", ""), ev("message", "2", ""), ev("message", "3", "")]
+            vec![
+                ev("add", "1", ""),
+                ev("message", "2", ""),
+                ev("message", "3", "")
+            ]
         );
     }
 
@@ -486,7 +496,11 @@ mod tests {
         let got = parse("id: 7\ndata: a\n\nid: 8\0x\ndata: b\n\ndata: c\n\n");
         assert_eq!(
             got,
-            vec![ev("message", "a", "7"), ev("message", "b", "7"), ev("message", "c", "7")]
+            vec![
+                ev("message", "a", "7"),
+                ev("message", "b", "7"),
+                ev("message", "c", "7")
+            ]
         );
     }
 
@@ -503,14 +517,23 @@ mod tests {
         assert!(p.feed(b"id: 5\ndata: x\n").is_empty());
         assert_eq!(p.last_event_id(), "");
         p.reset();
-        assert!(p.feed(b"\n").is_empty(), "the partial event died with the connection");
+        assert!(
+            p.feed(b"\n").is_empty(),
+            "the partial event died with the connection"
+        );
     }
 
     #[test]
     fn retry_digits_only() {
         let (_, p) = parse_all_ways(b"retry: 1500\n\n", 1024);
         assert_eq!(p.retry_ms(), Some(1500));
-        for bad in ["retry: 15x\n\n", "retry: -1\n\n", "retry:  15\n\n", "retry:\n\n", "retry: 1.5\n\n"] {
+        for bad in [
+            "retry: 15x\n\n",
+            "retry: -1\n\n",
+            "retry:  15\n\n",
+            "retry:\n\n",
+            "retry: 1.5\n\n",
+        ] {
             let (_, p) = parse_all_ways(bad.as_bytes(), 1024);
             assert_eq!(p.retry_ms(), None, "{bad:?}");
         }
@@ -533,14 +556,20 @@ mod tests {
     fn cr_then_lf_in_the_next_read_is_one_line_end() {
         let mut p = SseParser::default();
         assert!(p.feed(b"data: a\r").is_empty());
-        assert!(p.feed(b"\n").is_empty(), "CRLF split is one line end, not a blank line");
+        assert!(
+            p.feed(b"\n").is_empty(),
+            "CRLF split is one line end, not a blank line"
+        );
         assert_eq!(p.feed(b"\r"), vec![ev("message", "a", "")]);
         assert!(p.feed(b"\ndata: b\r\r").len() == 1);
     }
 
     #[test]
     fn cr_cr_and_lf_cr_are_blank_lines() {
-        assert_eq!(parse("data: a\r\rdata: b\n\r"), vec![ev("message", "a", ""), ev("message", "b", "")]);
+        assert_eq!(
+            parse("data: a\r\rdata: b\n\r"),
+            vec![ev("message", "a", ""), ev("message", "b", "")]
+        );
     }
 
     #[test]
@@ -562,9 +591,16 @@ mod tests {
         let big = "x".repeat(100);
         let text = format!("data: ok1\n\ndata: {big}\nid: 9\nretry: 5\n\ndata: ok2\n\n");
         let (got, p) = parse_all_ways(text.as_bytes(), 64);
-        assert_eq!(got, vec![ev("message", "ok1", ""), ev("message", "ok2", "")]);
+        assert_eq!(
+            got,
+            vec![ev("message", "ok1", ""), ev("message", "ok2", "")]
+        );
         assert_eq!(p.oversized(), 1);
-        assert_eq!(p.last_event_id(), "", "fields of a skipped event are ignored");
+        assert_eq!(
+            p.last_event_id(),
+            "",
+            "fields of a skipped event are ignored"
+        );
         assert_eq!(p.retry_ms(), None);
     }
 
@@ -620,9 +656,15 @@ mod tests {
     #[test]
     fn reset_drops_the_partial_event_and_keeps_the_id() {
         let mut p = SseParser::default();
-        assert_eq!(p.feed(b"id: 3\ndata: a\n\ndata: half"), vec![ev("message", "a", "3")]);
+        assert_eq!(
+            p.feed(b"id: 3\ndata: a\n\ndata: half"),
+            vec![ev("message", "a", "3")]
+        );
         p.reset();
-        assert_eq!(p.feed(b"\xEF\xBB\xBFdata: b\n\n"), vec![ev("message", "b", "3")]);
+        assert_eq!(
+            p.feed(b"\xEF\xBB\xBFdata: b\n\n"),
+            vec![ev("message", "b", "3")]
+        );
         let mut p = SseParser::with_last_event_id(1024, "77");
         assert_eq!(p.feed(b"data: c\n\n"), vec![ev("message", "c", "77")]);
     }
@@ -630,8 +672,20 @@ mod tests {
     #[test]
     fn random_streams_agree_across_chunkings() {
         let pieces: [&[u8]; 14] = [
-            b"data", b": ", b"x", b"\n", b"\r", b"\r\n", b":", b"id", b"event", b"retry: 12", b"\0",
-            b" ", b"\xEF\xBB\xBF", b"\xF0\x9F",
+            b"data",
+            b": ",
+            b"x",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b":",
+            b"id",
+            b"event",
+            b"retry: 12",
+            b"\0",
+            b" ",
+            b"\xEF\xBB\xBF",
+            b"\xF0\x9F",
         ];
         let mut rng = SmallRng::seed_from_u64(7);
         for _ in 0..150 {
