@@ -89,6 +89,9 @@ pub enum DecodeError {
 }
 
 /// The outcome of decoding one event's data.
+// Returned by value and consumed at once: boxing the big variant would cost an
+// allocation per tweet for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Decoded {
     /// `{"message": panic}`.
@@ -142,14 +145,25 @@ pub fn decode(data: &str) -> Decoded {
     if data == KILL_MESSAGE {
         return Decoded::Kill;
     }
-    let envelope: Envelope<'_> = match serde_json::from_str(data) {
-        Ok(e) => e,
-        Err(e) => return Decoded::Malformed(e.into()),
-    };
-    let raw = envelope.message.tweet;
-    let fields: TweetFields<'_> = match serde_json::from_str(raw.get()) {
-        Ok(f) => f,
-        Err(e) => return Decoded::Malformed(e.into()),
+    // Fast path: the lab server's exact wrapper around the tweet object. The
+    // typed parse of the middle then validates the whole event (prefix and
+    // suffix are fixed valid JSON), which saves a scan of the whole data.
+    // Anything else, or any failure, takes the general path, which decides.
+    let fast = lab_wrapped_tweet(data)
+        .and_then(|raw| Some((raw, serde_json::from_str::<TweetFields<'_>>(raw).ok()?)));
+    let (raw, fields) = match fast {
+        Some(found) => found,
+        None => {
+            let envelope: Envelope<'_> = match serde_json::from_str(data) {
+                Ok(e) => e,
+                Err(e) => return Decoded::Malformed(e.into()),
+            };
+            let raw = envelope.message.tweet.get();
+            match serde_json::from_str::<TweetFields<'_>>(raw) {
+                Ok(f) => (raw, f),
+                Err(e) => return Decoded::Malformed(e.into()),
+            }
+        }
     };
     let retweeted = fields.retweeted_status;
     let mut tweet = match build_tweet(raw, fields) {
@@ -158,7 +172,7 @@ pub fn decode(data: &str) -> Decoded {
     };
     let original = retweeted.map(|orig_raw| {
         let decoded = serde_json::from_str::<TweetFields<'_>>(orig_raw.get())
-            .and_then(|f| build_tweet(orig_raw, f));
+            .and_then(|f| build_tweet(orig_raw.get(), f));
         match decoded {
             Ok(o) => {
                 tweet.retweeted_status_id = Some(o.id);
@@ -175,7 +189,24 @@ pub fn decode(data: &str) -> Decoded {
     Decoded::Tweets(DecodedTweets { tweet, original })
 }
 
-fn build_tweet(raw: &RawValue, f: TweetFields<'_>) -> Result<Tweet, serde_json::Error> {
+/// The tweet object's text when `data` is exactly
+/// `{"message": {"tweet": <object>, "unix_timestamp_100us": <integer>}}` with
+/// the lab server's spacing; `None` otherwise (nothing is validated here).
+fn lab_wrapped_tweet(data: &str) -> Option<&str> {
+    const PREFIX: &str = r#"{"message": {"tweet": "#;
+    const KEY: &str = r#", "unix_timestamp_100us": "#;
+    let rest = data.strip_prefix(PREFIX)?.strip_suffix("}}")?;
+    let digits_at = rest.len() - rest.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let digits = &rest[digits_at..];
+    // A JSON integer: no leading zero unless it is 0 itself.
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    let tweet = rest[..digits_at].strip_suffix(KEY)?;
+    (tweet.starts_with('{') && tweet.ends_with('}')).then_some(tweet)
+}
+
+fn build_tweet(raw: &str, f: TweetFields<'_>) -> Result<Tweet, serde_json::Error> {
     let u: UserFields<'_> = serde_json::from_str(f.user.get())?;
     let hashtags = match f.entities {
         Some(Entities {
@@ -207,7 +238,7 @@ fn build_tweet(raw: &RawValue, f: TweetFields<'_>) -> Result<Tweet, serde_json::
             created_at: u.created_at.0.map(Cow::into_owned),
             raw: f.user.get().to_owned(),
         },
-        raw: raw.get().to_owned(),
+        raw: raw.to_owned(),
     })
 }
 
@@ -664,6 +695,56 @@ mod tests {
             r#"{"message":{"tweet":{"id":1,"text":"a\"b\\c\nd\u00e9\ud83d\ude00","user":{"id":2,"followers_count":3}}}}"#,
         );
         assert_eq!(d.tweet.text, "a\"b\\c\nd\u{e9}\u{1F600}");
+    }
+
+    #[test]
+    fn lab_wrapper_fast_path_agrees_with_the_general_path() {
+        let tj = tweet_json(3, 4, 5, None);
+        assert_eq!(lab_wrapped_tweet(&event_data(&tj)), Some(tj.as_str()));
+        for (data, is_lab) in [
+            (
+                format!(r#"{{"message": {{"tweet": {tj}, "unix_timestamp_100us": 0}}}}"#),
+                true,
+            ),
+            (
+                format!(r#"{{"message": {{"tweet": {tj}, "unix_timestamp_100us": 01}}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"message": {{"tweet": {tj}, "unix_timestamp_100us": }}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"message": {{"tweet": {tj} , "unix_timestamp_100us": 1}}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"message":{{"tweet":{tj},"unix_timestamp_100us":1}}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"message": {{"unix_timestamp_100us": 1, "tweet": {tj}}}}}"#),
+                false,
+            ),
+        ] {
+            assert_eq!(lab_wrapped_tweet(&data).is_some(), is_lab, "{data}");
+        }
+        // Same results through either path; invalid wrappers are malformed.
+        let general = format!(r#"{{"message":{{"tweet":{tj},"unix_timestamp_100us":1}}}}"#);
+        assert_eq!(tweets(&general).tweet, tweets(&event_data(&tj)).tweet);
+        malformed(&format!(
+            r#"{{"message": {{"tweet": {tj}, "unix_timestamp_100us": 01}}}}"#
+        ));
+        malformed(&format!(
+            r#"{{"message": {{"tweet": {{"id":1}}, "unix_timestamp_100us": 1}}}}"#
+        ));
+        // A middle that is not one value: the general path decides (malformed).
+        malformed(
+            r#"{"message": {"tweet": {"id":1,"text":"x","user":{"id":2,"followers_count":3}}, "unix_timestamp_100us": 1}, "unix_timestamp_100us": 2}}"#,
+        );
+        malformed(
+            r#"{"message": {"tweet": {"id":1,"text":"x","user":{"id":2,"followers_count":3}}}, {"id":1}, "unix_timestamp_100us": 2}}"#,
+        );
     }
 
     #[test]

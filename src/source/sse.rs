@@ -71,10 +71,10 @@ pub struct SseParser {
     /// Data buffer of the current block (UTF-8 bytes, each line + LF).
     data: Vec<u8>,
     event_type: Option<String>,
-    /// The last event ID buffer (persists across events, not across resets of the id).
-    last_event_id: String,
+    /// The last event ID buffer (persists across events).
+    id_buffer: String,
     /// The last event ID as of the last dispatch (the "stream's" id).
-    dispatched_id: String,
+    last_event_id: String,
     retry_ms: Option<u64>,
     /// Bytes counted for the current block so far.
     block_bytes: usize,
@@ -103,8 +103,8 @@ impl SseParser {
             line: Vec::new(),
             data: Vec::new(),
             event_type: None,
+            id_buffer: String::new(),
             last_event_id: String::new(),
-            dispatched_id: String::new(),
             retry_ms: None,
             block_bytes: 0,
             skipping: false,
@@ -116,8 +116,8 @@ impl SseParser {
     /// ID was `id` (what was sent as `Last-Event-ID`).
     pub fn with_last_event_id(max_event_bytes: usize, id: &str) -> SseParser {
         let mut p = SseParser::new(max_event_bytes);
+        p.id_buffer = id.to_owned();
         p.last_event_id = id.to_owned();
-        p.dispatched_id = id.to_owned();
         p
     }
 
@@ -125,7 +125,7 @@ impl SseParser {
     /// expects a new BOM, keeping the last event ID, the `retry` value and the
     /// oversized count.
     pub fn reset(&mut self) {
-        let id = std::mem::take(&mut self.dispatched_id);
+        let id = std::mem::take(&mut self.last_event_id);
         let retry = self.retry_ms;
         let oversized = self.oversized;
         *self = SseParser::with_last_event_id(self.max_event_bytes, &id);
@@ -136,7 +136,7 @@ impl SseParser {
     /// The stream's last event ID as of the last dispatched block (what a
     /// reconnect sends as `Last-Event-ID`; empty when none was seen).
     pub fn last_event_id(&self) -> &str {
-        &self.dispatched_id
+        &self.last_event_id
     }
 
     /// The reconnection time last set by a `retry` field, in milliseconds.
@@ -154,7 +154,7 @@ impl SseParser {
         self.line.len()
             + self.data.len()
             + self.event_type.as_ref().map_or(0, |s| s.len())
-            + self.last_event_id.len()
+            + self.id_buffer.len()
     }
 
     /// Feeds bytes; returns the events they complete.
@@ -272,19 +272,15 @@ impl SseParser {
                 self.data.push(b'\n');
             }
             b"event" => self.event_type = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_event_id = String::from_utf8_lossy(value).into_owned();
-                }
+            b"id" if !value.contains(&0) => {
+                self.id_buffer = String::from_utf8_lossy(value).into_owned();
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    // Digits only; absurdly long values saturate.
-                    let ms = value.iter().fold(0u64, |acc, &d| {
-                        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                    });
-                    self.retry_ms = Some(ms);
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // Digits only; absurdly long values saturate.
+                let ms = value.iter().fold(0u64, |acc, &d| {
+                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+                self.retry_ms = Some(ms);
             }
             _ => {}
         }
@@ -298,7 +294,7 @@ impl SseParser {
             // The oversized event ends here; nothing of it is dispatched.
             return;
         }
-        self.dispatched_id.clone_from(&self.last_event_id);
+        self.last_event_id.clone_from(&self.id_buffer);
         let event_type = self.event_type.take();
         if self.data.is_empty() {
             return;
@@ -315,7 +311,7 @@ impl SseParser {
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "message".to_owned()),
             data,
-            id: self.dispatched_id.clone(),
+            id: self.last_event_id.clone(),
         });
     }
 }
