@@ -134,11 +134,17 @@ impl Reader {
                 inc(&self.stats.reconnects, 1);
             }
             first = false;
-            match self.connect() {
-                Ok(body) => {
-                    failures = 0;
+            // A panic inside the HTTP client must not end ingestion: the
+            // connection is dropped and retried like any other failure.
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.connect().map(|body| {
                     inc(&self.stats.connects, 1);
-                    let (end, events) = self.read_body(body, &mut buf);
+                    self.read_body(body, &mut buf)
+                })
+            }));
+            match attempt {
+                Ok(Ok((end, events))) => {
+                    failures = 0;
                     if end == End::Stop {
                         break;
                     }
@@ -146,7 +152,15 @@ impl Reader {
                         backoff.reset();
                     }
                 }
-                Err(e) => {
+                Err(_) => {
+                    failures += 1;
+                    inc(&self.stats.connect_failures, 1);
+                    log::error!(
+                        "stream {}: the HTTP client panicked; reconnecting",
+                        self.stream
+                    );
+                }
+                Ok(Err(e)) => {
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
                     if should_log(failures) {
