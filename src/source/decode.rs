@@ -735,9 +735,7 @@ mod tests {
         malformed(&format!(
             r#"{{"message": {{"tweet": {tj}, "unix_timestamp_100us": 01}}}}"#
         ));
-        malformed(&format!(
-            r#"{{"message": {{"tweet": {{"id":1}}, "unix_timestamp_100us": 1}}}}"#
-        ));
+        malformed(r#"{"message": {"tweet": {"id":1}, "unix_timestamp_100us": 1}}"#);
         // A middle that is not one value: the general path decides (malformed).
         malformed(
             r#"{"message": {"tweet": {"id":1,"text":"x","user":{"id":2,"followers_count":3}}, "unix_timestamp_100us": 1}, "unix_timestamp_100us": 2}}"#,
