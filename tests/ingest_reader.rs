@@ -32,7 +32,7 @@ enum Conn {
 struct Server {
     url: String,
     /// Request headers (lower-case names) and accept time of every connection.
-    requests: Arc<Mutex<Vec<(Vec<(String, String)>, Instant)>>>,
+    requests: Requests,
 }
 
 /// Serves `script` connection by connection; after the script, every further
