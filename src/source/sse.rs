@@ -31,9 +31,12 @@
 //! event is counted as oversized ([`SseParser::oversized`]), everything
 //! buffered for it is freed at once and the rest of it, up to and including
 //! its blank line, is skipped without being stored — its `id`, `retry` and
-//! `event` fields included. The parser's memory therefore stays below about
-//! twice `max_event_bytes` whatever the input. Comment lines are skipped byte
-//! by byte and never buffered, so they do not count.
+//! `event` fields included. Where invalid UTF-8 is replaced by U+FFFD the
+//! growth counts too, so a dispatched event's data never exceeds the bound.
+//! The parser's memory therefore stays below three times `max_event_bytes`
+//! (partial line + data/event buffers + last event ID) whatever the input.
+//! Comment lines are skipped byte by byte and never buffered, so they do not
+//! count.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,13 +270,30 @@ impl SseParser {
             None => (line, &b""[..]),
         };
         match name {
-            b"data" => {
-                append_utf8_lossy(&mut self.data, value);
-                self.data.push(b'\n');
-            }
-            b"event" => self.event_type = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" if !value.contains(&0) => {
-                self.id_buffer = String::from_utf8_lossy(value).into_owned();
+            b"data" | b"event" | b"id" => {
+                if name == b"id" && value.contains(&0) {
+                    return;
+                }
+                let text = String::from_utf8_lossy(value);
+                // Replacing invalid UTF-8 can make the value longer (up to 3×):
+                // the growth counts towards the bound too, so what is stored
+                // never exceeds what was counted.
+                let growth = text.len().saturating_sub(value.len());
+                if growth > 0 {
+                    self.block_bytes = self.block_bytes.saturating_add(growth);
+                    if self.block_bytes > self.max_event_bytes {
+                        self.start_skipping();
+                        return;
+                    }
+                }
+                match name {
+                    b"data" => {
+                        self.data.extend_from_slice(text.as_bytes());
+                        self.data.push(b'\n');
+                    }
+                    b"event" => self.event_type = Some(text.into_owned()),
+                    _ => self.id_buffer = text.into_owned(),
+                }
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // Digits only; absurdly long values saturate.
@@ -313,13 +333,6 @@ impl SseParser {
             data,
             id: self.last_event_id.clone(),
         });
-    }
-}
-
-fn append_utf8_lossy(buf: &mut Vec<u8>, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(_) => buf.extend_from_slice(bytes),
-        Err(_) => buf.extend_from_slice(String::from_utf8_lossy(bytes).as_bytes()),
     }
 }
 
@@ -613,6 +626,21 @@ mod tests {
         // Same measure whatever the line ending.
         let (got, _) = parse_all_ways(b"data: 0123456789\r\n\r\n", 17);
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn utf8_replacement_growth_counts_towards_the_bound() {
+        // 10 invalid bytes become 30 bytes of U+FFFD.
+        let mut text = b"data: ".to_vec();
+        text.extend_from_slice(&[0xFF; 10]);
+        text.extend_from_slice(b"\n\ndata: ok\n\n");
+        let (got, p) = parse_all_ways(&text, 20);
+        assert_eq!(got, vec![ev("message", "ok", "")]);
+        assert_eq!(p.oversized(), 1);
+        let (got, p) = parse_all_ways(&text, 40);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].data.len(), 30);
+        assert_eq!(p.oversized(), 0);
     }
 
     #[test]
