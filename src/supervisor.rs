@@ -391,6 +391,9 @@ impl Supervisor {
         let st = &self.stats.pools[pool];
         st.workers.store(p.active, Ordering::Relaxed);
         st.retiring.store(p.retiring, Ordering::Relaxed);
+        st.retired.fetch_add(1, Ordering::Relaxed);
+        st.retired_in_flight
+            .fetch_add(u64::from(st.inflight.get(slot)), Ordering::Relaxed);
         let _ = self.control.send(Control::Retire { pool, slot });
     }
 

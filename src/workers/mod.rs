@@ -239,6 +239,8 @@ pub struct PoolStats {
     pub(crate) pool_restarts: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
+    pub(crate) retired: AtomicU64,
+    pub(crate) retired_in_flight: AtomicU64,
     pub(crate) service_us: AtomicU64,
     pub(crate) arrival_rate: AtomicU64,
     pub(crate) service_ms: AtomicU64,
@@ -267,6 +269,8 @@ impl PoolStats {
             pool_restarts: zero(),
             failed: zero(),
             spawn_failures: zero(),
+            retired: zero(),
+            retired_in_flight: zero(),
             service_us: zero(),
             arrival_rate: zero(),
             service_ms: zero(),
@@ -301,6 +305,8 @@ impl PoolStats {
             pool_restarts: self.pool_restarts.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             spawn_failures: self.spawn_failures.load(Ordering::Relaxed),
+            retired: self.retired.load(Ordering::Relaxed),
+            retired_in_flight: self.retired_in_flight.load(Ordering::Relaxed),
             arrival_rate: load_f64(&self.arrival_rate),
             service_ms: load_f64(&self.service_ms),
             utilisation: load_f64(&self.utilisation),
@@ -397,6 +403,11 @@ pub struct PoolSnapshot {
     pub failed: u64,
     /// Worker threads that could not be spawned by the autoscaler.
     pub spawn_failures: u64,
+    /// Workers retired by the autoscaler.
+    pub retired: u64,
+    /// Messages still in flight at those workers when they were retired
+    /// (they finish them before exiting).
+    pub retired_in_flight: u64,
     /// Smoothed λ (tweets/s).
     pub arrival_rate: f64,
     /// Smoothed S (ms).
