@@ -248,6 +248,8 @@ pub(crate) struct Supervisor {
     stats: Arc<CoreStats>,
     control: Sender<Control>,
     done: Receiver<()>,
+    /// A clone of the core's input, only to read its length (the backlog).
+    input: Receiver<crate::model::Ingest>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     pools: [PoolSup; 2],
@@ -262,6 +264,7 @@ impl Supervisor {
         stats: Arc<CoreStats>,
         control: Sender<Control>,
         done: Receiver<()>,
+        input: Receiver<crate::model::Ingest>,
     ) -> Supervisor {
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let prior = cfg.work_delay.mean().as_secs_f64();
@@ -281,7 +284,13 @@ impl Supervisor {
                 active: 0,
                 retiring: 0,
                 controller: Controller::new(cfg.autoscale_config(), prior),
-                meter: Meter::default(),
+                meter: {
+                    // Baseline at the epoch: whatever is already waiting in
+                    // the input counts as arriving in the first tick.
+                    let mut m = Meter::default();
+                    let _ = m.sample(0.0, 0, 0, 0, 0);
+                    m
+                },
                 old: Vec::new(),
                 pool_window: RestartWindow::new(
                     cfg.restart.max_pool_restarts,
@@ -297,6 +306,7 @@ impl Supervisor {
             stats,
             control,
             done,
+            input,
             events_tx,
             events_rx,
             pools,
@@ -430,6 +440,9 @@ impl Supervisor {
     fn shutdown(mut self) {
         log::debug!("supervisor: dispatcher done; waiting for the workers to drain");
         self.agg = None;
+        // Release the input too: senders see the disconnection.
+        let (_, closed) = crossbeam_channel::bounded(0);
+        self.input = closed;
         for pool in 0..2 {
             let p = &mut self.pools[pool];
             let handles: Vec<_> = p
@@ -554,14 +567,19 @@ impl Supervisor {
     fn tick(&mut self) {
         let now = Instant::now();
         let secs = now.duration_since(self.epoch).as_secs_f64();
+        // Tweets (and kills) waiting for the dispatcher: each will be one job per pool.
+        let backlog = self.input.len() as u64;
+        self.stats.input_backlog.store(backlog, Ordering::Relaxed);
         for pool in 0..2 {
             let st = &self.stats.pools[pool];
+            // Arrivals = dispatched + still waiting, so a saturated dispatcher
+            // does not hide the real rate.
             let sample = self.pools[pool].meter.sample(
                 secs,
-                st.dispatched.load(Ordering::Relaxed),
+                st.dispatched.load(Ordering::Relaxed) + backlog,
                 st.processed.load(Ordering::Relaxed),
                 st.service_us.load(Ordering::Relaxed),
-                st.queued(),
+                st.queued() + backlog,
             );
             if let Some(m) = sample {
                 let p = &mut self.pools[pool];

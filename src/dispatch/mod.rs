@@ -17,6 +17,12 @@
 //! idle — the common case below 100% utilisation — and a few µs over 4,096
 //! slots when all are busy.
 //!
+//! Inboxes are short (default capacity 2): once every worker of a pool has
+//! its inbox full, the dispatcher waits and chooses again, so a backlog stays
+//! in the shared input channel — first come, first served by whichever worker
+//! frees up first, and visible to the autoscaler — instead of queueing behind
+//! individual workers (at 275 ms a message, a 64-deep inbox would be 17 s).
+//!
 //! The pool supervisor adds and retires workers through a control channel:
 //! `Add` hands the dispatcher the new inbox's sender, `Retire` makes it drop
 //! it, so the worker drains its inbox and exits. Only the dispatcher holds
@@ -27,10 +33,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::model::{AggMsg, Ingest, Job};
 use crate::workers::CoreStats;
+
+/// How long the dispatcher pauses when every inbox of a pool is full.
+const FULL_PAUSE: Duration = Duration::from_micros(200);
 
 /// What travels in a worker's inbox: the job and when it was dispatched.
 #[derive(Debug, Clone)]
@@ -304,16 +313,33 @@ impl Dispatcher {
                 route.remove(slot);
                 continue;
             };
-            // Least-connected already picked the emptiest inbox: if it is full,
-            // they all are, and blocking is the right back-pressure.
-            let res = match tx.try_send(env) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(e)) => tx.send(e).map_err(|e| e.0),
-                Err(TrySendError::Disconnected(e)) => Err(e),
-            };
-            match res {
+            match tx.try_send(env) {
                 Ok(()) => return,
-                Err(e) => {
+                Err(TrySendError::Full(e)) => {
+                    // The least-loaded inbox is full, so (nearly) all are: the
+                    // pool is saturated. Wait briefly for this worker to take
+                    // one, then choose again, so the job goes to whichever
+                    // worker frees up first; the backlog stays in the shared
+                    // input channel (FIFO), where the autoscaler sees it,
+                    // not behind one slow worker.
+                    self.stats.pools[pool]
+                        .dispatch_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    match tx.send_timeout(e, FULL_PAUSE) {
+                        Ok(()) => return,
+                        Err(SendTimeoutError::Timeout(e)) => {
+                            counts.finish(slot);
+                            env = e;
+                            self.drain_control();
+                        }
+                        Err(SendTimeoutError::Disconnected(e)) => {
+                            counts.finish(slot);
+                            route.remove(slot);
+                            env = e;
+                        }
+                    }
+                }
+                Err(TrySendError::Disconnected(e)) => {
                     // The worker thread is gone (cannot normally happen: the
                     // supervisor keeps a receiver); choose another.
                     counts.finish(slot);

@@ -152,7 +152,8 @@ pub struct CoreConfig {
     pub max_workers: usize,
     /// `--work-delay` (default 50..500: normal 275 ± 75 ms clamped).
     pub work_delay: WorkDelay,
-    /// Capacity of each worker's inbox (default 64).
+    /// Capacity of each worker's inbox (default 2; the backlog waits in the
+    /// shared input channel instead, see [`crate::dispatch`]).
     pub inbox_capacity: usize,
     /// Worker thread stack size in bytes (default 128 KiB).
     pub stack_size: usize,
@@ -174,7 +175,7 @@ impl Default for CoreConfig {
             min_workers: 4,
             max_workers: 4096,
             work_delay: WorkDelay::default(),
-            inbox_capacity: 64,
+            inbox_capacity: 2,
             stack_size: 128 * 1024,
             restart: RestartPolicy::default(),
             tick: Duration::from_millis(250),
@@ -239,6 +240,7 @@ pub struct PoolStats {
     pub(crate) pool_restarts: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
+    pub(crate) dispatch_waits: AtomicU64,
     pub(crate) retired: AtomicU64,
     pub(crate) retired_in_flight: AtomicU64,
     pub(crate) service_us: AtomicU64,
@@ -269,6 +271,7 @@ impl PoolStats {
             pool_restarts: zero(),
             failed: zero(),
             spawn_failures: zero(),
+            dispatch_waits: zero(),
             retired: zero(),
             retired_in_flight: zero(),
             service_us: zero(),
@@ -305,6 +308,7 @@ impl PoolStats {
             pool_restarts: self.pool_restarts.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             spawn_failures: self.spawn_failures.load(Ordering::Relaxed),
+            dispatch_waits: self.dispatch_waits.load(Ordering::Relaxed),
             retired: self.retired.load(Ordering::Relaxed),
             retired_in_flight: self.retired_in_flight.load(Ordering::Relaxed),
             arrival_rate: load_f64(&self.arrival_rate),
@@ -331,6 +335,7 @@ pub struct CoreStats {
     pub(crate) tweets: AtomicU64,
     pub(crate) kill_messages: AtomicU64,
     pub(crate) agg_send_failures: AtomicU64,
+    pub(crate) input_backlog: AtomicU64,
     pub(crate) fatal: Mutex<Option<String>>,
 }
 
@@ -344,6 +349,7 @@ impl CoreStats {
             tweets: AtomicU64::new(0),
             kill_messages: AtomicU64::new(0),
             agg_send_failures: AtomicU64::new(0),
+            input_backlog: AtomicU64::new(0),
             fatal: Mutex::new(None),
         }
     }
@@ -359,6 +365,7 @@ impl CoreStats {
             tweets: self.tweets.load(Ordering::Relaxed),
             kill_messages: self.kill_messages.load(Ordering::Relaxed),
             agg_send_failures: self.agg_send_failures.load(Ordering::Relaxed),
+            input_backlog: self.input_backlog.load(Ordering::Relaxed),
             sentiment: self.pools[0].snapshot(),
             engagement: self.pools[1].snapshot(),
             fatal: self.fatal.lock().clone(),
@@ -403,6 +410,8 @@ pub struct PoolSnapshot {
     pub failed: u64,
     /// Worker threads that could not be spawned by the autoscaler.
     pub spawn_failures: u64,
+    /// Times the dispatcher found every inbox of this pool full and waited.
+    pub dispatch_waits: u64,
     /// Workers retired by the autoscaler.
     pub retired: u64,
     /// Messages still in flight at those workers when they were retired
@@ -430,6 +439,8 @@ pub struct CoreSnapshot {
     pub kill_messages: u64,
     /// Messages that could not be sent to the aggregator (it was gone).
     pub agg_send_failures: u64,
+    /// Messages waiting in the core's input channel (at the last tick).
+    pub input_backlog: u64,
     pub sentiment: PoolSnapshot,
     pub engagement: PoolSnapshot,
     /// Set when supervision failed; the pipeline must stop.
@@ -519,6 +530,7 @@ pub fn spawn_core(
         Arc::clone(&stats),
         control_tx,
         done_rx,
+        input.clone(),
     );
     sup.start_min_workers()?;
     let dstats = Arc::clone(&stats);
