@@ -10,7 +10,8 @@
 //!   threads (/proc/self/task) and memory (VmRSS/VmHWM).
 //! * `CORE_BENCH_OFF_TWEETS` (default 500000, 0 = skip): that many tweets as
 //!   fast as possible with the delay off: tweets/s and µs per tweet.
-//! * `CORE_BENCH_MAX_WORKERS` (default 4096 per pool).
+//! * `CORE_BENCH_MAX_WORKERS` (default 4096 per pool); `CORE_BENCH_INBOX`
+//!   (inbox capacity of the delay-off run, default the core's default, 2).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +51,24 @@ fn memory() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU time (s) of the thread named `name` (first match), from /proc/self/task.
+fn thread_cpu_secs(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    for e in dir.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            return (ticks(11) + ticks(12)) / 100.0;
+        }
+    }
+    f64::NAN
 }
 
 /// CPU time of the process (user + system) in seconds.
@@ -200,6 +219,8 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     }
     let steady = stats.snapshot();
     let (rss, hwm) = memory();
+    let disp_cpu = thread_cpu_secs("dispatcher");
+    let cpu_total = cpu_secs();
     stop.store(true, Ordering::Relaxed);
     let (sent, kills, max_lag) = feeder.join().expect("feeder");
     let end_feed = Instant::now();
@@ -263,12 +284,21 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     println!(
         "threads peak {peak_threads}; memory VmRSS {rss:.0} MiB, VmHWM {hwm:.0} MiB (process, at the end of the feed)"
     );
+    println!(
+        "CPU: dispatcher thread {:.1} µs/tweet ({:.1}% of a core); whole process {:.1}% of a core \
+         (incl. feeder and collector; process total since start)",
+        disp_cpu * 1e6 / steady.tweets.max(1) as f64,
+        disp_cpu * 100.0 / secs,
+        cpu_total * 100.0 / secs,
+    );
 }
 
 fn off_run(n: usize) {
     println!("\n== core, delay off, {n} tweets as fast as possible ==");
+    let inbox = env("CORE_BENCH_INBOX", CoreConfig::default().inbox_capacity);
     let cfg = CoreConfig {
         work_delay: WorkDelay::Off,
+        inbox_capacity: inbox,
         ..CoreConfig::default()
     };
     let (in_tx, in_rx) = bounded(20_000);
@@ -285,6 +315,11 @@ fn off_run(n: usize) {
         t.received_unix_us = unix_micros();
         in_tx.send(Ingest::Tweet(Arc::new(t))).expect("send");
     }
+    // Sample while the dispatcher is still alive (the input is still open).
+    while stats.snapshot().tweets < n as u64 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let disp_cpu = thread_cpu_secs("dispatcher");
     drop(in_tx);
     core.join().expect("join");
     let c = coll.join().expect("collector");
@@ -294,13 +329,11 @@ fn off_run(n: usize) {
     assert_eq!(c.scores, 2 * n as u64, "lost results");
     println!(
         "{n} tweets in {wall:.2} s: {:.0} tweets/s; wall {:.2} µs/tweet, CPU {:.2} µs/tweet (all threads, incl. feeder and collector); \
-         workers at the end s/e {}/{} (peak target {}), dispatch-to-result p99 {:.3} ms",
+         dispatcher thread CPU {:.2} µs/tweet; dispatch-to-result p99 {:.3} ms (inbox capacity {inbox})",
         n as f64 / wall,
         wall * 1e6 / n as f64,
         cpu * 1e6 / n as f64,
-        s.sentiment.workers,
-        s.engagement.workers,
-        s.sentiment.target,
+        disp_cpu * 1e6 / n as f64,
         s.sentiment.latency_p99_ms.unwrap_or(f64::NAN),
     );
 }

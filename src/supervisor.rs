@@ -488,8 +488,10 @@ impl Supervisor {
                     SlotState::Free => {}
                 }
                 if s.state == SlotState::Active {
-                    log::warn!(
-                        "{} worker {slot} exited unexpectedly ({exit:?})",
+                    // Its inbox closed without a retirement: the dispatcher is
+                    // finishing (shutdown) and `done` is about to arrive.
+                    log::debug!(
+                        "{} worker {slot} exited ({exit:?})",
                         self.stats.pools[pool].kind.name()
                     );
                 }
