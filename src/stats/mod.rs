@@ -1,7 +1,10 @@
-//! Counters, the status line, the stats file and the top-hashtags sketch (issue 6).
+//! Counters, the status line, the stats file and the top-hashtags sketch.
 //!
 //! Shared measuring tools live here too: [`Histogram`] records latencies from many
 //! threads without locks.
+
+pub mod sketch;
+pub mod status;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,258 @@
+//! The once-a-second status: a compact line for people, a JSON object for machines.
+//!
+//! [`Status`] is a plain view filled by the pipeline from every stage's snapshot;
+//! rendering it is pure, so the format is unit-tested here.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// One hashtag of the top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagCount {
+    pub tag: String,
+    pub count: u64,
+}
+
+/// What the status line and the stats file show, once a second.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// Seconds since the pipeline started.
+    pub t: f64,
+    /// Tweets received per second, both streams (extracted retweeted statuses included).
+    pub rate_in: f64,
+    /// Tweets received per second on `/tweets/1` and `/tweets/2`.
+    pub rate_in_streams: [f64; 2],
+    pub sentiment_workers: usize,
+    pub engagement_workers: usize,
+    /// Jobs dispatched to workers and not finished yet (both pools).
+    pub in_flight: u64,
+    /// Kill messages received so far.
+    pub kills: u64,
+    /// Worker restarts so far (both pools).
+    pub restarts: u64,
+    /// The sink's current batch size.
+    pub batch_size: usize,
+    /// The last batch's write time in milliseconds.
+    pub write_ms: f64,
+    /// The sink's state: `up`, `down` or `probing`.
+    pub sink: String,
+    /// Records waiting in memory for the sink.
+    pub buffered: u64,
+    /// Records waiting in the spool file.
+    pub spilled: u64,
+    /// Tweet rows written per second.
+    pub rate_out: f64,
+    pub written_tweets: u64,
+    pub written_users: u64,
+    pub top_hashtags: Vec<TagCount>,
+}
+
+impl Status {
+    /// The status as one line, at most `width` characters when given.
+    pub fn line(&self, width: Option<usize>) -> String {
+        let mut s = String::with_capacity(200);
+        let _ = write!(
+            s,
+            "{:>5.0}s in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
+            self.t,
+            human(self.rate_in),
+            human(self.rate_in_streams[0]),
+            human(self.rate_in_streams[1]),
+            self.sentiment_workers,
+            self.engagement_workers,
+            self.in_flight,
+            self.kills,
+            self.restarts,
+            self.batch_size,
+            self.write_ms,
+            self.sink,
+            self.buffered,
+            self.spilled,
+            human(self.rate_out),
+            self.written_tweets,
+            self.written_users,
+        );
+        if !self.top_hashtags.is_empty() {
+            s.push_str(" │ top");
+            for t in &self.top_hashtags {
+                let _ = write!(s, " #{} {}", t.tag, t.count);
+            }
+        }
+        if let Some(width) = width {
+            if let Some((cut, _)) = s.char_indices().nth(width) {
+                s.truncate(cut);
+            }
+        }
+        s
+    }
+
+    /// The status as one compact JSON object (a line of the stats file).
+    pub fn json(&self) -> String {
+        // A struct of numbers, strings and vectors always serialises.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// A number for people: `950`, `1.2k`, `34k`, `1.5M`.
+pub fn human(v: f64) -> String {
+    let a = v.abs();
+    if a < 1_000.0 {
+        format!("{v:.0}")
+    } else if a < 10_000.0 {
+        format!("{:.1}k", v / 1e3)
+    } else if a < 1_000_000.0 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{:.1}M", v / 1e6)
+    }
+}
+
+/// Turns a growing counter into a per-second rate between two reads.
+#[derive(Debug, Clone)]
+pub struct RateMeter {
+    last: Option<(Instant, u64)>,
+}
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter::new()
+    }
+}
+
+impl RateMeter {
+    pub fn new() -> RateMeter {
+        RateMeter { last: None }
+    }
+
+    /// The rate since the previous call (0 on the first call or if time did not move).
+    pub fn rate(&mut self, now: Instant, total: u64) -> f64 {
+        let rate = match self.last {
+            Some((then, prev)) => {
+                let dt = now.saturating_duration_since(then).as_secs_f64();
+                if dt > 0.0 {
+                    total.saturating_sub(prev) as f64 / dt
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, total));
+        rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sample() -> Status {
+        Status {
+            t: 12.0,
+            rate_in: 1843.0,
+            rate_in_streams: [912.0, 931.0],
+            sentiment_workers: 612,
+            engagement_workers: 598,
+            in_flight: 1020,
+            kills: 7,
+            restarts: 7,
+            batch_size: 850,
+            write_ms: 42.4,
+            sink: "up".into(),
+            buffered: 120,
+            spilled: 0,
+            rate_out: 1790.0,
+            written_tweets: 20311,
+            written_users: 15002,
+            top_hashtags: vec![
+                TagCount {
+                    tag: "love".into(),
+                    count: 52,
+                },
+                TagCount {
+                    tag: "música".into(),
+                    count: 40,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn line_shows_every_figure() {
+        let line = sample().line(None);
+        for part in [
+            "12s",
+            "1.8k/s",
+            "(912+931)",
+            "S612 E598",
+            "in-flight 1020",
+            "kills 7",
+            "restarts 7",
+            "batch 850 42ms",
+            "sink up",
+            "buf 120",
+            "spool 0",
+            "1.8k/s",
+            "tweets 20311",
+            "users 15002",
+            "top #love 52 #música 40",
+        ] {
+            assert!(line.contains(part), "{part:?} missing from {line:?}");
+        }
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn line_is_cut_at_width_on_a_char_boundary() {
+        let line = sample().line(Some(30));
+        assert_eq!(line.chars().count(), 30);
+        let all = sample().line(None);
+        let cut_in_tag = all.chars().count() - 3; // inside "música 40"
+        assert_eq!(sample().line(Some(cut_in_tag)).chars().count(), cut_in_tag);
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let v: serde_json::Value = serde_json::from_str(&sample().json()).unwrap();
+        for key in [
+            "t",
+            "rate_in",
+            "sentiment_workers",
+            "engagement_workers",
+            "in_flight",
+            "restarts",
+            "batch_size",
+            "write_ms",
+            "sink",
+            "buffered",
+            "spilled",
+            "written_tweets",
+            "written_users",
+            "top_hashtags",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(v["top_hashtags"][1]["tag"], "música");
+        assert_eq!(v["top_hashtags"][1]["count"], 40);
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human(950.0), "950");
+        assert_eq!(human(1234.0), "1.2k");
+        assert_eq!(human(34_000.0), "34k");
+        assert_eq!(human(1_500_000.0), "1.5M");
+    }
+
+    #[test]
+    fn rate_meter_divides_by_elapsed_time() {
+        let mut m = RateMeter::new();
+        let t0 = Instant::now();
+        assert_eq!(m.rate(t0, 100), 0.0);
+        assert_eq!(m.rate(t0 + Duration::from_millis(500), 600), 1000.0);
+        assert_eq!(m.rate(t0 + Duration::from_millis(500), 700), 0.0);
+    }
+}
