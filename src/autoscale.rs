@@ -13,7 +13,8 @@
 //! fast = EWMA of arrivals/dt with time constant tau_fast (0.5 s)
 //! λ    = EWMA of arrivals/dt with time constant tau_slow (2 s);
 //!        if fast > (1 + step_threshold)·λ (a step up, threshold 30%), λ := fast
-//! S    = EWMA of the mean service time of the messages completed in the tick (tau_service 2 s)
+//! S    = EWMA of the mean service time of the messages completed in the tick (tau_service 2 s),
+//!        each tick's mean clamped to max_service_secs (1.5 × the maximum work delay)
 //! want = ceil( λ·S/ρ  +  queued·S/drain_secs )   clamped to min..=max
 //! ```
 //!
@@ -46,6 +47,10 @@ pub struct AutoscaleConfig {
     pub step_threshold: f64,
     /// Smoothing time constant of S (s).
     pub tau_service: f64,
+    /// Per-tick service-time samples are clamped to this (s). The core sets it
+    /// to 1.5 × the maximum work delay: a longer mean means the host starved
+    /// the workers of CPU, and more threads would not help.
+    pub max_service_secs: f64,
     /// The target drops only when `want < (1 - down_hysteresis)·target` ...
     pub down_hysteresis: f64,
     /// ... for at least this long (s).
@@ -63,6 +68,7 @@ impl Default for AutoscaleConfig {
             tau_slow: 2.0,
             step_threshold: 0.3,
             tau_service: 2.0,
+            max_service_secs: f64::INFINITY,
             down_hysteresis: 0.15,
             down_delay_secs: 2.0,
         }
@@ -123,7 +129,7 @@ impl Controller {
             }
         }
         if m.completions > 0 {
-            let s = m.service_secs / m.completions as f64;
+            let s = (m.service_secs / m.completions as f64).min(self.cfg.max_service_secs);
             self.service += alpha(m.dt, self.cfg.tau_service) * (s - self.service);
         }
         let want = self.want(m.queued);
@@ -421,6 +427,26 @@ mod tests {
             c.update(idle);
         }
         assert_eq!(c.target(), 2);
+    }
+
+    #[test]
+    fn service_samples_are_clamped() {
+        let cfg = AutoscaleConfig {
+            tau_slow: 0.0,
+            tau_service: 0.0,
+            max_service_secs: 0.5,
+            ..AutoscaleConfig::default()
+        };
+        let mut c = Controller::new(cfg, 0.1);
+        c.update(Measurement {
+            dt: 1.0,
+            arrivals: 100,
+            completions: 100,
+            service_secs: 300.0, // 3 s each: a stalled host
+            queued: 0,
+        });
+        assert_eq!(c.service_secs(), 0.5);
+        assert_eq!(c.target(), 63); // ceil(100 * 0.5 / 0.8)
     }
 
     #[test]

@@ -189,10 +189,18 @@ impl Default for CoreConfig {
 impl CoreConfig {
     pub(crate) fn autoscale_config(&self) -> crate::autoscale::AutoscaleConfig {
         let min = self.min_workers.max(1);
+        let max_service_secs = match self.work_delay {
+            WorkDelay::Off => self.autoscale.max_service_secs,
+            WorkDelay::Normal { max, .. } => self
+                .autoscale
+                .max_service_secs
+                .min(1.5 * max / 1000.0 + 0.01),
+        };
         crate::autoscale::AutoscaleConfig {
             min_workers: min,
             max_workers: self.max_workers.max(min),
             utilisation: self.utilisation,
+            max_service_secs,
             ..self.autoscale.clone()
         }
     }
