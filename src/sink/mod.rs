@@ -22,6 +22,8 @@
 //! replayed first.
 
 pub mod buffer;
+#[doc(hidden)]
+pub mod fixture;
 pub mod health;
 pub mod monitor;
 pub mod schema;
