@@ -158,7 +158,7 @@ where
                     }
                     Err(e) => {
                         client = None;
-                        let msg = e.to_string();
+                        let msg = super::writer::db_message(&e);
                         if breaker.state() == BreakerState::Closed || msg != last_error {
                             log::warn!("sink: database probe failed: {msg}; breaker open");
                         }

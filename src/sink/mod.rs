@@ -317,6 +317,7 @@ fn pg_config(
     if c.get_application_name().is_none() {
         c.application_name(app);
     }
+    c.notice_callback(|n| log::debug!("sink: server notice: {}", n.message()));
     let opts = format!(
         "{} -c statement_timeout={} -c work_mem=64MB",
         c.get_options().unwrap_or(""),
@@ -505,7 +506,20 @@ fn writer_loop(
     };
     let idle = Duration::from_millis(200);
     loop {
-        if st.breaker.state() != BreakerState::Closed {
+        let state = st.breaker.state();
+        if state == BreakerState::HalfOpen && down_since.is_none() {
+            // First probe (or a probe after a write failure that was not yet seen as
+            // an outage): wait for its verdict.
+            conn = None;
+            st.breaker.wait_closed(idle);
+            if buffer.is_closed()
+                && closed_at.get_or_insert_with(Instant::now).elapsed() >= cfg.shutdown_grace
+            {
+                down_since = Some(Instant::now());
+            }
+            continue;
+        }
+        if state != BreakerState::Closed {
             conn = None;
             if down_since.is_none() {
                 down_since = Some(Instant::now());

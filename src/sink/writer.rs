@@ -515,7 +515,16 @@ impl Conn {
 pub fn db_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} {}", d.code().code(), d.message()),
-        None => e.to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(x) = src {
+                s.push_str(": ");
+                s.push_str(&x.to_string());
+                src = x.source();
+            }
+            s
+        }
     }
 }
 
