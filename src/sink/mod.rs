@@ -319,7 +319,7 @@ fn pg_config(
     }
     c.notice_callback(|n| log::debug!("sink: server notice: {}", n.message()));
     let opts = format!(
-        "{} -c statement_timeout={} -c work_mem=64MB",
+        "{} -c statement_timeout={} -c work_mem=64MB -c temp_buffers=128MB",
         c.get_options().unwrap_or(""),
         statement_timeout.as_millis().max(1)
     );

@@ -11,9 +11,12 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The DDL of the schema and its two tables.
-pub fn create_sql(schema: &str) -> String {
+/// The DDL of the schema and its two tables. With `lz4`, the `raw` columns use
+/// PostgreSQL 14+'s lz4 TOAST compression (several times faster than the default pglz
+/// on ~2 KB tweets).
+pub fn create_sql(schema: &str, lz4: bool) -> String {
     let s = ident(schema);
+    let c = if lz4 { " COMPRESSION lz4" } else { "" };
     format!(
         "CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.users (
@@ -26,7 +29,7 @@ CREATE TABLE IF NOT EXISTS {s}.users (
     verified        boolean,
     lang            text,
     created_at      timestamptz,
-    raw             jsonb NOT NULL,
+    raw             jsonb{c} NOT NULL,
     ingest_seq      bigint NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS {s}.tweets (
     hashtags            text[] NOT NULL DEFAULT '{{}}',
     sentiment           double precision,
     engagement          double precision,
-    raw                 jsonb NOT NULL,
+    raw                 jsonb{c} NOT NULL,
     ingest_seq          bigint NOT NULL,
     received_at         timestamptz,
     ingested_at         timestamptz NOT NULL DEFAULT now()
@@ -57,7 +60,16 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
         "SELECT pg_advisory_xact_lock(hashtext('tweetflow.schema.' || $1::text))",
         &[&schema],
     )?;
-    tx.batch_execute(&create_sql(schema))?;
+    // lz4 where the server has it (14+, built with lz4); plain DDL otherwise.
+    let lz4 = tx
+        .query_one(
+            "SELECT current_setting('server_version_num')::int >= 140000 \
+             AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+                         AND 'lz4' = ANY(enumvals))",
+            &[],
+        )?
+        .get::<_, bool>(0);
+    tx.batch_execute(&create_sql(schema, lz4))?;
     tx.commit()
 }
 
@@ -65,15 +77,17 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
 pub fn staging_sql() -> String {
     "CREATE TEMP TABLE IF NOT EXISTS tf_stage_users (
     id bigint, screen_name text, name text, followers_count bigint, friends_count bigint,
-    statuses_count bigint, verified boolean, lang text, created_at timestamptz, raw text,
+    statuses_count bigint, verified boolean, lang text, created_at timestamptz, raw jsonb,
     ingest_seq bigint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tf_stage_tweets (
     id bigint, user_id bigint, text text, lang text, created_at timestamptz,
     favorite_count bigint, retweet_count bigint, retweeted_status_id bigint, hashtags text[],
-    sentiment double precision, engagement double precision, raw text, ingest_seq bigint,
+    sentiment double precision, engagement double precision, raw jsonb, ingest_seq bigint,
     received_at timestamptz
-) ON COMMIT DELETE ROWS;"
+) ON COMMIT DELETE ROWS;
+ALTER TABLE tf_stage_users ALTER raw SET STORAGE EXTERNAL;
+ALTER TABLE tf_stage_tweets ALTER raw SET STORAGE EXTERNAL;"
         .to_owned()
 }
 
@@ -94,7 +108,7 @@ pub fn upsert_users_sql(schema: &str) -> String {
         "INSERT INTO {s}.users AS t (id, screen_name, name, followers_count, friends_count,
     statuses_count, verified, lang, created_at, raw, ingest_seq, updated_at)
 SELECT DISTINCT ON (id) id, screen_name, name, followers_count, friends_count,
-    statuses_count, verified, lang, created_at, raw::jsonb, ingest_seq, now()
+    statuses_count, verified, lang, created_at, raw, ingest_seq, now()
 FROM tf_stage_users
 ORDER BY id, ingest_seq DESC
 ON CONFLICT (id) DO UPDATE SET
@@ -107,7 +121,8 @@ WHERE excluded.ingest_seq > t.ingest_seq"
     )
 }
 
-/// Staging → tweets: as for users; the raw tweet's `user` becomes the user id.
+/// Staging → tweets: as for users. The raw tweet's `user` was already replaced by the
+/// user id on the client (`writer::replace_user`), before the binary COPY as jsonb.
 pub fn upsert_tweets_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
@@ -116,8 +131,7 @@ pub fn upsert_tweets_sql(schema: &str) -> String {
     received_at, ingested_at)
 SELECT DISTINCT ON (id) id, user_id, text, lang, created_at, coalesce(favorite_count, 0),
     coalesce(retweet_count, 0), retweeted_status_id, coalesce(hashtags, '{{}}'), sentiment,
-    engagement, jsonb_set(raw::jsonb, '{{user}}', to_jsonb(user_id)), ingest_seq, received_at,
-    now()
+    engagement, raw, ingest_seq, received_at, now()
 FROM tf_stage_tweets
 ORDER BY id, ingest_seq DESC
 ON CONFLICT (id) DO UPDATE SET

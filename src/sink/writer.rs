@@ -208,6 +208,135 @@ fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
     c
 }
 
+/// JSON text sent in jsonb's binary format (version byte 1, then the text); the
+/// server parses it, so invalid JSON is refused there, as a data error.
+#[derive(Debug)]
+pub struct Jsonb<'a>(pub &'a str);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Skips one JSON value starting at `i` (after whitespace); returns the index after it,
+/// or `None` if the text is not well-formed there.
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match *b.get(i)? {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            b',' | b' ' | b'\t' | b'\n' | b'\r' | b':' if depth > 0 => i += 1,
+            b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r' => return Some(i),
+            _ => i += 1,
+        }
+        if depth == 0 && !matches!(b.get(i), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+')) {
+            return Some(i);
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The raw tweet with its top-level `user` member replaced by the user id (added if
+/// missing). Text that is not a well-formed JSON object is returned unchanged; the
+/// database then refuses it and the record is isolated as a rejected row.
+pub fn replace_user(raw: &str, user_id: i64) -> Cow<'_, str> {
+    let b = raw.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return Cow::Borrowed(raw);
+    }
+    let open = i;
+    i += 1;
+    let mut spans = Vec::new();
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b'}') => break,
+            Some(b'"') => {}
+            _ => return Cow::Borrowed(raw),
+        }
+        let key_start = i;
+        let Some(key_end) = skip_value(b, i) else {
+            return Cow::Borrowed(raw);
+        };
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return Cow::Borrowed(raw);
+        }
+        let vstart = skip_ws(b, i + 1);
+        let Some(vend) = skip_value(b, vstart) else {
+            return Cow::Borrowed(raw);
+        };
+        if vend == vstart {
+            return Cow::Borrowed(raw);
+        }
+        if &b[key_start..key_end] == b"\"user\"" {
+            spans.push((vstart, vend));
+        }
+        i = skip_ws(b, vend);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => break,
+            _ => return Cow::Borrowed(raw),
+        }
+    }
+    if skip_ws(b, i + 1) != b.len() {
+        return Cow::Borrowed(raw);
+    }
+    let id = user_id.to_string();
+    if spans.is_empty() {
+        let rest = skip_ws(b, open + 1);
+        let sep = if b.get(rest) == Some(&b'}') { "" } else { "," };
+        return Cow::Owned(format!("{{\"user\":{id}{sep}{}", &raw[open + 1..]));
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut last = 0;
+    for (s, e) in spans {
+        out.push_str(&raw[last..s]);
+        out.push_str(&id);
+        last = e;
+    }
+    out.push_str(&raw[last..]);
+    Cow::Owned(out)
+}
+
 /// What a batch write did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -271,7 +400,7 @@ const USER_TYPES: [Type; 11] = [
     Type::BOOL,
     Type::TEXT,
     Type::TIMESTAMPTZ,
-    Type::TEXT,
+    Type::JSONB,
     Type::INT8,
 ];
 
@@ -287,7 +416,7 @@ const TWEET_TYPES: [Type; 14] = [
     Type::TEXT_ARRAY,
     Type::FLOAT8,
     Type::FLOAT8,
-    Type::TEXT,
+    Type::JSONB,
     Type::INT8,
     Type::TIMESTAMPTZ,
 ];
@@ -350,6 +479,8 @@ impl Conn {
                 }
             }
         }
+        let prof = std::env::var_os("TF_SINK_PROFILE").is_some();
+        let mut marks = vec![std::time::Instant::now()];
         let mut tx = self.client.transaction()?;
         if !users.is_empty() {
             let sink = tx.copy_in(&self.copy_users)?;
@@ -363,6 +494,7 @@ impl Conn {
                 let lang = u.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
                 let created = u.created_at.as_deref().and_then(parse_twitter_time);
                 let raw = sanitized_json(&u.raw, &mut out.sanitized);
+                let raw = Jsonb(&raw);
                 let seq = *seq as i64;
                 let row: [&(dyn ToSql + Sync); 11] = [
                     &u.id,
@@ -374,13 +506,14 @@ impl Conn {
                     &u.verified,
                     &lang.as_deref(),
                     &created,
-                    &raw.as_ref(),
+                    &raw,
                     &seq,
                 ];
                 w.write(&row)?;
             }
             w.finish()?;
         }
+        marks.push(std::time::Instant::now());
         if !tweets.is_empty() {
             let sink = tx.copy_in(&self.copy_tweets)?;
             let mut w = BinaryCopyInWriter::new(sink, &TWEET_TYPES);
@@ -396,6 +529,8 @@ impl Conn {
                     .collect();
                 let tags: Vec<&str> = tags.iter().map(|c| c.as_ref()).collect();
                 let raw = sanitized_json(&t.raw, &mut out.sanitized);
+                let raw = replace_user(&raw, t.user.id);
+                let raw = Jsonb(&raw);
                 let seq = t.seq as i64;
                 let received = UNIX_EPOCH + Duration::from_micros(t.received_unix_us);
                 let row: [&(dyn ToSql + Sync); 14] = [
@@ -410,7 +545,7 @@ impl Conn {
                     &tags,
                     &r.sentiment,
                     &r.engagement,
-                    &raw.as_ref(),
+                    &raw,
                     &seq,
                     &received,
                 ];
@@ -418,13 +553,21 @@ impl Conn {
             }
             w.finish()?;
         }
+        marks.push(std::time::Instant::now());
         if !users.is_empty() {
             out.users_changed = tx.execute(&self.upsert_users, &[])?;
         }
+        marks.push(std::time::Instant::now());
         if !tweets.is_empty() {
             out.tweets_changed = tx.execute(&self.upsert_tweets, &[])?;
         }
+        marks.push(std::time::Instant::now());
         tx.commit()?;
+        marks.push(std::time::Instant::now());
+        if prof {
+            let d: Vec<String> = marks.windows(2).map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3)).collect();
+            eprintln!("rows {} users {}: copy_u, copy_t, ups_u, ups_t, commit ms = {}", tweets.len(), users.len(), d.join(" "));
+        }
         out.users = users.len() as u64;
         out.tweets = tweets.len() as u64;
         Ok(out)
@@ -589,6 +732,29 @@ mod tests {
         ] {
             assert_eq!(parse_twitter_time(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn replaces_the_top_level_user_only() {
+        let raw = r#"{"id":1,"user":{"id":7,"name":"a}\"b","x":[1,{"user":2}]},"retweeted_status":{"user":{"id":8}},"n":-1.5e3,"t":true}"#;
+        let got = replace_user(raw, 7);
+        assert_eq!(
+            got,
+            r#"{"id":1,"user":7,"retweeted_status":{"user":{"id":8}},"n":-1.5e3,"t":true}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(v["user"], 7);
+        assert_eq!(replace_user(r#" { "user" : null } "#, 3), r#" { "user" : 3 } "#);
+        assert_eq!(replace_user(r#"{"id":1}"#, 3), r#"{"user":3,"id":1}"#);
+        assert_eq!(replace_user(r#"{}"#, 3), r#"{"user":3}"#);
+        for bad in [r#"{"id":1"#, "[1]", "", r#"{"user":}"#, r#"{"a":1} x"#, r#"{"a" 1}"#] {
+            assert_eq!(replace_user(bad, 3), bad, "{bad:?}");
+        }
+        let fx = crate::sink::fixture::records(1, 1, 1).remove(0);
+        let v: serde_json::Value =
+            serde_json::from_str(&replace_user(&fx.tweet.raw, fx.tweet.user.id)).unwrap();
+        assert_eq!(v["user"], fx.tweet.user.id);
+        assert_eq!(v["text"], fx.tweet.text.as_str());
     }
 
     #[test]
