@@ -72,9 +72,12 @@ impl Fresh {
     }
     fn count(&self) -> i64 {
         let mut c = Client::connect(&url(), NoTls).expect("connect");
-        c.query_one(&format!("SELECT count(*) FROM \"{}\".tweets", self.name), &[])
-            .expect("count")
-            .get(0)
+        c.query_one(
+            &format!("SELECT count(*) FROM \"{}\".tweets", self.name),
+            &[],
+        )
+        .expect("count")
+        .get(0)
     }
 }
 
@@ -299,7 +302,10 @@ fn main() {
                 r.mode,
                 r.rows as f64 / r.secs
             );
-            if slot.as_ref().is_none_or(|b| r.rows as f64 / r.secs > b.rows as f64 / b.secs) {
+            if slot
+                .as_ref()
+                .is_none_or(|b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
+            {
                 *slot = Some(r);
             }
         }

@@ -260,7 +260,9 @@ fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
             b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r' => return Some(i),
             _ => i += 1,
         }
-        if depth == 0 && !matches!(b.get(i), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+')) {
+        if depth == 0
+            && !matches!(b.get(i), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'))
+        {
             return Some(i);
         }
     }
@@ -565,8 +567,16 @@ impl Conn {
         tx.commit()?;
         marks.push(std::time::Instant::now());
         if prof {
-            let d: Vec<String> = marks.windows(2).map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3)).collect();
-            eprintln!("rows {} users {}: copy_u, copy_t, ups_u, ups_t, commit ms = {}", tweets.len(), users.len(), d.join(" "));
+            let d: Vec<String> = marks
+                .windows(2)
+                .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3))
+                .collect();
+            eprintln!(
+                "rows {} users {}: copy_u, copy_t, ups_u, ups_t, commit ms = {}",
+                tweets.len(),
+                users.len(),
+                d.join(" ")
+            );
         }
         out.users = users.len() as u64;
         out.tweets = tweets.len() as u64;
@@ -744,10 +754,20 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(v["user"], 7);
-        assert_eq!(replace_user(r#" { "user" : null } "#, 3), r#" { "user" : 3 } "#);
+        assert_eq!(
+            replace_user(r#" { "user" : null } "#, 3),
+            r#" { "user" : 3 } "#
+        );
         assert_eq!(replace_user(r#"{"id":1}"#, 3), r#"{"user":3,"id":1}"#);
         assert_eq!(replace_user(r#"{}"#, 3), r#"{"user":3}"#);
-        for bad in [r#"{"id":1"#, "[1]", "", r#"{"user":}"#, r#"{"a":1} x"#, r#"{"a" 1}"#] {
+        for bad in [
+            r#"{"id":1"#,
+            "[1]",
+            "",
+            r#"{"user":}"#,
+            r#"{"a":1} x"#,
+            r#"{"a" 1}"#,
+        ] {
             assert_eq!(replace_user(bad, 3), bad, "{bad:?}");
         }
         let fx = crate::sink::fixture::records(1, 1, 1).remove(0);
