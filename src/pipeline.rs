@@ -79,6 +79,8 @@ pub struct Summary {
     /// Tweets received (extracted retweeted statuses included), per stream and in all.
     pub tweets_in: u64,
     pub events: u64,
+    /// SSE events received on `/tweets/1` and `/tweets/2`.
+    pub events_per_stream: [u64; 2],
     pub kills: u64,
     pub restarts: u64,
     pub reconnects: u64,
@@ -86,6 +88,8 @@ pub struct Summary {
     pub oversized: u64,
     /// Records handed to the sink.
     pub records: u64,
+    /// Records whose batch committed (this run, spool replays included).
+    pub committed: u64,
     /// Records whose scores did not all arrive in time (written with NULLs).
     pub incomplete: u64,
     pub written_tweets: u64,
@@ -109,8 +113,8 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  work:   {} worker restarts, {} records ({} incomplete)",
-            self.restarts, self.records, self.incomplete
+            "  work:   {} worker restarts, {} records ({} incomplete), {} committed",
+            self.restarts, self.records, self.incomplete, self.committed
         )?;
         writeln!(
             f,
@@ -379,8 +383,9 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::default()
     };
-    for s in &source_stats {
+    for (i, s) in source_stats.iter().enumerate() {
         let s = s.snapshot();
+        summary.events_per_stream[i] = s.events;
         summary.tweets_in += s.tweets;
         summary.events += s.events;
         summary.kills += s.kills;
@@ -395,6 +400,7 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
     let sink_snap = sink_stats.snapshot();
     summary.written_tweets = sink_snap.written_tweets;
     summary.written_users = sink_snap.written_users;
+    summary.committed = sink_snap.records_committed;
     summary.rejected_rows = sink_snap.rejected_rows;
     summary.latency_p50_ms = sink_snap.latency_p50_ms;
     summary.latency_p99_ms = sink_snap.latency_p99_ms;
