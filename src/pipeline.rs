@@ -262,6 +262,12 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
 
     // The sink first: it replays a spool left by an earlier run and waits out a
     // database that is down, without holding up the rest.
+    info!(
+        "writing to {} (schema {}), spilling to {} when it is down",
+        redact_url(&cfg.sink.database_url),
+        cfg.sink.schema,
+        cfg.sink.spool_dir.display()
+    );
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
     let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).context("starting the sink")?;
     let sink_stats = sink.stats();
@@ -333,6 +339,8 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
             core: Arc::clone(&core_stats),
             sink: Arc::clone(&sink_stats),
             hashtags: Arc::clone(&hashtags),
+            database: redact_url(&cfg.sink.database_url),
+            spool_dir: cfg.sink.spool_dir.clone(),
         };
         let stats_file = match &cfg.stats_file {
             Some(path) => Some(BufWriter::new(
@@ -448,6 +456,9 @@ struct StatusSources {
     core: Arc<CoreStats>,
     sink: Arc<sink::SinkStats>,
     hashtags: Arc<Mutex<TopHashtags>>,
+    /// For the message shown when the database is unreachable.
+    database: String,
+    spool_dir: PathBuf,
 }
 
 fn status_loop(
@@ -460,11 +471,25 @@ fn status_loop(
     let mut rates_in = [RateMeter::new(), RateMeter::new()];
     let mut rate_out = RateMeter::new();
     let mut next = Instant::now() + Duration::from_secs(1);
+    let mut was_down = false;
     loop {
         let finished = done.sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         let now = Instant::now();
         let status = build_status(&view, now, &mut rates_in, &mut rate_out);
+        let down = status.sink == "down";
+        if down && !was_down {
+            warn!(
+                "PostgreSQL at {} is unreachable: records are kept in memory and spilled to {}, \
+                 and written as soon as it is back. Is it running? Check with \
+                 `pg_isready -h <host> -p <port>`, or point --database-url / DATABASE_URL at it.",
+                view.database,
+                view.spool_dir.display()
+            );
+        } else if !down && was_down {
+            info!("PostgreSQL at {} is back: writing", view.database);
+        }
+        was_down = down;
         if let Some(f) = stats_file.as_mut() {
             if let Err(e) = writeln!(f, "{}", status.json()).and_then(|_| f.flush()) {
                 warn!("cannot write the stats file: {e}; no more stats will be written");
@@ -533,4 +558,103 @@ fn build_status(
         .map(|(tag, count)| TagCount { tag, count })
         .collect();
     status
+}
+
+/// A connection string without its password, for messages.
+///
+/// Handles URLs (`postgres://user:secret@host/db`) and key=value strings
+/// (`host=h password=secret`).
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            return format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..]);
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cr@t@db.example:5432/app?sslmode=require"),
+            "postgres://bob:***@db.example:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+        assert_eq!(
+            redact_url("postgresql://localhost/db"),
+            "postgresql://localhost/db"
+        );
+        assert_eq!(
+            redact_url("host=h user=u password=secret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+    }
+
+    #[test]
+    fn flags_map_onto_the_stage_configs() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from([
+            "tweetflow",
+            "--work-delay",
+            "0",
+            "--min-workers",
+            "3",
+            "--batch-max",
+            "999",
+            "--schema",
+            "s1",
+            "--duration",
+            "2.5",
+            "--emulator-rate",
+            "max",
+        ]);
+        let crate::cli::Command::Run(args) = cli.into_command() else {
+            panic!("tweetflow alone must mean run");
+        };
+        let cfg = config_from_args(&args).unwrap();
+        assert_eq!(cfg.core.min_workers, 3);
+        assert_eq!(cfg.sink.batch_max, 999);
+        assert_eq!(cfg.sink.schema, "s1");
+        assert_eq!(cfg.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
+        assert_eq!(cfg.emulator.bind.port(), 0);
+        assert_eq!(cfg.core.work_delay, crate::workers::WorkDelay::Off);
+
+        for bad in [
+            vec!["tweetflow", "--min-workers", "0"],
+            vec!["tweetflow", "--batch-min", "10", "--batch-max", "5"],
+            vec!["tweetflow", "--work-delay", "fast"],
+            vec!["tweetflow", "--duration=-1"],
+            vec!["tweetflow", "--utilisation", "1.5"],
+        ] {
+            let cli = crate::cli::Cli::parse_from(bad.clone());
+            let crate::cli::Command::Run(args) = cli.into_command() else {
+                panic!()
+            };
+            assert!(config_from_args(&args).is_err(), "{bad:?} accepted");
+        }
+    }
 }
