@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,16 +26,16 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{error, info, warn};
 use parking_lot::Mutex;
 
-use crate::aggregate::{self, AggConfig};
+use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
 use crate::cli::RunArgs;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
 use crate::shutdown::Shutdown;
-use crate::sink::{self, SinkConfig};
+use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::{RateMeter, Status, TagCount};
-use crate::workers::{self, CoreConfig, CoreStats};
+use crate::workers::{self, Core, CoreConfig, CoreStats};
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
@@ -133,7 +134,7 @@ impl std::fmt::Display for Summary {
 /// Counts of the tap between the aggregator and the sink.
 #[derive(Debug, Default)]
 struct TapStats {
-    records: std::sync::atomic::AtomicU64,
+    records: AtomicU64,
 }
 
 /// `tweetflow run`: builds the configuration from the flags, handles signals and
@@ -246,10 +247,66 @@ fn spawn_named<F: FnOnce() + Send + 'static>(name: &str, f: F) -> anyhow::Result
 /// Runs the pipeline until `shutdown` is triggered (or `duration` passes, or a
 /// stage fails for good), then drains every stage and returns the summary.
 pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
+    match start(cfg, shutdown.clone()) {
+        Ok(pipeline) => pipeline.wait(),
+        Err(Stopped::Early) => Ok(Summary::default()),
+        Err(Stopped::Failed(e)) => Err(e),
+    }
+}
+
+/// Why [`start`] returned no pipeline.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Shutdown was triggered before the server answered; nothing ran.
+    Early,
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Stopped {
+    fn from(e: E) -> Stopped {
+        Stopped::Failed(e.into())
+    }
+}
+
+/// Live statistics of every stage of a running pipeline.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub started: Instant,
+    /// One per stream, `/tweets/1` first.
+    pub sources: Vec<Arc<SourceStats>>,
+    pub core: Arc<CoreStats>,
+    pub aggregate: Arc<AggStats>,
+    pub sink: Arc<SinkStats>,
+    pub hashtags: Arc<Mutex<TopHashtags>>,
+    tap: Arc<TapStats>,
+    /// For the message shown when the database is unreachable.
+    database: String,
+    spool_dir: PathBuf,
+}
+
+/// A running pipeline; [`Pipeline::wait`] runs it to its end.
+pub struct Pipeline {
+    probes: Probes,
+    duration: Option<Duration>,
+    shutdown: Shutdown,
+    _emulator: Option<Emulator>,
+    readers: Vec<JoinHandle<()>>,
+    core: Core,
+    aggregator: Aggregator,
+    tap: JoinHandle<()>,
+    sink: Sink,
+    ticker: JoinHandle<()>,
+    ticker_done: Shutdown,
+}
+
+/// Starts every stage: the emulator (without a server), the sink, the lexicon
+/// fetch (waits for the server), the core, the aggregator, the tap, the readers
+/// and the status ticker.
+pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Stopped> {
     let started = Instant::now();
 
     // The server: the one given, or the built-in emulator.
-    let (_emulator, server) = match &cfg.server {
+    let (emulator, server) = match &cfg.server {
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
             let emu =
@@ -270,7 +327,6 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
     );
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
     let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).context("starting the sink")?;
-    let sink_stats = sink.stats();
 
     let mut source_cfg = cfg.source.clone();
     source_cfg.server = server.clone();
@@ -279,12 +335,13 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
         Ok(lex) => Arc::new(lex),
         Err(e) => {
             drop(rec_tx);
-            let summary = sink.join();
+            let joined = sink.join();
             if shutdown.is_triggered() {
-                info!("stopped before the lexicon arrived");
-                return Ok(summary.map(|_| Summary::default()).unwrap_or_default());
+                info!("stopped before the server answered");
+                joined.context("the sink failed")?;
+                return Err(Stopped::Early);
             }
-            return Err(e).context("fetching the lexicon");
+            return Err(anyhow::Error::from(e).context("fetching the lexicon").into());
         }
     };
     info!("lexicon: {} entries", lexicon.len());
@@ -295,16 +352,24 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
 
     let core = workers::spawn_core(cfg.core.clone(), lexicon, ingest_rx, agg_tx)
         .context("starting the worker pools")?;
-    let core_stats = core.stats();
     let aggregator = aggregate::spawn_aggregator(cfg.aggregate.clone(), agg_rx, tap_tx)
         .context("starting the aggregator")?;
-    let agg_stats = aggregator.stats();
 
-    let hashtags = Arc::new(Mutex::new(TopHashtags::default()));
-    let tap_stats = Arc::new(TapStats::default());
+    let probes = Probes {
+        started,
+        sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
+        core: core.stats(),
+        aggregate: aggregator.stats(),
+        sink: sink.stats(),
+        hashtags: Arc::new(Mutex::new(TopHashtags::default())),
+        tap: Arc::new(TapStats::default()),
+        database: redact_url(&cfg.sink.database_url),
+        spool_dir: cfg.sink.spool_dir.clone(),
+    };
+
     let tap = {
-        let hashtags = Arc::clone(&hashtags);
-        let tap_stats = Arc::clone(&tap_stats);
+        let hashtags = Arc::clone(&probes.hashtags);
+        let tap_stats = Arc::clone(&probes.tap);
         spawn_named("tap", move || {
             tap_loop(tap_rx, rec_tx, &hashtags, &tap_stats)
         })?
@@ -312,36 +377,25 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
 
     let seq = Arc::new(SeqGen::from_clock());
     let mut readers = Vec::new();
-    let mut source_stats: Vec<Arc<SourceStats>> = Vec::new();
-    for stream in [1u8, 2] {
-        let stats = Arc::new(SourceStats::default());
+    for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
         let handle = source::spawn_reader(
             stream,
             source_cfg.clone(),
             Arc::clone(&seq),
             ingest_tx.clone(),
-            Arc::clone(&stats),
+            Arc::clone(stats),
             shutdown.clone(),
         )
         .with_context(|| format!("starting the reader of /tweets/{stream}"))?;
         readers.push(handle);
-        source_stats.push(stats);
     }
     drop(ingest_tx);
 
     // The status ticker runs until every stage has drained.
-    let done = Shutdown::new();
+    let ticker_done = Shutdown::new();
     let ticker = {
-        let done = done.clone();
-        let view = StatusSources {
-            started,
-            source: source_stats.clone(),
-            core: Arc::clone(&core_stats),
-            sink: Arc::clone(&sink_stats),
-            hashtags: Arc::clone(&hashtags),
-            database: redact_url(&cfg.sink.database_url),
-            spool_dir: cfg.sink.spool_dir.clone(),
-        };
+        let done = ticker_done.clone();
+        let probes = probes.clone();
         let stats_file = match &cfg.stats_file {
             Some(path) => Some(BufWriter::new(
                 File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -349,80 +403,125 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> anyhow::Result<Summary> {
             None => None,
         };
         let line = cfg.status_line;
-        spawn_named("status", move || status_loop(view, stats_file, line, &done))?
+        spawn_named("status", move || {
+            status_loop(probes, stats_file, line, &done)
+        })?
     };
 
-    // Run until told to stop.
-    let mut failure = None;
-    loop {
-        if shutdown.sleep(Duration::from_millis(100)) {
-            info!("stopping: draining every stage");
-            break;
-        }
-        if cfg.duration.is_some_and(|d| started.elapsed() >= d) {
-            info!("--duration reached: draining every stage");
-            shutdown.trigger();
-            break;
-        }
-        if let Some(why) = core.fatal() {
-            error!("the worker pools failed: {why}");
-            failure = Some(why);
-            shutdown.trigger();
-            break;
-        }
+    Ok(Pipeline {
+        probes,
+        duration: cfg.duration,
+        shutdown,
+        _emulator: emulator,
+        readers,
+        core,
+        aggregator,
+        tap,
+        sink,
+        ticker,
+        ticker_done,
+    })
+}
+
+impl Pipeline {
+    /// Live statistics of every stage.
+    pub fn probes(&self) -> &Probes {
+        &self.probes
     }
 
-    // Drain front to back.
-    for r in readers {
-        if r.join().is_err() {
-            warn!("a stream reader panicked");
-        }
+    /// The status as the status line shows it now (rates over the time since
+    /// the previous call with the same meters).
+    pub fn status(&self, meters: &mut StatusMeters) -> Status {
+        build_status(&self.probes, Instant::now(), meters)
     }
-    let core_result = core.join();
-    aggregator.join();
-    if tap.join().is_err() {
-        warn!("the tap thread panicked");
-    }
-    let sink_summary = sink.join();
-    done.trigger();
-    let _ = ticker.join();
 
-    let mut summary = Summary {
-        seconds: started.elapsed().as_secs_f64(),
-        ..Summary::default()
-    };
-    for (i, s) in source_stats.iter().enumerate() {
-        let s = s.snapshot();
-        summary.events_per_stream[i] = s.events;
-        summary.tweets_in += s.tweets;
-        summary.events += s.events;
-        summary.kills += s.kills;
-        summary.reconnects += s.reconnects;
-        summary.malformed += s.malformed;
-        summary.oversized += s.oversized;
+    /// Runs until the shutdown flag, the configured duration or a fatal
+    /// failure of the worker pools; then drains every stage front to back.
+    pub fn wait(self) -> anyhow::Result<Summary> {
+        let Pipeline {
+            probes,
+            duration,
+            shutdown,
+            _emulator,
+            readers,
+            core,
+            aggregator,
+            tap,
+            sink,
+            ticker,
+            ticker_done,
+        } = self;
+        let mut failure = None;
+        loop {
+            if shutdown.sleep(Duration::from_millis(100)) {
+                info!("stopping: draining every stage");
+                break;
+            }
+            if duration.is_some_and(|d| probes.started.elapsed() >= d) {
+                info!("--duration reached: draining every stage");
+                shutdown.trigger();
+                break;
+            }
+            if let Some(why) = core.fatal() {
+                error!("the worker pools failed: {why}");
+                failure = Some(why);
+                shutdown.trigger();
+                break;
+            }
+        }
+
+        // Drain front to back: each stage ends when its input disconnects.
+        for r in readers {
+            if r.join().is_err() {
+                warn!("a stream reader panicked");
+            }
+        }
+        let core_result = core.join();
+        aggregator.join();
+        if tap.join().is_err() {
+            warn!("the tap thread panicked");
+        }
+        let sink_summary = sink.join();
+        ticker_done.trigger();
+        let _ = ticker.join();
+
+        let mut summary = Summary {
+            seconds: probes.started.elapsed().as_secs_f64(),
+            ..Summary::default()
+        };
+        for (i, s) in probes.sources.iter().enumerate() {
+            let s = s.snapshot();
+            summary.events_per_stream[i] = s.events;
+            summary.tweets_in += s.tweets;
+            summary.events += s.events;
+            summary.kills += s.kills;
+            summary.reconnects += s.reconnects;
+            summary.malformed += s.malformed;
+            summary.oversized += s.oversized;
+        }
+        let core_snap = probes.core.snapshot();
+        summary.restarts = core_snap.sentiment.restarts + core_snap.engagement.restarts;
+        summary.records = probes.tap.records.load(Ordering::Relaxed);
+        summary.incomplete = probes.aggregate.snapshot().incomplete;
+        let sink_snap = probes.sink.snapshot();
+        summary.written_tweets = sink_snap.written_tweets;
+        summary.written_users = sink_snap.written_users;
+        summary.committed = sink_snap.records_committed;
+        summary.rejected_rows = sink_snap.rejected_rows;
+        summary.latency_p50_ms = sink_snap.latency_p50_ms;
+        summary.latency_p99_ms = sink_snap.latency_p99_ms;
+        match sink_summary {
+            Ok(s) => summary.spooled_at_exit = s.left_in_spool,
+            Err(e) => return Err(e).context("the sink failed"),
+        }
+        if let Err(e) = core_result {
+            return Err(e).context("the worker pools failed");
+        }
+        if let Some(why) = failure {
+            bail!("the worker pools failed: {why}");
+        }
+        Ok(summary)
     }
-    let core_snap = core_stats.snapshot();
-    summary.restarts = core_snap.sentiment.restarts + core_snap.engagement.restarts;
-    summary.records = tap_stats.records.load(std::sync::atomic::Ordering::Relaxed);
-    summary.incomplete = agg_stats.snapshot().incomplete;
-    let sink_snap = sink_stats.snapshot();
-    summary.written_tweets = sink_snap.written_tweets;
-    summary.written_users = sink_snap.written_users;
-    summary.committed = sink_snap.records_committed;
-    summary.rejected_rows = sink_snap.rejected_rows;
-    summary.latency_p50_ms = sink_snap.latency_p50_ms;
-    summary.latency_p99_ms = sink_snap.latency_p99_ms;
-    match sink_summary {
-        Ok(s) => summary.spooled_at_exit = s.left_in_spool,
-        Err(e) => return Err(e).context("the sink failed"),
-    }
-    if let Err(e) = core_result {
-        return Err(e).context("the worker pools failed");
-    }
-    if let Some(why) = failure {
-        bail!("the worker pools failed: {why}");
-    }
-    Ok(summary)
 }
 
 /// Between the aggregator and the sink: counts hashtags into the sketch.
@@ -439,9 +538,7 @@ fn tap_loop(
                 top.add(tag);
             }
         }
-        stats
-            .records
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.records.fetch_add(1, Ordering::Relaxed);
         if output.send(record).is_err() {
             error!("the sink is gone: stopping the tap");
             return;
@@ -449,34 +546,28 @@ fn tap_loop(
     }
 }
 
-/// What the status ticker reads.
-struct StatusSources {
-    started: Instant,
-    source: Vec<Arc<SourceStats>>,
-    core: Arc<CoreStats>,
-    sink: Arc<sink::SinkStats>,
-    hashtags: Arc<Mutex<TopHashtags>>,
-    /// For the message shown when the database is unreachable.
-    database: String,
-    spool_dir: PathBuf,
+/// Rate meters of a status reader (rates are differences between two reads).
+#[derive(Debug, Clone, Default)]
+pub struct StatusMeters {
+    rates_in: [RateMeter; 2],
+    rate_out: RateMeter,
 }
 
 fn status_loop(
-    view: StatusSources,
+    view: Probes,
     mut stats_file: Option<BufWriter<File>>,
     line: bool,
     done: &Shutdown,
 ) {
     let terminal = line && std::io::stderr().is_terminal();
-    let mut rates_in = [RateMeter::new(), RateMeter::new()];
-    let mut rate_out = RateMeter::new();
+    let mut meters = StatusMeters::default();
     let mut next = Instant::now() + Duration::from_secs(1);
     let mut was_down = false;
     loop {
         let finished = done.sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         let now = Instant::now();
-        let status = build_status(&view, now, &mut rates_in, &mut rate_out);
+        let status = build_status(&view, now, &mut meters);
         let down = status.sink == "down";
         if down && !was_down {
             warn!(
@@ -520,19 +611,14 @@ fn terminal_width() -> Option<usize> {
         .or(Some(159))
 }
 
-fn build_status(
-    view: &StatusSources,
-    now: Instant,
-    rates_in: &mut [RateMeter; 2],
-    rate_out: &mut RateMeter,
-) -> Status {
+fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeters) -> Status {
     let mut status = Status {
         t: now.saturating_duration_since(view.started).as_secs_f64(),
         ..Status::default()
     };
-    for (i, s) in view.source.iter().enumerate().take(2) {
+    for (i, s) in view.sources.iter().enumerate().take(2) {
         let snap = s.snapshot();
-        status.rate_in_streams[i] = rates_in[i].rate(now, snap.tweets);
+        status.rate_in_streams[i] = meters.rates_in[i].rate(now, snap.tweets);
         status.kills += snap.kills;
     }
     status.rate_in = status.rate_in_streams.iter().sum();
@@ -549,7 +635,7 @@ fn build_status(
     status.spilled = sink.spilled;
     status.written_tweets = sink.written_tweets;
     status.written_users = sink.written_users;
-    status.rate_out = rate_out.rate(now, sink.written_tweets);
+    status.rate_out = meters.rate_out.rate(now, sink.records_committed);
     status.top_hashtags = view
         .hashtags
         .lock()
