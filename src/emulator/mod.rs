@@ -130,10 +130,12 @@ impl EmulatorConfig {
                 self.retweet_share
             ));
         }
-        if let Rate::Constant(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
+        match &self.rate {
+            Rate::Constant(r) if !(r.is_finite() && *r > 0.0) => {
                 return bad(format!("rate must be > 0 events/s, not {r}"));
             }
+            Rate::Profile(p) => p.validate().map_err(EmulatorError::Config)?,
+            _ => {}
         }
         if self.max_connections == 0 {
             return bad("max connections must be at least 1".into());
