@@ -88,7 +88,7 @@ pub struct EmulatorConfig {
     /// chunk; this tests clients that must not rely on it).
     pub split_chunks: bool,
     /// Runs the rate profile this many times faster (levels last `1/scale` as
-    /// long and rates are `scale` times higher). 1.0 = real time.
+    /// long and rates, a constant one too, are `scale` times higher). 1.0 = real time.
     pub time_scale: f64,
     /// Share of retweets among tweet events (default 1/3).
     pub retweet_share: f64,
