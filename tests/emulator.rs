@@ -380,6 +380,14 @@ fn ids_and_last_event_id_resume() {
     assert_eq!(ids, (1..=80).collect::<Vec<u64>>());
     drop(r);
 
+    for bogus in ["18446744073709551615", "abc", "-3"] {
+        let mut r = get(
+            emu.addr(),
+            "/tweets/1",
+            &format!("Last-Event-ID: {bogus}\r\n"),
+        );
+        assert_eq!(parse_event(&r.events(1)[0]).0, Some(1), "{bogus}");
+    }
     let mut again = get(emu.addr(), "/tweets/1", "Last-Event-ID: 50\r\n");
     let resumed = again.events(30);
     for (k, ev) in resumed.iter().enumerate() {

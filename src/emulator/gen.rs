@@ -722,6 +722,22 @@ impl Corpus {
         };
         let sentiment_p = if english { 0.22 } else { 0.1 };
         let mut words = 0;
+        // Most English tweets are one or two short sentences from templates.
+        let mut target = target;
+        if english && rng.gen_bool(0.75) {
+            if rng.gen_bool(0.7) {
+                target = 0; // the sentences are the tweet
+            }
+            for _ in 0..rng.gen_range(1..=2) {
+                if !self.fill_template(rng, t) {
+                    break;
+                }
+                words += 1;
+                if rng.gen_bool(0.3) {
+                    t.push("", pick(rng, &["!", ".", "...", " 😂", "!!", " lol"]));
+                }
+            }
+        }
         while t.cps < target {
             let r: f64 = rng.gen();
             let pushed = if r < sentiment_p {
@@ -817,6 +833,48 @@ impl Corpus {
                 t.urls.push((code, domain, s, t.cps));
             }
         }
+    }
+
+    /// Appends one English template sentence; false when it did not fit.
+    fn fill_template(&self, rng: &mut SmallRng, t: &mut Text) -> bool {
+        let template = pick(rng, vocab::EN_TEMPLATES);
+        let mark = (t.text.len(), t.cps, t.sentiment_words);
+        for token in template.split(' ') {
+            // A slot may carry punctuation after it: "{p}!!", "{time},".
+            let (slot, suffix) = match (token.starts_with('{'), token.find('}')) {
+                (true, Some(close)) => token.split_at(close + 1),
+                _ => (token, ""),
+            };
+            let (word, sentiment) = match slot {
+                "{s}" => {
+                    let w = if rng.gen_bool(0.6) {
+                        pick(rng, vocab::COMMON_SENTIMENT)
+                    } else if rng.gen_bool(0.05) {
+                        pick(rng, &self.afinn_phrases)
+                    } else {
+                        pick(rng, &self.afinn_words)
+                    };
+                    (w, true)
+                }
+                "{p}" => (pick(rng, vocab::COMMON_POSITIVE), true),
+                "{n}" => (pick(rng, vocab::COMMON_NEGATIVE), true),
+                "{love}" => ("love", true),
+                "{hate}" => ("hate", true),
+                "{noun}" => (pick(rng, vocab::EN_NOUNS), false),
+                "{time}" => (pick(rng, vocab::EN_TIMES), false),
+                literal => (literal, false),
+            };
+            let fits =
+                t.push(" ", word).is_some() && (suffix.is_empty() || t.push("", suffix).is_some());
+            if !fits {
+                t.text.truncate(mark.0);
+                t.cps = mark.1;
+                t.sentiment_words = mark.2;
+                return false;
+            }
+            t.sentiment_words += usize::from(sentiment);
+        }
+        true
     }
 
     fn write_entities(&self, out: &mut Vec<u8>, t: &Text) {
@@ -1706,7 +1764,11 @@ mod tests {
     #[test]
     fn sentiment_is_rarely_zero_and_phrases_occur() {
         let lex = crate::lexicon::Lexicon::afinn_111();
-        for w in vocab::COMMON_SENTIMENT {
+        for w in vocab::COMMON_SENTIMENT
+            .iter()
+            .chain(vocab::COMMON_POSITIVE)
+            .chain(vocab::COMMON_NEGATIVE)
+        {
             assert!(lex.get(w).is_some(), "{w} is not in AFINN-111");
         }
         let mut gen = TweetGen::with_corpus(corpus(), 1);

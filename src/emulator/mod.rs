@@ -88,7 +88,7 @@ pub struct EmulatorConfig {
     /// chunk; this tests clients that must not rely on it).
     pub split_chunks: bool,
     /// Runs the rate profile this many times faster (levels last `1/scale` as
-    /// long and rates are `scale` times higher). 1.0 = real time.
+    /// long and rates, a constant one too, are `scale` times higher). 1.0 = real time.
     pub time_scale: f64,
     /// Share of retweets among tweet events (default 1/3).
     pub retweet_share: f64,
@@ -130,10 +130,12 @@ impl EmulatorConfig {
                 self.retweet_share
             ));
         }
-        if let Rate::Constant(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
+        match &self.rate {
+            Rate::Constant(r) if !(r.is_finite() && *r > 0.0) => {
                 return bad(format!("rate must be > 0 events/s, not {r}"));
             }
+            Rate::Profile(p) => p.validate().map_err(EmulatorError::Config)?,
+            _ => {}
         }
         if self.max_connections == 0 {
             return bad("max connections must be at least 1".into());

@@ -79,6 +79,28 @@ pub struct RateProfile {
     pub high_hold: (f64, f64),
 }
 
+impl RateProfile {
+    /// Checks that every band and hold range is finite, positive and ordered.
+    pub fn validate(&self) -> Result<(), String> {
+        let ranges = [
+            ("low", self.low),
+            ("mid", self.mid),
+            ("high", self.high),
+            ("low_hold", self.low_hold),
+            ("mid_hold", self.mid_hold),
+            ("high_hold", self.high_hold),
+        ];
+        for (name, (a, b)) in ranges {
+            if !(a.is_finite() && b.is_finite() && a > 0.0 && a <= b) {
+                return Err(format!(
+                    "rate profile {name} range {a}..{b} is not 0 < a <= b"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for RateProfile {
     fn default() -> RateProfile {
         RateProfile {
@@ -192,6 +214,7 @@ pub const BATCH_SLACK: Duration = Duration::from_millis(4);
 /// A stream that falls further behind its schedule than this (a slow client,
 /// a starved machine) forgets the backlog instead of bursting to catch up.
 pub const MAX_LAG: Duration = Duration::from_secs(1);
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 86_400);
 
 enum Pace {
     Schedule(Box<Schedule>),
@@ -243,7 +266,15 @@ impl Pacer {
     pub fn deadline(&self) -> Option<Instant> {
         match self.pace {
             Pace::Max => None,
-            _ => Some(self.origin + Duration::from_secs_f64(self.due / self.scale)),
+            _ => {
+                let d = Duration::try_from_secs_f64(self.due / self.scale).unwrap_or(Duration::MAX);
+                // Unreachable in practice (centuries ahead); never panic on it.
+                Some(
+                    self.origin
+                        .checked_add(d)
+                        .unwrap_or(self.origin + FAR_FUTURE),
+                )
+            }
         }
     }
 
@@ -334,6 +365,21 @@ mod tests {
         }
         assert!(differ);
         assert!(max_hold > 10.0);
+    }
+
+    #[test]
+    fn profiles_are_validated() {
+        assert!(RateProfile::default().validate().is_ok());
+        let bad = RateProfile {
+            low: (0.0, 10.0),
+            ..RateProfile::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = RateProfile {
+            high_hold: (5.0, f64::NAN),
+            ..RateProfile::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -44,6 +44,9 @@ const MAX_LINE: u64 = 8 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How long an idle connection may take to send its (next) request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Larger `Last-Event-ID`s (nothing the emulator sent: a month of events at full
+/// rate; tweet ids stay within i64 below it) restart at 0.
+const MAX_RESUME_ID: u64 = 10_000_000_000;
 /// How long [`Emulator::stop`] lets streams end on their own before it shuts
 /// their sockets down.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -502,6 +505,7 @@ fn stream_events(
         req.last_event_id
             .as_deref()
             .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&id| id <= MAX_RESUME_ID)
             .unwrap_or(0)
     } else {
         0

@@ -642,3 +642,112 @@ pub const COLOURS: &[&str] = &[
     "C0DEED", "000000", "FFFFFF", "F5F8FA", "1DA1F2", "ABB8C2", "DDEEF6", "333333", "0084B4",
     "E81C4F", "9266CC", "3B94D9", "FF691F", "89C9FA", "642D8B", "EEEEEE",
 ];
+
+/// English tweet templates. Slots: `{s}` a sentiment word of the lexicon,
+/// `{p}` a frequent positive one, `{n}` a frequent negative one, `{noun}`,
+/// `{time}`, `{love}`, `{hate}`. Other words are literal (punctuation included).
+pub const EN_TEMPLATES: &[&str] = &[
+    "I {love} this {noun} so much",
+    "I {hate} {time}, {n} {noun}",
+    "this {noun} is {s}",
+    "can't believe {time} was so {s}",
+    "ugh {noun} again, {n}",
+    "why is everyone so {s} {time}",
+    "omg the {noun} {time} was {p}!!",
+    "honestly {s} {noun}",
+    "{s} {time}, {s} {noun}",
+    "me: {s}. also me: {s}",
+    "when your {noun} is {s}",
+    "happy birthday to my {p} {noun}",
+    "not gonna lie that {noun} was {s}",
+    "stop being {n} about the {noun}",
+    "feeling {s} {time}",
+    "i just want {noun} and {noun} {time}",
+    "this is so {s} lol",
+    "nobody: ... me: {s} {noun}",
+    "{p} {p} {p}",
+    "my {noun} is {n} and i'm {s}",
+    "{time} is gonna be {p}",
+    "that {noun} though, {s}",
+    "who else is {s} about the {noun}?",
+    "I'm so {n} right now",
+    "the {noun} was {s} but the {noun} was {s}",
+];
+
+/// Nouns for the English templates.
+pub const EN_NOUNS: &[&str] = &[
+    "game",
+    "song",
+    "album",
+    "movie",
+    "team",
+    "weather",
+    "coffee",
+    "teacher",
+    "boss",
+    "phone",
+    "class",
+    "episode",
+    "concert",
+    "pizza",
+    "dog",
+    "cat",
+    "mom",
+    "squad",
+    "bae",
+    "playlist",
+    "show",
+    "finale",
+    "match",
+    "election",
+    "debate",
+    "traffic",
+    "wifi",
+    "weekend",
+    "job",
+    "interview",
+];
+
+/// Times for the English templates.
+pub const EN_TIMES: &[&str] = &[
+    "today",
+    "tonight",
+    "this morning",
+    "last night",
+    "tomorrow",
+    "this week",
+    "right now",
+    "all day",
+    "this weekend",
+    "on monday",
+];
+
+/// Frequent positive words of the lexicon (a unit test checks they are in it).
+pub const COMMON_POSITIVE: &[&str] = &[
+    "love",
+    "good",
+    "happy",
+    "great",
+    "best",
+    "amazing",
+    "awesome",
+    "beautiful",
+    "fun",
+    "cool",
+    "nice",
+    "perfect",
+    "cute",
+    "excited",
+    "proud",
+    "glad",
+    "funny",
+    "fantastic",
+    "lol",
+    "win",
+];
+
+/// Frequent negative words of the lexicon (a unit test checks they are in it).
+pub const COMMON_NEGATIVE: &[&str] = &[
+    "bad", "hate", "sad", "tired", "stupid", "worst", "sick", "sorry", "mad", "annoyed", "angry",
+    "bored", "lost", "wtf", "hell", "damn", "crazy", "miss", "dead", "awful",
+];
