@@ -156,10 +156,7 @@ fn part_a(secs: u64) {
         "raw binary COPY of the same rows: {rows} tweets (+ their users, {:.1} MB) at {raw_rate:.0} tweets/s",
         (users.len() + tweets.len()) as f64 / 1e6
     );
-    println!(
-        "ratio pipeline / raw COPY: {:.2}",
-        pipeline_rate / raw_rate
-    );
+    println!("ratio pipeline / raw COPY: {:.2}", pipeline_rate / raw_rate);
 }
 
 fn part_b(rate: f64, warmup: u64, secs: u64) {
@@ -203,8 +200,8 @@ fn part_b(rate: f64, warmup: u64, secs: u64) {
     let status = pipeline.status(&mut meters);
     let core = probes.core.snapshot();
     size_err.sort_by(|a, b| a.total_cmp(b));
-    let within_25 = size_err.iter().filter(|e| e.abs() <= 0.25).count() as f64
-        / size_err.len().max(1) as f64;
+    let within_25 =
+        size_err.iter().filter(|e| e.abs() <= 0.25).count() as f64 / size_err.len().max(1) as f64;
     println!(
         "in {:.0} tweets/s, committed {:.0} records/s over {secs} s (after {warmup} s warm-up)",
         (i1 - i0) as f64 / dt,
@@ -253,7 +250,10 @@ fn main() {
         let rates: String = env_or("TF_BENCH_RATES", "2000,5000,10000".to_string());
         let warmup = env_or("TF_BENCH_WARMUP", 20);
         let secs = env_or("TF_BENCH_SECS", 60);
-        for r in rates.split(',').filter_map(|r| r.trim().parse::<f64>().ok()) {
+        for r in rates
+            .split(',')
+            .filter_map(|r| r.trim().parse::<f64>().ok())
+        {
             part_b(r, warmup, secs);
         }
     }

@@ -341,7 +341,9 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Stoppe
                 joined.context("the sink failed")?;
                 return Err(Stopped::Early);
             }
-            return Err(anyhow::Error::from(e).context("fetching the lexicon").into());
+            return Err(anyhow::Error::from(e)
+                .context("fetching the lexicon")
+                .into());
         }
     };
     info!("lexicon: {} entries", lexicon.len());
@@ -553,12 +555,7 @@ pub struct StatusMeters {
     rate_out: RateMeter,
 }
 
-fn status_loop(
-    view: Probes,
-    mut stats_file: Option<BufWriter<File>>,
-    line: bool,
-    done: &Shutdown,
-) {
+fn status_loop(view: Probes, mut stats_file: Option<BufWriter<File>>, line: bool, done: &Shutdown) {
     let terminal = line && std::io::stderr().is_terminal();
     let mut meters = StatusMeters::default();
     let mut next = Instant::now() + Duration::from_secs(1);
