@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
 use crate::stats::sketch::TopHashtags;
-use crate::stats::status::{RateMeter, Status, TagCount};
+use crate::stats::status::{fit, RateMeter, Status, TagCount};
 use crate::workers::{self, Core, CoreConfig, CoreStats};
 
 /// Everything `run` needs.
@@ -155,11 +155,14 @@ fn init_logging(terminal: bool) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if terminal {
-        // The status line is redrawn in place; a log line first clears it.
+        // The status lines are redrawn in place; a log line first erases them.
         builder.format(|buf, record| {
+            if STATUS_DRAWN.swap(false, Ordering::SeqCst) {
+                write!(buf, "{ERASE_STATUS}")?;
+            }
             writeln!(
                 buf,
-                "\r\x1b[2K[{} {:5} {}] {}",
+                "[{} {:5} {}] {}",
                 buf.timestamp_seconds(),
                 record.level(),
                 record.target(),
@@ -169,6 +172,11 @@ fn init_logging(terminal: bool) {
     }
     let _ = builder.try_init();
 }
+
+/// Whether the two status lines are on the terminal now (the cursor at the end of the second).
+static STATUS_DRAWN: AtomicBool = AtomicBool::new(false);
+/// Erases the two status lines and leaves the cursor at the start of the first.
+const ERASE_STATUS: &str = "\r\x1b[2K\x1b[1A\r\x1b[2K";
 
 fn install_signal_handlers(shutdown: &Shutdown) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -558,6 +566,8 @@ pub struct StatusMeters {
 fn status_loop(view: Probes, mut stats_file: Option<BufWriter<File>>, line: bool, done: &Shutdown) {
     let terminal = line && std::io::stderr().is_terminal();
     let mut meters = StatusMeters::default();
+    // Prime the rate meters so the first line shows real rates.
+    let _ = build_status(&view, Instant::now(), &mut meters);
     let mut next = Instant::now() + Duration::from_secs(1);
     let mut was_down = false;
     loop {
@@ -586,26 +596,30 @@ fn status_loop(view: Probes, mut stats_file: Option<BufWriter<File>>, line: bool
         }
         if line {
             if terminal {
-                eprint!("\r\x1b[2K{}", status.line(terminal_width()));
+                let width = terminal_size::terminal_size_of(std::io::stderr())
+                    .map_or(160, |(w, _)| usize::from(w.0).saturating_sub(1).max(20));
+                let erase = if STATUS_DRAWN.load(Ordering::SeqCst) {
+                    ERASE_STATUS
+                } else {
+                    ""
+                };
+                eprint!(
+                    "{erase}{}\n{}",
+                    fit(&status.figures(), width),
+                    fit(&status.tags(), width)
+                );
+                STATUS_DRAWN.store(true, Ordering::SeqCst);
             } else {
-                eprintln!("{}", status.line(None));
+                eprintln!("{}", status.line());
             }
         }
         if finished {
-            if terminal {
+            if terminal && STATUS_DRAWN.swap(false, Ordering::SeqCst) {
                 eprintln!();
             }
             return;
         }
     }
-}
-
-fn terminal_width() -> Option<usize> {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<usize>().ok())
-        .map(|w| w.saturating_sub(1))
-        .or(Some(159))
 }
 
 fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeters) -> Status {
