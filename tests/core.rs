@@ -465,3 +465,29 @@ fn bad_configuration_is_refused() {
         assert!(matches!(r, Err(CoreError::Config(_))), "{r:?}");
     }
 }
+
+#[test]
+fn a_vanished_aggregator_is_fatal_not_a_hang() {
+    let (input, input_rx) = bounded(16);
+    let (agg_tx, agg_rx) = bounded::<AggMsg>(16);
+    let core = spawn_core(
+        fixed_pool(2),
+        Arc::new(Lexicon::afinn_111()),
+        input_rx,
+        agg_tx,
+    )
+    .unwrap();
+    drop(agg_rx);
+    // The dispatcher stops reading once it notices; later sends may fail.
+    for i in 0..10 {
+        if input
+            .send(Ingest::Tweet(Arc::new(test_tweet(i, "x"))))
+            .is_err()
+        {
+            break;
+        }
+    }
+    wait_until("fatal", || core.fatal().is_some());
+    drop(input);
+    assert!(matches!(core.join(), Err(CoreError::Fatal(m)) if m.contains("aggregator")));
+}
