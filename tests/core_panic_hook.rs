@@ -19,6 +19,10 @@ fn kill_panics_are_silent_other_panics_reach_the_previous_hook() {
     assert!(catch_unwind(|| panic_any(KillPanic)).is_err());
     assert_eq!(seen.load(Ordering::SeqCst), 0, "a kill reached the hook");
     assert!(catch_unwind(|| panic!("unexpected")).is_err());
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "an unexpected panic was silenced");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "an unexpected panic was silenced"
+    );
     let _ = std::panic::take_hook();
 }
