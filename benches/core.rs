@@ -379,6 +379,35 @@ fn step_run(phases: &[(f64, f64)], delay: WorkDelay) {
     );
 }
 
+/// The least-connected choice alone, over `slots` workers.
+fn scan_micro(slots: usize) {
+    use rand::{Rng, SeedableRng};
+    println!("\n== least-connected choice over {slots} slots ==");
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    for busy_pct in [80u32, 100] {
+        let f = tweetflow::dispatch::InFlight::new(slots);
+        for i in 0..slots {
+            if rng.gen_range(0..100) < busy_pct {
+                for _ in 0..rng.gen_range(1..=3) {
+                    f.start(i);
+                }
+            }
+        }
+        let active = vec![true; slots];
+        let n = 200_000usize;
+        let mut cursor = 0;
+        let mut sink = 0usize;
+        let start = Instant::now();
+        for _ in 0..n {
+            let i = f.least_loaded(&active, cursor).unwrap_or(0);
+            sink = sink.wrapping_add(i);
+            cursor = rng.gen_range(0..slots);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("{busy_pct}% of the workers busy: {ns:.0} ns per choice (checksum {sink})");
+    }
+}
+
 fn off_run(n: usize) {
     println!("\n== core, delay off, {n} tweets as fast as possible ==");
     let inbox = env("CORE_BENCH_INBOX", CoreConfig::default().inbox_capacity);
@@ -441,6 +470,7 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
+    scan_micro(4096);
     if off > 0 {
         off_run(off);
     }
