@@ -251,8 +251,18 @@ fn ties_between_idle_workers_go_round_robin() {
     assert!(per_worker.values().all(|&n| n == 3), "{per_worker:?}");
 }
 
+/// Logs for real (captured), so the kill and panic lines are formatted on the
+/// workers' small stacks.
+fn init_log() {
+    let _ = env_logger::builder()
+        .is_test(true)
+        .filter_level(log::LevelFilter::Debug)
+        .try_init();
+}
+
 #[test]
 fn kills_restart_workers_and_lose_nothing() {
+    init_log();
     let h = Harness::start(CoreConfig {
         work_delay: "1..5".parse().unwrap(),
         ..fixed_pool(4)
@@ -284,6 +294,7 @@ fn kills_restart_workers_and_lose_nothing() {
 
 #[test]
 fn an_unexpected_panic_is_retried_once_then_scored_as_missing() {
+    init_log();
     let flaky_done = Arc::new(Mutex::new(false));
     let fd = Arc::clone(&flaky_done);
     let fault = Fault(Arc::new(move |kind, t: &Tweet| {
