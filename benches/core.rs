@@ -10,6 +10,8 @@
 //!   threads (/proc/self/task) and memory (VmRSS/VmHWM).
 //! * `CORE_BENCH_OFF_TWEETS` (default 500000, 0 = skip): that many tweets as
 //!   fast as possible with the delay off: tweets/s and µs per tweet.
+//! * `CORE_BENCH_STEPS=1` (default off): 100 → 2,000 → 100 tweets/s (20 s, 30 s,
+//!   30 s) on real threads; when the pool got within 20% of Little's law.
 //! * `CORE_BENCH_MAX_WORKERS` (default 4096 per pool); `CORE_BENCH_INBOX`
 //!   (inbox capacity of the delay-off run, default the core's default, 2).
 
@@ -293,6 +295,119 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     );
 }
 
+/// Rate steps on real threads: `phases` of (seconds, tweets/s); reports, per
+/// phase, when the sentiment pool got and stayed within 20% of rate × S / 0.8.
+fn step_run(phases: &[(f64, f64)], delay: WorkDelay) {
+    println!("\n== core, rate steps {phases:?} (s, tweets/s), delay {delay} ms ==");
+    let mean_s = delay.mean().as_secs_f64();
+    let cfg = CoreConfig {
+        work_delay: delay,
+        ..CoreConfig::default()
+    };
+    let (in_tx, in_rx) = bounded(20_000);
+    let (agg_tx, agg_rx) = bounded(20_000);
+    let core = spawn_core(cfg, Arc::new(Lexicon::afinn_111()), in_rx, agg_tx).expect("core");
+    let stats = core.stats();
+    let coll = collector(agg_rx);
+    let pool = tweets(4096);
+    let plan = phases.to_vec();
+    let feeder = thread::spawn(move || {
+        let mut sent = 0u64;
+        for (secs, rate) in plan {
+            let start = Instant::now();
+            let base = sent;
+            while start.elapsed().as_secs_f64() < secs {
+                let due = base + (start.elapsed().as_secs_f64() * rate) as u64;
+                while sent < due {
+                    let mut t = (*pool[(sent % pool.len() as u64) as usize]).clone();
+                    t.seq = sent;
+                    t.received_unix_us = unix_micros();
+                    if in_tx.send(Ingest::Tweet(Arc::new(t))).is_err() {
+                        return sent;
+                    }
+                    sent += 1;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        sent
+    });
+    let start = Instant::now();
+    let total: f64 = phases.iter().map(|p| p.0).sum();
+    let mut trace = Vec::new();
+    while start.elapsed().as_secs_f64() < total {
+        thread::sleep(Duration::from_millis(250));
+        let s = stats.snapshot();
+        trace.push((start.elapsed().as_secs_f64(), s.sentiment.workers));
+    }
+    let sent = feeder.join().expect("feeder");
+    core.join().expect("join");
+    let c = coll.join().expect("collector");
+    let mut t0 = 0.0;
+    for (secs, rate) in phases {
+        let want = rate * mean_s / 0.8;
+        let within = |n: usize| (n as f64 - want).abs() <= 0.2 * want;
+        let phase: Vec<_> = trace
+            .iter()
+            .filter(|(t, _)| *t > t0 && *t <= t0 + secs)
+            .collect();
+        let settle = match phase.iter().rposition(|(_, n)| !within(*n)) {
+            None => phase.first().map(|(t, _)| t - t0),
+            Some(i) => phase.get(i + 1).map(|(t, _)| t - t0),
+        };
+        let sizes: Vec<usize> = phase.iter().map(|(_, n)| *n).collect();
+        println!(
+            "phase {rate}/s for {secs} s: Little's law {want:.0}; within 20% from {} on; sizes min {} max {} last {}",
+            settle.map_or("never".to_string(), |t| format!("{t:.2} s")),
+            sizes.iter().min().unwrap_or(&0),
+            sizes.iter().max().unwrap_or(&0),
+            sizes.last().unwrap_or(&0),
+        );
+        t0 += secs;
+    }
+    let changes: Vec<(f64, usize)> = trace
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| ((w[1].0 * 100.0).round() / 100.0, w[1].1))
+        .collect();
+    println!("size changes (t s, workers): {changes:?}");
+    println!(
+        "fed {sent} tweets; results {} tweets, {} scores (expected {})",
+        c.tweets,
+        c.scores,
+        2 * sent
+    );
+}
+
+/// The least-connected choice alone, over `slots` workers.
+fn scan_micro(slots: usize) {
+    use rand::{Rng, SeedableRng};
+    println!("\n== least-connected choice over {slots} slots ==");
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    for busy_pct in [80u32, 100] {
+        let f = tweetflow::dispatch::InFlight::new(slots);
+        for i in 0..slots {
+            if rng.gen_range(0..100) < busy_pct {
+                for _ in 0..rng.gen_range(1..=3) {
+                    f.start(i);
+                }
+            }
+        }
+        let active = vec![true; slots];
+        let n = 200_000usize;
+        let mut cursor = 0;
+        let mut sink = 0usize;
+        let start = Instant::now();
+        for _ in 0..n {
+            let i = f.least_loaded(&active, cursor).unwrap_or(0);
+            sink = sink.wrapping_add(i);
+            cursor = rng.gen_range(0..slots);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("{busy_pct}% of the workers busy: {ns:.0} ns per choice (checksum {sink})");
+    }
+}
+
 fn off_run(n: usize) {
     println!("\n== core, delay off, {n} tweets as fast as possible ==");
     let inbox = env("CORE_BENCH_INBOX", CoreConfig::default().inbox_capacity);
@@ -355,6 +470,7 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
+    scan_micro(4096);
     if off > 0 {
         off_run(off);
     }
@@ -363,5 +479,8 @@ fn main() {
         .filter_map(|r| r.trim().parse::<f64>().ok())
     {
         delayed_run(r, secs, warmup, delay, kill_every);
+    }
+    if env("CORE_BENCH_STEPS", 0u8) == 1 {
+        step_run(&[(20.0, 100.0), (30.0, 2000.0), (30.0, 100.0)], delay);
     }
 }

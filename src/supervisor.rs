@@ -30,7 +30,7 @@
 //! over the lab server's kill rate (about one kill per few hundred events per
 //! stream, i.e. ~20 kills/s at a few thousand events/s).
 //!
-//! The [`Supervisor`] thread also runs the autoscaler tick
+//! The supervisor thread also runs the autoscaler tick
 //! ([`crate::autoscale`]): it spawns workers up to the target and retires the
 //! highest-numbered ones down to it.
 

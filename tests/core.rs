@@ -251,8 +251,18 @@ fn ties_between_idle_workers_go_round_robin() {
     assert!(per_worker.values().all(|&n| n == 3), "{per_worker:?}");
 }
 
+/// Logs for real (captured), so the kill and panic lines are formatted on the
+/// workers' small stacks.
+fn init_log() {
+    let _ = env_logger::builder()
+        .is_test(true)
+        .filter_level(log::LevelFilter::Debug)
+        .try_init();
+}
+
 #[test]
 fn kills_restart_workers_and_lose_nothing() {
+    init_log();
     let h = Harness::start(CoreConfig {
         work_delay: "1..5".parse().unwrap(),
         ..fixed_pool(4)
@@ -284,6 +294,7 @@ fn kills_restart_workers_and_lose_nothing() {
 
 #[test]
 fn an_unexpected_panic_is_retried_once_then_scored_as_missing() {
+    init_log();
     let flaky_done = Arc::new(Mutex::new(false));
     let fd = Arc::clone(&flaky_done);
     let fault = Fault(Arc::new(move |kind, t: &Tweet| {
@@ -464,4 +475,30 @@ fn bad_configuration_is_refused() {
         let r = spawn_core(cfg, Arc::clone(&lex), rx.clone(), agg.clone());
         assert!(matches!(r, Err(CoreError::Config(_))), "{r:?}");
     }
+}
+
+#[test]
+fn a_vanished_aggregator_is_fatal_not_a_hang() {
+    let (input, input_rx) = bounded(16);
+    let (agg_tx, agg_rx) = bounded::<AggMsg>(16);
+    let core = spawn_core(
+        fixed_pool(2),
+        Arc::new(Lexicon::afinn_111()),
+        input_rx,
+        agg_tx,
+    )
+    .unwrap();
+    drop(agg_rx);
+    // The dispatcher stops reading once it notices; later sends may fail.
+    for i in 0..10 {
+        if input
+            .send(Ingest::Tweet(Arc::new(test_tweet(i, "x"))))
+            .is_err()
+        {
+            break;
+        }
+    }
+    wait_until("fatal", || core.fatal().is_some());
+    drop(input);
+    assert!(matches!(core.join(), Err(CoreError::Fatal(m)) if m.contains("aggregator")));
 }

@@ -44,7 +44,9 @@ const FULL_PAUSE: Duration = Duration::from_micros(200);
 /// What travels in a worker's inbox: the job and when it was dispatched.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// The tweet or kill.
     pub job: Job,
+    /// When the dispatcher handed it over (start of the dispatch-to-result latency).
     pub dispatched: Instant,
 }
 
@@ -123,24 +125,32 @@ impl InFlight {
             return None;
         }
         let start = start % n;
-        let mut best: Option<(usize, u32)> = None;
-        for i in (start..n).chain(0..start) {
-            if !active[i] {
-                continue;
-            }
-            let v = self.counts[i].load(Ordering::Relaxed);
-            let better = match best {
-                None => true,
-                Some((_, b)) => v < b,
+        // (slot, count); u32::MAX marks "none yet" (inactive slots read as MAX too).
+        let mut best = (usize::MAX, u32::MAX);
+        if !self.scan(active, start, n, &mut best) {
+            self.scan(active, 0, start, &mut best);
+        }
+        (best.0 != usize::MAX).then_some(best.0)
+    }
+
+    /// Scans `from..to`; true when it found a 0 (nothing can be lower).
+    fn scan(&self, active: &[bool], from: usize, to: usize, best: &mut (usize, u32)) -> bool {
+        let counts = &self.counts[from..to];
+        let active = &active[from..to];
+        for (k, (c, &a)) in counts.iter().zip(active).enumerate() {
+            let v = if a {
+                c.load(Ordering::Relaxed)
+            } else {
+                u32::MAX
             };
-            if better {
-                best = Some((i, v));
+            if v < best.1 {
+                *best = (from + k, v);
                 if v == 0 {
-                    break;
+                    return true;
                 }
             }
         }
-        best.map(|(i, _)| i)
+        false
     }
 }
 
