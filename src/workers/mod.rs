@@ -650,7 +650,9 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
                 pool.restarts.fetch_add(1, Ordering::Relaxed);
                 let killed = payload.is::<KillPanic>();
                 if killed {
-                    log::info!(
+                    // Routine (the server sends them all the time): one line, at debug;
+                    // the status line counts kills and restarts.
+                    log::debug!(
                         "{} worker {} killed by a kill message; restarting on the same inbox",
                         ctx.kind.name(),
                         ctx.slot
