@@ -1,25 +1,40 @@
 //! Ingest benchmarks: decoding (tweets/s and MB/s per thread) beside
 //! `serde_json::from_str::<Value>` on the same bytes, and the SSE parser's MB/s.
 //!
-//! Run: `cargo bench --bench ingest`.
+//! Throughput "elements" are events (one tweet event = one element, also when
+//! it is a retweet that yields two tweets). Run: `cargo bench --bench ingest`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use tweetflow::emulator::{frame_event, TweetGen, DEFAULT_SEED};
 use tweetflow::source::decode::{decode, Decoded};
-use tweetflow::source::fixture;
 use tweetflow::source::sse::SseParser;
 
-/// Event datas shaped like the emulator's.
+/// The datas of 1,000 tweet events of the emulator's stream 1 (default seed;
+/// one in three a retweet carrying its original).
 fn datas() -> Vec<String> {
-    fixture::sample_datas(600)
+    let mut gen = TweetGen::new(DEFAULT_SEED);
+    let mut buf = Vec::new();
+    (0..1000)
+        .map(|_| {
+            gen.next_payload(&mut buf);
+            String::from_utf8(buf.clone()).expect("the generator writes UTF-8")
+        })
+        .collect()
 }
 
 fn bench_decode(c: &mut Criterion) {
     let datas = datas();
     let bytes: usize = datas.iter().map(String::len).sum();
     let n = datas.len() as u64;
+    let tweets: usize = datas
+        .iter()
+        .map(|d| match decode(d) {
+            Decoded::Tweets(t) => 1 + usize::from(t.original.is_some()),
+            _ => 0,
+        })
+        .sum();
     eprintln!(
-        "decode corpus: {} events, {:.0} bytes/event",
-        n,
+        "decode corpus: {n} events, {:.0} bytes/event, {tweets} tweets incl. extracted originals",
         bytes as f64 / n as f64
     );
     for (name, thr) in [
@@ -57,11 +72,10 @@ fn bench_decode(c: &mut Criterion) {
 }
 
 fn bench_sse(c: &mut Criterion) {
-    let stream: Vec<u8> = datas()
-        .iter()
-        .map(|d| fixture::framed(d))
-        .collect::<String>()
-        .into_bytes();
+    let mut stream = Vec::new();
+    for (i, d) in datas().iter().enumerate() {
+        frame_event(d.as_bytes(), Some(i as u64 + 1), &mut stream);
+    }
     let mut g = c.benchmark_group("sse_parse");
     g.throughput(Throughput::Bytes(stream.len() as u64));
     for chunk in [1460usize, 16 * 1024, 64 * 1024] {
