@@ -14,7 +14,13 @@ use std::time::{Duration, Instant};
 use tweetflow::emulator::{frame_event, Corpus, Emulator, EmulatorConfig, Rate, TweetGen};
 
 fn generator_alone(secs: f64) {
+    let t = Instant::now();
     let corpus = std::sync::Arc::new(Corpus::new(2016));
+    println!(
+        "corpus of {} users built in {:.1} ms",
+        corpus.users(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let mut gen = TweetGen::with_corpus(corpus, 1);
     let mut payload = Vec::new();
     let mut event = Vec::new();

@@ -1,1 +1,403 @@
 //! Aggregator: joins each tweet with its two scores by ingest sequence number (issue 5).
+//!
+//! One thread owns a map `Seq -> Pending`. A pending entry is created by whichever
+//! half of the join arrives first (the tweet, or a score that overtook it) and is
+//! emitted as a [`Record`] as soon as the tweet and both scores are there. An entry
+//! still incomplete [`AggConfig::timeout`] after its first message is emitted with
+//! the missing scores `NULL` and counted in [`AggStats::incomplete`]; scores whose
+//! tweet never arrived cannot form a record and are counted in
+//! [`AggStats::orphan_scores`] (and logged, rate-limited).
+//!
+//! Memory is bounded by what is in flight: an entry lives at most `timeout`, and
+//! never more than [`AggConfig::max_pending`] entries are kept (beyond, the oldest
+//! is emitted early as if it had timed out). When the input channel disconnects,
+//! every pending record is emitted (incomplete ones with NULLs, counted), then the
+//! output sender is dropped, which ends the sink.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+
+use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+
+/// Aggregator settings.
+#[derive(Debug, Clone)]
+pub struct AggConfig {
+    /// How long a record may wait for its missing halves (default 30 s).
+    pub timeout: Duration,
+    /// Most entries kept at once; beyond, the oldest is emitted early (default 1,000,000).
+    pub max_pending: usize,
+}
+
+impl Default for AggConfig {
+    fn default() -> Self {
+        AggConfig {
+            timeout: Duration::from_secs(30),
+            max_pending: 1_000_000,
+        }
+    }
+}
+
+/// Counters of the aggregator, readable from any thread.
+#[derive(Debug, Default)]
+pub struct AggStats {
+    /// Tweets received.
+    pub tweets_in: AtomicU64,
+    /// Scores received.
+    pub scores_in: AtomicU64,
+    /// Records emitted (complete or not).
+    pub emitted: AtomicU64,
+    /// Records emitted with at least one score missing (timeout, overflow or shutdown).
+    pub incomplete: AtomicU64,
+    /// Scores whose tweet never arrived (dropped after the timeout: no record can be formed).
+    pub orphan_scores: AtomicU64,
+    /// A second score of the same kind, or a second tweet, for one seq (ignored).
+    pub duplicates: AtomicU64,
+    /// Entries currently waiting.
+    pub pending: AtomicU64,
+}
+
+/// A copy of [`AggStats`] for the status line and stats file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AggSnapshot {
+    pub tweets_in: u64,
+    pub scores_in: u64,
+    pub emitted: u64,
+    pub incomplete: u64,
+    pub orphan_scores: u64,
+    pub duplicates: u64,
+    pub pending: u64,
+}
+
+impl AggStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> AggSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        AggSnapshot {
+            tweets_in: l(&self.tweets_in),
+            scores_in: l(&self.scores_in),
+            emitted: l(&self.emitted),
+            incomplete: l(&self.incomplete),
+            orphan_scores: l(&self.orphan_scores),
+            duplicates: l(&self.duplicates),
+            pending: l(&self.pending),
+        }
+    }
+}
+
+/// The running aggregator thread.
+#[derive(Debug)]
+pub struct Aggregator {
+    stats: Arc<AggStats>,
+    handle: JoinHandle<()>,
+}
+
+impl Aggregator {
+    /// Shared counters.
+    pub fn stats(&self) -> Arc<AggStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Waits for the thread: it ends once `input` disconnected and every pending record
+    /// was emitted.
+    pub fn join(self) {
+        if self.handle.join().is_err() {
+            log::error!("aggregator thread panicked");
+        }
+    }
+}
+
+/// Starts the aggregator thread.
+pub fn spawn_aggregator(
+    cfg: AggConfig,
+    input: Receiver<AggMsg>,
+    out: Sender<Record>,
+) -> std::io::Result<Aggregator> {
+    let stats = Arc::new(AggStats::default());
+    let st = Arc::clone(&stats);
+    let handle = std::thread::Builder::new()
+        .name("aggregate".into())
+        .spawn(move || run(cfg, input, out, &st))?;
+    Ok(Aggregator { stats, handle })
+}
+
+#[derive(Debug)]
+struct Pending {
+    tweet: Option<Arc<Tweet>>,
+    sentiment: Option<Option<f64>>,
+    engagement: Option<Option<f64>>,
+    /// When the first half arrived; the key of its entry in the expiry queue.
+    born: Instant,
+}
+
+impl Pending {
+    fn complete(&self) -> bool {
+        self.tweet.is_some() && self.sentiment.is_some() && self.engagement.is_some()
+    }
+}
+
+/// The join state, free of channels so it can be tested directly.
+#[derive(Debug, Default)]
+struct Joiner {
+    map: HashMap<Seq, Pending>,
+    /// Entries in order of creation (timeout is constant, so also in deadline order).
+    /// May hold stale seqs of entries already emitted; they are skipped.
+    order: VecDeque<(Instant, Seq)>,
+}
+
+/// Why a record leaves the joiner before it is complete.
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Timeout,
+    Overflow,
+    Shutdown,
+}
+
+struct Out<'a> {
+    tx: &'a Sender<Record>,
+    stats: &'a AggStats,
+    /// False once the output is gone (records then can only be counted and logged).
+    open: bool,
+    orphan_logged: Option<Instant>,
+}
+
+impl Out<'_> {
+    fn emit(&mut self, p: Pending, cause: Option<Cause>, seq: Seq) {
+        let Some(tweet) = p.tweet else {
+            let n = p.sentiment.is_some() as u64 + p.engagement.is_some() as u64;
+            self.stats.orphan_scores.fetch_add(n, Ordering::Relaxed);
+            let now = Instant::now();
+            if self
+                .orphan_logged
+                .map_or(true, |t| now.duration_since(t) > Duration::from_secs(10))
+            {
+                self.orphan_logged = Some(now);
+                log::warn!(
+                    "aggregator: {n} score(s) for seq {seq} without a tweet ({cause:?}); \
+                     counted as orphan (further ones logged every 10 s)"
+                );
+            }
+            return;
+        };
+        if !p.sentiment.is_some() || !p.engagement.is_some() {
+            self.stats.incomplete.fetch_add(1, Ordering::Relaxed);
+            log::debug!(
+                "aggregator: tweet {} (seq {seq}) emitted incomplete ({cause:?})",
+                tweet.id
+            );
+        }
+        let rec = Record {
+            tweet,
+            sentiment: p.sentiment.flatten(),
+            engagement: p.engagement.flatten(),
+        };
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        if self.open && self.tx.send(rec).is_err() {
+            self.open = false;
+            log::error!(
+                "aggregator: the sink's channel is closed; records can no longer be passed on"
+            );
+        }
+    }
+}
+
+impl Joiner {
+    fn entry(&mut self, seq: Seq, now: Instant) -> &mut Pending {
+        let order = &mut self.order;
+        self.map.entry(seq).or_insert_with(|| {
+            order.push_back((now, seq));
+            Pending {
+                tweet: None,
+                sentiment: None,
+                engagement: None,
+                born: now,
+            }
+        })
+    }
+
+    /// Applies one message; returns the seq if its entry became complete.
+    fn apply(&mut self, msg: AggMsg, now: Instant, stats: &AggStats) -> Option<Seq> {
+        let (seq, dup) = match msg {
+            AggMsg::Tweet(t) => {
+                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
+                let seq = t.seq;
+                let e = self.entry(seq, now);
+                let dup = e.tweet.is_some();
+                if !dup {
+                    e.tweet = Some(t);
+                }
+                (seq, dup)
+            }
+            AggMsg::Score { seq, kind, value } => {
+                stats.scores_in.fetch_add(1, Ordering::Relaxed);
+                let e = self.entry(seq, now);
+                let slot = match kind {
+                    ScoreKind::Sentiment => &mut e.sentiment,
+                    ScoreKind::Engagement => &mut e.engagement,
+                };
+                let dup = slot.is_some();
+                if !dup {
+                    *slot = Some(value);
+                }
+                (seq, dup)
+            }
+        };
+        if dup {
+            stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        self.map.get(&seq).filter(|p| p.complete()).map(|_| seq)
+    }
+
+    /// Removes and returns the oldest entry still present, if `pred(born)` holds.
+    fn pop_oldest(&mut self, pred: impl Fn(Instant) -> bool) -> Option<(Seq, Pending)> {
+        while let Some(&(born, seq)) = self.order.front() {
+            match self.map.get(&seq) {
+                Some(p) if p.born == born => {
+                    if !pred(born) {
+                        return None;
+                    }
+                    self.order.pop_front();
+                    return self.map.remove(&seq).map(|p| (seq, p));
+                }
+                _ => {
+                    // Stale: emitted already (or re-created later with a newer entry).
+                    self.order.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    /// Drops stale queue entries so the queue stays bounded by the map.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(born, seq)| map.get(seq).is_some_and(|p| p.born == *born));
+        }
+    }
+}
+
+fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggStats) {
+    let mut j = Joiner::default();
+    let mut out = Out {
+        tx: &tx,
+        stats,
+        open: true,
+        orphan_logged: None,
+    };
+    let max_pending = cfg.max_pending.max(1);
+    loop {
+        let now = Instant::now();
+        // Expire what is due.
+        while let Some((seq, p)) = j.pop_oldest(|born| now.duration_since(born) >= cfg.timeout) {
+            out.emit(p, Some(Cause::Timeout), seq);
+        }
+        while j.map.len() > max_pending {
+            match j.pop_oldest(|_| true) {
+                Some((seq, p)) => out.emit(p, Some(Cause::Overflow), seq),
+                None => break,
+            }
+        }
+        j.compact();
+        stats.pending.store(j.map.len() as u64, Ordering::Relaxed);
+        let wait = j
+            .order
+            .front()
+            .map(|(born, _)| (*born + cfg.timeout).saturating_duration_since(now))
+            .unwrap_or(Duration::from_secs(3600));
+        match input.recv_timeout(wait) {
+            Ok(msg) => {
+                if let Some(seq) = j.apply(msg, Instant::now(), stats) {
+                    if let Some(p) = j.map.remove(&seq) {
+                        out.emit(p, None, seq);
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Input gone: emit everything pending, oldest first.
+    let n = j.map.len();
+    while let Some((seq, p)) = j.pop_oldest(|_| true) {
+        out.emit(p, Some(Cause::Shutdown), seq);
+    }
+    stats.pending.store(0, Ordering::Relaxed);
+    log::info!(
+        "aggregator: input closed; flushed {n} pending entries; {} records emitted, {} incomplete",
+        stats.emitted.load(Ordering::Relaxed),
+        stats.incomplete.load(Ordering::Relaxed)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::User;
+
+    fn tweet(seq: Seq) -> Arc<Tweet> {
+        Arc::new(Tweet {
+            seq,
+            stream: 1,
+            received_unix_us: 0,
+            id: seq as i64,
+            text: String::new(),
+            lang: None,
+            created_at: None,
+            favorite_count: 0,
+            retweet_count: 0,
+            retweeted_status_id: None,
+            hashtags: vec![],
+            user: User {
+                id: 1,
+                followers_count: 0,
+                screen_name: None,
+                name: None,
+                friends_count: None,
+                statuses_count: None,
+                verified: None,
+                lang: None,
+                created_at: None,
+                raw: "{}".into(),
+            },
+            raw: "{}".into(),
+        })
+    }
+
+    #[test]
+    fn joins_in_any_order_and_counts_duplicates() {
+        let st = AggStats::default();
+        let mut j = Joiner::default();
+        let now = Instant::now();
+        let s = |seq, kind| AggMsg::Score {
+            seq,
+            kind,
+            value: Some(1.0),
+        };
+        assert_eq!(j.apply(s(7, ScoreKind::Engagement), now, &st), None);
+        assert_eq!(j.apply(s(7, ScoreKind::Engagement), now, &st), None);
+        assert_eq!(j.apply(AggMsg::Tweet(tweet(7)), now, &st), None);
+        assert_eq!(j.apply(s(7, ScoreKind::Sentiment), now, &st), Some(7));
+        assert_eq!(st.duplicates.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn pop_oldest_skips_stale_entries() {
+        let mut j = Joiner::default();
+        let t0 = Instant::now();
+        let st = AggStats::default();
+        j.apply(AggMsg::Tweet(tweet(1)), t0, &st);
+        j.apply(AggMsg::Tweet(tweet(2)), t0 + Duration::from_millis(1), &st);
+        j.map.remove(&1);
+        let (seq, _) = j.pop_oldest(|_| true).unwrap();
+        assert_eq!(seq, 2);
+        assert!(j.pop_oldest(|_| true).is_none());
+        assert!(j.order.is_empty());
+    }
+}

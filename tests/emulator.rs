@@ -30,7 +30,10 @@ enum Chunk {
     Full(Vec<u8>),
     /// The connection ended inside a chunk: what arrived of it.
     Cut(Vec<u8>),
+    /// The terminal `0` chunk: the body ended properly.
     End,
+    /// The connection closed between two chunks.
+    Eof,
 }
 
 struct Resp {
@@ -85,7 +88,7 @@ impl Resp {
     fn chunk(&mut self) -> Chunk {
         let mut line = String::new();
         if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return Chunk::End;
+            return Chunk::Eof;
         }
         if !line.ends_with("\r\n") {
             return Chunk::Cut(Vec::new());
@@ -404,7 +407,7 @@ fn cut_after_closes_in_the_middle_of_an_event() {
             }
             other => panic!("expected a cut event, got {other:?}"),
         }
-        assert!(matches!(r.chunk(), Chunk::End));
+        assert!(matches!(r.chunk(), Chunk::Eof));
     }
 }
 
@@ -520,11 +523,86 @@ fn stop_ends_open_streams_promptly_even_if_clients_do_not_read() {
     rx.recv_timeout(GUARD).expect("stop returned");
     // The reading client's stream ends.
     let mut n = 0;
-    loop {
-        match reading.chunk() {
-            Chunk::Full(_) => n += 1,
-            Chunk::Cut(_) | Chunk::End => break,
-        }
-        assert!(n < 1_000_000);
+    while let Chunk::Full(_) = reading.chunk() {
+        n += 1;
+        assert!(n < 1_000_000, "the stream did not end");
     }
+}
+
+#[test]
+fn stop_ends_a_paced_stream_with_a_proper_last_chunk() {
+    let emu = start(|c| c.rate = Rate::Constant(200.0));
+    let mut r = get(emu.addr(), "/tweets/1", "");
+    r.events(3);
+    let reader = std::thread::spawn(move || loop {
+        match r.chunk() {
+            Chunk::Full(_) => {}
+            other => return other,
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    emu.stop();
+    assert!(matches!(reader.join().unwrap(), Chunk::End));
+}
+
+#[test]
+fn split_chunks_splits_and_joins_events_without_changing_the_bytes() {
+    let emu = start(|c| {
+        c.split_chunks = true;
+        c.seed = 9;
+    });
+    let mut r = get(emu.addr(), "/tweets/1", "");
+    let mut stream = Vec::new();
+    let (mut chunks, mut not_at_start, mut joined) = (0, 0, 0);
+    while stream.len() < 1_000_000 {
+        let Chunk::Full(c) = r.chunk() else {
+            panic!("stream ended")
+        };
+        chunks += 1;
+        not_at_start += usize::from(!c.starts_with(b"event: "));
+        joined += usize::from(c.windows(7).filter(|w| w == b"event: ").count() >= 2);
+        stream.extend_from_slice(&c);
+    }
+    assert!(not_at_start > 50 && joined > 20, "{chunks} chunks");
+    // Reassembled, the bytes are the same events as without the knob.
+    let blocks: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+    let mut datas = Vec::new();
+    for (k, line) in blocks.iter().enumerate() {
+        if let Some(d) = line.strip_prefix(b"data: ") {
+            if k + 1 < blocks.len() - 1 {
+                datas.push(d.to_vec());
+            }
+        } else {
+            assert!(line.is_empty() || *line == b"event: \"message\"", "{k}");
+        }
+    }
+    let plain = start(|c| c.seed = 9);
+    let mut p = get(plain.addr(), "/tweets/1", "");
+    for (k, ev) in p.events(datas.len()).iter().enumerate() {
+        let (_, data) = parse_event(ev);
+        if data == KILL {
+            assert_eq!(datas[k], KILL);
+        } else {
+            assert_eq!(tweet_of(&datas[k]), tweet_of(data), "event {k}");
+        }
+    }
+}
+
+#[test]
+fn a_busy_port_is_an_error_and_extra_connections_get_503() {
+    let emu = start(|c| c.max_connections = 2);
+    let busy = Emulator::start(EmulatorConfig {
+        bind: emu.addr(),
+        ..EmulatorConfig::default()
+    });
+    assert!(matches!(
+        busy,
+        Err(tweetflow::emulator::EmulatorError::Bind { .. })
+    ));
+    let mut a = get(emu.addr(), "/tweets/1", "");
+    let mut b = get(emu.addr(), "/tweets/2", "");
+    a.events(1);
+    b.events(1);
+    assert_eq!(get(emu.addr(), "/", "").status, 503);
+    drop((a, b));
 }

@@ -720,7 +720,7 @@ impl Corpus {
             4..=7 => rng.gen_range(60..110),
             _ => rng.gen_range(110..=MAX_CPS),
         };
-        let sentiment_p = if english { 0.22 } else { 0.07 };
+        let sentiment_p = if english { 0.22 } else { 0.1 };
         let mut words = 0;
         while t.cps < target {
             let r: f64 = rng.gen();
@@ -764,8 +764,14 @@ impl Corpus {
                 break;
             }
             words += 1;
+            // Punctuation stuck to the word, as people type it.
+            if rng.gen_bool(0.08) {
+                t.push("", pick(rng, &["!", ",", ".", "?", "!!", "...", ":)"]));
+            }
         }
-        if english && t.sentiment_words == 0 {
+        // English tweets always carry a lexicon word; most others borrow one
+        // ("lol", "love", ...), as tweets in any language do.
+        if t.sentiment_words == 0 && (english || rng.gen_bool(0.75)) {
             let w = pick(rng, vocab::COMMON_SENTIMENT);
             if t.push(" ", w).is_some() {
                 t.sentiment_words += 1;
@@ -893,7 +899,7 @@ fn snowflake(ms: u64, worker: u64, seq: u64) -> u64 {
     ((ms - TWEPOCH_MS) << 22) | ((worker & 0x3ff) << 12) | (seq & 0xfff)
 }
 
-fn place_json(p: &(&str, &str, &str, &str, &str, &str, f64, f64)) -> Vec<u8> {
+fn place_json(p: &vocab::PlaceRow) -> Vec<u8> {
     let &(id, name, full_name, kind, cc, country, lon, lat) = p;
     let mut o = Vec::new();
     o.extend_from_slice(b"{\"id\":\"");
@@ -959,6 +965,7 @@ pub enum Malformed {
 }
 
 impl Malformed {
+    /// Every kind, in the order `--malformed-every` draws from.
     pub const ALL: [Malformed; 4] = [
         Malformed::TruncatedJson,
         Malformed::MissingUser,
@@ -970,8 +977,11 @@ impl Malformed {
 /// What an event of a stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// A well-formed tweet event.
     Tweet,
+    /// `{"message": panic}`.
     Kill,
+    /// A broken event (`--malformed-every`).
     Malformed(Malformed),
 }
 
@@ -1706,7 +1716,7 @@ mod tests {
         for t in &sample {
             let text = t["text"].as_str().unwrap().to_lowercase();
             let words: Vec<&str> = text
-                .split(|c: char| c.is_whitespace() || ",.!?\"".contains(c))
+                .split(|c: char| c.is_whitespace() || ",.!?:)\"".contains(c))
                 .filter(|w| !w.is_empty())
                 .collect();
             let mut score = 0;

@@ -141,13 +141,17 @@ pub fn push_u64_str(out: &mut Vec<u8>, n: u64) {
 /// A broken-down UTC time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
+    /// Proleptic Gregorian year.
     pub year: i64,
     /// 1..=12
     pub month: u32,
     /// 1..=31
     pub day: u32,
+    /// 0..=23
     pub hour: u32,
+    /// 0..=59
     pub min: u32,
+    /// 0..=59
     pub sec: u32,
     /// 0 = Sunday
     pub weekday: u32,

@@ -19,6 +19,8 @@
 //! emu.stop();
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod gen;
 pub mod json;
 pub mod rate;
@@ -47,13 +49,18 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Errors starting the emulator.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
+    /// The listen address cannot be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// A configuration value is out of range.
     #[error("invalid emulator configuration: {0}")]
     Config(String),
+    /// The accept thread could not be spawned.
     #[error("cannot start the emulator's accept thread: {0}")]
     Spawn(std::io::Error),
 }
@@ -76,6 +83,10 @@ pub struct EmulatorConfig {
     pub malformed_every: Option<u64>,
     /// Adds `id: N` to every event and resumes after `Last-Event-ID`.
     pub ids: bool,
+    /// Splits events over several HTTP chunks at random byte positions and
+    /// joins some with the next event (the real server sends one event per
+    /// chunk; this tests clients that must not rely on it).
+    pub split_chunks: bool,
     /// Runs the rate profile this many times faster (levels last `1/scale` as
     /// long and rates are `scale` times higher). 1.0 = real time.
     pub time_scale: f64,
@@ -97,6 +108,7 @@ impl Default for EmulatorConfig {
             cut_after: None,
             malformed_every: None,
             ids: false,
+            split_chunks: false,
             time_scale: 1.0,
             retweet_share: DEFAULT_RETWEET_SHARE,
             users: DEFAULT_USERS,
@@ -156,6 +168,10 @@ pub struct EmulateArgs {
     /// Add `id:` to every event and resume after `Last-Event-ID` on reconnect.
     #[arg(long)]
     pub ids: bool,
+    /// Split events over several HTTP chunks at random byte positions and join
+    /// some with the next event (the real server sends one event per chunk).
+    #[arg(long)]
+    pub split_chunks: bool,
     /// Run the rate profile this many times faster (for tests and demos).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
@@ -180,6 +196,7 @@ impl From<EmulateArgs> for EmulatorConfig {
             cut_after: a.cut_after,
             malformed_every: a.malformed_every.filter(|&m| m > 0),
             ids: a.ids,
+            split_chunks: a.split_chunks,
             time_scale: a.time_scale,
             retweet_share: a.retweet_share,
             users: a.users,
@@ -199,7 +216,7 @@ pub fn run_cli(args: EmulateArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.flag())?;
     }
     let summary = format!(
-        "seed {}, rate {}, kill every {}, cut after {}, malformed every {}, ids {}, time scale {}",
+        "seed {}, rate {}, kill every {}, cut after {}, malformed every {}, ids {}, split chunks {}, time scale {}",
         cfg.seed,
         cfg.rate,
         cfg.kill_every.map_or("never".into(), |k| k.to_string()),
@@ -207,6 +224,7 @@ pub fn run_cli(args: EmulateArgs) -> anyhow::Result<()> {
         cfg.malformed_every
             .map_or("never".into(), |k| k.to_string()),
         cfg.ids,
+        cfg.split_chunks,
         cfg.time_scale,
     );
     let emu = Emulator::start(cfg)?;

@@ -16,8 +16,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
-use super::gen::{frame_event, stream_seed, unix_100us, Corpus, EventKind, TweetGen};
+use super::gen::{frame_event, mix, stream_seed, unix_100us, Corpus, EventKind, TweetGen};
 use super::json::http_date;
 use super::rate::{Pacer, Rate};
 use super::{EmulatorConfig, EmulatorError};
@@ -42,6 +44,9 @@ const MAX_LINE: u64 = 8 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How long an idle connection may take to send its (next) request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Emulator::stop`] lets streams end on their own before it shuts
+/// their sockets down.
+const STOP_GRACE: Duration = Duration::from_millis(300);
 
 struct Conn {
     stream: TcpStream,
@@ -140,6 +145,13 @@ impl Emulator {
         let _ = TcpStream::connect_timeout(&connect_addr(self.addr), Duration::from_secs(1));
         if accept.join().is_err() {
             log::error!("emulator accept thread panicked");
+        }
+        // Streams notice the flag within ~50 ms and end their chunked body
+        // properly; whatever is still open after the grace period (a client
+        // that does not read, an idle keep-alive connection) is shut down.
+        let grace = Instant::now() + STOP_GRACE;
+        while !self.inner.conns.lock().is_empty() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let conns: Vec<Conn> = self.inner.conns.lock().drain().map(|(_, c)| c).collect();
         for c in &conns {
@@ -509,6 +521,11 @@ fn stream_events(
     let mut out = Vec::with_capacity(8 * 1024);
     let mut sent = 0u64;
     let mut kills = 0u64;
+    // `--split-chunks`: events split over several chunks and joined with the next.
+    let mut split_rng = cfg
+        .split_chunks
+        .then(|| SmallRng::seed_from_u64(mix(rate_seed, 0x0053_504c_4954)));
+    let mut held: Vec<u8> = Vec::new();
     loop {
         if inner.shutdown.is_triggered() {
             break;
@@ -537,24 +554,19 @@ fn stream_events(
         kills += u64::from(kind == EventKind::Kill);
         event.clear();
         frame_event(&payload, cfg.ids.then_some(index + 1), &mut event);
-        out.clear();
-        if chunked {
-            push_hex(&mut out, event.len());
-            out.extend_from_slice(b"\r\n");
-        }
         if cfg.cut_after == Some(sent) {
-            // Cut in the middle of the event, then drop the connection.
+            // Cut in the middle of the event (inside its chunk), then drop the connection.
+            out.clear();
+            if !held.is_empty() {
+                push_chunk(&mut out, &held, chunked);
+            }
+            if chunked {
+                push_hex(&mut out, event.len());
+                out.extend_from_slice(b"\r\n");
+            }
             out.extend_from_slice(&event[..event.len() / 2]);
             let _ = stream.write_all(&out);
             log::debug!("emulator: stream {n} cut after {sent} events");
-            return sent;
-        }
-        out.extend_from_slice(&event);
-        if chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        if let Err(e) = stream.write_all(&out) {
-            log::debug!("emulator: stream {n}: client gone ({e})");
             return sent;
         }
         sent += 1;
@@ -562,13 +574,67 @@ fn stream_events(
         if !matches!(cfg.rate, Rate::Max) {
             pacer.sent(Instant::now());
         }
+        out.clear();
+        match split_rng.as_mut() {
+            None => push_chunk(&mut out, &event, chunked),
+            Some(rng) => {
+                held.extend_from_slice(&event);
+                // Join this event with the next one when that one is due now anyway.
+                let join =
+                    rng.gen_bool(0.25) && held.len() < 64 * 1024 && pacer.ready(Instant::now());
+                if join {
+                    continue;
+                }
+                push_split(&mut out, &held, chunked, rng);
+                held.clear();
+            }
+        }
+        if let Err(e) = stream.write_all(&out) {
+            log::debug!("emulator: stream {n}: client gone ({e})");
+            return sent;
+        }
     }
     // Stopping: end the chunked body properly if the socket still takes it.
-    if chunked {
-        let _ = stream.write_all(b"0\r\n\r\n");
+    out.clear();
+    if !held.is_empty() {
+        push_chunk(&mut out, &held, chunked);
     }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    let _ = stream.write_all(&out);
     log::debug!("emulator: stream {n} stopped after {sent} events ({kills} kills)");
     sent
+}
+
+/// Appends `data` as one HTTP chunk (or raw when not chunked).
+fn push_chunk(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        push_hex(out, data.len());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(data);
+    if chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `data` as 1 to 4 chunks split at random byte positions (possibly
+/// inside a UTF-8 character, as TCP may split it).
+fn push_split(out: &mut Vec<u8>, data: &[u8], chunked: bool, rng: &mut SmallRng) {
+    let pieces = rng.gen_range(1..=4usize).min(data.len().max(1));
+    let mut cuts: Vec<usize> = (1..pieces)
+        .map(|_| rng.gen_range(1..data.len().max(2)))
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain(std::iter::once(data.len())) {
+        if cut > start {
+            push_chunk(out, &data[start..cut], chunked);
+            start = cut;
+        }
+    }
 }
 
 fn push_hex(out: &mut Vec<u8>, mut n: usize) {

@@ -464,8 +464,20 @@ pub const SOURCES: &[&str] = &[
     "<a href=\"https://www.careerarc.com\" rel=\"nofollow\">CareerArc 2.0</a>",
 ];
 
-/// Places: id, name, full name, place type, country code, country, centre (lon, lat).
-pub const PLACES: &[(&str, &str, &str, &str, &str, &str, f64, f64)] = &[
+/// A place: id, name, full name, place type, country code, country, centre (lon, lat).
+pub type PlaceRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    f64,
+);
+
+/// Places of geo-tagged tweets.
+pub const PLACES: &[PlaceRow] = &[
     (
         "01a9a39529b27f36",
         "Manhattan",

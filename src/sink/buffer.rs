@@ -1,0 +1,439 @@
+//! The sink's buffer: memory up to a bound, then the spool, with a pull API.
+//!
+//! * `push` (the ingest thread): into memory while the spool is inactive, not in
+//!   durable mode and memory holds fewer than `capacity` records; otherwise appended
+//!   to the spool. Once spilling, every later record goes to the spool until the
+//!   spool has drained, so the order is kept. If the append fails (disk full) the
+//!   push blocks, retrying every 500 ms and logging it: backpressure, nothing dropped.
+//! * `pull` (the writer, only when it is ready to write): up to `max` records,
+//!   memory first (it holds the oldest), then the spool. It waits for the first
+//!   record, then at most `linger` for the batch to fill.
+//! * `commit` after the batch is in the database (advances the spool's offset).
+//! * `evacuate` when the database is down: the batch the writer held goes back to
+//!   the head of the queue (spool-sourced: the spool rewinds; memory-sourced: back to
+//!   the front of memory), then memory is appended to the spool and fsync'd, and the
+//!   buffer stays in durable mode (pushes go to disk) until `set_durable(false)`.
+//!   When the spool was empty this keeps the exact order; when it already held
+//!   records (memory overflowed before the outage), the memory records land behind
+//!   them, which the database's "higher seq wins" upsert makes harmless.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::spool::Spool;
+use super::SinkStats;
+use crate::model::Record;
+
+/// Where a batch came from (needed to commit or put it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    /// From the spool: the offset after its last line and its number of lines.
+    Spool {
+        end: u64,
+        lines: u64,
+    },
+}
+
+/// Records handed to the writer.
+#[derive(Debug)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mem: VecDeque<Record>,
+    spool: Spool,
+    durable: bool,
+    closed: bool,
+}
+
+/// The buffer shared by the ingest thread and the writer.
+#[derive(Debug)]
+pub struct Buffer {
+    inner: Mutex<Inner>,
+    ready: Condvar,
+    capacity: usize,
+    stats: Arc<SinkStats>,
+}
+
+impl Buffer {
+    /// A buffer over an opened spool (which may hold records to replay first).
+    pub fn new(spool: Spool, capacity: usize, stats: Arc<SinkStats>) -> Buffer {
+        let b = Buffer {
+            inner: Mutex::new(Inner {
+                mem: VecDeque::new(),
+                spool,
+                durable: false,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+            stats,
+        };
+        b.update_gauges(&b.inner.lock());
+        b
+    }
+
+    fn update_gauges(&self, i: &Inner) {
+        self.stats
+            .buffered
+            .store(i.mem.len() as u64, Ordering::Relaxed);
+        self.stats
+            .spilled
+            .store(i.spool.unread() + i.spool.inflight(), Ordering::Relaxed);
+    }
+
+    /// Adds a record; blocks only while the spool cannot be written (disk full).
+    pub fn push(&self, rec: Record) {
+        let mut failures = 0u32;
+        loop {
+            let mut i = self.inner.lock();
+            if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity {
+                i.mem.push_back(rec);
+                self.update_gauges(&i);
+                drop(i);
+                self.ready.notify_one();
+                return;
+            }
+            match i.spool.append(&[&rec]) {
+                Ok(()) => {
+                    self.stats.spilled_total.fetch_add(1, Ordering::Relaxed);
+                    self.update_gauges(&i);
+                    drop(i);
+                    if failures > 0 {
+                        log::info!("sink: spool writable again; ingest resumes");
+                    }
+                    self.ready.notify_one();
+                    return;
+                }
+                Err(e) => {
+                    drop(i);
+                    if failures % 20 == 0 {
+                        log::error!(
+                            "sink: cannot append to the spool ({e}); ingest is blocked until \
+                             there is room (retrying every 500 ms)"
+                        );
+                    }
+                    failures += 1;
+                    self.stats
+                        .spool_write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    /// No more pushes will come.
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    /// Records waiting (memory + spool, handed-out ones included).
+    pub fn len(&self) -> u64 {
+        let i = self.inner.lock();
+        i.mem.len() as u64 + i.spool.unread() + i.spool.inflight()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes up to `max` records. Waits up to `idle` for a first record (returning an
+    /// empty batch if none came), then up to `linger` for the batch to fill. Returns
+    /// `None` once closed and empty.
+    pub fn pull(&self, max: usize, linger: Duration, idle: Duration) -> Option<Batch> {
+        let max = max.max(1);
+        let start = Instant::now();
+        let mut fill_deadline: Option<Instant> = None;
+        let mut i = self.inner.lock();
+        loop {
+            let now = Instant::now();
+            if !i.mem.is_empty() {
+                let deadline = *fill_deadline.get_or_insert(now + linger);
+                if i.mem.len() >= max || i.closed || now >= deadline || i.spool.is_active() {
+                    let n = i.mem.len().min(max);
+                    let records: Vec<Record> = i.mem.drain(..n).collect();
+                    self.update_gauges(&i);
+                    return Some(Batch {
+                        records,
+                        source: Source::Memory,
+                    });
+                }
+                self.ready.wait_until(&mut i, deadline);
+                continue;
+            }
+            if i.spool.unread() > 0 {
+                let (lines, end) = match i.spool.read(max) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log::error!("sink: cannot read the spool: {e}; retrying");
+                        drop(i);
+                        std::thread::sleep(Duration::from_millis(500));
+                        i = self.inner.lock();
+                        continue;
+                    }
+                };
+                self.update_gauges(&i);
+                drop(i);
+                let n = lines.len() as u64;
+                let records = self.parse_lines(lines);
+                return Some(Batch {
+                    records,
+                    source: Source::Spool { end, lines: n },
+                });
+            }
+            if i.closed {
+                return None;
+            }
+            let until = start + idle;
+            if now >= until {
+                return Some(Batch {
+                    records: Vec::new(),
+                    source: Source::Memory,
+                });
+            }
+            self.ready.wait_until(&mut i, until);
+        }
+    }
+
+    fn parse_lines(&self, lines: Vec<Vec<u8>>) -> Vec<Record> {
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines {
+            match serde_json::from_slice::<Record>(&line) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.stats.spool_corrupt.fetch_add(1, Ordering::Relaxed);
+                    log::error!(
+                        "sink: unreadable spool line ({e}), {} bytes; saved to the rejected file",
+                        line.len()
+                    );
+                    let dir = self.inner.lock().spool.dir().to_path_buf();
+                    super::writer::save_rejected(
+                        &dir,
+                        "spool-line",
+                        &e.to_string(),
+                        &String::from_utf8_lossy(&line),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The batch is in the database.
+    pub fn commit(&self, source: Source) {
+        if let Source::Spool { end, lines } = source {
+            let mut i = self.inner.lock();
+            match i.spool.commit(end, lines) {
+                Ok(true) => log::info!("sink: spool drained"),
+                Ok(false) => {}
+                Err(e) => log::warn!(
+                    "sink: cannot record the spool offset ({e}); those records may be replayed \
+                     again (harmless)"
+                ),
+            }
+            self.update_gauges(&i);
+            drop(i);
+            self.ready.notify_all();
+        }
+    }
+
+    /// The database is down: put `held` back at the head, move memory to the spool,
+    /// fsync, and keep pushes on disk until `set_durable(false)`. Returns how many
+    /// records were moved to disk.
+    pub fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
+        let mut i = self.inner.lock();
+        i.durable = true;
+        if let Some(b) = held {
+            match b.source {
+                Source::Spool { .. } => i.spool.rewind(),
+                Source::Memory => {
+                    for r in b.records.into_iter().rev() {
+                        i.mem.push_front(r);
+                    }
+                }
+            }
+        }
+        let n = i.mem.len();
+        if n > 0 {
+            // In chunks, so a failure keeps what was not written in memory.
+            while !i.mem.is_empty() {
+                let k = i.mem.len().min(1000);
+                let inner = &mut *i;
+                let chunk: Vec<&Record> = inner.mem.iter().take(k).collect();
+                if let Err(e) = inner.spool.append(&chunk) {
+                    self.update_gauges(&i);
+                    return Err(e);
+                }
+                i.mem.drain(..k);
+                self.stats
+                    .spilled_total
+                    .fetch_add(k as u64, Ordering::Relaxed);
+            }
+        }
+        let r = i.spool.sync();
+        self.update_gauges(&i);
+        r.map(|_| n)
+    }
+
+    /// Leaves or enters durable mode.
+    pub fn set_durable(&self, on: bool) {
+        self.inner.lock().durable = on;
+    }
+
+    /// fsyncs the spool.
+    pub fn sync(&self) -> io::Result<()> {
+        self.inner.lock().spool.sync()
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        self.inner.lock().spool.dir().to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Tweet, User};
+
+    fn rec(seq: u64) -> Record {
+        Record {
+            tweet: Arc::new(Tweet {
+                seq,
+                stream: 1,
+                received_unix_us: 1,
+                id: seq as i64,
+                text: "t".into(),
+                lang: None,
+                created_at: None,
+                favorite_count: 0,
+                retweet_count: 0,
+                retweeted_status_id: None,
+                hashtags: vec![],
+                user: User {
+                    id: 9,
+                    followers_count: 1,
+                    screen_name: None,
+                    name: None,
+                    friends_count: None,
+                    statuses_count: None,
+                    verified: None,
+                    lang: None,
+                    created_at: None,
+                    raw: "{}".into(),
+                },
+                raw: "{}".into(),
+            }),
+            sentiment: None,
+            engagement: None,
+        }
+    }
+
+    fn seqs(b: &Batch) -> Vec<u64> {
+        b.records.iter().map(|r| r.tweet.seq).collect()
+    }
+
+    fn buffer(dir: &std::path::Path, cap: usize) -> Buffer {
+        let (spool, _) = Spool::open(dir).unwrap();
+        Buffer::new(spool, cap, Arc::new(SinkStats::default()))
+    }
+
+    const Z: Duration = Duration::ZERO;
+
+    #[test]
+    fn overflow_spills_and_order_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buffer(dir.path(), 3);
+        for s in 1..=5 {
+            b.push(rec(s));
+        }
+        assert_eq!(b.stats.buffered.load(Ordering::Relaxed), 3);
+        assert_eq!(b.stats.spilled.load(Ordering::Relaxed), 2);
+        let x = b.pull(2, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![1, 2]);
+        b.commit(x.source);
+        // Spilling: a new record goes behind the spooled ones even though memory has room.
+        b.push(rec(6));
+        let x = b.pull(10, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![3]);
+        b.commit(x.source);
+        let x = b.pull(10, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![4, 5, 6]);
+        b.commit(x.source);
+        // Drained: back to memory.
+        b.push(rec(7));
+        assert_eq!(b.stats.buffered.load(Ordering::Relaxed), 1);
+        assert_eq!(b.stats.spilled.load(Ordering::Relaxed), 0);
+        b.close();
+        assert_eq!(seqs(&b.pull(10, Z, Z).unwrap()), vec![7]);
+        assert!(b.pull(10, Z, Z).is_none());
+    }
+
+    #[test]
+    fn evacuate_keeps_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = buffer(dir.path(), 100);
+            for s in 1..=5 {
+                b.push(rec(s));
+            }
+            let held = b.pull(2, Z, Z).unwrap();
+            assert_eq!(b.evacuate(Some(held)).unwrap(), 5);
+            b.push(rec(6)); // durable mode: straight to disk
+            assert_eq!(b.stats.buffered.load(Ordering::Relaxed), 0);
+            assert_eq!(b.stats.spilled.load(Ordering::Relaxed), 6);
+            // Spool-sourced batch put back: rewound, read again first.
+            let held = b.pull(4, Z, Z).unwrap();
+            assert_eq!(seqs(&held), vec![1, 2, 3, 4]);
+            b.evacuate(Some(held)).unwrap();
+            // Process "dies" here.
+        }
+        let b = buffer(dir.path(), 100);
+        b.close();
+        let mut all = vec![];
+        while let Some(x) = b.pull(4, Z, Z) {
+            all.extend(seqs(&x));
+            b.commit(x.source);
+        }
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 6]);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn pull_lingers_for_a_full_batch_and_returns_empty_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Arc::new(buffer(dir.path(), 100));
+        let x = b.pull(10, Z, Duration::from_millis(5)).unwrap();
+        assert!(x.records.is_empty());
+        let b2 = Arc::clone(&b);
+        let t = std::thread::spawn(move || {
+            for s in 1..=3 {
+                b2.push(rec(s));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        // A long linger: the batch is returned when full (3), long before 60 s.
+        let x = b
+            .pull(3, Duration::from_secs(60), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(seqs(&x), vec![1, 2, 3]);
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,428 @@
+//! The append-only spill file.
+//!
+//! Format: `spool.jsonl` under the spool directory, one [`Record`] per line as
+//! compact JSON (serde), each line ended by `\n` (JSON escapes newlines inside
+//! strings, so a line never contains a raw one). Next to it, `spool.offset` holds
+//! the byte offset up to which the records were committed to the database (decimal
+//! text); at start, replay begins there. A stale or unreadable offset only means
+//! records are replayed again, which the database's "higher seq wins" upsert makes
+//! harmless.
+//!
+//! Durability: every append is one `write` of whole lines into the file (so a
+//! killed process loses nothing that was appended); `fsync` runs at most every
+//! [`Spool::sync_interval`] on appends, and always when the writer evacuates memory
+//! to disk and at shutdown. A power loss can thus lose the last `sync_interval` of
+//! appends; a process kill cannot. A write that fails (disk full) is undone with
+//! `set_len` so no partial line stays behind; a torn last line found at open (a
+//! crash in the middle of a write) is cut off, counted and saved to `torn` under
+//! the spool directory.
+//!
+//! Once every line was committed the file is truncated to 0 and the offset file
+//! removed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::model::Record;
+
+/// What [`Spool::open`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Records waiting to be replayed.
+    pub pending: u64,
+    /// Bytes of a torn last line that were cut off (0 if none).
+    pub torn_bytes: u64,
+}
+
+/// The spill file and its read/commit positions.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    path: PathBuf,
+    offset_path: PathBuf,
+    file: File,
+    /// End of the file (all whole lines).
+    write_len: u64,
+    /// Next byte to read.
+    read_off: u64,
+    /// Everything before this is committed.
+    committed_off: u64,
+    /// Lines in `[read_off, write_len)`.
+    unread: u64,
+    /// Lines in `[committed_off, read_off)`.
+    inflight: u64,
+    last_sync: Instant,
+    dirty: bool,
+    /// Longest time appended data may stay without fsync.
+    pub sync_interval: Duration,
+}
+
+fn count_lines(file: &File, from: u64, to: u64) -> io::Result<u64> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut r = BufReader::with_capacity(1 << 20, f.take(to - from));
+    let mut n = 0u64;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = buf.len();
+        r.consume(len);
+    }
+    Ok(n)
+}
+
+impl Spool {
+    /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
+    /// reader at the committed offset.
+    pub fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("spool.jsonl");
+        let offset_path = dir.join("spool.offset");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let mut len = file.metadata()?.len();
+        let mut report = OpenReport::default();
+        if len > 0 {
+            // Find the last '\n'; anything after it is a torn line.
+            let mut f = file.try_clone()?;
+            let mut pos = len;
+            let mut last_nl = None;
+            let mut buf = vec![0u8; 64 * 1024];
+            while pos > 0 && last_nl.is_none() {
+                let start = pos.saturating_sub(buf.len() as u64);
+                let n = (pos - start) as usize;
+                f.seek(SeekFrom::Start(start))?;
+                f.read_exact(&mut buf[..n])?;
+                if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+                    last_nl = Some(start + i as u64);
+                }
+                pos = start;
+            }
+            let keep = last_nl.map_or(0, |i| i + 1);
+            if keep < len {
+                let mut torn = Vec::new();
+                f.seek(SeekFrom::Start(keep))?;
+                f.take(len - keep).read_to_end(&mut torn)?;
+                let mut t = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("torn"))?;
+                t.write_all(&torn)?;
+                t.write_all(b"\n")?;
+                file.set_len(keep)?;
+                file.sync_all()?;
+                report.torn_bytes = len - keep;
+                log::warn!(
+                    "sink spool: cut a torn last line of {} bytes from {} (saved to {})",
+                    len - keep,
+                    path.display(),
+                    dir.join("torn").display()
+                );
+                len = keep;
+            }
+        }
+        let committed = read_offset(&offset_path, &file, len);
+        let unread = count_lines(&file, committed, len)?;
+        report.pending = unread;
+        let spool = Spool {
+            dir: dir.to_path_buf(),
+            path,
+            offset_path,
+            file,
+            write_len: len,
+            read_off: committed,
+            committed_off: committed,
+            unread,
+            inflight: 0,
+            last_sync: Instant::now(),
+            dirty: false,
+            sync_interval: Duration::from_millis(200),
+        };
+        Ok((spool, report))
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The spill file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True while the file holds lines not yet committed (new records must then be
+    /// appended behind them to keep the order).
+    pub fn is_active(&self) -> bool {
+        self.write_len > 0
+    }
+
+    /// Lines not yet handed out.
+    pub fn unread(&self) -> u64 {
+        self.unread
+    }
+
+    /// Lines handed out and not yet committed.
+    pub fn inflight(&self) -> u64 {
+        self.inflight
+    }
+
+    /// Appends records as lines (one write). On error nothing is appended.
+    pub fn append(&mut self, records: &[&Record]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(records.len() * 2300);
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        self.append_bytes(&buf, records.len() as u64)
+    }
+
+    fn append_bytes(&mut self, buf: &[u8], lines: u64) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let res = (&self.file)
+            .seek(SeekFrom::Start(self.write_len))
+            .and_then(|_| (&self.file).write_all(buf));
+        if let Err(e) = res {
+            // Undo a partial write so no torn line stays behind.
+            let _ = self.file.set_len(self.write_len);
+            return Err(e);
+        }
+        self.write_len += buf.len() as u64;
+        self.unread += lines;
+        self.dirty = true;
+        if self.last_sync.elapsed() >= self.sync_interval {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the file if anything was appended since the last sync.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.file.sync_data()?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
+    pub fn read(&mut self, max: usize) -> io::Result<(Vec<Vec<u8>>, u64)> {
+        let mut out = Vec::new();
+        if self.unread == 0 || max == 0 {
+            return Ok((out, self.read_off));
+        }
+        let mut f = self.file.try_clone()?;
+        f.seek(SeekFrom::Start(self.read_off))?;
+        let mut r = BufReader::with_capacity(1 << 20, f.take(self.write_len - self.read_off));
+        let mut off = self.read_off;
+        while out.len() < max {
+            let mut line = Vec::with_capacity(2400);
+            let n = r.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            off += n as u64;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            out.push(line);
+        }
+        let n = out.len() as u64;
+        self.read_off = off;
+        self.unread = self.unread.saturating_sub(n);
+        self.inflight += n;
+        Ok((out, off))
+    }
+
+    /// Forgets what was read but not committed: it will be read again.
+    pub fn rewind(&mut self) {
+        self.read_off = self.committed_off;
+        self.unread += self.inflight;
+        self.inflight = 0;
+    }
+
+    /// Marks everything before `offset` (`lines` lines since the last commit) as in the
+    /// database. When everything is committed the file is truncated. Returns whether
+    /// it was.
+    pub fn commit(&mut self, offset: u64, lines: u64) -> io::Result<bool> {
+        if offset <= self.committed_off {
+            return Ok(false);
+        }
+        self.committed_off = offset;
+        self.inflight = self.inflight.saturating_sub(lines);
+        if self.committed_off >= self.write_len && self.unread == 0 {
+            // Drained: truncate first, then forget the offset (a crash in between
+            // leaves an offset beyond the end, which open() treats as 0 of 0).
+            self.file.set_len(0)?;
+            self.file.sync_all()?;
+            self.write_len = 0;
+            self.read_off = 0;
+            self.committed_off = 0;
+            self.inflight = 0;
+            self.dirty = false;
+            match std::fs::remove_file(&self.offset_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(true);
+        }
+        std::fs::write(&self.offset_path, offset.to_string())?;
+        Ok(false)
+    }
+}
+
+/// The committed offset from the offset file, validated: it must lie within the
+/// file and right after a line end; otherwise 0 (replay all).
+fn read_offset(path: &Path, file: &File, len: u64) -> u64 {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    let Ok(off) = text.trim().parse::<u64>() else {
+        log::warn!(
+            "sink spool: unreadable offset file {}; replaying all",
+            path.display()
+        );
+        return 0;
+    };
+    if off == 0 || off > len {
+        return 0;
+    }
+    let mut b = [0u8; 1];
+    let ok = file
+        .try_clone()
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(off - 1))?;
+            f.read_exact(&mut b)
+        })
+        .is_ok();
+    if ok && b[0] == b'\n' {
+        off
+    } else {
+        log::warn!("sink spool: offset {off} is not at a line end; replaying all");
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Tweet, User};
+    use std::sync::Arc;
+
+    fn rec(seq: u64) -> Record {
+        Record {
+            tweet: Arc::new(Tweet {
+                seq,
+                stream: 1,
+                received_unix_us: 1,
+                id: seq as i64,
+                text: "line\nbreak \"quoted\"".into(),
+                lang: None,
+                created_at: None,
+                favorite_count: 0,
+                retweet_count: 0,
+                retweeted_status_id: None,
+                hashtags: vec!["a".into()],
+                user: User {
+                    id: 9,
+                    followers_count: 1,
+                    screen_name: None,
+                    name: None,
+                    friends_count: None,
+                    statuses_count: None,
+                    verified: None,
+                    lang: None,
+                    created_at: None,
+                    raw: "{}".into(),
+                },
+                raw: "{\"id\":1}".into(),
+            }),
+            sentiment: Some(0.5),
+            engagement: None,
+        }
+    }
+
+    fn parse(lines: &[Vec<u8>]) -> Vec<u64> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_slice::<Record>(l).unwrap().tweet.seq)
+            .collect()
+    }
+
+    #[test]
+    fn append_read_commit_truncates_when_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        assert_eq!(rep, OpenReport::default());
+        let recs: Vec<Record> = (1..=5).map(rec).collect();
+        s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+        assert!(s.is_active());
+        let (lines, off) = s.read(3).unwrap();
+        assert_eq!(parse(&lines), vec![1, 2, 3]);
+        assert_eq!(s.read(0).unwrap().0.len(), 0);
+        assert!(!s.commit(off, 3).unwrap());
+        let (lines, off) = s.read(10).unwrap();
+        assert_eq!(parse(&lines), vec![4, 5]);
+        assert!(s.commit(off, 2).unwrap());
+        assert!(!s.is_active());
+        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn reopen_resumes_at_committed_offset_and_rewind_rereads() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _) = Spool::open(dir.path()).unwrap();
+            let recs: Vec<Record> = (1..=6).map(rec).collect();
+            s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+            let (_, off) = s.read(2).unwrap();
+            s.commit(off, 2).unwrap();
+            let (lines, _) = s.read(2).unwrap();
+            assert_eq!(parse(&lines), vec![3, 4]);
+            s.rewind();
+            let (lines, _) = s.read(1).unwrap();
+            assert_eq!(parse(&lines), vec![3]);
+            // Not committed: dropped as if the process died.
+        }
+        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        assert_eq!(rep.pending, 4);
+        let (lines, _) = s.read(100).unwrap();
+        assert_eq!(parse(&lines), vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _) = Spool::open(dir.path()).unwrap();
+            let recs: Vec<Record> = (1..=2).map(rec).collect();
+            s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+        }
+        let path = dir.path().join("spool.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"tweet\":{\"seq\":3,").unwrap();
+        drop(f);
+        // A bogus offset (not at a line end) is ignored too.
+        std::fs::write(dir.path().join("spool.offset"), "7").unwrap();
+        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        assert_eq!(rep.pending, 2);
+        assert_eq!(rep.torn_bytes, 18);
+        let (lines, _) = s.read(10).unwrap();
+        assert_eq!(parse(&lines), vec![1, 2]);
+        let torn = std::fs::read_to_string(dir.path().join("torn")).unwrap();
+        assert!(torn.starts_with("{\"tweet\":{\"seq\":3,"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The aggregator through its channels: joins, timeouts, scores before tweets,
+//! bounded memory, flush at shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+use tweetflow::aggregate::{spawn_aggregator, AggConfig};
+use tweetflow::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+
+fn tweet(seq: Seq) -> Arc<Tweet> {
+    tweetflow::sink::fixture::records(seq, seq as i64, 1)
+        .remove(0)
+        .tweet
+}
+
+fn score(seq: Seq, kind: ScoreKind, value: Option<f64>) -> AggMsg {
+    AggMsg::Score { seq, kind, value }
+}
+
+const GUARD: Duration = Duration::from_secs(30);
+
+#[test]
+fn joins_tweet_and_scores_in_any_order() {
+    let (tx, rx) = unbounded();
+    let (otx, orx) = unbounded::<Record>();
+    let agg = spawn_aggregator(AggConfig::default(), rx, otx).unwrap();
+    // 1: tweet first; 2: both scores before the tweet; 3: interleaved, engagement undefined.
+    tx.send(AggMsg::Tweet(tweet(1))).unwrap();
+    tx.send(score(2, ScoreKind::Engagement, Some(0.2))).unwrap();
+    tx.send(score(1, ScoreKind::Sentiment, Some(1.0))).unwrap();
+    tx.send(score(2, ScoreKind::Sentiment, Some(-2.0))).unwrap();
+    tx.send(score(3, ScoreKind::Engagement, None)).unwrap();
+    tx.send(AggMsg::Tweet(tweet(3))).unwrap();
+    tx.send(score(1, ScoreKind::Engagement, Some(0.1))).unwrap();
+    tx.send(AggMsg::Tweet(tweet(2))).unwrap();
+    tx.send(score(3, ScoreKind::Sentiment, Some(0.0))).unwrap();
+    let mut got: Vec<Record> = (0..3).map(|_| orx.recv_timeout(GUARD).unwrap()).collect();
+    got.sort_by_key(|r| r.tweet.seq);
+    let view: Vec<(Seq, Option<f64>, Option<f64>)> = got
+        .iter()
+        .map(|r| (r.tweet.seq, r.sentiment, r.engagement))
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            (1, Some(1.0), Some(0.1)),
+            (2, Some(-2.0), Some(0.2)),
+            (3, Some(0.0), None)
+        ]
+    );
+    let st = agg.stats();
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 0);
+    assert_eq!(st.pending.load(Ordering::Relaxed), 0);
+    drop(tx);
+    agg.join();
+    assert!(orx.recv().is_err(), "output closes after the input");
+}
+
+#[test]
+fn incomplete_records_time_out_with_nulls_and_are_counted() {
+    let (tx, rx) = unbounded();
+    let (otx, orx) = unbounded::<Record>();
+    let cfg = AggConfig {
+        timeout: Duration::from_millis(200),
+        ..AggConfig::default()
+    };
+    let agg = spawn_aggregator(cfg, rx, otx).unwrap();
+    let st = agg.stats();
+    tx.send(AggMsg::Tweet(tweet(10))).unwrap();
+    tx.send(score(10, ScoreKind::Sentiment, Some(3.0))).unwrap();
+    // A score whose tweet never comes.
+    tx.send(score(11, ScoreKind::Engagement, Some(1.0)))
+        .unwrap();
+    // The input stays open: only the timeout can emit it.
+    let r = orx.recv_timeout(GUARD).unwrap();
+    assert_eq!(r.tweet.seq, 10);
+    assert_eq!(r.sentiment, Some(3.0));
+    assert_eq!(r.engagement, None);
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 1);
+    // The orphan score is dropped after its timeout, counted.
+    let t = std::time::Instant::now();
+    while st.orphan_scores.load(Ordering::Relaxed) == 0 {
+        assert!(t.elapsed() < GUARD);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(st.pending.load(Ordering::Relaxed), 0);
+    drop(tx);
+    agg.join();
+    assert!(orx.try_recv().is_err());
+    assert_eq!(st.emitted.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn shutdown_flushes_every_pending_record() {
+    let (tx, rx) = unbounded();
+    let (otx, orx) = unbounded::<Record>();
+    let agg = spawn_aggregator(AggConfig::default(), rx, otx).unwrap();
+    for seq in 1..=50 {
+        tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+        if seq % 2 == 0 {
+            tx.send(score(seq, ScoreKind::Sentiment, Some(1.0)))
+                .unwrap();
+            tx.send(score(seq, ScoreKind::Engagement, Some(1.0)))
+                .unwrap();
+        }
+    }
+    drop(tx);
+    let st = agg.stats();
+    agg.join(); // long before the 30 s timeout
+    let got: Vec<Record> = orx.iter().collect();
+    assert_eq!(got.len(), 50);
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 25);
+    assert_eq!(
+        got.iter().filter(|r| r.sentiment.is_none()).count(),
+        25,
+        "the odd seqs are flushed with NULL scores"
+    );
+}
+
+#[test]
+fn memory_is_bounded_by_what_is_in_flight() {
+    let (tx, rx) = bounded(1024);
+    let (otx, orx) = bounded::<Record>(1024);
+    let cfg = AggConfig {
+        timeout: Duration::from_secs(3600),
+        max_pending: 100,
+    };
+    let agg = spawn_aggregator(cfg, rx, otx).unwrap();
+    let st = agg.stats();
+    let drain = std::thread::spawn(move || orx.iter().count());
+    let t = tweet(1);
+    let mut max_pending = 0;
+    // 20,000 tweets whose scores arrive 50 tweets later: ~50 in flight at any time.
+    for seq in 1..=20_000u64 {
+        let mut tw = (*t).clone();
+        tw.seq = seq;
+        tx.send(AggMsg::Tweet(Arc::new(tw))).unwrap();
+        if seq > 50 {
+            let s = seq - 50;
+            tx.send(score(s, ScoreKind::Sentiment, Some(0.0))).unwrap();
+            tx.send(score(s, ScoreKind::Engagement, Some(0.0))).unwrap();
+        }
+        max_pending = max_pending.max(st.pending.load(Ordering::Relaxed));
+    }
+    // Never-answered tweets beyond max_pending are emitted early, not kept.
+    for seq in 30_000..30_500u64 {
+        let mut tw = (*t).clone();
+        tw.seq = seq;
+        tx.send(AggMsg::Tweet(Arc::new(tw))).unwrap();
+        max_pending = max_pending.max(st.pending.load(Ordering::Relaxed));
+    }
+    drop(tx);
+    agg.join();
+    assert_eq!(drain.join().unwrap(), 20_500);
+    assert!(max_pending <= 101, "pending reached {max_pending}");
+    // 50 tail tweets of the first run + 500 never-answered ones are incomplete.
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 550);
+    assert_eq!(st.emitted.load(Ordering::Relaxed), 20_500);
+}

@@ -1,0 +1,193 @@
+//! The database goes away: mid-run for ~10 s, and while a process is SIGKILLed.
+
+mod sink_util;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+use sink_util::*;
+use tweetflow::model::Record;
+use tweetflow::sink::fixture::records;
+use tweetflow::sink::{spawn_sink, SinkConfig};
+
+/// Ids 1..=n with seq = base + id; every 10th id again later as version 2.
+fn workload(base: u64, n: usize) -> (Vec<Record>, Vec<(i64, i64, String)>) {
+    let mut recs = records(base + 1, 1, n);
+    let mut expect: Vec<(i64, i64, String)> = recs
+        .iter()
+        .map(|r| (r.tweet.id, r.tweet.seq as i64, r.tweet.text.clone()))
+        .collect();
+    let later_base = base + 10 * n as u64;
+    for id in (10..=n as i64).step_by(10) {
+        let mut t = (*recs[(id - 1) as usize].tweet).clone();
+        t.seq = later_base + id as u64;
+        t.text = format!("version 2 of {id}");
+        let e = &mut expect[(id - 1) as usize];
+        e.1 = t.seq as i64;
+        e.2 = t.text.clone();
+        recs.push(Record {
+            tweet: Arc::new(t),
+            sentiment: Some(0.25),
+            engagement: None,
+        });
+    }
+    (recs, expect)
+}
+
+fn check_rows(db: &TestDb, expect: &[(i64, i64, String)]) {
+    let rows = db
+        .client()
+        .query("SELECT id, ingest_seq, text FROM tweets ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows.len(), expect.len(), "every tweet exactly once");
+    for (r, e) in rows.iter().zip(expect) {
+        let got: (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(&got, e);
+    }
+}
+
+#[test]
+fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = TestDb::new();
+    let spool = tempfile::tempdir().unwrap();
+    let (recs, expect) = workload(1_000_000, 3_000);
+    let total = recs.len();
+    let cfg = SinkConfig {
+        buffer_records: 1_000,
+        ..db.config(spool.path())
+    };
+    let (tx, rx) = bounded(256);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    let stats = sink.stats();
+    // ~18 s of input at ~185 records/s.
+    let feeder = std::thread::spawn(move || {
+        for chunk in recs.chunks(37) {
+            for r in chunk {
+                tx.send(r.clone()).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    wait_for("first commits", Duration::from_secs(60), || {
+        stats
+            .records_committed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 100
+    });
+    db.go_down();
+    wait_for("the breaker to open", Duration::from_secs(30), || {
+        stats.snapshot().sink_state == "down"
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let during = stats.snapshot();
+    db.come_back();
+    feeder.join().unwrap();
+    let s = sink.join().unwrap();
+    assert!(s.stats.breaker_trips >= 1);
+    assert!(
+        during.spilled > 0,
+        "records were spooled while down: {during:?}"
+    );
+    assert!(s.stats.retries >= 1 || s.stats.spilled_total > 0);
+    assert_eq!(s.left_in_spool, 0);
+    assert_eq!(s.stats.records_in as usize, total);
+    assert_eq!(s.stats.rejected_rows, 0);
+    check_rows(&db, &expect);
+}
+
+const CHILD_ENV: &str = "TF_SINK_KILL_CHILD";
+
+/// Not a test on its own: the child process of the SIGKILL test (selected by env).
+#[test]
+#[ignore = "child process of sigkilled_while_the_database_is_down_then_restarted"]
+fn sigkill_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut it = spec.splitn(2, '|');
+    let url = it.next().unwrap().to_owned();
+    let dir = it.next().unwrap().to_owned();
+    let (recs, _) = workload(2_000_000, 2_000);
+    let n = recs.len() as u64;
+    let cfg = SinkConfig {
+        database_url: url,
+        spool_dir: dir.into(),
+        ..SinkConfig::default()
+    };
+    let (tx, rx) = bounded(256);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    let stats = sink.stats();
+    for r in recs {
+        tx.send(r).unwrap();
+    }
+    wait_for("everything on disk", Duration::from_secs(120), || {
+        let s = stats.snapshot();
+        s.spilled == n && s.buffered == 0
+    });
+    println!("READY {n}");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    drop(tx);
+}
+
+#[test]
+fn sigkilled_while_the_database_is_down_then_restarted() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = TestDb::new();
+    let spool = tempfile::tempdir().unwrap();
+    db.go_down();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigkill_child", "--ignored", "--nocapture"])
+        .env(
+            CHILD_ENV,
+            format!("{}|{}", db.url(), spool.path().display()),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (ltx, lrx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = ltx.send(line);
+        }
+    });
+    let ready = loop {
+        match lrx.recv_timeout(Duration::from_secs(180)) {
+            Ok(l) if l.starts_with("READY") => break l,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("child never got ready: {e}");
+            }
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // A crash in the middle of a write would leave a torn last line: add one.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(spool.path().join("spool.jsonl"))
+        .unwrap();
+    f.write_all(b"{\"tweet\":{\"seq\":1,\"stre").unwrap();
+    drop(f);
+    db.come_back();
+
+    let (_, expect) = workload(2_000_000, 2_000);
+    let n: u64 = ready.trim_start_matches("READY ").parse().unwrap();
+    let (tx, rx) = bounded::<Record>(1);
+    drop(tx);
+    let s = spawn_sink(db.config(spool.path()), rx)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(s.stats.replayed_at_start, n);
+    assert_eq!(s.stats.torn_lines, 1);
+    assert_eq!(s.stats.records_committed, n);
+    assert_eq!(s.left_in_spool, 0);
+    check_rows(&db, &expect);
+}

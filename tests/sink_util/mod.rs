@@ -1,0 +1,128 @@
+//! Helpers shared by the sink's integration tests: private schemas and databases on
+//! the local PostgreSQL, dropped at the end.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use tweetflow::sink::SinkConfig;
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        tweetflow::model::unix_micros() % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn admin() -> Client {
+    Client::connect(ADMIN_URL, NoTls).unwrap()
+}
+
+/// A schema of its own in the `postgres` database.
+pub struct TestSchema {
+    pub name: String,
+}
+
+impl TestSchema {
+    pub fn new() -> TestSchema {
+        TestSchema {
+            name: unique("tf_sink"),
+        }
+    }
+    pub fn config(&self, spool: &Path) -> SinkConfig {
+        SinkConfig {
+            database_url: ADMIN_URL.into(),
+            schema: self.name.clone(),
+            spool_dir: spool.to_path_buf(),
+            ..SinkConfig::default()
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = Client::connect(ADMIN_URL, NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
+/// A database of its own (for outages: connections to it can be forbidden).
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let name = unique("tf_sinkdb");
+        admin()
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        TestDb { name }
+    }
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url(), NoTls).unwrap()
+    }
+    pub fn config(&self, spool: &Path) -> SinkConfig {
+        SinkConfig {
+            database_url: self.url(),
+            schema: "public".into(),
+            spool_dir: spool.to_path_buf(),
+            ..SinkConfig::default()
+        }
+    }
+    /// Forbids new connections and terminates the existing ones.
+    pub fn go_down(&self) {
+        let mut a = admin();
+        a.batch_execute(&format!(
+            "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+            self.name
+        ))
+        .unwrap();
+        a.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&self.name],
+        )
+        .unwrap();
+    }
+    pub fn come_back(&self) {
+        admin()
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true",
+                self.name
+            ))
+            .unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = Client::connect(ADMIN_URL, NoTls) {
+            let _ = c.batch_execute(&format!(
+                "ALTER DATABASE \"{0}\" WITH ALLOW_CONNECTIONS true; \
+                 DROP DATABASE IF EXISTS \"{0}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Polls `cond` until it holds; panics after `limit` (a failure guard, not a measure).
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
