@@ -236,3 +236,81 @@ fn lexicon_from_the_emulator() {
     assert_eq!(lex.get("cool stuff"), Some(3));
     assert!(lex.max_words() >= 3);
 }
+
+#[test]
+fn cuts_without_ids_never_yield_malformed_or_partial_events() {
+    // Like the real server: no ids, so each connection starts over; every
+    // connection is cut in the middle of an event.
+    let emu = Emulator::start(EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        seed: SEED,
+        rate: Rate::Max,
+        kill_every: None,
+        cut_after: Some(25),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let cfg = SourceConfig {
+        server: emu.url(),
+        backoff_initial: Duration::from_millis(5),
+        ..SourceConfig::default()
+    };
+    let (tx, rx) = bounded(64);
+    let stats = Arc::new(SourceStats::new());
+    let shutdown = Shutdown::new();
+    let reader = spawn_reader(
+        1,
+        cfg,
+        Arc::new(SeqGen::starting_at(1)),
+        tx,
+        Arc::clone(&stats),
+        shutdown.clone(),
+    )
+    .unwrap();
+    let collector = thread::spawn(move || rx.iter().collect::<Vec<Ingest>>());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stats.snapshot().reconnects < 10 {
+        assert!(Instant::now() < deadline, "{:?}", stats.snapshot());
+        thread::sleep(Duration::from_millis(10));
+    }
+    shutdown.trigger();
+    reader.join().unwrap();
+    let items = collector.join().unwrap();
+    emu.stop();
+    let snap = stats.snapshot();
+    assert_eq!(
+        snap.malformed, 0,
+        "a cut event must be dropped, not decoded"
+    );
+    // 25 whole events per connection; shutdown may stop the last one early.
+    assert!(snap.events <= snap.connects * 25, "{snap:?}");
+    assert!(snap.events >= (snap.connects - 1) * 25, "{snap:?}");
+    // Each connection replays events 0..25 of the stream, whole.
+    let mut gen = TweetGen::with_corpus(Arc::new(Corpus::new(SEED)), 1);
+    let mut per_connection = Vec::new();
+    let mut buf = Vec::new();
+    for index in 0..25 {
+        buf.clear();
+        gen.payload_at(index, 1, &mut buf);
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        let t = &v["message"]["tweet"];
+        if let Some(o) = t.get("retweeted_status") {
+            per_connection.push(o["id"].as_i64().unwrap());
+        }
+        per_connection.push(t["id"].as_i64().unwrap());
+    }
+    let got: Vec<i64> = items
+        .iter()
+        .map(|i| match i {
+            Ingest::Tweet(t) => t.id,
+            Ingest::Kill { .. } => panic!("no kills were configured"),
+        })
+        .collect();
+    let replayed = per_connection.repeat(snap.connects as usize);
+    assert!(got.len() >= per_connection.len() * (snap.connects as usize - 1));
+    assert!(got.len() <= replayed.len());
+    assert!(
+        got[..] == replayed[..got.len()],
+        "not whole replays of events 0..25"
+    );
+}

@@ -32,7 +32,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -150,7 +150,7 @@ pub fn decode(data: &str) -> Decoded {
     // suffix are fixed valid JSON), which saves a scan of the whole data.
     // Anything else, or any failure, takes the general path, which decides.
     let fast = lab_wrapped_tweet(data)
-        .and_then(|raw| Some((raw, serde_json::from_str::<TweetFields<'_>>(raw).ok()?)));
+        .and_then(|raw| Some((raw, parse_object::<TweetFields<'_>>(raw).ok()?)));
     let (raw, fields) = match fast {
         Some(found) => found,
         None => {
@@ -159,7 +159,7 @@ pub fn decode(data: &str) -> Decoded {
                 Err(e) => return Decoded::Malformed(e.into()),
             };
             let raw = envelope.message.tweet.get();
-            match serde_json::from_str::<TweetFields<'_>>(raw) {
+            match parse_object::<TweetFields<'_>>(raw) {
                 Ok(f) => (raw, f),
                 Err(e) => return Decoded::Malformed(e.into()),
             }
@@ -171,7 +171,7 @@ pub fn decode(data: &str) -> Decoded {
         Err(e) => return Decoded::Malformed(e.into()),
     };
     let original = retweeted.map(|orig_raw| {
-        let decoded = serde_json::from_str::<TweetFields<'_>>(orig_raw.get())
+        let decoded = parse_object::<TweetFields<'_>>(orig_raw.get())
             .and_then(|f| build_tweet(orig_raw.get(), f));
         match decoded {
             Ok(o) => {
@@ -179,14 +179,22 @@ pub fn decode(data: &str) -> Decoded {
                 Ok(o)
             }
             Err(e) => {
-                tweet.retweeted_status_id = serde_json::from_str::<IdOnly>(orig_raw.get())
-                    .ok()
-                    .map(|i| i.id);
+                tweet.retweeted_status_id =
+                    parse_object::<IdOnly>(orig_raw.get()).ok().map(|i| i.id);
                 Err(e.into())
             }
         }
     });
     Decoded::Tweets(DecodedTweets { tweet, original })
+}
+
+/// Parses a typed struct from `raw`, which must be a JSON object (serde would
+/// also accept the array form of a struct).
+fn parse_object<'a, T: Deserialize<'a>>(raw: &'a str) -> Result<T, serde_json::Error> {
+    if !raw.starts_with('{') {
+        return Err(de::Error::custom("expected a JSON object"));
+    }
+    serde_json::from_str(raw)
 }
 
 /// The tweet object's text when `data` is exactly
@@ -207,7 +215,7 @@ fn lab_wrapped_tweet(data: &str) -> Option<&str> {
 }
 
 fn build_tweet(raw: &str, f: TweetFields<'_>) -> Result<Tweet, serde_json::Error> {
-    let u: UserFields<'_> = serde_json::from_str(f.user.get())?;
+    let u: UserFields<'_> = parse_object(f.user.get())?;
     let hashtags = match f.entities {
         Some(Entities {
             hashtags: Some(Hashtags(tags)),
@@ -634,6 +642,13 @@ mod tests {
         let d = tweets(&event_data(&tweet_json(10, 8, 10, Some(bad))));
         assert!(matches!(d.original, Some(Err(_))));
         assert_eq!(d.tweet.retweeted_status_id, Some(9));
+        let arr = r#"[9,"x",null,null,null,null,{"id":2,"followers_count":3}]"#;
+        let d = tweets(&event_data(&tweet_json(10, 8, 10, Some(arr))));
+        assert!(
+            matches!(d.original, Some(Err(_))),
+            "the array form of a struct is not a tweet"
+        );
+        assert_eq!(d.tweet.retweeted_status_id, None);
         let d = tweets(&event_data(&tweet_json(10, 8, 10, Some(r#""garbage""#))));
         assert!(matches!(d.original, Some(Err(_))));
         assert_eq!(d.tweet.retweeted_status_id, None);

@@ -201,7 +201,8 @@ impl Backoff {
 
     /// [`Backoff::next_delay`] with jitter: × uniform [1, 1.25).
     pub fn next_wait(&mut self, retry: Option<Duration>, rng: &mut impl rand::Rng) -> Duration {
-        self.next_delay(retry).mul_f64(rng.gen_range(1.0..1.25))
+        let delay = self.next_delay(retry);
+        Duration::try_from_secs_f64(delay.as_secs_f64() * rng.gen_range(1.0..1.25)).unwrap_or(delay)
     }
 }
 
@@ -242,6 +243,9 @@ mod tests {
         b.reset();
         let w = b.next_wait(Some(ms(500)), &mut rng);
         assert!(w >= ms(500) && w < ms(625), "{w:?}");
+        // An absurd retry does not overflow.
+        let huge = Duration::from_millis(u64::MAX);
+        assert!(b.next_wait(Some(huge), &mut rng) >= huge / 2);
     }
 
     #[test]

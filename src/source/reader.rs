@@ -37,6 +37,9 @@ use super::{join_url, Backoff, SourceConfig, SourceStats};
 use crate::model::{unix_micros, Ingest, SeqGen};
 use crate::shutdown::Shutdown;
 
+/// A server's `retry:` is honoured up to this (10 minutes).
+const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
+
 /// Size of the fixed read buffer.
 const READ_BUF: usize = 64 * 1024;
 
@@ -273,7 +276,7 @@ impl Reader {
                 self.last_event_id = parser.last_event_id().to_owned();
             }
             if let Some(ms) = parser.retry_ms() {
-                self.retry = Some(Duration::from_millis(ms));
+                self.retry = Some(Duration::from_millis(ms.min(MAX_RETRY_MS)));
             }
             delivered += events.len() as u64;
             inc(&self.stats.events, events.len() as u64);

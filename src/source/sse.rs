@@ -693,6 +693,113 @@ mod tests {
         assert_eq!(p.feed(b"data: c\n\n"), vec![ev("message", "c", "77")]);
     }
 
+    /// A deliberately naive reading of the spec over the whole input at once:
+    /// decode (lossy), strip one BOM, split lines, interpret.
+    fn reference(input: &[u8]) -> (Vec<SseEvent>, String, Option<u64>) {
+        let text = String::from_utf8_lossy(input).into_owned();
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text).to_owned();
+        let mut lines = Vec::new();
+        let mut cur = String::new();
+        let mut chars = text.chars().peekable();
+        // A trailing partial line (left in `cur`) is never processed.
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    lines.push(std::mem::take(&mut cur));
+                }
+                '\n' => lines.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        let (mut events, mut data, mut ty, mut id_buf, mut last_id, mut retry) = (
+            Vec::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            None,
+        );
+        for line in lines {
+            if line.is_empty() {
+                last_id = id_buf.clone();
+                if data.is_empty() {
+                    ty.clear();
+                    continue;
+                }
+                data.pop();
+                events.push(ev(
+                    if ty.is_empty() { "message" } else { &ty },
+                    &data,
+                    &last_id,
+                ));
+                data.clear();
+                ty.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (name, value) = match line.find(':') {
+                Some(i) => {
+                    let v = &line[i + 1..];
+                    (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+                }
+                None => (&line[..], ""),
+            };
+            match name {
+                "event" => ty = value.to_owned(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "id" if !value.contains('\0') => id_buf = value.to_owned(),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    retry = value.parse().ok().or(Some(u64::MAX))
+                }
+                _ => {}
+            }
+        }
+        (events, last_id, retry)
+    }
+
+    #[test]
+    fn random_streams_match_a_naive_reference() {
+        let pieces: [&[u8]; 16] = [
+            b"data",
+            b": ",
+            b"x",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b":",
+            b"id",
+            b"event",
+            b"retry: 12",
+            b"\0",
+            b" ",
+            b"\xEF\xBB\xBF",
+            b"\xF0\x9F",
+            b"\xFF",
+            b"\n\n",
+        ];
+        let mut rng = SmallRng::seed_from_u64(11);
+        for _ in 0..3000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.gen_range(0..40) {
+                input.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
+            }
+            let mut p = SseParser::default();
+            let got = p.feed(&input);
+            let (want, last_id, retry) = reference(&input);
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&input));
+            assert_eq!(p.last_event_id(), last_id);
+            assert_eq!(p.retry_ms(), retry);
+        }
+    }
+
     #[test]
     fn random_streams_agree_across_chunkings() {
         let pieces: [&[u8]; 14] = [
