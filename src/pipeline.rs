@@ -35,6 +35,7 @@ use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::{fit, RateMeter, Status, TagCount};
+use crate::supervisor;
 use crate::workers::{self, Core, CoreConfig, CoreStats};
 
 /// Everything `run` needs.
@@ -380,8 +381,14 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Stoppe
     let tap = {
         let hashtags = Arc::clone(&probes.hashtags);
         let tap_stats = Arc::clone(&probes.tap);
+        let policy = cfg.core.restart.clone();
         spawn_named("tap", move || {
-            tap_loop(tap_rx, rec_tx, &hashtags, &tap_stats)
+            let kept = supervisor::keep_alive("tap", &policy, || {
+                tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
+            });
+            if kept.is_err() {
+                error!("the tap failed for good; records can no longer reach the sink");
+            }
         })?
     };
 
@@ -536,8 +543,8 @@ impl Pipeline {
 
 /// Between the aggregator and the sink: counts hashtags into the sketch.
 fn tap_loop(
-    input: Receiver<Record>,
-    output: Sender<Record>,
+    input: &Receiver<Record>,
+    output: &Sender<Record>,
     hashtags: &Mutex<TopHashtags>,
     stats: &TapStats,
 ) {

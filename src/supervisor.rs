@@ -172,6 +172,44 @@ impl Backoff {
     }
 }
 
+/// Keeps a long-lived stage loop alive in the current thread.
+///
+/// Runs `body` until it returns normally (its input disconnected). An
+/// unexpected panic in it (the panic hook prints it in full) is logged and
+/// `body` runs again, on the same channels and with whatever state it keeps
+/// outside itself, after the same jittered back-off as a worker. More than
+/// `policy.max_restarts` restarts within `policy.window` means the stage is
+/// broken for good: it gives up and returns the last panic's message.
+pub fn keep_alive<F: FnMut()>(
+    name: &str,
+    policy: &RestartPolicy,
+    mut body: F,
+) -> Result<(), String> {
+    let mut window = RestartWindow::new(policy.max_restarts, policy.window);
+    let mut backoff = Backoff::new(policy.clone());
+    let mut rng = rand::thread_rng();
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut body)) {
+            Ok(()) => return Ok(()),
+            Err(payload) => {
+                let msg = panic_message(payload.as_ref());
+                let now = Instant::now();
+                if window.record(now) {
+                    log::error!(
+                        "{name}: {} restarts within {:?}; giving up (last panic: {msg})",
+                        window.len(),
+                        policy.window
+                    );
+                    return Err(msg);
+                }
+                let pause = backoff.next(now, &mut rng);
+                log::error!("{name} panicked: {msg}; restarting in {pause:?}");
+                std::thread::sleep(pause);
+            }
+        }
+    }
+}
+
 /// Installs (once) a panic hook that prints nothing for [`KillPanic`] and
 /// hands every other panic to the previous hook (the default output).
 pub fn install_panic_hook() {
@@ -698,5 +736,44 @@ mod tests {
         assert_eq!(panic_message(&"boom"), "boom");
         assert_eq!(panic_message(&String::from("bang")), "bang");
         assert_eq!(panic_message(&42u8), "non-string panic payload");
+    }
+}
+
+#[cfg(test)]
+mod keep_alive_tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn restarts_a_panicking_loop_until_it_returns() {
+        install_panic_hook();
+        let runs = Cell::new(0);
+        let r = keep_alive("test", &RestartPolicy::default(), || {
+            runs.set(runs.get() + 1);
+            if runs.get() < 3 {
+                std::panic::panic_any(KillPanic); // silent under the hook
+            }
+        });
+        assert_eq!(r, Ok(()));
+        assert_eq!(runs.get(), 3);
+    }
+
+    #[test]
+    fn gives_up_beyond_the_restart_intensity() {
+        install_panic_hook();
+        let policy = RestartPolicy {
+            max_restarts: 2,
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+            ..RestartPolicy::default()
+        };
+        let runs = Cell::new(0);
+        let r = keep_alive("test", &policy, || {
+            runs.set(runs.get() + 1);
+            std::panic::panic_any(KillPanic);
+        });
+        assert_eq!(r, Err("killed".to_string()));
+        assert_eq!(runs.get(), 3);
     }
 }
