@@ -12,45 +12,15 @@
 //!
 //! `cargo bench --bench sink` (env `SINK_BENCH_ROWS`, default 40000; `DATABASE_URL`).
 
-use std::error::Error;
 use std::time::{Duration, Instant};
 
-use bytes_shim::put_jsonb;
 use crossbeam_channel::bounded;
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
 use tweetflow::model::Record;
+use tweetflow::sink::writer::Jsonb;
 use tweetflow::sink::{fixture, schema, spawn_sink, SinkConfig};
-
-mod bytes_shim {
-    /// jsonb binary format: version byte 1, then the JSON text.
-    pub fn put_jsonb(out: &mut Vec<u8>, s: &str) {
-        out.push(1);
-        out.extend_from_slice(s.as_bytes());
-    }
-}
-
-/// A JSON text sent as binary jsonb.
-#[derive(Debug)]
-struct Jsonb(String);
-
-impl ToSql for Jsonb {
-    fn to_sql(
-        &self,
-        _: &Type,
-        w: &mut postgres::types::private::BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let mut v = Vec::with_capacity(self.0.len() + 1);
-        put_jsonb(&mut v, &self.0);
-        w.extend_from_slice(&v);
-        Ok(IsNull::No)
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-    to_sql_checked!();
-}
 
 fn url() -> String {
     std::env::var("DATABASE_URL")
@@ -72,9 +42,12 @@ impl Fresh {
     }
     fn count(&self) -> i64 {
         let mut c = Client::connect(&url(), NoTls).expect("connect");
-        c.query_one(&format!("SELECT count(*) FROM \"{}\".tweets", self.name), &[])
-            .expect("count")
-            .get(0)
+        c.query_one(
+            &format!("SELECT count(*) FROM \"{}\".tweets", self.name),
+            &[],
+        )
+        .expect("count")
+        .get(0)
     }
 }
 
@@ -103,17 +76,17 @@ fn raw_copy(recs: &[Record]) -> Row {
     for r in recs {
         users.insert(r.tweet.user.id, r);
     }
-    let tweets: Vec<(&Record, Jsonb)> = recs
+    let tweets: Vec<(&Record, String)> = recs
         .iter()
         .map(|r| {
             let mut v: serde_json::Value = serde_json::from_str(&r.tweet.raw).expect("json");
             v["user"] = r.tweet.user.id.into();
-            (r, Jsonb(v.to_string()))
+            (r, v.to_string())
         })
         .collect();
-    let user_raw: Vec<(&Record, Jsonb)> = users
+    let user_raw: Vec<(&Record, String)> = users
         .values()
-        .map(|r| (*r, Jsonb(r.tweet.user.raw.clone())))
+        .map(|r| (*r, r.tweet.user.raw.clone()))
         .collect();
     let created = tweetflow::sink::writer::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
     let mut c = Client::connect(&url(), NoTls).expect("connect");
@@ -153,7 +126,7 @@ fn raw_copy(recs: &[Record]) -> Row {
             &u.verified,
             &u.lang,
             &created,
-            raw,
+            &Jsonb(raw),
             &seq,
         ])
         .expect("row");
@@ -200,7 +173,7 @@ fn raw_copy(recs: &[Record]) -> Row {
             &t.hashtags,
             &r.sentiment,
             &r.engagement,
-            raw,
+            &Jsonb(raw),
             &seq,
             &received,
         ])
@@ -299,7 +272,10 @@ fn main() {
                 r.mode,
                 r.rows as f64 / r.secs
             );
-            if slot.as_ref().is_none_or(|b| r.rows as f64 / r.secs > b.rows as f64 / b.secs) {
+            if slot
+                .as_ref()
+                .map_or(true, |b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
+            {
                 *slot = Some(r);
             }
         }

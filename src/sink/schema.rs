@@ -61,21 +61,38 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
         &[&schema],
     )?;
     // lz4 where the server has it (14+, built with lz4); plain DDL otherwise.
-    let lz4 = tx
-        .query_one(
-            "SELECT current_setting('server_version_num')::int >= 140000 \
-             AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
-                         AND 'lz4' = ANY(enumvals))",
-            &[],
-        )?
-        .get::<_, bool>(0);
+    let lz4 = has_lz4(&mut tx)?;
     tx.batch_execute(&create_sql(schema, lz4))?;
     tx.commit()
 }
 
+/// Whether the server offers lz4 TOAST compression (PostgreSQL 14+ built with lz4).
+pub fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+    Ok(c.query_one(
+        "SELECT current_setting('server_version_num')::int >= 140000 \
+         AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+                     AND 'lz4' = ANY(enumvals))",
+        &[],
+    )?
+    .get::<_, bool>(0))
+}
+
 /// The per-connection staging tables (temporary, emptied at each commit).
-pub fn staging_sql() -> String {
-    "CREATE TEMP TABLE IF NOT EXISTS tf_stage_users (
+///
+/// The `raw` columns are compressed with lz4 when available: the upsert then copies
+/// the compressed value into the (also lz4) table without compressing it again.
+/// Without lz4 they are stored uncompressed (`EXTERNAL`), so pglz runs only once,
+/// in the final table.
+pub fn staging_sql(lz4: bool) -> String {
+    let storage = if lz4 {
+        "ALTER TABLE tf_stage_users ALTER raw SET COMPRESSION lz4;
+ALTER TABLE tf_stage_tweets ALTER raw SET COMPRESSION lz4;"
+    } else {
+        "ALTER TABLE tf_stage_users ALTER raw SET STORAGE EXTERNAL;
+ALTER TABLE tf_stage_tweets ALTER raw SET STORAGE EXTERNAL;"
+    };
+    format!(
+        "CREATE TEMP TABLE IF NOT EXISTS tf_stage_users (
     id bigint, screen_name text, name text, followers_count bigint, friends_count bigint,
     statuses_count bigint, verified boolean, lang text, created_at timestamptz, raw jsonb,
     ingest_seq bigint
@@ -86,9 +103,8 @@ CREATE TEMP TABLE IF NOT EXISTS tf_stage_tweets (
     sentiment double precision, engagement double precision, raw jsonb, ingest_seq bigint,
     received_at timestamptz
 ) ON COMMIT DELETE ROWS;
-ALTER TABLE tf_stage_users ALTER raw SET STORAGE EXTERNAL;
-ALTER TABLE tf_stage_tweets ALTER raw SET STORAGE EXTERNAL;"
-        .to_owned()
+{storage}"
+    )
 }
 
 /// Binary COPY into the users staging table.

@@ -23,7 +23,7 @@
 //! transient: the caller keeps the batch and retries it after the breaker closes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -259,7 +259,9 @@ fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
             b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r' => return Some(i),
             _ => i += 1,
         }
-        if depth == 0 && !matches!(b.get(i), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+')) {
+        if depth == 0
+            && !matches!(b.get(i), Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'))
+        {
             return Some(i);
         }
     }
@@ -525,7 +527,8 @@ impl Conn {
 
     /// As [`Conn::open`], on an existing client.
     pub fn from_client(mut client: Client, schema_name: &str) -> Result<Conn, postgres::Error> {
-        client.batch_execute(&schema::staging_sql())?;
+        let lz4 = schema::has_lz4(&mut client)?;
+        client.batch_execute(&schema::staging_sql(lz4))?;
         let copy_users = client.prepare(schema::COPY_USERS)?;
         let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
         let upsert_users = client.prepare(&schema::upsert_users_sql(schema_name))?;
@@ -557,8 +560,8 @@ impl Conn {
     ) -> Result<WriteOutcome, postgres::Error> {
         let mut out = WriteOutcome::default();
         // Newest version per id inside the batch (the SQL's DISTINCT ON keeps the rule too).
-        let mut users: HashMap<i64, (&User, u64)> = HashMap::new();
-        let mut tweets: HashMap<i64, &Record> = HashMap::new();
+        let mut users: BTreeMap<i64, (&User, u64)> = BTreeMap::new();
+        let mut tweets: BTreeMap<i64, &Record> = BTreeMap::new();
         for r in recs {
             let t = &r.tweet;
             if parts != Parts::TweetOnly {
@@ -574,13 +577,16 @@ impl Conn {
                 }
             }
         }
-        let prof = std::env::var_os("TF_SINK_PROFILE").is_some();
+        let prof = log::log_enabled!(log::Level::Trace);
         let mut marks = vec![std::time::Instant::now()];
         let mut tx = self.client.transaction()?;
         if !users.is_empty() {
             let mut c = CopyBuf::new(users.len() * 1400);
             for (u, seq) in users.values() {
-                let screen_name = u.screen_name.as_deref().map(|s| sanitized(s, &mut out.sanitized));
+                let screen_name = u
+                    .screen_name
+                    .as_deref()
+                    .map(|s| sanitized(s, &mut out.sanitized));
                 let name = u.name.as_deref().map(|s| sanitized(s, &mut out.sanitized));
                 let lang = u.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
                 let created = u.created_at.as_deref().and_then(parse_twitter_time);
@@ -641,8 +647,17 @@ impl Conn {
         tx.commit()?;
         marks.push(std::time::Instant::now());
         if prof {
-            let d: Vec<String> = marks.windows(2).map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3)).collect();
-            eprintln!("rows {} users {}: copy_u, copy_t, ups_u, ups_t, commit ms = {}", tweets.len(), users.len(), d.join(" "));
+            let d: Vec<String> = marks
+                .windows(2)
+                .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3))
+                .collect();
+            log::trace!(
+                "sink: {} tweets, {} users; ms copy users, copy tweets, upsert users, upsert \
+                 tweets, commit = {}",
+                tweets.len(),
+                users.len(),
+                d.join(" ")
+            );
         }
         out.users = users.len() as u64;
         out.tweets = tweets.len() as u64;
@@ -820,10 +835,20 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(v["user"], 7);
-        assert_eq!(replace_user(r#" { "user" : null } "#, 3), r#" { "user" : 3 } "#);
+        assert_eq!(
+            replace_user(r#" { "user" : null } "#, 3),
+            r#" { "user" : 3 } "#
+        );
         assert_eq!(replace_user(r#"{"id":1}"#, 3), r#"{"user":3,"id":1}"#);
         assert_eq!(replace_user(r#"{}"#, 3), r#"{"user":3}"#);
-        for bad in [r#"{"id":1"#, "[1]", "", r#"{"user":}"#, r#"{"a":1} x"#, r#"{"a" 1}"#] {
+        for bad in [
+            r#"{"id":1"#,
+            "[1]",
+            "",
+            r#"{"user":}"#,
+            r#"{"a":1} x"#,
+            r#"{"a" 1}"#,
+        ] {
             assert_eq!(replace_user(bad, 3), bad, "{bad:?}");
         }
         let fx = crate::sink::fixture::records(1, 1, 1).remove(0);
