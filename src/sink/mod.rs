@@ -650,6 +650,12 @@ fn writer_loop(
                 if class == ErrorClass::Schema {
                     schema_ready = false;
                 }
+                if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) {
+                    // statement_timeout: the batch is too big for the database now.
+                    monitor.timed_out();
+                    st.batch_size
+                        .store(monitor.batch_size() as u64, Ordering::Relaxed);
+                }
                 held = Some(batch);
                 conn = None;
                 st.breaker.apply(Event::WriteFailed);

@@ -5,22 +5,27 @@
 //! BEGIN
 //! COPY tf_stage_users  FROM STDIN (FORMAT binary)      -- temp, ON COMMIT DELETE ROWS
 //! COPY tf_stage_tweets FROM STDIN (FORMAT binary)
-//! INSERT INTO users  AS t SELECT DISTINCT ON (id) … ORDER BY id, ingest_seq DESC
+//! INSERT INTO users  AS t SELECT DISTINCT ON (id) … FROM tf_stage_users ORDER BY id, ingest_seq DESC
 //!   ON CONFLICT (id) DO UPDATE SET … WHERE excluded.ingest_seq > t.ingest_seq
-//! INSERT INTO tweets AS t SELECT DISTINCT ON (id) …, jsonb_set(raw::jsonb,'{user}',to_jsonb(user_id)) …
+//! INSERT INTO tweets AS t SELECT DISTINCT ON (id) … FROM tf_stage_tweets ORDER BY id, ingest_seq DESC
 //!   ON CONFLICT (id) DO UPDATE SET … WHERE excluded.ingest_seq > t.ingest_seq
 //! COMMIT
 //! ```
 //!
-//! Rows are also de-duplicated in Rust before the COPY (highest seq per id), which
-//! shrinks the COPY; `DISTINCT ON` stays as the rule in SQL.
+//! The COPY payload is encoded by hand ([`CopyBuf`]) into one buffer. The raw tweet's
+//! top-level `user` object is replaced by the user id on the client
+//! ([`replace_user`], a one-pass scanner, no JSON tree), and `raw` travels as binary
+//! jsonb, so the server parses each JSON text exactly once. Rows are also
+//! de-duplicated in Rust before the COPY (highest seq per id, in id order); the SQL
+//! keeps `DISTINCT ON` as the rule anyway.
 //!
 //! Errors are classified ([`classify`]): a data error (SQLSTATE class 22 or 23, or
 //! 54 "program limit") is the rows' fault, so the batch is bisected until the bad
 //! record is alone; then its user and its tweet are tried apart and what still fails
 //! is rejected: counted, logged and appended to `rejected.jsonl` in the spool dir.
-//! Everything else (lost connection, timeout, server shutting down, …) is
-//! transient: the caller keeps the batch and retries it after the breaker closes.
+//! `42P01`/`3F000` (table or schema gone) recreate the schema. Everything else (lost
+//! connection, timeout, server shutting down, …) is transient: the caller keeps the
+//! batch and retries it after the breaker closes.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
