@@ -4,7 +4,9 @@
 //!   `tweets` tables (jsonb already prepared, user already replaced by its id),
 //!   one transaction — the bulk-load ceiling;
 //! * the sink writer with fixed batch sizes 10, 100, 1,000, 10,000;
-//! * the sink writer with adaptive batches (default bounds 10..20,000, target 200 ms).
+//! * the sink writer with adaptive batches (default bounds 10..20,000, target 200 ms);
+//! * the same, when every id is already stored with an older version (all rows take
+//!   the staging + `ON CONFLICT DO UPDATE` path instead of the new-id fast path).
 //!
 //! Each mode gets a fresh schema; the input channel is filled before the sink starts,
 //! so the writer, not the producer, is the bottleneck. ~2 KB raw tweets from
@@ -195,7 +197,24 @@ fn raw_copy(recs: &[Record]) -> Row {
 }
 
 fn sink_run(tag: &str, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
-    let s = Fresh::new(tag);
+    sink_run_on(Fresh::new(tag), recs, min, max, initial)
+}
+
+/// Every id already stored (older versions): all rows take the staging + upsert path.
+fn sink_update_run(old: &[Record], recs: &[Record]) -> Row {
+    let s = Fresh::new("update");
+    let d = SinkConfig::default();
+    let _ = sink_run_on_keep(&s, old, d.batch_min, d.batch_max, d.batch_initial);
+    let mut r = sink_run_on(s, recs, d.batch_min, d.batch_max, d.batch_initial);
+    r.mode = format!("{}, all ids stored", r.mode);
+    r
+}
+
+fn sink_run_on(s: Fresh, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
+    sink_run_on_keep(&s, recs, min, max, initial)
+}
+
+fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
     let spool = tempfile::tempdir().expect("tempdir");
     let cfg = SinkConfig {
         database_url: url(),
@@ -256,7 +275,8 @@ fn main() {
     let d = SinkConfig::default();
     // Modes interleaved, `rounds` times; each mode's best round is reported (the
     // machine is shared, so the best round is the least disturbed one).
-    let mut best: Vec<Option<Row>> = (0..6).map(|_| None).collect();
+    let newer = fixture::records(10_000_000, 1, n);
+    let mut best: Vec<Option<Row>> = (0..7).map(|_| None).collect();
     for round in 0..rounds {
         let results = vec![
             raw_copy(&recs),
@@ -265,6 +285,7 @@ fn main() {
             sink_run("b1000", &recs, 1_000, 1_000, 1_000),
             sink_run("b10000", &recs, 10_000, 10_000, 10_000),
             sink_run("adaptive", &recs, d.batch_min, d.batch_max, d.batch_initial),
+            sink_update_run(&recs, &newer),
         ];
         for (slot, r) in best.iter_mut().zip(results) {
             eprintln!(

@@ -117,6 +117,24 @@ pub const COPY_TWEETS: &str = "COPY tf_stage_tweets (id, user_id, text, lang, cr
      favorite_count, retweet_count, retweeted_status_id, hashtags, sentiment, engagement, raw, \
      ingest_seq, received_at) FROM STDIN (FORMAT binary)";
 
+/// Binary COPY straight into the tweets table (the fast path for ids not in it yet).
+pub fn copy_tweets_direct_sql(schema: &str) -> String {
+    format!(
+        "COPY {}.tweets (id, user_id, text, lang, created_at, favorite_count, retweet_count, \
+         retweeted_status_id, hashtags, sentiment, engagement, raw, ingest_seq, received_at) \
+         FROM STDIN (FORMAT binary)",
+        ident(schema)
+    )
+}
+
+/// Which of the given tweet ids are already stored.
+pub fn existing_tweets_sql(schema: &str) -> String {
+    format!(
+        "SELECT id FROM {}.tweets WHERE id = ANY($1::bigint[])",
+        ident(schema)
+    )
+}
+
 /// Staging → users: newest version per id, and only if newer than the stored row.
 pub fn upsert_users_sql(schema: &str) -> String {
     let s = ident(schema);

@@ -513,8 +513,12 @@ pub struct Conn {
     client: Client,
     copy_users: Statement,
     copy_tweets: Statement,
+    copy_tweets_direct: Statement,
+    existing_tweets: Statement,
     upsert_users: Statement,
     upsert_tweets: Statement,
+    /// Fast path: tweets whose id is not in the table yet are COPYed straight into it.
+    pub direct: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -536,14 +540,19 @@ impl Conn {
         client.batch_execute(&schema::staging_sql(lz4))?;
         let copy_users = client.prepare(schema::COPY_USERS)?;
         let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
+        let copy_tweets_direct = client.prepare(&schema::copy_tweets_direct_sql(schema_name))?;
+        let existing_tweets = client.prepare(&schema::existing_tweets_sql(schema_name))?;
         let upsert_users = client.prepare(&schema::upsert_users_sql(schema_name))?;
         let upsert_tweets = client.prepare(&schema::upsert_tweets_sql(schema_name))?;
         Ok(Conn {
             client,
             copy_users,
             copy_tweets,
+            copy_tweets_direct,
+            existing_tweets,
             upsert_users,
             upsert_tweets,
+            direct: true,
         })
     }
 
@@ -562,6 +571,7 @@ impl Conn {
         &mut self,
         recs: &[&Record],
         parts: Parts,
+        direct: bool,
     ) -> Result<WriteOutcome, postgres::Error> {
         let mut out = WriteOutcome::default();
         // Newest version per id inside the batch (the SQL's DISTINCT ON keeps the rule too).
@@ -612,9 +622,38 @@ impl Conn {
             send_copy(&mut tx, &self.copy_users, c.finish())?;
         }
         marks.push(std::time::Instant::now());
-        if !tweets.is_empty() {
-            let mut c = CopyBuf::new(tweets.len() * 2600);
-            for r in tweets.values() {
+        // Fast path: ids not in the table yet go straight into it (no second pass);
+        // the others through staging + upsert. A concurrent writer inserting one of
+        // them in between makes the COPY fail with 23505; the caller then retries the
+        // batch without the fast path.
+        let mut direct_rows: Vec<&Record> = Vec::new();
+        let mut staged_rows: Vec<&Record> = Vec::with_capacity(tweets.len());
+        if direct && !tweets.is_empty() {
+            let ids: Vec<i64> = tweets.keys().copied().collect();
+            let existing: std::collections::HashSet<i64> = tx
+                .query(&self.existing_tweets, &[&ids])?
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect();
+            for (id, r) in &tweets {
+                if existing.contains(id) {
+                    staged_rows.push(r);
+                } else {
+                    direct_rows.push(r);
+                }
+            }
+        } else {
+            staged_rows.extend(tweets.values().copied());
+        }
+        for (rows, stmt) in [
+            (&direct_rows, &self.copy_tweets_direct),
+            (&staged_rows, &self.copy_tweets),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let mut c = CopyBuf::new(rows.len() * 2600);
+            for r in rows.iter() {
                 let t: &Tweet = &r.tweet;
                 let text = sanitized(&t.text, &mut out.sanitized);
                 let lang = t.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
@@ -638,15 +677,18 @@ impl Conn {
                 c.int8(Some(t.seq as i64));
                 c.timestamptz(Some(received));
             }
-            send_copy(&mut tx, &self.copy_tweets, c.finish())?;
+            let n = send_copy(&mut tx, stmt, c.finish())?;
+            if std::ptr::eq(stmt, &self.copy_tweets_direct) {
+                out.tweets_changed += n;
+            }
         }
         marks.push(std::time::Instant::now());
         if !users.is_empty() {
             out.users_changed = tx.execute(&self.upsert_users, &[])?;
         }
         marks.push(std::time::Instant::now());
-        if !tweets.is_empty() {
-            out.tweets_changed = tx.execute(&self.upsert_tweets, &[])?;
+        if !staged_rows.is_empty() {
+            out.tweets_changed += tx.execute(&self.upsert_tweets, &[])?;
         }
         marks.push(std::time::Instant::now());
         tx.commit()?;
@@ -691,7 +733,21 @@ impl Conn {
         if recs.is_empty() {
             return Ok(());
         }
-        match self.write_set(recs, Parts::Both) {
+        let mut res = self.write_set(recs, Parts::Both, self.direct);
+        if self.direct {
+            if let Err(e) = &res {
+                if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    // Another writer inserted one of the "new" ids meanwhile.
+                    log::debug!(
+                        "sink: a tweet id was inserted concurrently ({}); retrying the batch \
+                         through staging",
+                        db_message(e)
+                    );
+                    res = self.write_set(recs, Parts::Both, false);
+                }
+            }
+        }
+        match res {
             Ok(o) => {
                 out.add(&o);
                 Ok(())
@@ -727,7 +783,7 @@ impl Conn {
     ) -> Result<(), postgres::Error> {
         for (parts, what) in [(Parts::UserOnly, "user"), (Parts::TweetOnly, "tweet")] {
             out.isolation_attempts += 1;
-            match self.write_set(&[rec], parts) {
+            match self.write_set(&[rec], parts, false) {
                 Ok(o) => out.add(&o),
                 Err(e) if classify(&e) == ErrorClass::Data => {
                     out.rejected += 1;
