@@ -127,6 +127,23 @@ pub fn copy_tweets_direct_sql(schema: &str) -> String {
     )
 }
 
+/// Binary COPY straight into the users table (the fast path for ids not in it yet).
+pub fn copy_users_direct_sql(schema: &str) -> String {
+    format!(
+        "COPY {}.users (id, screen_name, name, followers_count, friends_count, \
+         statuses_count, verified, lang, created_at, raw, ingest_seq) FROM STDIN (FORMAT binary)",
+        ident(schema)
+    )
+}
+
+/// Which of the given user ids are already stored.
+pub fn existing_users_sql(schema: &str) -> String {
+    format!(
+        "SELECT id FROM {}.users WHERE id = ANY($1::bigint[])",
+        ident(schema)
+    )
+}
+
 /// Which of the given tweet ids are already stored.
 pub fn existing_tweets_sql(schema: &str) -> String {
     format!(

@@ -512,6 +512,8 @@ enum Parts {
 pub struct Conn {
     client: Client,
     copy_users: Statement,
+    copy_users_direct: Statement,
+    existing_users: Statement,
     copy_tweets: Statement,
     copy_tweets_direct: Statement,
     existing_tweets: Statement,
@@ -539,6 +541,8 @@ impl Conn {
         let lz4 = schema::has_lz4(&mut client)?;
         client.batch_execute(&schema::staging_sql(lz4))?;
         let copy_users = client.prepare(schema::COPY_USERS)?;
+        let copy_users_direct = client.prepare(&schema::copy_users_direct_sql(schema_name))?;
+        let existing_users = client.prepare(&schema::existing_users_sql(schema_name))?;
         let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
         let copy_tweets_direct = client.prepare(&schema::copy_tweets_direct_sql(schema_name))?;
         let existing_tweets = client.prepare(&schema::existing_tweets_sql(schema_name))?;
@@ -547,6 +551,8 @@ impl Conn {
         Ok(Conn {
             client,
             copy_users,
+            copy_users_direct,
+            existing_users,
             copy_tweets,
             copy_tweets_direct,
             existing_tweets,
@@ -595,9 +601,35 @@ impl Conn {
         let prof = log::log_enabled!(log::Level::Trace);
         let mut marks = vec![std::time::Instant::now()];
         let mut tx = self.client.transaction()?;
-        if !users.is_empty() {
-            let mut c = CopyBuf::new(users.len() * 1400);
-            for (u, seq) in users.values() {
+        // Fast path as for tweets below: users not stored yet go straight in.
+        let mut direct_users: Vec<(&User, u64)> = Vec::new();
+        let mut staged_users: Vec<(&User, u64)> = Vec::with_capacity(users.len());
+        if direct && !users.is_empty() {
+            let ids: Vec<i64> = users.keys().copied().collect();
+            let existing: std::collections::HashSet<i64> = tx
+                .query(&self.existing_users, &[&ids])?
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect();
+            for (id, v) in &users {
+                if existing.contains(id) {
+                    staged_users.push(*v);
+                } else {
+                    direct_users.push(*v);
+                }
+            }
+        } else {
+            staged_users.extend(users.values().copied());
+        }
+        for (rows, stmt) in [
+            (&direct_users, &self.copy_users_direct),
+            (&staged_users, &self.copy_users),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let mut c = CopyBuf::new(rows.len() * 1400);
+            for (u, seq) in rows.iter() {
                 let screen_name = u
                     .screen_name
                     .as_deref()
@@ -619,7 +651,10 @@ impl Conn {
                 c.jsonb(&raw);
                 c.int8(Some(*seq as i64));
             }
-            send_copy(&mut tx, &self.copy_users, c.finish())?;
+            let n = send_copy(&mut tx, stmt, c.finish())?;
+            if std::ptr::eq(stmt, &self.copy_users_direct) {
+                out.users_changed += n;
+            }
         }
         marks.push(std::time::Instant::now());
         // Fast path: ids not in the table yet go straight into it (no second pass);
@@ -683,8 +718,8 @@ impl Conn {
             }
         }
         marks.push(std::time::Instant::now());
-        if !users.is_empty() {
-            out.users_changed = tx.execute(&self.upsert_users, &[])?;
+        if !staged_users.is_empty() {
+            out.users_changed += tx.execute(&self.upsert_users, &[])?;
         }
         marks.push(std::time::Instant::now());
         if !staged_rows.is_empty() {
@@ -739,7 +774,7 @@ impl Conn {
                 if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
                     // Another writer inserted one of the "new" ids meanwhile.
                     log::debug!(
-                        "sink: a tweet id was inserted concurrently ({}); retrying the batch \
+                        "sink: a tweet or user id was inserted concurrently ({}); retrying the batch \
                          through staging",
                         db_message(e)
                     );
