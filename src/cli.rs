@@ -97,15 +97,15 @@ pub struct RunArgs {
     pub work_delay: String,
 
     /// Fewest workers per pool.
-    #[arg(long, default_value_t = 2, help_heading = "Workers")]
+    #[arg(long, default_value_t = 4, help_heading = "Workers")]
     pub min_workers: usize,
 
     /// Most workers per pool.
-    #[arg(long, default_value_t = 5000, help_heading = "Workers")]
+    #[arg(long, default_value_t = 4096, help_heading = "Workers")]
     pub max_workers: usize,
 
     /// Restart intensity: at most this many worker restarts per pool ...
-    #[arg(long, default_value_t = 1000, help_heading = "Workers")]
+    #[arg(long, default_value_t = 500, help_heading = "Workers")]
     pub max_restarts: usize,
 
     /// ... within this many seconds; beyond it the pool restarts whole.
@@ -161,11 +161,11 @@ pub struct RunArgs {
     pub spool_dir: PathBuf,
 
     // ----- built-in emulator -----
-    /// Rate of the built-in emulator (without --server): `swing` (default profile), a
+    /// Rate of the built-in emulator (without --server): `profile` (the default swinging profile), a
     /// number of events/s per stream, or `max`.
     #[arg(
         long,
-        default_value = "swing",
+        default_value = "profile",
         value_name = "RATE",
         help_heading = "Built-in emulator"
     )]

@@ -1,14 +1,23 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use tweetflow::cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.into_command() {
+    let result = match cli.into_command() {
         Command::Run(args) => tweetflow::pipeline::run_cli(args),
         Command::Emulate(args) => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .init();
             tweetflow::emulator::run_cli(args)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

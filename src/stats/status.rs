@@ -50,11 +50,9 @@ pub struct Status {
 }
 
 impl Status {
-    /// The status as one line, at most `width` characters when given.
-    pub fn line(&self, width: Option<usize>) -> String {
-        let mut s = String::with_capacity(200);
-        let _ = write!(
-            s,
+    /// The figures: rates, pools, restarts, batch, sink, totals.
+    pub fn figures(&self) -> String {
+        format!(
             "{:>5.0}s in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
             self.t,
             human(self.rate_in),
@@ -73,25 +71,43 @@ impl Status {
             human(self.rate_out),
             self.written_tweets,
             self.written_users,
-        );
+        )
+    }
+
+    /// The top hashtags, `top #a 12 #b 7 …` (empty when none was seen yet).
+    pub fn tags(&self) -> String {
+        let mut s = String::new();
         if !self.top_hashtags.is_empty() {
-            s.push_str(" │ top");
+            s.push_str("top");
             for t in &self.top_hashtags {
                 let _ = write!(s, " #{} {}", t.tag, t.count);
             }
         }
-        if let Some(width) = width {
-            if let Some((cut, _)) = s.char_indices().nth(width) {
-                s.truncate(cut);
-            }
-        }
         s
+    }
+
+    /// The status as one line: figures, then top hashtags.
+    pub fn line(&self) -> String {
+        let tags = self.tags();
+        if tags.is_empty() {
+            self.figures()
+        } else {
+            format!("{} │ {}", self.figures(), tags)
+        }
     }
 
     /// The status as one compact JSON object (a line of the stats file).
     pub fn json(&self) -> String {
         // A struct of numbers, strings and vectors always serialises.
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// `text` cut to at most `width` characters (on a character boundary).
+pub fn fit(text: &str, width: usize) -> &str {
+    match text.char_indices().nth(width) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
     }
 }
 
@@ -182,7 +198,7 @@ mod tests {
 
     #[test]
     fn line_shows_every_figure() {
-        let line = sample().line(None);
+        let line = sample().line();
         for part in [
             "12s",
             "1.8k/s",
@@ -206,12 +222,14 @@ mod tests {
     }
 
     #[test]
-    fn line_is_cut_at_width_on_a_char_boundary() {
-        let line = sample().line(Some(30));
-        assert_eq!(line.chars().count(), 30);
-        let all = sample().line(None);
-        let cut_in_tag = all.chars().count() - 3; // inside "música 40"
-        assert_eq!(sample().line(Some(cut_in_tag)).chars().count(), cut_in_tag);
+    fn fit_cuts_on_a_char_boundary() {
+        let tags = sample().tags();
+        assert_eq!(tags, "top #love 52 #música 40");
+        assert_eq!(fit(&tags, 15), "top #love 52 #m");
+        assert_eq!(fit(&tags, 16), "top #love 52 #mú");
+        assert_eq!(fit(&tags, 500), tags);
+        assert!(Status::default().tags().is_empty());
+        assert_eq!(Status::default().line(), Status::default().figures());
     }
 
     #[test]

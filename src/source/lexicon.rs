@@ -1,0 +1,70 @@
+//! Fetching the sentiment lexicon from `<server>/emotion_values`.
+
+use std::time::Duration;
+
+use log::{info, warn};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::{join_url, Backoff, SourceConfig, SourceError};
+use crate::lexicon::Lexicon;
+use crate::shutdown::Shutdown;
+
+/// Fetches and parses `<server>/emotion_values` (`word<TAB>score` lines joined
+/// by `\r\n` or `\n`; phrases kept as phrases, see [`Lexicon::parse`]).
+///
+/// Retries with the capped exponential backoff of `cfg` (connect and read
+/// timeouts from `cfg` too) until the server answers `200` with a body, or
+/// until `shutdown` ([`SourceError::Shutdown`]). A `200` whose body holds no
+/// valid line is [`SourceError::Lexicon`], not retried.
+pub fn fetch_lexicon(
+    server: &str,
+    cfg: &SourceConfig,
+    shutdown: &Shutdown,
+) -> Result<Lexicon, SourceError> {
+    let url = join_url(server, "/emotion_values");
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(cfg.connect_timeout)
+        .timeout_read(cfg.read_timeout)
+        .build();
+    let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
+    let mut rng = SmallRng::from_entropy();
+    let mut attempt = 0u64;
+    loop {
+        if shutdown.is_triggered() {
+            return Err(SourceError::Shutdown);
+        }
+        attempt += 1;
+        let result = agent
+            .get(&url)
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|resp| {
+                resp.into_string()
+                    .map_err(|e| format!("reading the body: {e}"))
+            });
+        match result {
+            Ok(text) => {
+                let lex = Lexicon::parse(&text).map_err(|source| SourceError::Lexicon {
+                    url: url.clone(),
+                    source,
+                })?;
+                info!(
+                    "lexicon: {} entries from {url} ({} lines skipped)",
+                    lex.len(),
+                    lex.skipped()
+                );
+                return Ok(lex);
+            }
+            Err(e) => {
+                if attempt <= 10 || attempt % 100 == 0 {
+                    warn!("lexicon: fetching {url} failed (attempt {attempt}): {e}; retrying");
+                }
+            }
+        }
+        let wait: Duration = backoff.next_wait(None, &mut rng);
+        if shutdown.sleep(wait) {
+            return Err(SourceError::Shutdown);
+        }
+    }
+}

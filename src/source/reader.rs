@@ -1,0 +1,360 @@
+//! One blocking reader thread per stream: `GET <server>/tweets/<n>`, SSE
+//! parsing, decoding, and reconnection.
+//!
+//! Connection life: a ureq agent with connect and read timeouts streams the
+//! body through a fixed 64 KiB buffer into an [`SseParser`]. Every event the
+//! parser dispatches is decoded and sent on, in stream order: a kill as
+//! [`Ingest::Kill`], a tweet as [`Ingest::Tweet`] — for a retweet the
+//! extracted original first, then the retweet, each with its own seq.
+//! When the body ends (EOF), a read fails or stays silent for `read_timeout`,
+//! or the server answers with an error, the half-received event is discarded
+//! and the reader connects again after a capped exponential backoff with
+//! jitter (see [`Backoff`]); the delay starts again from its base after a
+//! connection that delivered at least one event, and the base is the server's
+//! `retry:` when it sent one. Once an event id has been seen it is sent as
+//! `Last-Event-ID`.
+//!
+//! The thread ends when `shutdown` is triggered (checked between reads and
+//! during the backoff sleep; a silent server delays it by at most
+//! `read_timeout`) or when `out` is disconnected. Events completed by the
+//! bytes of one read are all sent before the check, so nothing that was fully
+//! received is dropped at shutdown.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use log::{debug, info, warn};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::decode::{decode, Decoded};
+use super::sse::{SseEvent, SseParser};
+use super::{join_url, Backoff, SourceConfig, SourceStats};
+use crate::model::{unix_micros, Ingest, SeqGen};
+use crate::shutdown::Shutdown;
+
+/// A server's `retry:` is honoured up to this (10 minutes).
+const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
+
+/// Size of the fixed read buffer.
+const READ_BUF: usize = 64 * 1024;
+
+/// Starts the reader thread of stream `stream` (1 or 2): it reads
+/// `<cfg.server>/tweets/<stream>` and sends what it decodes to `out`.
+pub fn spawn_reader(
+    stream: u8,
+    cfg: SourceConfig,
+    seq: Arc<SeqGen>,
+    out: Sender<Ingest>,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("source-{stream}"))
+        .spawn(move || {
+            let mut r = Reader {
+                stream,
+                url: join_url(&cfg.server, &format!("/tweets/{stream}")),
+                agent: ureq::AgentBuilder::new()
+                    .timeout_connect(cfg.connect_timeout)
+                    .timeout_read(cfg.read_timeout)
+                    .build(),
+                cfg,
+                seq,
+                out,
+                stats,
+                shutdown,
+                last_event_id: String::new(),
+                retry: None,
+                warned_content_type: false,
+                warned_id: false,
+            };
+            r.run();
+        })
+}
+
+/// Why a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The server closed the body.
+    Eof,
+    /// A read failed (or timed out).
+    ReadError,
+    /// Stop the thread: shutdown triggered or `out` disconnected.
+    Stop,
+}
+
+struct Reader {
+    stream: u8,
+    url: String,
+    agent: ureq::Agent,
+    cfg: SourceConfig,
+    seq: Arc<SeqGen>,
+    out: Sender<Ingest>,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+    last_event_id: String,
+    retry: Option<Duration>,
+    warned_content_type: bool,
+    warned_id: bool,
+}
+
+fn inc(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Rate limit for repeated log lines: the first 10, then every 1000th.
+fn should_log(count: u64) -> bool {
+    count <= 10 || count % 1000 == 0
+}
+
+/// At most `max` bytes of `s`, cut at a char boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl Reader {
+    fn run(&mut self) {
+        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
+        let mut rng = SmallRng::from_entropy();
+        let mut buf = vec![0u8; READ_BUF];
+        let mut failures: u64 = 0;
+        let mut first = true;
+        info!("stream {}: reading {}", self.stream, self.url);
+        while !self.shutdown.is_triggered() {
+            if !first {
+                inc(&self.stats.reconnects, 1);
+            }
+            first = false;
+            // A panic inside the HTTP client must not end ingestion: the
+            // connection is dropped and retried like any other failure.
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.connect().map(|body| {
+                    inc(&self.stats.connects, 1);
+                    self.read_body(body, &mut buf)
+                })
+            }));
+            match attempt {
+                Ok(Ok((end, events))) => {
+                    failures = 0;
+                    if end == End::Stop {
+                        break;
+                    }
+                    if events > 0 {
+                        backoff.reset();
+                    }
+                }
+                Err(_) => {
+                    failures += 1;
+                    inc(&self.stats.connect_failures, 1);
+                    log::error!(
+                        "stream {}: the HTTP client panicked; reconnecting",
+                        self.stream
+                    );
+                }
+                Ok(Err(e)) => {
+                    failures += 1;
+                    inc(&self.stats.connect_failures, 1);
+                    if should_log(failures) {
+                        warn!(
+                            "stream {}: connecting to {} failed ({failures} in a row): {e}",
+                            self.stream, self.url
+                        );
+                    }
+                }
+            }
+            let wait = backoff.next_wait(self.retry, &mut rng);
+            debug!("stream {}: reconnecting in {wait:?}", self.stream);
+            if self.shutdown.sleep(wait) {
+                break;
+            }
+        }
+        info!("stream {}: reader stopped", self.stream);
+    }
+
+    fn connect(&mut self) -> Result<Box<dyn Read + Send + Sync>, Box<ureq::Error>> {
+        let mut req = self
+            .agent
+            .get(&self.url)
+            .set("Accept", "text/event-stream")
+            .set("Cache-Control", "no-cache");
+        if !self.last_event_id.is_empty() {
+            let valid = self
+                .last_event_id
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            if valid {
+                req = req.set("Last-Event-ID", &self.last_event_id);
+            } else if !self.warned_id {
+                self.warned_id = true;
+                warn!(
+                    "stream {}: event id {:?} cannot be sent as a header; reconnecting without Last-Event-ID",
+                    self.stream,
+                    prefix(&self.last_event_id, 64)
+                );
+            }
+        }
+        let resp = req.call().map_err(Box::new)?;
+        if resp.status() != 200 {
+            return Err(Box::new(ureq::Error::Status(resp.status(), resp)));
+        }
+        let ct = resp.content_type();
+        if ct != "text/event-stream" && !self.warned_content_type {
+            self.warned_content_type = true;
+            warn!(
+                "stream {}: content type is {ct:?}, not text/event-stream; reading it as SSE anyway",
+                self.stream
+            );
+        }
+        Ok(resp.into_reader())
+    }
+
+    /// Reads one connection's body to its end; returns why it ended and how
+    /// many events it delivered.
+    fn read_body(&mut self, mut body: impl Read, buf: &mut [u8]) -> (End, u64) {
+        let mut parser =
+            SseParser::with_last_event_id(self.cfg.max_event_bytes, &self.last_event_id);
+        let mut events: Vec<SseEvent> = Vec::new();
+        let mut delivered = 0u64;
+        loop {
+            if self.shutdown.is_triggered() {
+                return (End::Stop, delivered);
+            }
+            let n = match body.read(buf) {
+                Ok(0) => {
+                    info!(
+                        "stream {}: server ended the stream after {delivered} events; reconnecting",
+                        self.stream
+                    );
+                    return (End::Eof, delivered);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) {
+                        format!("silent for {:?}", self.cfg.read_timeout)
+                    } else {
+                        format!("read failed: {e}")
+                    };
+                    info!(
+                        "stream {}: connection {what} after {delivered} events; reconnecting",
+                        self.stream
+                    );
+                    return (End::ReadError, delivered);
+                }
+            };
+            let received = unix_micros();
+            inc(&self.stats.bytes, n as u64);
+            let oversized_before = parser.oversized();
+            parser.feed_into(&buf[..n], &mut events);
+            let oversized = parser.oversized() - oversized_before;
+            if oversized > 0 {
+                let total =
+                    self.stats.oversized.fetch_add(oversized, Ordering::Relaxed) + oversized;
+                if should_log(total) {
+                    warn!(
+                        "stream {}: skipped an event larger than {} bytes ({total} so far)",
+                        self.stream, self.cfg.max_event_bytes
+                    );
+                }
+            }
+            if parser.last_event_id() != self.last_event_id {
+                self.last_event_id = parser.last_event_id().to_owned();
+            }
+            if let Some(ms) = parser.retry_ms() {
+                self.retry = Some(Duration::from_millis(ms.min(MAX_RETRY_MS)));
+            }
+            delivered += events.len() as u64;
+            inc(&self.stats.events, events.len() as u64);
+            for ev in events.drain(..) {
+                if !self.handle(&ev, received) {
+                    return (End::Stop, delivered);
+                }
+            }
+        }
+    }
+
+    /// Decodes and sends one event; `false` when `out` is disconnected.
+    fn handle(&mut self, ev: &SseEvent, received: u64) -> bool {
+        let stats = &self.stats;
+        match decode(&ev.data) {
+            Decoded::Kill => {
+                inc(&stats.kills, 1);
+                self.out
+                    .send(Ingest::Kill {
+                        stream: self.stream,
+                    })
+                    .is_ok()
+            }
+            Decoded::Tweets(d) => {
+                if let Some(Err(e)) = &d.original {
+                    let total = stats.malformed_originals.fetch_add(1, Ordering::Relaxed) + 1;
+                    if should_log(total) {
+                        warn!(
+                            "stream {}: dropped a malformed retweeted_status ({total} so far), the retweet goes on: {e}; data ({} bytes): {:?}",
+                            self.stream,
+                            ev.data.len(),
+                            prefix(&ev.data, 120)
+                        );
+                    }
+                }
+                let seq = &self.seq;
+                let (original, tweet) = d.stamp(self.stream, received, || seq.next());
+                if let Some(o) = original {
+                    inc(&stats.tweets, 1);
+                    inc(&stats.retweets, 1);
+                    if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
+                        return false;
+                    }
+                }
+                inc(&stats.tweets, 1);
+                self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
+            }
+            Decoded::Malformed(e) => {
+                let total = stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+                if should_log(total) {
+                    warn!(
+                        "stream {}: skipped a malformed event ({total} so far): {e}; data ({} bytes): {:?}",
+                        self.stream,
+                        ev.data.len(),
+                        prefix(&ev.data, 120)
+                    );
+                }
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_rate_limit() {
+        let logged: Vec<u64> = (1..=5000).filter(|&n| should_log(n)).collect();
+        assert_eq!(logged.len(), 10 + 5);
+        assert!(logged.contains(&3000) && !logged.contains(&11));
+    }
+
+    #[test]
+    fn prefix_cuts_at_char_boundary() {
+        assert_eq!(prefix("héllo", 2), "h");
+        assert_eq!(prefix("abc", 10), "abc");
+        assert_eq!(prefix("🐦🐦", 5), "🐦");
+    }
+}
