@@ -252,6 +252,8 @@ fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial:
 }
 
 fn main() {
+    // RUST_LOG=tweetflow::sink::writer=trace shows each batch's phases.
+    let _ = env_logger::try_init();
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let n: usize = std::env::var("SINK_BENCH_ROWS")
         .ok()

@@ -451,23 +451,96 @@ impl CopyBuf {
     }
 }
 
-/// Runs one `COPY … FROM STDIN (FORMAT binary)` with a prepared payload.
-fn send_copy(
-    tx: &mut postgres::Transaction<'_>,
-    stmt: &Statement,
-    payload: Vec<u8>,
-) -> Result<u64, postgres::Error> {
-    let mut w = tx.copy_in(stmt)?;
-    for chunk in payload.chunks(64 * 1024) {
-        if let Err(e) = w.write_all(chunk) {
-            // The writer wraps the client's error; unwrap it, or let finish() report.
-            match e.into_inner().map(|b| b.downcast::<postgres::Error>()) {
-                Some(Ok(pe)) => return Err(*pe),
-                _ => return w.finish(),
+/// One `COPY … FROM STDIN (FORMAT binary)` fed while it is encoded: rows are
+/// encoded into a [`CopyBuf`] and handed to the connection every 64 KiB, so the
+/// server parses one chunk while the next is being encoded.
+struct CopyStream<'a> {
+    writer: postgres::CopyInWriter<'a>,
+    buf: CopyBuf,
+}
+
+const COPY_CHUNK: usize = 64 * 1024;
+
+impl<'a> CopyStream<'a> {
+    fn begin(
+        tx: &'a mut postgres::Transaction<'_>,
+        stmt: &Statement,
+    ) -> Result<CopyStream<'a>, postgres::Error> {
+        Ok(CopyStream {
+            writer: tx.copy_in(stmt)?,
+            buf: CopyBuf::new(COPY_CHUNK + 16 * 1024),
+        })
+    }
+
+    /// Hands the encoded rows to the connection once a chunk is full.
+    fn flush_if_full(&mut self) -> Result<(), WriteError> {
+        if self.buf.buf.len() < COPY_CHUNK {
+            return Ok(());
+        }
+        let r = self.writer.write_all(&self.buf.buf);
+        self.buf.buf.clear();
+        r.map_err(WriteError::from_io)
+    }
+
+    /// Sends the rest and the trailer; returns the number of rows copied.
+    fn finish(mut self) -> Result<u64, WriteError> {
+        self.buf.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.writer
+            .write_all(&self.buf.buf)
+            .map_err(WriteError::from_io)?;
+        Ok(self.writer.finish()?)
+    }
+}
+
+/// A failed write: a client/server error, or an I/O error of the COPY stream that
+/// does not carry one (treated as a lost connection).
+#[derive(Debug)]
+pub enum WriteError {
+    Db(postgres::Error),
+    Io(std::io::Error),
+}
+
+impl From<postgres::Error> for WriteError {
+    fn from(e: postgres::Error) -> Self {
+        WriteError::Db(e)
+    }
+}
+
+impl WriteError {
+    /// The COPY writer wraps the client's error in an I/O error; unwrap it.
+    fn from_io(e: std::io::Error) -> WriteError {
+        if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
+            if let Some(Ok(pe)) = e.into_inner().map(|b| b.downcast::<postgres::Error>()) {
+                return WriteError::Db(*pe);
             }
+            return WriteError::Io(std::io::Error::other("COPY stream failed"));
+        }
+        WriteError::Io(e)
+    }
+
+    /// How to handle it.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::Db(e) => classify(e),
+            WriteError::Io(_) => ErrorClass::Transient,
         }
     }
-    w.finish()
+
+    /// The SQLSTATE, if the server sent one.
+    pub fn code(&self) -> Option<&postgres::error::SqlState> {
+        match self {
+            WriteError::Db(e) => e.code(),
+            WriteError::Io(_) => None,
+        }
+    }
+
+    /// A one-line description (SQLSTATE and the server's message when there is one).
+    pub fn message(&self) -> String {
+        match self {
+            WriteError::Db(e) => db_message(e),
+            WriteError::Io(e) => format!("I/O error on the COPY stream: {e}"),
+        }
+    }
 }
 
 /// What a batch write did.
@@ -578,7 +651,7 @@ impl Conn {
         recs: &[&Record],
         parts: Parts,
         direct: bool,
-    ) -> Result<WriteOutcome, postgres::Error> {
+    ) -> Result<WriteOutcome, WriteError> {
         let mut out = WriteOutcome::default();
         // Newest version per id inside the batch (the SQL's DISTINCT ON keeps the rule too).
         let mut users: BTreeMap<i64, (&User, u64)> = BTreeMap::new();
@@ -628,8 +701,9 @@ impl Conn {
             if rows.is_empty() {
                 continue;
             }
-            let mut c = CopyBuf::new(rows.len() * 1400);
+            let mut cs = CopyStream::begin(&mut tx, stmt)?;
             for (u, seq) in rows.iter() {
+                let c = &mut cs.buf;
                 let screen_name = u
                     .screen_name
                     .as_deref()
@@ -650,8 +724,9 @@ impl Conn {
                 c.timestamptz(created);
                 c.jsonb(&raw);
                 c.int8(Some(*seq as i64));
+                cs.flush_if_full()?;
             }
-            let n = send_copy(&mut tx, stmt, c.finish())?;
+            let n = cs.finish()?;
             if std::ptr::eq(stmt, &self.copy_users_direct) {
                 out.users_changed += n;
             }
@@ -687,8 +762,9 @@ impl Conn {
             if rows.is_empty() {
                 continue;
             }
-            let mut c = CopyBuf::new(rows.len() * 2600);
+            let mut cs = CopyStream::begin(&mut tx, stmt)?;
             for r in rows.iter() {
+                let c = &mut cs.buf;
                 let t: &Tweet = &r.tweet;
                 let text = sanitized(&t.text, &mut out.sanitized);
                 let lang = t.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
@@ -711,8 +787,9 @@ impl Conn {
                 c.jsonb(&raw);
                 c.int8(Some(t.seq as i64));
                 c.timestamptz(Some(received));
+                cs.flush_if_full()?;
             }
-            let n = send_copy(&mut tx, stmt, c.finish())?;
+            let n = cs.finish()?;
             if std::ptr::eq(stmt, &self.copy_tweets_direct) {
                 out.tweets_changed += n;
             }
@@ -734,8 +811,8 @@ impl Conn {
                 .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1e3))
                 .collect();
             log::trace!(
-                "sink: {} tweets, {} users; ms copy users, copy tweets, upsert users, upsert \
-                 tweets, commit = {}",
+                "sink: {} tweets, {} users; ms (probe+)copy users, (probe+)copy tweets, upsert \
+                 users, upsert tweets, commit = {}",
                 tweets.len(),
                 users.len(),
                 d.join(" ")
@@ -752,7 +829,7 @@ impl Conn {
         &mut self,
         recs: &[Record],
         spool_dir: &Path,
-    ) -> Result<WriteOutcome, postgres::Error> {
+    ) -> Result<WriteOutcome, WriteError> {
         let refs: Vec<&Record> = recs.iter().collect();
         let mut out = WriteOutcome::default();
         self.write_isolating(&refs, spool_dir, &mut out)?;
@@ -764,7 +841,7 @@ impl Conn {
         recs: &[&Record],
         spool_dir: &Path,
         out: &mut WriteOutcome,
-    ) -> Result<(), postgres::Error> {
+    ) -> Result<(), WriteError> {
         if recs.is_empty() {
             return Ok(());
         }
@@ -776,7 +853,7 @@ impl Conn {
                     log::debug!(
                         "sink: a tweet or user id was inserted concurrently ({}); retrying the batch \
                          through staging",
-                        db_message(e)
+                        e.message()
                     );
                     res = self.write_set(recs, Parts::Both, false);
                 }
@@ -787,7 +864,7 @@ impl Conn {
                 out.add(&o);
                 Ok(())
             }
-            Err(e) if classify(&e) == ErrorClass::Data => {
+            Err(e) if e.class() == ErrorClass::Data => {
                 out.isolation_attempts += 1;
                 if recs.len() > 1 {
                     if out.isolation_attempts == 1 {
@@ -795,7 +872,7 @@ impl Conn {
                             "sink: the database refused a batch of {} records ({}); isolating \
                              the bad rows",
                             recs.len(),
-                            db_message(&e)
+                            e.message()
                         );
                     }
                     let (a, b) = recs.split_at(recs.len() / 2);
@@ -815,14 +892,14 @@ impl Conn {
         rec: &Record,
         spool_dir: &Path,
         out: &mut WriteOutcome,
-    ) -> Result<(), postgres::Error> {
+    ) -> Result<(), WriteError> {
         for (parts, what) in [(Parts::UserOnly, "user"), (Parts::TweetOnly, "tweet")] {
             out.isolation_attempts += 1;
             match self.write_set(&[rec], parts, false) {
                 Ok(o) => out.add(&o),
-                Err(e) if classify(&e) == ErrorClass::Data => {
+                Err(e) if e.class() == ErrorClass::Data => {
                     out.rejected += 1;
-                    let msg = db_message(&e);
+                    let msg = e.message();
                     log::error!(
                         "sink: the database rejected the {what} of tweet {} (user {}, seq {}): \
                          {msg}; saved to {}",
