@@ -4,7 +4,9 @@
 //!   `tweets` tables (jsonb already prepared, user already replaced by its id),
 //!   one transaction — the bulk-load ceiling;
 //! * the sink writer with fixed batch sizes 10, 100, 1,000, 10,000;
-//! * the sink writer with adaptive batches (default bounds 10..20,000, target 200 ms).
+//! * the sink writer with adaptive batches (default bounds 10..20,000, target 200 ms);
+//! * the same, when every id is already stored with an older version (all rows take
+//!   the staging + `ON CONFLICT DO UPDATE` path instead of the new-id fast path).
 //!
 //! Each mode gets a fresh schema; the input channel is filled before the sink starts,
 //! so the writer, not the producer, is the bottleneck. ~2 KB raw tweets from
@@ -12,45 +14,15 @@
 //!
 //! `cargo bench --bench sink` (env `SINK_BENCH_ROWS`, default 40000; `DATABASE_URL`).
 
-use std::error::Error;
 use std::time::{Duration, Instant};
 
-use bytes_shim::put_jsonb;
 use crossbeam_channel::bounded;
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
 use tweetflow::model::Record;
+use tweetflow::sink::writer::Jsonb;
 use tweetflow::sink::{fixture, schema, spawn_sink, SinkConfig};
-
-mod bytes_shim {
-    /// jsonb binary format: version byte 1, then the JSON text.
-    pub fn put_jsonb(out: &mut Vec<u8>, s: &str) {
-        out.push(1);
-        out.extend_from_slice(s.as_bytes());
-    }
-}
-
-/// A JSON text sent as binary jsonb.
-#[derive(Debug)]
-struct Jsonb(String);
-
-impl ToSql for Jsonb {
-    fn to_sql(
-        &self,
-        _: &Type,
-        w: &mut postgres::types::private::BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let mut v = Vec::with_capacity(self.0.len() + 1);
-        put_jsonb(&mut v, &self.0);
-        w.extend_from_slice(&v);
-        Ok(IsNull::No)
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-    to_sql_checked!();
-}
 
 fn url() -> String {
     std::env::var("DATABASE_URL")
@@ -106,17 +78,17 @@ fn raw_copy(recs: &[Record]) -> Row {
     for r in recs {
         users.insert(r.tweet.user.id, r);
     }
-    let tweets: Vec<(&Record, Jsonb)> = recs
+    let tweets: Vec<(&Record, String)> = recs
         .iter()
         .map(|r| {
             let mut v: serde_json::Value = serde_json::from_str(&r.tweet.raw).expect("json");
             v["user"] = r.tweet.user.id.into();
-            (r, Jsonb(v.to_string()))
+            (r, v.to_string())
         })
         .collect();
-    let user_raw: Vec<(&Record, Jsonb)> = users
+    let user_raw: Vec<(&Record, String)> = users
         .values()
-        .map(|r| (*r, Jsonb(r.tweet.user.raw.clone())))
+        .map(|r| (*r, r.tweet.user.raw.clone()))
         .collect();
     let created = tweetflow::sink::writer::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
     let mut c = Client::connect(&url(), NoTls).expect("connect");
@@ -156,7 +128,7 @@ fn raw_copy(recs: &[Record]) -> Row {
             &u.verified,
             &u.lang,
             &created,
-            raw,
+            &Jsonb(raw),
             &seq,
         ])
         .expect("row");
@@ -203,7 +175,7 @@ fn raw_copy(recs: &[Record]) -> Row {
             &t.hashtags,
             &r.sentiment,
             &r.engagement,
-            raw,
+            &Jsonb(raw),
             &seq,
             &received,
         ])
@@ -225,7 +197,24 @@ fn raw_copy(recs: &[Record]) -> Row {
 }
 
 fn sink_run(tag: &str, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
-    let s = Fresh::new(tag);
+    sink_run_on(Fresh::new(tag), recs, min, max, initial)
+}
+
+/// Every id already stored (older versions): all rows take the staging + upsert path.
+fn sink_update_run(old: &[Record], recs: &[Record]) -> Row {
+    let s = Fresh::new("update");
+    let d = SinkConfig::default();
+    let _ = sink_run_on_keep(&s, old, d.batch_min, d.batch_max, d.batch_initial);
+    let mut r = sink_run_on(s, recs, d.batch_min, d.batch_max, d.batch_initial);
+    r.mode = format!("{}, all ids stored", r.mode);
+    r
+}
+
+fn sink_run_on(s: Fresh, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
+    sink_run_on_keep(&s, recs, min, max, initial)
+}
+
+fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial: usize) -> Row {
     let spool = tempfile::tempdir().expect("tempdir");
     let cfg = SinkConfig {
         database_url: url(),
@@ -263,6 +252,8 @@ fn sink_run(tag: &str, recs: &[Record], min: usize, max: usize, initial: usize) 
 }
 
 fn main() {
+    // RUST_LOG=tweetflow::sink::writer=trace shows each batch's phases.
+    let _ = env_logger::try_init();
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let n: usize = std::env::var("SINK_BENCH_ROWS")
         .ok()
@@ -286,7 +277,8 @@ fn main() {
     let d = SinkConfig::default();
     // Modes interleaved, `rounds` times; each mode's best round is reported (the
     // machine is shared, so the best round is the least disturbed one).
-    let mut best: Vec<Option<Row>> = (0..6).map(|_| None).collect();
+    let newer = fixture::records(10_000_000, 1, n);
+    let mut best: Vec<Option<Row>> = (0..7).map(|_| None).collect();
     for round in 0..rounds {
         let results = vec![
             raw_copy(&recs),
@@ -295,6 +287,7 @@ fn main() {
             sink_run("b1000", &recs, 1_000, 1_000, 1_000),
             sink_run("b10000", &recs, 10_000, 10_000, 10_000),
             sink_run("adaptive", &recs, d.batch_min, d.batch_max, d.batch_initial),
+            sink_update_run(&recs, &newer),
         ];
         for (slot, r) in best.iter_mut().zip(results) {
             eprintln!(
@@ -304,7 +297,7 @@ fn main() {
             );
             if slot
                 .as_ref()
-                .is_none_or(|b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
+                .map_or(true, |b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
             {
                 *slot = Some(r);
             }

@@ -184,7 +184,7 @@ impl Out<'_> {
             }
             return;
         };
-        if !p.sentiment.is_some() || !p.engagement.is_some() {
+        if p.sentiment.is_none() || p.engagement.is_none() {
             self.stats.incomplete.fetch_add(1, Ordering::Relaxed);
             log::debug!(
                 "aggregator: tweet {} (seq {seq}) emitted incomplete ({cause:?})",

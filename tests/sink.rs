@@ -231,6 +231,26 @@ fn duplicates_and_out_of_order_versions_resolve_to_the_newest() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    // A batch mixing a stored id (older version: ignored) and a new one.
+    let mut new = v(4, "other", 40);
+    let mut t = (*new.tweet).clone();
+    t.id = 43;
+    new.tweet = t.into();
+    let s = run(cfg_mixed(&schema, spool.path()), vec![v(4, "v4", 40), new]);
+    assert_eq!(s.stats.batches, 1);
+    assert_eq!(s.stats.tweets_changed, 1);
+    assert_eq!(text_and_seq(&schema.name, 42), ("v9".into(), 9));
+    assert_eq!(text_and_seq(&schema.name, 43), ("other".into(), 4));
+}
+
+fn cfg_mixed(schema: &TestSchema, spool: &std::path::Path) -> SinkConfig {
+    SinkConfig {
+        batch_min: 100,
+        batch_max: 100,
+        batch_initial: 100,
+        linger: Duration::from_millis(200),
+        ..schema.config(spool)
+    }
 }
 
 #[test]
@@ -347,21 +367,38 @@ fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays() {
 
 #[test]
 fn two_sinks_starting_at_once_create_the_schema_safely() {
+    let _ = env_logger::builder().is_test(true).try_init();
     let schema = TestSchema::new();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let ca = schema.config(a.path());
     let cb = schema.config(b.path());
-    let ta = std::thread::spawn(move || run(ca, tweetflow::sink::fixture::records(1, 1, 50)));
-    let tb = std::thread::spawn(move || run(cb, tweetflow::sink::fixture::records(100, 51, 50)));
+    // Both write ids 1..=300 (small batches, so they interleave); b's versions are newer.
+    let small = |c: SinkConfig| SinkConfig {
+        batch_min: 20,
+        batch_max: 20,
+        batch_initial: 20,
+        ..c
+    };
+    let (ca, cb) = (small(ca), small(cb));
+    let ta = std::thread::spawn(move || run(ca, tweetflow::sink::fixture::records(1, 1, 300)));
+    let tb = std::thread::spawn(move || run(cb, tweetflow::sink::fixture::records(1_000, 1, 300)));
     let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
-    assert_eq!(sa.stats.records_committed + sb.stats.records_committed, 100);
-    let n: i64 = admin()
+    assert_eq!(sa.stats.records_committed + sb.stats.records_committed, 600);
+    assert_eq!(sa.stats.rejected_rows + sb.stats.rejected_rows, 0);
+    let row = admin()
         .query_one(
-            &format!("SELECT count(*) FROM \"{}\".tweets", schema.name),
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE ingest_seq = id + 999) FROM \"{}\".tweets",
+                schema.name
+            ),
             &[],
         )
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 100);
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 300);
+    assert_eq!(
+        row.get::<_, i64>(1),
+        300,
+        "the newer versions win everywhere"
+    );
 }

@@ -44,7 +44,7 @@ use serde::Serialize;
 use self::buffer::Buffer;
 use self::health::{Breaker, BreakerState, Event};
 use self::monitor::Monitor;
-use self::writer::{classify, db_message, Conn, ErrorClass};
+use self::writer::{db_message, Conn, ErrorClass};
 use crate::model::{unix_micros, Record};
 use crate::stats::Histogram;
 
@@ -639,16 +639,22 @@ fn writer_loop(
             }
             Err(e) => {
                 st.retries.fetch_add(1, Ordering::Relaxed);
-                let class = classify(&e);
+                let class = e.class();
                 if err_log.due() {
                     log::warn!(
                         "sink: batch of {n} failed ({class:?}: {}); keeping it for a retry after \
                          recovery",
-                        db_message(&e)
+                        e.message()
                     );
                 }
                 if class == ErrorClass::Schema {
                     schema_ready = false;
+                }
+                if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) {
+                    // statement_timeout: the batch is too big for the database now.
+                    monitor.timed_out();
+                    st.batch_size
+                        .store(monitor.batch_size() as u64, Ordering::Relaxed);
                 }
                 held = Some(batch);
                 conn = None;

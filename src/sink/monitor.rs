@@ -74,6 +74,18 @@ impl Monitor {
         self.last
     }
 
+    /// A batch hit the statement timeout: halve the size (it is retried smaller).
+    pub fn timed_out(&mut self) -> usize {
+        let next = (self.size / 2).max(self.min);
+        self.last = if next < self.size {
+            Decision::Shrink
+        } else {
+            Decision::Hold
+        };
+        self.size = next;
+        next
+    }
+
     /// Feeds one batch: `rows` written in `elapsed`. Returns the next batch size.
     pub fn observe(&mut self, rows: usize, elapsed: Duration) -> usize {
         if rows == 0 {
@@ -176,5 +188,9 @@ mod tests {
         }
         assert_eq!(m.batch_size(), 10);
         assert_eq!(m.observe(0, Duration::ZERO), 10);
+        assert_eq!(m.timed_out(), 10);
+        let mut m = Monitor::new(10, 500, 400, Duration::from_millis(200));
+        assert_eq!(m.timed_out(), 200);
+        assert_eq!(m.last_decision(), Decision::Shrink);
     }
 }

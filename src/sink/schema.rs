@@ -61,21 +61,38 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
         &[&schema],
     )?;
     // lz4 where the server has it (14+, built with lz4); plain DDL otherwise.
-    let lz4 = tx
-        .query_one(
-            "SELECT current_setting('server_version_num')::int >= 140000 \
-             AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
-                         AND 'lz4' = ANY(enumvals))",
-            &[],
-        )?
-        .get::<_, bool>(0);
+    let lz4 = has_lz4(&mut tx)?;
     tx.batch_execute(&create_sql(schema, lz4))?;
     tx.commit()
 }
 
+/// Whether the server offers lz4 TOAST compression (PostgreSQL 14+ built with lz4).
+pub fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+    Ok(c.query_one(
+        "SELECT current_setting('server_version_num')::int >= 140000 \
+         AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+                     AND 'lz4' = ANY(enumvals))",
+        &[],
+    )?
+    .get::<_, bool>(0))
+}
+
 /// The per-connection staging tables (temporary, emptied at each commit).
-pub fn staging_sql() -> String {
-    "CREATE TEMP TABLE IF NOT EXISTS tf_stage_users (
+///
+/// The `raw` columns are compressed with lz4 when available: the upsert then copies
+/// the compressed value into the (also lz4) table without compressing it again.
+/// Without lz4 they are stored uncompressed (`EXTERNAL`), so pglz runs only once,
+/// in the final table.
+pub fn staging_sql(lz4: bool) -> String {
+    let storage = if lz4 {
+        "ALTER TABLE tf_stage_users ALTER raw SET COMPRESSION lz4;
+ALTER TABLE tf_stage_tweets ALTER raw SET COMPRESSION lz4;"
+    } else {
+        "ALTER TABLE tf_stage_users ALTER raw SET STORAGE EXTERNAL;
+ALTER TABLE tf_stage_tweets ALTER raw SET STORAGE EXTERNAL;"
+    };
+    format!(
+        "CREATE TEMP TABLE IF NOT EXISTS tf_stage_users (
     id bigint, screen_name text, name text, followers_count bigint, friends_count bigint,
     statuses_count bigint, verified boolean, lang text, created_at timestamptz, raw jsonb,
     ingest_seq bigint
@@ -86,9 +103,8 @@ CREATE TEMP TABLE IF NOT EXISTS tf_stage_tweets (
     sentiment double precision, engagement double precision, raw jsonb, ingest_seq bigint,
     received_at timestamptz
 ) ON COMMIT DELETE ROWS;
-ALTER TABLE tf_stage_users ALTER raw SET STORAGE EXTERNAL;
-ALTER TABLE tf_stage_tweets ALTER raw SET STORAGE EXTERNAL;"
-        .to_owned()
+{storage}"
+    )
 }
 
 /// Binary COPY into the users staging table.
@@ -100,6 +116,41 @@ pub const COPY_USERS: &str = "COPY tf_stage_users (id, screen_name, name, follow
 pub const COPY_TWEETS: &str = "COPY tf_stage_tweets (id, user_id, text, lang, created_at, \
      favorite_count, retweet_count, retweeted_status_id, hashtags, sentiment, engagement, raw, \
      ingest_seq, received_at) FROM STDIN (FORMAT binary)";
+
+/// Binary COPY straight into the tweets table (the fast path for ids not in it yet).
+pub fn copy_tweets_direct_sql(schema: &str) -> String {
+    format!(
+        "COPY {}.tweets (id, user_id, text, lang, created_at, favorite_count, retweet_count, \
+         retweeted_status_id, hashtags, sentiment, engagement, raw, ingest_seq, received_at) \
+         FROM STDIN (FORMAT binary)",
+        ident(schema)
+    )
+}
+
+/// Binary COPY straight into the users table (the fast path for ids not in it yet).
+pub fn copy_users_direct_sql(schema: &str) -> String {
+    format!(
+        "COPY {}.users (id, screen_name, name, followers_count, friends_count, \
+         statuses_count, verified, lang, created_at, raw, ingest_seq) FROM STDIN (FORMAT binary)",
+        ident(schema)
+    )
+}
+
+/// Which of the given user ids are already stored.
+pub fn existing_users_sql(schema: &str) -> String {
+    format!(
+        "SELECT id FROM {}.users WHERE id = ANY($1::bigint[])",
+        ident(schema)
+    )
+}
+
+/// Which of the given tweet ids are already stored.
+pub fn existing_tweets_sql(schema: &str) -> String {
+    format!(
+        "SELECT id FROM {}.tweets WHERE id = ANY($1::bigint[])",
+        ident(schema)
+    )
+}
 
 /// Staging → users: newest version per id, and only if newer than the stored row.
 pub fn upsert_users_sql(schema: &str) -> String {

@@ -109,11 +109,18 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut c) = Client::connect(ADMIN_URL, NoTls) {
+            // Two statements: DROP DATABASE cannot run inside the implicit transaction
+            // of a multi-statement query.
             let _ = c.batch_execute(&format!(
-                "ALTER DATABASE \"{0}\" WITH ALLOW_CONNECTIONS true; \
-                 DROP DATABASE IF EXISTS \"{0}\" WITH (FORCE)",
+                "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true",
                 self.name
             ));
+            if let Err(e) = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )) {
+                eprintln!("could not drop test database {}: {e}", self.name);
+            }
         }
     }
 }
