@@ -7,15 +7,17 @@
 //!   the loop again on the *same inbox*, so nothing queued behind the failed
 //!   message is lost; the in-flight count was already fixed by the message's
 //!   drop guard. A kill (`panic_any(`[`KillPanic`]`)`) consumes its message and
-//!   logs one `info` line (the panic hook installed by [`install_panic_hook`]
+//!   logs one `debug` line (the panic hook installed by [`install_panic_hook`]
 //!   silences only that payload). Any other panic keeps the default output
 //!   (message, location, backtrace if enabled), is logged at `error`, and the
 //!   tweet it happened on is retried `tweet_retries` times (default 1); if it
 //!   panics again its score is sent as `None` and counted in `failed`, so a
 //!   poisonous tweet is never retried forever and never blocks its join.
 //!   Repeated restarts of one worker back off: the first restart is immediate,
-//!   each further one within `backoff_reset` of the previous waits
+//!   each further one within `backoff_reset` of the previous — without the
+//!   worker having finished a message in between, i.e. a crash loop — waits
 //!   `backoff_base·2^(n−1)` capped at `backoff_max`, times a jitter in [0.5, 1].
+//!   A worker that did work between two kills restarts at once.
 //! * **Restart intensity.** Every worker restart is recorded in its pool's
 //!   sliding window ([`RestartWindow`]): more than `max_restarts` restarts in
 //!   `window` make the pool restart whole — a new generation of threads on the
@@ -150,6 +152,13 @@ impl Backoff {
             streak: 0,
             last: None,
         }
+    }
+
+    /// Forgets the streak: the next restart is immediate (the worker made
+    /// progress since its previous one, so it is not crash-looping).
+    pub fn reset(&mut self) {
+        self.streak = 0;
+        self.last = None;
     }
 
     /// The pause before the restart happening at `now`.
@@ -736,6 +745,27 @@ mod tests {
         assert_eq!(panic_message(&"boom"), "boom");
         assert_eq!(panic_message(&String::from("bang")), "bang");
         assert_eq!(panic_message(&42u8), "non-string panic payload");
+    }
+}
+
+#[cfg(test)]
+mod backoff_reset_tests {
+    use super::*;
+
+    #[test]
+    fn progress_between_restarts_starts_a_new_streak() {
+        let mut rng = rand::thread_rng();
+        let mut b = Backoff::new(RestartPolicy::default());
+        let t0 = Instant::now();
+        assert_eq!(b.next(t0, &mut rng), Duration::ZERO);
+        // A crash loop: the next restart soon after backs off.
+        assert!(b.next(t0 + Duration::from_millis(1), &mut rng) > Duration::ZERO);
+        // The worker made progress, then was killed again soon after: no pause.
+        b.reset();
+        assert_eq!(
+            b.next(t0 + Duration::from_millis(2), &mut rng),
+            Duration::ZERO
+        );
     }
 }
 

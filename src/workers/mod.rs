@@ -599,6 +599,9 @@ struct WorkerState {
     /// A tweet to process again before reading the inbox.
     retry: Option<(Envelope, u32)>,
     backoff: Backoff,
+    /// Messages finished since the last restart: a worker that made progress
+    /// is not in a crash loop, so its next restart starts a new back-off streak.
+    progress: u64,
     agg_gone_logged: bool,
 }
 
@@ -630,6 +633,7 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
         current: None,
         retry: None,
         backoff: Backoff::new(ctx.policy.clone()),
+        progress: 0,
         agg_gone_logged: false,
     };
     let pool = &ctx.stats.pools[ctx.pool];
@@ -678,6 +682,13 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
                         pool: ctx.pool,
                         gen: ctx.gen,
                     });
+                }
+                if st.progress > 0 {
+                    // Killed (or failed) after doing work since its previous restart:
+                    // not a crash loop, so no back-off (kills are routine; a small pool
+                    // would otherwise spend its time backing off).
+                    st.backoff.reset();
+                    st.progress = 0;
                 }
                 let pause = st.backoff.next(now, &mut st.rng);
                 if !pause.is_zero() {
@@ -773,6 +784,7 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) -> Exit {
                 };
                 let service = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
                 st.current = None;
+                st.progress += 1;
                 send_score(ctx, st, t.seq, value, env.dispatched);
                 pool.service_us.fetch_add(service, Ordering::Relaxed);
             }
