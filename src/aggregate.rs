@@ -24,6 +24,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 
 use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+use crate::supervisor;
 
 /// Aggregator settings.
 #[derive(Debug, Clone)]
@@ -283,10 +284,29 @@ impl Joiner {
     }
 }
 
+/// The aggregator thread: [`join_loop`] under [`supervisor::keep_alive`], the
+/// pending entries kept outside it, so a panic (a bug) loses no pending record.
 fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggStats) {
     let mut j = Joiner::default();
+    let policy = supervisor::RestartPolicy::default();
+    if let Err(why) = supervisor::keep_alive("aggregator", &policy, || {
+        join_loop(&cfg, &input, &tx, stats, &mut j)
+    }) {
+        log::error!("aggregator failed for good ({why}); emitting what is pending");
+    }
+    flush(&tx, stats, &mut j);
+}
+
+/// Joins until the input disconnects.
+fn join_loop(
+    cfg: &AggConfig,
+    input: &Receiver<AggMsg>,
+    tx: &Sender<Record>,
+    stats: &AggStats,
+    j: &mut Joiner,
+) {
     let mut out = Out {
-        tx: &tx,
+        tx,
         stats,
         open: true,
         orphan_logged: None,
@@ -320,10 +340,19 @@ fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggS
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
-    // Input gone: emit everything pending, oldest first.
+}
+
+/// Input gone: emits everything pending, oldest first.
+fn flush(tx: &Sender<Record>, stats: &AggStats, j: &mut Joiner) {
+    let mut out = Out {
+        tx,
+        stats,
+        open: true,
+        orphan_logged: None,
+    };
     let n = j.map.len();
     while let Some((seq, p)) = j.pop_oldest(|_| true) {
         out.emit(p, Some(Cause::Shutdown), seq);

@@ -147,7 +147,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 50, value_name = "MS", help_heading = "Sink")]
     pub linger_ms: u64,
 
-    /// Records kept in memory while the database is down or slow; beyond, they spill to disk.
+    /// Records kept in memory while the database is slow; beyond, they spill to the spool file.
+    /// While it is down, records go straight to the spool (so a crash loses nothing).
     #[arg(long, default_value_t = 100_000, help_heading = "Sink")]
     pub buffer_records: usize,
 
