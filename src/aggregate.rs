@@ -371,32 +371,7 @@ mod tests {
     use crate::model::User;
 
     fn tweet(seq: Seq) -> Arc<Tweet> {
-        Arc::new(Tweet {
-            seq,
-            stream: 1,
-            received_unix_us: 0,
-            id: seq as i64,
-            text: String::new(),
-            lang: None,
-            created_at: None,
-            favorite_count: 0,
-            retweet_count: 0,
-            retweeted_status_id: None,
-            hashtags: vec![],
-            user: User {
-                id: 1,
-                followers_count: 0,
-                screen_name: None,
-                name: None,
-                friends_count: None,
-                statuses_count: None,
-                verified: None,
-                lang: None,
-                created_at: None,
-                raw: "{}".into(),
-            },
-            raw: "{}".into(),
-        })
+        Arc::new(Tweet::minimal(seq, "", User::minimal(1, 0)))
     }
 
     #[test]

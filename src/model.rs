@@ -94,6 +94,46 @@ pub struct Tweet {
     pub raw: String,
 }
 
+impl User {
+    /// A user with only the required fields set, raw `{}` (tests and fixtures).
+    pub fn minimal(id: i64, followers_count: i64) -> User {
+        User {
+            id,
+            followers_count,
+            screen_name: None,
+            name: None,
+            friends_count: None,
+            statuses_count: None,
+            verified: None,
+            lang: None,
+            created_at: None,
+            raw: "{}".into(),
+        }
+    }
+}
+
+impl Tweet {
+    /// A tweet with only the required fields set: `id` = `seq`, stream 1, no
+    /// counts, no hashtags, raw `{}` (tests and fixtures).
+    pub fn minimal(seq: Seq, text: &str, user: User) -> Tweet {
+        Tweet {
+            seq,
+            stream: 1,
+            received_unix_us: 0,
+            id: seq as i64,
+            text: text.into(),
+            lang: None,
+            created_at: None,
+            favorite_count: 0,
+            retweet_count: 0,
+            retweeted_status_id: None,
+            hashtags: Vec::new(),
+            user,
+            raw: "{}".into(),
+        }
+    }
+}
+
 /// What a stream reader hands to the dispatcher.
 #[derive(Debug, Clone)]
 pub enum Ingest {

@@ -316,30 +316,8 @@ mod tests {
     fn rec(seq: u64) -> Record {
         Record {
             tweet: Arc::new(Tweet {
-                seq,
-                stream: 1,
                 received_unix_us: 1,
-                id: seq as i64,
-                text: "t".into(),
-                lang: None,
-                created_at: None,
-                favorite_count: 0,
-                retweet_count: 0,
-                retweeted_status_id: None,
-                hashtags: vec![],
-                user: User {
-                    id: 9,
-                    followers_count: 1,
-                    screen_name: None,
-                    name: None,
-                    friends_count: None,
-                    statuses_count: None,
-                    verified: None,
-                    lang: None,
-                    created_at: None,
-                    raw: "{}".into(),
-                },
-                raw: "{}".into(),
+                ..Tweet::minimal(seq, "t", User::minimal(9, 1))
             }),
             sentiment: None,
             engagement: None,

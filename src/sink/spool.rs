@@ -325,30 +325,10 @@ mod tests {
     fn rec(seq: u64) -> Record {
         Record {
             tweet: Arc::new(Tweet {
-                seq,
-                stream: 1,
                 received_unix_us: 1,
-                id: seq as i64,
-                text: "line\nbreak \"quoted\"".into(),
-                lang: None,
-                created_at: None,
-                favorite_count: 0,
-                retweet_count: 0,
-                retweeted_status_id: None,
                 hashtags: vec!["a".into()],
-                user: User {
-                    id: 9,
-                    followers_count: 1,
-                    screen_name: None,
-                    name: None,
-                    friends_count: None,
-                    statuses_count: None,
-                    verified: None,
-                    lang: None,
-                    created_at: None,
-                    raw: "{}".into(),
-                },
                 raw: "{\"id\":1}".into(),
+                ..Tweet::minimal(seq, "line\nbreak \"quoted\"", User::minimal(9, 1))
             }),
             sentiment: Some(0.5),
             engagement: None,

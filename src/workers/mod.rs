@@ -796,30 +796,9 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) -> Exit {
 #[doc(hidden)]
 pub fn test_tweet(seq: crate::model::Seq, text: &str) -> Tweet {
     Tweet {
-        seq,
-        stream: 1,
-        received_unix_us: 0,
-        id: seq as i64,
-        text: text.to_string(),
-        lang: None,
-        created_at: None,
         favorite_count: 1,
         retweet_count: 1,
-        retweeted_status_id: None,
-        hashtags: Vec::new(),
-        user: crate::model::User {
-            id: 1,
-            followers_count: 10,
-            screen_name: None,
-            name: None,
-            friends_count: None,
-            statuses_count: None,
-            verified: None,
-            lang: None,
-            created_at: None,
-            raw: "{}".into(),
-        },
-        raw: "{}".into(),
+        ..Tweet::minimal(seq, text, crate::model::User::minimal(1, 10))
     }
 }
 
