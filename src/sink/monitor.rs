@@ -16,6 +16,12 @@
 //!
 //! For the affine model the fixed point is `n* = (aim − a) / b` and the step is a
 //! contraction (`f'(n*) = a / aim < 1`), so it converges without oscillating.
+//!
+//! When the fixed cost alone exceeds the target (a CPU-starved host, a database busy
+//! flushing), no size meets it, and shrinking only costs throughput. So a shrink that
+//! left the write time over the target *and* lowered rows/s by more than 10 % is
+//! undone: the size goes back to what it was and becomes a floor, until a batch
+//! meets the target again.
 
 use std::time::Duration;
 
@@ -47,6 +53,10 @@ pub struct Monitor {
     headroom: f64,
     size: usize,
     last: Decision,
+    /// The previous full observation: (rows, seconds).
+    prev: Option<(usize, f64)>,
+    /// No shrinking below this while the target is out of reach (see the module doc).
+    floor: usize,
 }
 
 impl Monitor {
@@ -61,6 +71,8 @@ impl Monitor {
             headroom: 0.8,
             size: initial.clamp(min, max),
             last: Decision::Hold,
+            prev: None,
+            floor: min,
         }
     }
 
@@ -97,12 +109,28 @@ impl Monitor {
         let r = self.headroom * target / w;
         let n = self.size as f64;
         let next = if w > target {
-            n * r.clamp(0.25, 0.9)
-        } else if rows >= self.size {
-            n * r.clamp(1.0, 2.0)
+            match self.prev {
+                Some((prev_rows, prev_w))
+                    if self.last == Decision::Shrink
+                        && rows < prev_rows
+                        && (rows as f64 / w) < 0.9 * (prev_rows as f64 / prev_w) =>
+                {
+                    // Shrinking did not bring the time under the target and cost
+                    // throughput: the time is mostly fixed cost. Go back and stay.
+                    self.floor = prev_rows;
+                    prev_rows as f64
+                }
+                _ => (n * r.clamp(0.25, 0.9)).max(self.floor as f64),
+            }
         } else {
-            n
+            self.floor = self.min;
+            if rows >= self.size {
+                n * r.clamp(1.0, 2.0)
+            } else {
+                n
+            }
         };
+        self.prev = Some((rows, w));
         let next = (next.round() as usize).clamp(self.min, self.max);
         self.last = match next.cmp(&self.size) {
             std::cmp::Ordering::Greater => Decision::Grow,
@@ -121,6 +149,33 @@ mod tests {
     /// A synthetic database: `a + b·n` seconds per batch.
     fn model(a: f64, b: f64) -> impl Fn(usize) -> Duration {
         move |n| Duration::from_secs_f64(a + b * n as f64)
+    }
+
+    #[test]
+    fn does_not_starve_itself_when_the_target_is_out_of_reach() {
+        let target = Duration::from_millis(200);
+        // 600 ms of fixed cost (a starved host) + 20 µs/row: no size meets 200 ms.
+        let w = model(0.6, 20e-6);
+        let mut m = Monitor::new(10, 20_000, 2_000, target);
+        let mut sizes = Vec::new();
+        for _ in 0..30 {
+            let n = m.batch_size();
+            m.observe(n, w(n));
+            sizes.push(m.batch_size());
+        }
+        let n = m.batch_size();
+        // The unguarded rule would end at the minimum (10 rows: 16 rows/s).
+        assert!(n >= 1_000, "collapsed to {n} ({sizes:?})");
+        let rate = n as f64 / w(n).as_secs_f64();
+        assert!(rate > 1_500.0, "{rate} rows/s at {n}");
+        // And once the database is fast again, it meets the target again.
+        let fast = model(0.005, 20e-6);
+        for _ in 0..20 {
+            let n = m.batch_size();
+            m.observe(n, fast(n));
+        }
+        assert!(fast(m.batch_size()) <= target);
+        assert!(m.batch_size() > 5_000);
     }
 
     #[test]
@@ -182,11 +237,21 @@ mod tests {
             m.observe(n, Duration::from_millis(1));
         }
         assert_eq!(m.batch_size(), 500);
+        // 25 ms per row: over the target at any size, but shrinking cuts the time
+        // without costing rows/s, so it goes down to the lower bound.
         for _ in 0..20 {
             let n = m.batch_size();
-            m.observe(n, Duration::from_secs(5));
+            m.observe(n, Duration::from_millis(25 * n as u64));
         }
         assert_eq!(m.batch_size(), 10);
+        // A time that does not depend on the size at all: one shrink is tried, it
+        // costs throughput, so the size goes back and stays (no collapse to 10).
+        let mut fixed = Monitor::new(10, 500, 500, Duration::from_millis(200));
+        for _ in 0..20 {
+            let n = fixed.batch_size();
+            fixed.observe(n, Duration::from_secs(5));
+        }
+        assert_eq!(fixed.batch_size(), 500);
         assert_eq!(m.observe(0, Duration::ZERO), 10);
         assert_eq!(m.timed_out(), 10);
         let mut m = Monitor::new(10, 500, 400, Duration::from_millis(200));
