@@ -485,6 +485,13 @@ impl Pipeline {
                 shutdown.trigger();
                 break;
             }
+            if readers.iter().all(|r| r.is_finished()) {
+                // Readers only end on their own when the dispatcher is gone.
+                error!("both stream readers have stopped: draining every stage");
+                failure = Some("the stream readers stopped (the dispatcher is gone)".into());
+                shutdown.trigger();
+                break;
+            }
         }
 
         // Drain front to back: each stage ends when its input disconnects.
