@@ -1394,6 +1394,35 @@ pub fn frame_event(payload: &[u8], id: Option<u64>, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    /// The keys of a v1.1 status of 2016, in Twitter's order.
+    const TWEET_KEYS: [&str; 25] = [
+        "created_at",
+        "id",
+        "id_str",
+        "text",
+        "source",
+        "truncated",
+        "in_reply_to_status_id",
+        "in_reply_to_status_id_str",
+        "in_reply_to_user_id",
+        "in_reply_to_user_id_str",
+        "in_reply_to_screen_name",
+        "user",
+        "geo",
+        "coordinates",
+        "place",
+        "contributors",
+        "is_quote_status",
+        "retweet_count",
+        "favorite_count",
+        "entities",
+        "favorited",
+        "retweeted",
+        "filter_level",
+        "lang",
+        "timestamp_ms",
+    ];
+
     use super::*;
     use serde_json::Value;
     use std::collections::{HashMap, HashSet};
@@ -1474,33 +1503,7 @@ mod tests {
     #[test]
     fn tweets_are_valid_and_complete_with_exact_entity_indices() {
         let mut gen = TweetGen::with_corpus(corpus(), 1);
-        let tweet_keys = [
-            "created_at",
-            "id",
-            "id_str",
-            "text",
-            "source",
-            "truncated",
-            "in_reply_to_status_id",
-            "in_reply_to_status_id_str",
-            "in_reply_to_user_id",
-            "in_reply_to_user_id_str",
-            "in_reply_to_screen_name",
-            "user",
-            "geo",
-            "coordinates",
-            "place",
-            "contributors",
-            "is_quote_status",
-            "retweet_count",
-            "favorite_count",
-            "entities",
-            "favorited",
-            "retweeted",
-            "filter_level",
-            "lang",
-            "timestamp_ms",
-        ];
+        let tweet_keys = TWEET_KEYS;
         let user_keys = [
             "id",
             "id_str",
@@ -1606,33 +1609,7 @@ mod tests {
             keys.retain(|k| k != "possibly_sensitive");
             let rt = keys.iter().any(|k| k == "retweeted_status");
             retweets += usize::from(rt);
-            let mut expected = vec![
-                "created_at",
-                "id",
-                "id_str",
-                "text",
-                "source",
-                "truncated",
-                "in_reply_to_status_id",
-                "in_reply_to_status_id_str",
-                "in_reply_to_user_id",
-                "in_reply_to_user_id_str",
-                "in_reply_to_screen_name",
-                "user",
-                "geo",
-                "coordinates",
-                "place",
-                "contributors",
-                "is_quote_status",
-                "retweet_count",
-                "favorite_count",
-                "entities",
-                "favorited",
-                "retweeted",
-                "filter_level",
-                "lang",
-                "timestamp_ms",
-            ];
+            let mut expected = TWEET_KEYS.to_vec();
             if rt {
                 expected.insert(16, "retweeted_status");
             }
