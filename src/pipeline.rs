@@ -32,7 +32,7 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
-use crate::source::{self, SourceConfig, SourceStats};
+use crate::source::{self, SourceConfig, SourceSnapshot, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::{fit, RateMeter, Status, TagCount};
 use crate::supervisor;
@@ -513,16 +513,18 @@ impl Pipeline {
             seconds: probes.started.elapsed().as_secs_f64(),
             ..Summary::default()
         };
+        let mut total = SourceSnapshot::default();
         for (i, s) in probes.sources.iter().enumerate() {
             let s = s.snapshot();
             summary.events_per_stream[i] = s.events;
-            summary.tweets_in += s.tweets;
-            summary.events += s.events;
-            summary.kills += s.kills;
-            summary.reconnects += s.reconnects;
-            summary.malformed += s.malformed;
-            summary.oversized += s.oversized;
+            total = total.sum(&s);
         }
+        summary.tweets_in = total.tweets;
+        summary.events = total.events;
+        summary.kills = total.kills;
+        summary.reconnects = total.reconnects;
+        summary.malformed = total.malformed;
+        summary.oversized = total.oversized;
         let core_snap = probes.core.snapshot();
         summary.restarts = core_snap.sentiment.restarts + core_snap.engagement.restarts;
         summary.records = probes.tap.records.load(Ordering::Relaxed);
