@@ -1,6 +1,5 @@
 //! Helpers shared by the sink's integration tests: private schemas and databases on
 //! the local PostgreSQL, dropped at the end.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

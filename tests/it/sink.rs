@@ -1,12 +1,10 @@
 //! The sink on the real PostgreSQL: exact rows, newest version wins, rejected rows
 //! isolated, shutdown while the database is down.
 
-mod sink_util;
-
 use std::time::Duration;
 
+use crate::sink_util::*;
 use crossbeam_channel::bounded;
-use sink_util::*;
 use tweetflow::model::Record;
 use tweetflow::sink::fixture::{record, Spec};
 use tweetflow::sink::{spawn_sink, SinkConfig, SinkSummary};

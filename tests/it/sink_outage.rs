@@ -1,14 +1,12 @@
 //! The database goes away: mid-run for ~10 s, and while a process is SIGKILLed.
 
-mod sink_util;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sink_util::*;
 use crossbeam_channel::bounded;
-use sink_util::*;
 use tweetflow::model::Record;
 use tweetflow::sink::fixture::records;
 use tweetflow::sink::{spawn_sink, SinkConfig};
@@ -141,7 +139,12 @@ fn sigkilled_while_the_database_is_down_then_restarted() {
     let spool = tempfile::tempdir().unwrap();
     db.go_down();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sigkill_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "sink_outage::sigkill_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(
             CHILD_ENV,
             format!("{}|{}", db.url(), spool.path().display()),

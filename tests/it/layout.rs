@@ -1,0 +1,229 @@
+//! The module layering of `src/`, checked: dependencies run one way.
+//!
+//! Every top-level module of the library sits in one layer of [`LAYERS`]; a
+//! module may name (`crate::x`, `use crate::{x, …}`) only modules of lower
+//! layers, never its own layer's neighbours or anything above it. Inside
+//! `src/engine/` the files follow [`ENGINE_LAYERS`] the same way. A module
+//! that is in no layer fails the check, so a new module has to be placed.
+//!
+//! This is a plain text scan of the sources (comments skipped), not a compiler
+//! pass: it sees every path that starts with `crate::` or `super::` and a
+//! grouped `use crate::{…}`. See `docs/ARCHITECTURE.md`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Lowest first. The first layer is the toolkit everyone may use; it imports
+/// nothing from the crate.
+const LAYERS: &[&[&str]] = &[
+    &["supervise", "shutdown", "log_limit", "model"],
+    &["stats"],
+    &["score"],
+    &["source"],
+    &["engine"],
+    &["aggregate"],
+    &["sink"],
+    &["emulator"],
+    &["pipeline"],
+    &["app"],
+];
+
+/// The processing core, lowest first: its settings and counters, then the
+/// dispatcher and the worker loop, then the pool supervisor and the
+/// autoscaler, then the handle that spawns it all (`mod.rs` re-exports).
+const ENGINE_LAYERS: &[&[&str]] = &[
+    &["config", "delay", "stats", "error"],
+    &["dispatch", "worker"],
+    &["pool", "autoscale"],
+    &["handle"],
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .expect("src/ is readable")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a file without its comments (line comments and doc comments;
+/// block comments are not used in this crate's code).
+fn code_of(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            // Keep `//` inside string literals such as URLs: only cut when the
+            // part before it has an even number of quotes.
+            Some(i) if l[..i].matches('"').count() % 2 == 0 => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(s: &str) -> Option<&str> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    (end > 0).then(|| &s[..end])
+}
+
+/// The first path segments after each `prefix` (`crate::`, `super::`), with
+/// grouped imports (`prefix{a, b::c}`) expanded to their first segments.
+fn named_after(code: &str, prefix: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find(prefix) {
+        let before = rest[..i].chars().next_back();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // e.g. `foo_crate::`
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if c.is_whitespace() => {}
+                    _ if item_start => {
+                        item_start = false;
+                        if let Some(id) = ident_at(&group[j..]) {
+                            out.insert(id.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(id) = ident_at(rest) {
+            out.insert(id.to_string());
+        }
+    }
+    out
+}
+
+fn layer_of(layers: &[&[&str]], name: &str) -> Option<usize> {
+    layers.iter().position(|l| l.contains(&name))
+}
+
+/// Top-level module of a file under `src/`, or None for the crate roots.
+fn top_module(rel: &Path) -> Option<String> {
+    let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+    match first.as_str() {
+        "lib.rs" | "main.rs" => None,
+        f => Some(f.trim_end_matches(".rs").to_string()),
+    }
+}
+
+#[test]
+fn top_level_modules_depend_only_on_lower_layers() {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut violations = Vec::new();
+    let mut seen = BTreeSet::new();
+    for path in &files {
+        let rel = path.strip_prefix(&root).expect("under src/");
+        let Some(module) = top_module(rel) else {
+            continue;
+        };
+        seen.insert(module.clone());
+        let Some(own) = layer_of(LAYERS, &module) else {
+            violations.push(format!("{}: module `{module}` is in no layer", rel.display()));
+            continue;
+        };
+        let text = fs::read_to_string(path).expect("source is UTF-8");
+        for used in named_after(&code_of(&text), "crate::") {
+            if used == module {
+                continue;
+            }
+            match layer_of(LAYERS, &used) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "{}: `{module}` (layer {own}) names `crate::{used}`, which is not below it",
+                    rel.display()
+                )),
+                None => {} // an item of lib.rs, not a module
+            }
+        }
+    }
+    let declared: BTreeSet<String> = LAYERS
+        .iter()
+        .flat_map(|l| l.iter().map(|s| s.to_string()))
+        .collect();
+    assert!(
+        declared.is_subset(&seen),
+        "layers name modules that do not exist: {:?}",
+        declared.difference(&seen).collect::<Vec<_>>()
+    );
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_engine_depends_one_way_inside() {
+    let dir = src().join("engine");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut violations = Vec::new();
+    for path in &files {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("file name");
+        if name == "mod" {
+            continue;
+        }
+        let Some(own) = layer_of(ENGINE_LAYERS, name) else {
+            violations.push(format!("engine/{name}.rs is in no engine layer"));
+            continue;
+        };
+        let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        let mut used = named_after(&code, "super::");
+        for p in named_after(&code, "crate::engine::") {
+            used.insert(p);
+        }
+        for u in used {
+            if u == name {
+                continue;
+            }
+            match layer_of(ENGINE_LAYERS, &u) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "engine/{name}.rs (layer {own}) names `{u}`, which is not below it"
+                )),
+                None => {} // a re-export of mod.rs or an item, not a file
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_plain_and_grouped_paths() {
+    let code = code_of(
+        "use crate::{model::{Record, Tweet}, sink};\n\
+         // use crate::ignored;\n\
+         let x = crate::stats::Histogram::new(); let u = \"http://crate::no\";\n\
+         use foo_crate::bar;",
+    );
+    let got = named_after(&code, "crate::");
+    let want: BTreeSet<String> = ["model", "sink", "stats", "no"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got, want);
+}

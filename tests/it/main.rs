@@ -1,0 +1,17 @@
+//! The integration tests, one binary with a module per area (one link of the
+//! crate instead of one per file). Each area runs against the emulator and, where
+//! it writes, a private schema or database of the local PostgreSQL.
+//!
+//! `tests/panic_hook.rs` stays a binary of its own: the panic hook it checks is
+//! process-wide.
+
+mod aggregate;
+mod emulator;
+mod engine;
+mod ingest;
+mod ingest_reader;
+mod pipeline;
+mod sink;
+mod sink_outage;
+#[allow(dead_code)]
+mod sink_util;
