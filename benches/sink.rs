@@ -21,8 +21,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
 use tweetflow::model::Record;
-use tweetflow::sink::writer::Jsonb;
-use tweetflow::sink::{fixture, schema, spawn_sink, SinkConfig};
+use tweetflow::sink::{fixture, schema, spawn_sink, Jsonb, SinkConfig};
 
 fn url() -> String {
     std::env::var("DATABASE_URL")
@@ -90,7 +89,7 @@ fn raw_copy(recs: &[Record]) -> Row {
         .values()
         .map(|r| (*r, r.tweet.user.raw.clone()))
         .collect();
-    let created = tweetflow::sink::writer::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
+    let created = tweetflow::sink::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
     let mut c = Client::connect(&url(), NoTls).expect("connect");
     let t0 = Instant::now();
     let mut tx = c.transaction().expect("begin");
@@ -252,7 +251,7 @@ fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial:
 }
 
 fn main() {
-    // RUST_LOG=tweetflow::sink::writer=trace shows each batch's phases.
+    // RUST_LOG=tweetflow::sink::conn=trace shows each batch's phases.
     let _ = env_logger::try_init();
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let n: usize = std::env::var("SINK_BENCH_ROWS")

@@ -32,10 +32,13 @@ use crate::model::Record;
 /// Where a batch came from (needed to commit or put it back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// From the memory buffer.
     Memory,
     /// From the spool: the offset after its last line and its number of lines.
     Spool {
+        /// Spool offset just after the batch's last line.
         end: u64,
+        /// Spool lines the batch was read from (unreadable ones included).
         lines: u64,
     },
 }
@@ -43,7 +46,9 @@ pub enum Source {
 /// Records handed to the writer.
 #[derive(Debug)]
 pub struct Batch {
+    /// The records, in order.
     pub records: Vec<Record>,
+    /// Where they came from.
     pub source: Source,
 }
 
@@ -224,7 +229,7 @@ impl Buffer {
                         line.len()
                     );
                     let dir = self.inner.lock().spool.dir().to_path_buf();
-                    super::writer::save_rejected(
+                    super::rejected::save_rejected(
                         &dir,
                         "spool-line",
                         &e.to_string(),

@@ -1,6 +1,7 @@
-//! Realistic records for the sink's tests and benchmark: raw tweet JSON of about
-//! 2 KB shaped like a 2016 streaming-API status (user object, entities, the usual
-//! nulls), with the typed fields filled consistently.
+//! Realistic records for the sink's tests and benchmark (only with `cfg(test)` or
+//! the `testkit` feature): raw tweet JSON of about 2 KB shaped like a 2016
+//! streaming-API status (user object, entities, the usual nulls), with the typed
+//! fields filled consistently.
 
 use std::sync::Arc;
 
@@ -11,16 +12,27 @@ use crate::model::{unix_micros, Record, Seq, Tweet, User};
 /// What varies between fixture tweets.
 #[derive(Debug, Clone)]
 pub struct Spec<'a> {
+    /// Sequence number.
     pub seq: Seq,
+    /// Tweet id.
     pub id: i64,
+    /// Author id.
     pub user_id: i64,
+    /// Tweet text.
     pub text: &'a str,
+    /// Hashtags, also in `entities`.
     pub hashtags: &'a [&'a str],
+    /// Id of the retweeted tweet, if a retweet.
     pub retweeted_status_id: Option<i64>,
+    /// Author's followers count.
     pub followers: i64,
+    /// Likes.
     pub favorite_count: i64,
+    /// Retweets.
     pub retweet_count: i64,
+    /// Sentiment score.
     pub sentiment: Option<f64>,
+    /// Engagement score.
     pub engagement: Option<f64>,
 }
 

@@ -55,7 +55,9 @@ pub enum Event {
     WriteFailed,
     /// The checker's tick while open: start the single probe.
     ProbeStart,
+    /// The probe reached the database.
     ProbeOk,
+    /// The probe failed.
     ProbeFailed,
 }
 
@@ -158,7 +160,7 @@ where
                     }
                     Err(e) => {
                         client = None;
-                        let msg = super::writer::db_message(&e);
+                        let msg = super::error::db_message(&e);
                         if breaker.state() == BreakerState::Closed || msg != last_error {
                             log::warn!("sink: database probe failed: {msg}; breaker open");
                         }

@@ -1,34 +1,49 @@
-//! PostgreSQL sink: buffer, spool, adaptive-batch writer, monitor, health checker (issue 5).
+//! The PostgreSQL sink: records in, users and tweets stored, nothing lost when the
+//! database goes away or the process is killed.
 //!
 //! Three threads:
 //!
 //! * `sink-ingest` drains the input channel into the [`buffer::Buffer`] (memory up
 //!   to `buffer_records`, then the append-only [`spool`]); it closes the buffer when
 //!   the channel disconnects.
-//! * `sink-writer` owns the write connection. When the breaker is closed it *pulls*
-//!   up to `batch_size` records (waiting at most `linger` for the batch to fill),
-//!   writes them ([`writer`]: binary COPY into staging tables + upsert, one
-//!   transaction), commits them in the buffer and feeds the write time to the
-//!   [`monitor::Monitor`], which picks the next batch size. On a lost connection or
-//!   timeout it keeps the batch, trips the breaker and pauses; while paused, the batch
-//!   and the memory buffer go to the spool (fsync'd) so a killed process loses
-//!   nothing, and new records go straight to disk. After recovery it resumes with
-//!   that same batch, at the head of the spool.
+//! * `sink-writer` runs the writer loop (`writer`): it owns the write connection,
+//!   pulls batches of the size the [`monitor::Monitor`] picks and writes each with
+//!   binary COPY into staging tables plus one upsert per table, in one transaction
+//!   (`conn`). On a lost connection or timeout it keeps the batch, trips the breaker
+//!   and pauses; while paused, the batch and the memory buffer go to the spool
+//!   (fsync'd) so a killed process loses nothing, and new records go straight to
+//!   disk. After recovery it resumes with that same batch, at the head of the spool.
 //! * `sink-health` probes the database every `health_interval` on its own
 //!   connection and drives the [`health::Breaker`] (closed / open / half-open).
 //!
 //! The sink starts even when the database is down: the schema is created once it is
 //! reachable; meanwhile records are buffered. A spool left by an earlier run is
 //! replayed first.
+//!
+//! Inside, pure code is apart from I/O: the COPY encoding and value cleaning
+//! ([`CopyBuf`], [`parse_twitter_time`], [`strip_nul`], [`sanitize_json`]) and the
+//! raw JSON rewriting ([`replace_user`]) do no I/O; the classification of database
+//! errors is [`WriteError`]; the connection and its transactions are in `conn`; the
+//! rejected file in `rejected`. This file holds the settings, the counters and the
+//! wiring of the threads.
 
 pub mod buffer;
-#[doc(hidden)]
+mod conn;
+mod encode;
+mod error;
+#[cfg(any(test, feature = "testkit"))]
 pub mod fixture;
 pub mod health;
 pub mod monitor;
+mod raw_json;
+mod rejected;
 pub mod schema;
 pub mod spool;
-pub mod writer;
+mod writer;
+
+pub use self::encode::{parse_twitter_time, sanitize_json, strip_nul, CopyBuf, Jsonb};
+pub use self::error::{ErrorClass, WriteError};
+pub use self::raw_json::replace_user;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -36,16 +51,15 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use serde::Serialize;
 
 use self::buffer::Buffer;
 use self::health::{Breaker, BreakerState, Event};
-use self::monitor::Monitor;
-use self::writer::{db_message, Conn, ErrorClass};
-use crate::model::{unix_micros, Record};
+use self::writer::writer_loop;
+use crate::model::Record;
 use crate::stats::Histogram;
 
 /// Sink settings.
@@ -104,21 +118,54 @@ impl Default for SinkConfig {
     }
 }
 
+/// One of the sink's threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkThread {
+    /// `sink-ingest`: input channel → buffer.
+    Ingest,
+    /// `sink-writer`: buffer → database.
+    Writer,
+    /// `sink-health`: probes the database, drives the breaker.
+    Health,
+}
+
+impl std::fmt::Display for SinkThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SinkThread::Ingest => "ingest",
+            SinkThread::Writer => "writer",
+            SinkThread::Health => "health",
+        })
+    }
+}
+
 /// Why the sink could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// [`SinkConfig::database_url`] does not parse.
     #[error("invalid database URL: {0}")]
-    Config(String),
-    #[error("spool directory {path}: {source}")]
+    Config(postgres::Error),
+    /// The spool directory cannot be created, opened or read.
+    #[error("spool directory {path}")]
     Spool {
+        /// [`SinkConfig::spool_dir`].
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start a sink thread: {0}")]
-    Spawn(#[source] std::io::Error),
+    /// The OS refused a new thread.
+    #[error("cannot start the sink's {thread} thread")]
+    Spawn {
+        /// The thread that did not start.
+        thread: SinkThread,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A thread panicked; the writer's buffer was moved to the spool first.
     #[error("the sink's {0} thread panicked (its buffer was moved to the spool)")]
-    Panicked(&'static str),
+    Panicked(SinkThread),
 }
 
 /// Live counters of the sink (all relaxed atomics), plus the breaker.
@@ -132,7 +179,7 @@ pub struct SinkStats {
     /// Records in the last batch.
     pub last_batch_rows: AtomicU64,
     /// 0 hold, 1 grow, 2 shrink.
-    last_decision: AtomicU64,
+    pub(super) last_decision: AtomicU64,
     /// Records in memory.
     pub buffered: AtomicU64,
     /// Records in the spool not yet committed.
@@ -155,8 +202,9 @@ pub struct SinkStats {
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
     pub written_users: AtomicU64,
-    /// Rows actually inserted or updated (older versions are skipped).
+    /// Tweet rows actually inserted or updated (older versions are skipped).
     pub tweets_changed: AtomicU64,
+    /// User rows actually inserted or updated (older versions are skipped).
     pub users_changed: AtomicU64,
     /// Committed batches.
     pub batches: AtomicU64,
@@ -175,36 +223,59 @@ pub struct SinkStats {
 /// A copy of [`SinkStats`] for the status line and the stats file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SinkSnapshot {
+    /// Current batch size chosen by the monitor.
     pub batch_size: u64,
+    /// Write time of the last batch, ms.
     pub last_write_ms: f64,
+    /// Records in the last batch.
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
     /// `up`, `down` or `probing`.
     pub sink_state: &'static str,
+    /// Times the breaker opened.
     pub breaker_trips: u64,
+    /// Records in memory.
     pub buffered: u64,
+    /// Records in the spool not yet committed.
     pub spilled: u64,
+    /// Records ever appended to the spool.
     pub spilled_total: u64,
+    /// Records found in the spool at start.
     pub replayed_at_start: u64,
+    /// Torn last lines cut at start.
     pub torn_lines: u64,
+    /// Spool lines that did not parse (saved to the rejected file).
     pub spool_corrupt: u64,
+    /// Failed spool appends.
     pub spool_write_errors: u64,
+    /// Records received on the input channel.
     pub records_in: u64,
+    /// Records whose batch committed.
     pub records_committed: u64,
+    /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
+    /// User rows sent in committed batches.
     pub written_users: u64,
+    /// Tweet rows actually inserted or updated.
     pub tweets_changed: u64,
+    /// User rows actually inserted or updated.
     pub users_changed: u64,
+    /// Committed batches.
     pub batches: u64,
+    /// Tweets or users the database refused.
     pub rejected_rows: u64,
+    /// Values cleaned of NUL characters.
     pub sanitized: u64,
+    /// Failed batch attempts that were retried.
     pub retries: u64,
-    /// Receipt → commit latency quantiles, ms.
+    /// Receipt → commit latency, median, ms.
     pub latency_p50_ms: Option<f64>,
+    /// Receipt → commit latency, 99th percentile, ms.
     pub latency_p99_ms: Option<f64>,
-    /// Batch write time quantiles, ms.
+    /// Batch write time, median, ms.
     pub write_p50_ms: Option<f64>,
+    /// Batch write time, 99th percentile, ms.
     pub write_p99_ms: Option<f64>,
 }
 
@@ -257,9 +328,11 @@ impl SinkStats {
 /// What the sink did, returned by [`Sink::join`].
 #[derive(Debug, Clone, Serialize)]
 pub struct SinkSummary {
+    /// The counters at the end.
     pub stats: SinkSnapshot,
     /// Records left in the spool for the next start (0 when everything committed).
     pub left_in_spool: u64,
+    /// The spool file that holds them.
     pub spool_path: PathBuf,
 }
 
@@ -285,14 +358,14 @@ impl Sink {
         let ingest = self.ingest.join();
         let res = match self.writer.join() {
             Ok(r) => r,
-            Err(_) => Err(SinkError::Panicked("writer")),
+            Err(_) => Err(SinkError::Panicked(SinkThread::Writer)),
         };
         self.stop_health.store(true, Ordering::Relaxed);
         if self.health.join().is_err() {
             log::error!("sink: health thread panicked");
         }
         if ingest.is_err() {
-            return Err(SinkError::Panicked("ingest"));
+            return Err(SinkError::Panicked(SinkThread::Ingest));
         }
         res
     }
@@ -304,8 +377,7 @@ fn pg_config(
     statement_timeout: Duration,
     app: &str,
 ) -> Result<postgres::Config, SinkError> {
-    let mut c = postgres::Config::from_str(&cfg.database_url)
-        .map_err(|e| SinkError::Config(e.to_string()))?;
+    let mut c = postgres::Config::from_str(&cfg.database_url).map_err(SinkError::Config)?;
     if c.get_connect_timeout().is_none() {
         c.connect_timeout(cfg.connect_timeout);
     }
@@ -363,7 +435,10 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let st = Arc::clone(&stats);
         let stop = Arc::clone(&stop_health);
         let interval = cfg.health_interval;
-        spawn_health(st, health_pg, interval, stop).map_err(SinkError::Spawn)?
+        spawn_health(st, health_pg, interval, stop).map_err(|source| SinkError::Spawn {
+            thread: SinkThread::Health,
+            source,
+        })?
     };
     let writer = {
         let st = Arc::clone(&stats);
@@ -383,7 +458,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
                         if let Err(e) = buf.evacuate(None) {
                             log::error!("sink: cannot spool the buffer after the panic: {e}");
                         }
-                        Err(SinkError::Panicked("writer"))
+                        Err(SinkError::Panicked(SinkThread::Writer))
                     }
                 }
             })
@@ -392,7 +467,10 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         Ok(w) => w,
         Err(e) => {
             stop_health.store(true, Ordering::Relaxed);
-            return Err(SinkError::Spawn(e));
+            return Err(SinkError::Spawn {
+                thread: SinkThread::Writer,
+                source: e,
+            });
         }
     };
     let ingest = {
@@ -414,7 +492,10 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             // The writer ends once the buffer is closed (and drained).
             buffer.close();
             stop_health.store(true, Ordering::Relaxed);
-            return Err(SinkError::Spawn(e));
+            return Err(SinkError::Spawn {
+                thread: SinkThread::Ingest,
+                source: e,
+            });
         }
     };
     Ok(Sink {
@@ -445,253 +526,5 @@ impl std::ops::Deref for BreakerRef {
     type Target = Breaker;
     fn deref(&self) -> &Breaker {
         &self.0.breaker
-    }
-}
-
-/// Rate-limits a repeated log line.
-struct Every {
-    last: Option<Instant>,
-    period: Duration,
-}
-
-impl Every {
-    fn due(&mut self) -> bool {
-        let now = Instant::now();
-        if self.last.is_none_or_older(now, self.period) {
-            self.last = Some(now);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-trait OlderExt {
-    fn is_none_or_older(&self, now: Instant, period: Duration) -> bool;
-}
-
-impl OlderExt for Option<Instant> {
-    fn is_none_or_older(&self, now: Instant, period: Duration) -> bool {
-        self.map_or(true, |t| now.duration_since(t) >= period)
-    }
-}
-
-fn writer_loop(
-    cfg: &SinkConfig,
-    st: &SinkStats,
-    buffer: &Buffer,
-    pg: &postgres::Config,
-) -> SinkSummary {
-    let mut monitor = Monitor::new(
-        cfg.batch_min,
-        cfg.batch_max,
-        cfg.batch_initial,
-        cfg.target_write,
-    );
-    st.batch_size
-        .store(monitor.batch_size() as u64, Ordering::Relaxed);
-    let spool_dir = buffer.spool_dir();
-    let mut conn: Option<Conn> = None;
-    let mut schema_ready = false;
-    let mut held: Option<buffer::Batch> = None;
-    let mut down_since: Option<Instant> = None;
-    let mut closed_at: Option<Instant> = None;
-    let mut err_log = Every {
-        last: None,
-        period: Duration::from_secs(5),
-    };
-    let mut evac_log = Every {
-        last: None,
-        period: Duration::from_secs(5),
-    };
-    let idle = Duration::from_millis(200);
-    loop {
-        let state = st.breaker.state();
-        if state == BreakerState::HalfOpen && down_since.is_none() {
-            // First probe (or a probe after a write failure that was not yet seen as
-            // an outage): wait for its verdict.
-            conn = None;
-            st.breaker.wait_closed(idle);
-            if buffer.is_closed()
-                && closed_at.get_or_insert_with(Instant::now).elapsed() >= cfg.shutdown_grace
-            {
-                down_since = Some(Instant::now());
-            }
-            continue;
-        }
-        if state != BreakerState::Closed {
-            conn = None;
-            if down_since.is_none() {
-                down_since = Some(Instant::now());
-                log::warn!(
-                    "sink: database unavailable; writer paused, records go to the spool {}",
-                    spool_dir.display()
-                );
-            }
-            match buffer.evacuate(held.take()) {
-                Ok(n) if n > 0 => log::info!("sink: moved {n} buffered records to the spool"),
-                Ok(_) => {}
-                Err(e) => {
-                    if evac_log.due() {
-                        log::error!("sink: cannot move the buffer to the spool: {e}; retrying");
-                    }
-                }
-            }
-            if buffer.is_closed() {
-                let c = *closed_at.get_or_insert_with(Instant::now);
-                if c.elapsed() >= cfg.shutdown_grace {
-                    if let Err(e) = buffer.sync() {
-                        log::error!("sink: fsync of the spool failed: {e}");
-                    }
-                    let left = buffer.len();
-                    log::warn!(
-                        "sink: input closed while the database is down; {left} records are in \
-                         the spool {} (fsync'd) and are replayed at the next start",
-                        spool_dir.join("spool.jsonl").display()
-                    );
-                    return summary(st, left, &spool_dir);
-                }
-            }
-            st.breaker.wait_closed(idle);
-            continue;
-        }
-        if let Some(t) = down_since.take() {
-            buffer.set_durable(false);
-            log::info!(
-                "sink: database back after {:.1} s; writer resumes ({} records waiting)",
-                t.elapsed().as_secs_f64(),
-                buffer.len()
-            );
-        }
-        if conn.is_none() {
-            match open_conn(pg, &cfg.schema, &mut schema_ready) {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    if err_log.due() {
-                        log::warn!("sink: cannot open the write connection: {}", db_message(&e));
-                    }
-                    st.breaker.apply(Event::WriteFailed);
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
-        let batch = match held.take() {
-            Some(b) => b,
-            None => match buffer.pull(monitor.batch_size(), cfg.linger, idle) {
-                Some(b) => b,
-                None => break,
-            },
-        };
-        if batch.records.is_empty() {
-            if let buffer::Source::Spool { .. } = batch.source {
-                // Only unreadable lines (counted and saved): nothing to write.
-                buffer.commit(batch.source);
-            }
-            continue;
-        }
-        let n = batch.records.len();
-        let t0 = Instant::now();
-        match c.write_batch(&batch.records, &spool_dir) {
-            Ok(o) => {
-                let el = t0.elapsed();
-                buffer.commit(batch.source);
-                if o.isolation_attempts == 0 {
-                    let before = monitor.batch_size();
-                    monitor.observe(n, el);
-                    if monitor.batch_size() != before {
-                        log::debug!(
-                            "sink: batch of {n} written in {:.1} ms; batch size {before} -> {}",
-                            el.as_secs_f64() * 1e3,
-                            monitor.batch_size()
-                        );
-                    }
-                }
-                let now = unix_micros();
-                for r in &batch.records {
-                    st.latency
-                        .record(now.saturating_sub(r.tweet.received_unix_us));
-                }
-                st.write_time.record(el.as_micros() as u64);
-                st.batch_size
-                    .store(monitor.batch_size() as u64, Ordering::Relaxed);
-                st.last_decision.store(
-                    match monitor.last_decision() {
-                        monitor::Decision::Hold => 0,
-                        monitor::Decision::Grow => 1,
-                        monitor::Decision::Shrink => 2,
-                    },
-                    Ordering::Relaxed,
-                );
-                st.last_write_us
-                    .store(el.as_micros() as u64, Ordering::Relaxed);
-                st.last_batch_rows.store(n as u64, Ordering::Relaxed);
-                st.records_committed.fetch_add(n as u64, Ordering::Relaxed);
-                st.written_tweets.fetch_add(o.tweets, Ordering::Relaxed);
-                st.written_users.fetch_add(o.users, Ordering::Relaxed);
-                st.tweets_changed
-                    .fetch_add(o.tweets_changed, Ordering::Relaxed);
-                st.users_changed
-                    .fetch_add(o.users_changed, Ordering::Relaxed);
-                st.rejected_rows.fetch_add(o.rejected, Ordering::Relaxed);
-                st.sanitized.fetch_add(o.sanitized, Ordering::Relaxed);
-                st.batches.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                st.retries.fetch_add(1, Ordering::Relaxed);
-                let class = e.class();
-                if err_log.due() {
-                    log::warn!(
-                        "sink: batch of {n} failed ({class:?}: {}); keeping it for a retry after \
-                         recovery",
-                        e.message()
-                    );
-                }
-                if class == ErrorClass::Schema {
-                    schema_ready = false;
-                }
-                if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) {
-                    // statement_timeout: the batch is too big for the database now.
-                    monitor.timed_out();
-                    st.batch_size
-                        .store(monitor.batch_size() as u64, Ordering::Relaxed);
-                }
-                held = Some(batch);
-                conn = None;
-                st.breaker.apply(Event::WriteFailed);
-            }
-        }
-    }
-    if let Err(e) = buffer.sync() {
-        log::error!("sink: fsync of the spool failed: {e}");
-    }
-    let left = buffer.len();
-    log::info!(
-        "sink: input closed and drained; {} records committed in {} batches",
-        st.records_committed.load(Ordering::Relaxed),
-        st.batches.load(Ordering::Relaxed)
-    );
-    summary(st, left, &spool_dir)
-}
-
-fn open_conn(
-    pg: &postgres::Config,
-    schema_name: &str,
-    schema_ready: &mut bool,
-) -> Result<Conn, postgres::Error> {
-    let mut client = pg.connect(postgres::NoTls)?;
-    if !*schema_ready {
-        schema::create(&mut client, schema_name)?;
-        *schema_ready = true;
-        log::info!("sink: schema {schema_name:?} ready");
-    }
-    Conn::from_client(client, schema_name)
-}
-
-fn summary(st: &SinkStats, left: u64, dir: &std::path::Path) -> SinkSummary {
-    SinkSummary {
-        stats: st.snapshot(),
-        left_in_spool: left,
-        spool_path: dir.join("spool.jsonl"),
     }
 }

@@ -28,8 +28,11 @@ use std::time::Duration;
 /// What the controller did with the last observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// The batch size went up.
     Grow,
+    /// The batch size went down.
     Shrink,
+    /// The batch size stayed.
     Hold,
 }
 

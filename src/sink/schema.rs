@@ -173,7 +173,8 @@ WHERE excluded.ingest_seq > t.ingest_seq"
 }
 
 /// Staging → tweets: as for users. The raw tweet's `user` was already replaced by the
-/// user id on the client (`writer::replace_user`), before the binary COPY as jsonb.
+/// user id on the client ([`replace_user`](super::replace_user)), before the binary
+/// COPY as jsonb.
 pub fn upsert_tweets_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
