@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 
+use crate::log_limit::LogLimiter;
 use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
-use crate::supervisor;
+use crate::supervise::{self, StagePolicy};
+
+/// Orphan scores are logged at most this often.
+const ORPHAN_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Aggregator settings.
 #[derive(Debug, Clone)]
@@ -164,7 +168,7 @@ struct Out<'a> {
     stats: &'a AggStats,
     /// False once the output is gone (records then can only be counted and logged).
     open: bool,
-    orphan_logged: Option<Instant>,
+    orphan_log: LogLimiter,
 }
 
 impl Out<'_> {
@@ -172,12 +176,7 @@ impl Out<'_> {
         let Some(tweet) = p.tweet else {
             let n = p.sentiment.is_some() as u64 + p.engagement.is_some() as u64;
             self.stats.orphan_scores.fetch_add(n, Ordering::Relaxed);
-            let now = Instant::now();
-            if self
-                .orphan_logged
-                .map_or(true, |t| now.duration_since(t) > Duration::from_secs(10))
-            {
-                self.orphan_logged = Some(now);
+            if self.orphan_log.check(Instant::now()).is_some() {
                 log::warn!(
                     "aggregator: {n} score(s) for seq {seq} without a tweet ({cause:?}); \
                      counted as orphan (further ones logged every 10 s)"
@@ -284,15 +283,18 @@ impl Joiner {
     }
 }
 
-/// The aggregator thread: [`join_loop`] under [`supervisor::keep_alive`], the
+/// The aggregator thread: [`join_loop`] under [`supervise::keep_alive`], the
 /// pending entries kept outside it, so a panic (a bug) loses no pending record.
 fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggStats) {
     let mut j = Joiner::default();
-    let policy = supervisor::RestartPolicy::default();
-    if let Err(why) = supervisor::keep_alive("aggregator", &policy, || {
+    let policy = StagePolicy::default();
+    if let Err(why) = supervise::keep_alive("aggregator", &policy, || {
         join_loop(&cfg, &input, &tx, stats, &mut j)
     }) {
-        log::error!("aggregator failed for good ({why}); emitting what is pending");
+        log::error!(
+            "aggregator failed for good ({}); emitting what is pending",
+            why.last_panic
+        );
     }
     flush(&tx, stats, &mut j);
 }
@@ -309,7 +311,7 @@ fn join_loop(
         tx,
         stats,
         open: true,
-        orphan_logged: None,
+        orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
     };
     let max_pending = cfg.max_pending.max(1);
     loop {
@@ -351,7 +353,7 @@ fn flush(tx: &Sender<Record>, stats: &AggStats, j: &mut Joiner) {
         tx,
         stats,
         open: true,
-        orphan_logged: None,
+        orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
     };
     let n = j.map.len();
     while let Some((seq, p)) = j.pop_oldest(|_| true) {

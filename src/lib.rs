@@ -12,21 +12,22 @@
 //!                                           Record ──▶ sink (buffer, spool, writer, health)
 //! ```
 //!
-//! `supervisor` restarts panicking workers, `autoscale` sizes the pools,
+//! `engine` holds the dispatcher and the worker pools, restarts panicking
+//! workers and sizes the pools (with the generic
+//! tools of `supervise`), `score` holds the pure scoring,
 //! `stats` shows what happens, `emulator` stands in for the lab's server, and
 //! `pipeline` wires all of it with bounded crossbeam channels.
 
 pub mod aggregate;
-pub mod autoscale;
 pub mod cli;
-pub mod dispatch;
 pub mod emulator;
-pub mod lexicon;
+pub mod engine;
+pub mod log_limit;
 pub mod model;
 pub mod pipeline;
+pub mod score;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod stats;
-pub mod supervisor;
-pub mod workers;
+pub mod supervise;

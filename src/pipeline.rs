@@ -29,14 +29,14 @@ use parking_lot::Mutex;
 use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
 use crate::cli::RunArgs;
 use crate::emulator::{Emulator, EmulatorConfig};
+use crate::engine::{self, Core, CoreConfig, CoreStats};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceSnapshot, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::{fit, RateMeter, Status, TagCount};
-use crate::supervisor;
-use crate::workers::{self, Core, CoreConfig, CoreStats};
+use crate::supervise;
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
@@ -361,7 +361,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Stoppe
     let (agg_tx, agg_rx) = bounded::<AggMsg>(cfg.channel_capacity);
     let (tap_tx, tap_rx) = bounded::<Record>(cfg.channel_capacity);
 
-    let core = workers::spawn_core(cfg.core.clone(), lexicon, ingest_rx, agg_tx)
+    let core = engine::spawn_core(cfg.core.clone(), lexicon, ingest_rx, agg_tx)
         .context("starting the worker pools")?;
     let aggregator = aggregate::spawn_aggregator(cfg.aggregate.clone(), agg_rx, tap_tx)
         .context("starting the aggregator")?;
@@ -381,9 +381,9 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Stoppe
     let tap = {
         let hashtags = Arc::clone(&probes.hashtags);
         let tap_stats = Arc::clone(&probes.tap);
-        let policy = cfg.core.restart.clone();
+        let policy = cfg.core.restart.stage();
         spawn_named("tap", move || {
-            let kept = supervisor::keep_alive("tap", &policy, || {
+            let kept = supervise::keep_alive("tap", &policy, || {
                 tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
             });
             if kept.is_err() {
@@ -481,7 +481,7 @@ impl Pipeline {
             }
             if let Some(why) = core.fatal() {
                 error!("the worker pools failed: {why}");
-                failure = Some(why);
+                failure = Some(why.to_string());
                 shutdown.trigger();
                 break;
             }
@@ -754,7 +754,7 @@ mod tests {
         assert_eq!(cfg.duration, Some(Duration::from_millis(2500)));
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);
-        assert_eq!(cfg.core.work_delay, crate::workers::WorkDelay::Off);
+        assert_eq!(cfg.core.work_delay, crate::engine::WorkDelay::Off);
 
         for bad in [
             vec!["tweetflow", "--min-workers", "0"],

@@ -986,7 +986,7 @@ fn place_json(p: &vocab::PlaceRow) -> Vec<u8> {
 fn afinn_entries() -> (Vec<&'static str>, Vec<&'static str>) {
     let mut words = Vec::new();
     let mut phrases = Vec::new();
-    for line in crate::lexicon::AFINN_111.lines() {
+    for line in crate::score::AFINN_111.lines() {
         if let Some((w, score)) = line.split_once('\t') {
             // Score 0 entries ("some kind") add nothing to sentiment.
             if score.trim() == "0" {
@@ -1740,7 +1740,7 @@ mod tests {
 
     #[test]
     fn sentiment_is_rarely_zero_and_phrases_occur() {
-        let lex = crate::lexicon::Lexicon::afinn_111();
+        let lex = crate::score::Lexicon::afinn_111();
         for w in vocab::COMMON_SENTIMENT
             .iter()
             .chain(vocab::COMMON_POSITIVE)

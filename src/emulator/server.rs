@@ -31,7 +31,7 @@ pub const ROOT_JSON: &str = r#"{"routes":["/tweets/1","/tweets/2","/emotion_valu
 /// `GET /emotion_values`: AFINN-111 in file order, lines joined by `\r\n`, no
 /// trailing newline.
 pub fn emotion_values() -> String {
-    crate::lexicon::AFINN_111
+    crate::score::AFINN_111
         .lines()
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()

@@ -1,6 +1,6 @@
 //! Word lists, names and other fixed material the tweet generator draws on.
 //!
-//! English sentiment words come from the AFINN list itself (`crate::lexicon`);
+//! English sentiment words come from the AFINN list itself (`crate::score::lexicon`);
 //! what is here is the glue around them: filler words per language, scripts,
 //! emoji, hashtags, places, sources.
 

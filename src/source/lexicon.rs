@@ -6,9 +6,10 @@ use log::{info, warn};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::{join_url, Backoff, SourceConfig, SourceError};
-use crate::lexicon::Lexicon;
+use super::{join_url, SourceConfig, SourceError};
+use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
+use crate::supervise::Backoff;
 
 /// Fetches and parses `<server>/emotion_values` (`word<TAB>score` lines joined
 /// by `\r\n` or `\n`; phrases kept as phrases, see [`Lexicon::parse`]).

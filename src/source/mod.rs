@@ -64,7 +64,7 @@ pub enum SourceError {
     Lexicon {
         url: String,
         #[source]
-        source: crate::lexicon::LexiconError,
+        source: crate::score::LexiconError,
     },
 }
 
@@ -160,93 +160,9 @@ pub(crate) fn join_url(server: &str, route: &str) -> String {
     format!("{}{}", server.trim_end_matches('/'), route)
 }
 
-/// Capped exponential backoff with jitter.
-///
-/// The delay of attempt `n` (0 after a connection that delivered events) is
-/// `min(base · 2ⁿ, cap)` where `base` is the server's `retry:` when it sent
-/// one, else `backoff_initial`, and `cap` is `max(backoff_max, base)`; the
-/// actual wait is that delay times a uniform factor in [1, 1.25), so it never
-/// undercuts the server's `retry:` and concurrent clients spread out.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A backoff starting at `initial`, capped at `max`.
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            attempt: 0,
-        }
-    }
-
-    /// Back to the first delay (after a productive connection).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// The delay before the next attempt, without jitter, and advances.
-    /// `retry` is the server's `retry:` value, if any.
-    pub fn next_delay(&mut self, retry: Option<Duration>) -> Duration {
-        let base = retry.unwrap_or(self.initial);
-        let cap = self.max.max(base);
-        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
-        self.attempt = self.attempt.saturating_add(1);
-        base.saturating_mul(factor).min(cap)
-    }
-
-    /// [`Backoff::next_delay`] with jitter: × uniform [1, 1.25).
-    pub fn next_wait(&mut self, retry: Option<Duration>, rng: &mut impl rand::Rng) -> Duration {
-        let delay = self.next_delay(retry);
-        Duration::try_from_secs_f64(delay.as_secs_f64() * rng.gen_range(1.0..1.25)).unwrap_or(delay)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_resets() {
-        let ms = Duration::from_millis;
-        let mut b = Backoff::new(ms(100), ms(1000));
-        let d: Vec<_> = (0..6).map(|_| b.next_delay(None)).collect();
-        assert_eq!(
-            d,
-            vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
-        );
-        b.reset();
-        assert_eq!(b.next_delay(None), ms(100));
-        for i in 0..100 {
-            let d = b.next_delay(None);
-            if i >= 4 {
-                assert_eq!(d, ms(1000), "no overflow after many attempts");
-            }
-        }
-    }
-
-    #[test]
-    fn backoff_honours_server_retry() {
-        let ms = Duration::from_millis;
-        let mut b = Backoff::new(ms(100), ms(1000));
-        assert_eq!(
-            b.next_delay(Some(ms(3000))),
-            ms(3000),
-            "retry beyond the cap is honoured"
-        );
-        assert_eq!(b.next_delay(Some(ms(300))), ms(600));
-        let mut rng = rand::rngs::mock::StepRng::new(u64::MAX / 2, 0);
-        b.reset();
-        let w = b.next_wait(Some(ms(500)), &mut rng);
-        assert!(w >= ms(500) && w < ms(625), "{w:?}");
-        // An absurd retry does not overflow.
-        let huge = Duration::from_millis(u64::MAX);
-        assert!(b.next_wait(Some(huge), &mut rng) >= huge / 2);
-    }
 
     #[test]
     fn url_join() {

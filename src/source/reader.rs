@@ -9,9 +9,9 @@
 //! When the body ends (EOF), a read fails or stays silent for `read_timeout`,
 //! or the server answers with an error, the half-received event is discarded
 //! and the reader connects again after a capped exponential backoff with
-//! jitter (see [`Backoff`]); the delay starts again from its base after a
-//! connection that delivered at least one event, and the base is the server's
-//! `retry:` when it sent one. Once an event id has been seen it is sent as
+//! jitter (see [`Backoff`](crate::supervise::Backoff)); the delay starts
+//! again from its base after a connection that delivered at least one event,
+//! and the base is the server's `retry:` when it sent one. Once an event id has been seen it is sent as
 //! `Last-Event-ID`.
 //!
 //! The thread ends when `shutdown` is triggered (checked between reads and
@@ -33,9 +33,11 @@ use rand::SeedableRng;
 
 use super::decode::{decode, Decoded};
 use super::sse::{SseEvent, SseParser};
-use super::{join_url, Backoff, SourceConfig, SourceStats};
+use super::{join_url, SourceConfig, SourceStats};
+use crate::log_limit::LogLimiter;
 use crate::model::{unix_micros, Ingest, SeqGen};
 use crate::shutdown::Shutdown;
+use crate::supervise::Backoff;
 
 /// A server's `retry:` is honoured up to this (10 minutes).
 const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
@@ -108,9 +110,7 @@ fn inc(a: &AtomicU64, n: u64) {
 }
 
 /// Rate limit for repeated log lines: the first 10, then every 1000th.
-fn should_log(count: u64) -> bool {
-    count <= 10 || count % 1000 == 0
-}
+const REPEATED: LogLimiter = LogLimiter::first_then_every(10, 1000);
 
 /// At most `max` bytes of `s`, cut at a char boundary.
 fn prefix(s: &str, max: usize) -> &str {
@@ -166,7 +166,7 @@ impl Reader {
                 Ok(Err(e)) => {
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
-                    if should_log(failures) {
+                    if REPEATED.allows_count(failures) {
                         warn!(
                             "stream {}: connecting to {} failed ({failures} in a row): {e}",
                             self.stream, self.url
@@ -265,7 +265,7 @@ impl Reader {
             if oversized > 0 {
                 let total =
                     self.stats.oversized.fetch_add(oversized, Ordering::Relaxed) + oversized;
-                if should_log(total) {
+                if REPEATED.allows_count(total) {
                     warn!(
                         "stream {}: skipped an event larger than {} bytes ({total} so far)",
                         self.stream, self.cfg.max_event_bytes
@@ -303,7 +303,7 @@ impl Reader {
             Decoded::Tweets(d) => {
                 if let Some(Err(e)) = &d.original {
                     let total = stats.malformed_originals.fetch_add(1, Ordering::Relaxed) + 1;
-                    if should_log(total) {
+                    if REPEATED.allows_count(total) {
                         warn!(
                             "stream {}: dropped a malformed retweeted_status ({total} so far), the retweet goes on: {e}; data ({} bytes): {:?}",
                             self.stream,
@@ -326,7 +326,7 @@ impl Reader {
             }
             Decoded::Malformed(e) => {
                 let total = stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-                if should_log(total) {
+                if REPEATED.allows_count(total) {
                     warn!(
                         "stream {}: skipped a malformed event ({total} so far): {e}; data ({} bytes): {:?}",
                         self.stream,
@@ -343,13 +343,6 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_rate_limit() {
-        let logged: Vec<u64> = (1..=5000).filter(|&n| should_log(n)).collect();
-        assert_eq!(logged.len(), 10 + 5);
-        assert!(logged.contains(&3000) && !logged.contains(&11));
-    }
 
     #[test]
     fn prefix_cuts_at_char_boundary() {

@@ -206,7 +206,7 @@ fn emotion_values_parse_into_2477_entries_with_15_phrases() {
     assert_eq!(entries.iter().filter(|(w, _)| w.contains(' ')).count(), 15);
     assert_eq!(entries[0], ("abandon", -2));
     assert!(entries.contains(&("can't stand", -3)));
-    let lex = tweetflow::lexicon::Lexicon::afinn_111();
+    let lex = tweetflow::score::Lexicon::afinn_111();
     assert!(entries.iter().all(|(w, s)| lex.get(w) == Some(*s)));
 }
 

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Condvar, Mutex};
-use tweetflow::autoscale::AutoscaleConfig;
-use tweetflow::lexicon::Lexicon;
-use tweetflow::model::{AggMsg, Ingest, ScoreKind, Seq, Tweet};
-use tweetflow::supervisor::RestartPolicy;
-use tweetflow::workers::{
-    spawn_core, test_tweet, Core, CoreConfig, CoreError, CoreSnapshot, Fault, WorkDelay,
+use tweetflow::engine::{
+    spawn_core, test_tweet, AutoscaleConfig, Core, CoreConfig, CoreError, CoreSnapshot, Fault,
+    RestartPolicy, WorkDelay,
 };
+use tweetflow::model::{AggMsg, Ingest, ScoreKind, Seq, Tweet};
+use tweetflow::score::Lexicon;
 
 const GUARD: Duration = Duration::from_secs(60);
 
@@ -122,8 +121,8 @@ fn every_tweet_is_announced_then_scored_once_per_pool() {
         expected.insert(
             i,
             (
-                tweetflow::workers::sentiment::sentiment(&t.text, &lex),
-                tweetflow::workers::engagement::engagement(&t),
+                tweetflow::score::sentiment::sentiment(&t.text, &lex),
+                tweetflow::score::engagement::engagement(&t),
             ),
         );
         seqs.insert(i);
@@ -375,7 +374,7 @@ fn restart_intensity_escalates_to_a_pool_restart_then_to_fatal() {
     // Exceeded again, and that is more than 1 pool restart in the window: fatal.
     wait_until("fatal", || h.core.fatal().is_some());
     let msg = h.core.fatal().unwrap();
-    assert!(msg.contains("pool"), "{msg}");
+    assert!(msg.to_string().contains("pool"), "{msg}");
     let (r, msgs, snap) = h.finish();
     assert!(matches!(r, Err(CoreError::Fatal(_))), "{r:?}");
     // Nothing queued was lost through the pool restart.
@@ -500,5 +499,7 @@ fn a_vanished_aggregator_is_fatal_not_a_hang() {
     }
     wait_until("fatal", || core.fatal().is_some());
     drop(input);
-    assert!(matches!(core.join(), Err(CoreError::Fatal(m)) if m.contains("aggregator")));
+    assert!(
+        matches!(core.join(), Err(CoreError::Fatal(m)) if m.to_string().contains("aggregator"))
+    );
 }

@@ -372,7 +372,7 @@ fn shutdown_and_disconnect_end_the_reader() {
 fn lexicon_is_fetched_after_failures() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let body = tweetflow::lexicon::AFINN_111
+    let body = tweetflow::score::lexicon::AFINN_111
         .lines()
         .collect::<Vec<_>>()
         .join("\r\n");

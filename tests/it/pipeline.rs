@@ -15,10 +15,10 @@ use postgres::{Client, NoTls};
 use serde_json::Value;
 use tweetflow::emulator::gen::{Corpus, EventKind, TweetGen};
 use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
-use tweetflow::lexicon::Lexicon;
 use tweetflow::pipeline::{run, PipelineConfig};
+use tweetflow::score::sentiment::sentiment;
+use tweetflow::score::Lexicon;
 use tweetflow::shutdown::Shutdown;
-use tweetflow::workers::sentiment::sentiment;
 
 const DB: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 const DB_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

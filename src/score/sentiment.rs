@@ -14,7 +14,7 @@
 //!    otherwise move one token on;
 //! 4. sentiment = sum / `N`, and `0` when `N = 0` (empty or whitespace-only text).
 
-use crate::lexicon::Lexicon;
+use super::lexicon::Lexicon;
 
 /// Normalises one whitespace-separated token (step 2 of the contract).
 pub fn normalise_token(token: &str) -> String {

@@ -1,17 +1,22 @@
 //! The sentiment lexicon served at `/emotion_values` (AFINN-111 on the lab's server).
 //!
 //! Pure: parsing and lookup only. Fetching it is `source::lexicon`'s job, scoring
-//! with it is `workers::sentiment`'s.
+//! with it is [`super::sentiment`]'s.
 
 use std::collections::HashMap;
 
 /// The AFINN-111 list shipped with tweetflow (ODbL 1.0, see `data/afinn/`).
-pub const AFINN_111: &str = include_str!("../data/afinn/AFINN-111.txt");
+pub const AFINN_111: &str = include_str!("../../data/afinn/AFINN-111.txt");
 
+/// Why a lexicon text is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LexiconError {
+    /// Not one line parsed.
     #[error("lexicon is empty ({skipped} unparsable lines)")]
-    Empty { skipped: usize },
+    Empty {
+        /// Lines that did not parse.
+        skipped: usize,
+    },
 }
 
 /// Word and phrase scores. Keys are lower-case, words joined by single spaces.
@@ -80,6 +85,7 @@ impl Lexicon {
         self.scores.len()
     }
 
+    /// True when the lexicon has no entry.
     pub fn is_empty(&self) -> bool {
         self.scores.is_empty()
     }

@@ -1,11 +1,11 @@
 //! Autoscaler: sizes the worker pools by Little's law from the measured arrival
-//! rate and service time (issue 4).
+//! rate and service time.
 //!
 //! [`Controller`] is pure (fed [`Measurement`]s with their own `dt`, so it is
 //! tested on synthetic time); [`Meter`] turns the pools' monotonically increasing
 //! counters into measurements. The ticker that calls both every
 //! `CoreConfig::tick` (default 250 ms, at most 1 s) is the pool supervisor
-//! thread in [`crate::supervisor`].
+//! thread in [`super::pool`].
 //!
 //! The target size, every tick:
 //!
@@ -28,52 +28,7 @@
 //! Poisson noise of the measured rate; the slow average is unbiased, so the
 //! noise does not ratchet the size up either.
 
-/// Tuning of the [`Controller`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutoscaleConfig {
-    /// Never fewer workers than this (≥ 1).
-    pub min_workers: usize,
-    /// Never more workers than this.
-    pub max_workers: usize,
-    /// ρ, the utilisation target: workers ≈ λ·S/ρ.
-    pub utilisation: f64,
-    /// A backlog of `queued` messages adds `queued·S/drain_secs` workers.
-    pub drain_secs: f64,
-    /// Time constant of the fast rate average that detects steps up (s).
-    pub tau_fast: f64,
-    /// Time constant of the rate average λ (s).
-    pub tau_slow: f64,
-    /// λ jumps to the fast average when that exceeds it by this fraction.
-    pub step_threshold: f64,
-    /// Smoothing time constant of S (s).
-    pub tau_service: f64,
-    /// Per-tick service-time samples are clamped to this (s). The core sets it
-    /// to 1.5 × the maximum work delay: a longer mean means the host starved
-    /// the workers of CPU, and more threads would not help.
-    pub max_service_secs: f64,
-    /// The target drops only when `want < (1 - down_hysteresis)·target` ...
-    pub down_hysteresis: f64,
-    /// ... for at least this long (s).
-    pub down_delay_secs: f64,
-}
-
-impl Default for AutoscaleConfig {
-    fn default() -> Self {
-        AutoscaleConfig {
-            min_workers: 4,
-            max_workers: 4096,
-            utilisation: 0.8,
-            drain_secs: 2.0,
-            tau_fast: 0.5,
-            tau_slow: 2.0,
-            step_threshold: 0.3,
-            tau_service: 2.0,
-            max_service_secs: f64::INFINITY,
-            down_hysteresis: 0.15,
-            down_delay_secs: 2.0,
-        }
-    }
-}
+use super::config::AutoscaleConfig;
 
 /// What happened in one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -1,21 +1,14 @@
-//! Least-connected dispatcher (issue 4).
+//! The least-connected dispatcher: one thread from the core's input to the workers' inboxes.
 //!
 //! One thread reads the [`Ingest`] channel. For a tweet it sends
 //! [`AggMsg::Tweet`] to the aggregator *first*, then one [`Job`] to a
 //! sentiment worker and one to an engagement worker; a kill goes to one worker
 //! of each pool.
 //!
-//! Least-connected (as nginx `least_conn`, HAProxy `leastconn`): every worker
-//! slot has an in-flight count (dispatched and not yet finished) in a
-//! contiguous array of atomics ([`InFlight`]) shared with the workers. The
-//! dispatcher increments it before sending; the worker's guard decrements it
-//! when the message is done, also when the worker panics. To choose, the
-//! dispatcher scans the active slots starting one past the last choice (so
-//! ties go round-robin) and keeps the first slot with the smallest count; it
-//! stops early at a count of 0, since nothing can be lower. The choice is
-//! exact for the counts it reads, and the scan is O(1) whenever some worker is
-//! idle — the common case below 100% utilisation — and a few µs over 4,096
-//! slots when all are busy.
+//! Least-connected (as nginx `least_conn`, HAProxy `leastconn`): the
+//! dispatcher sends each job to the active worker slot with the fewest
+//! messages in flight, counted in [`InFlight`] (see there for the scan and
+//! its cost).
 //!
 //! Inboxes are short (default capacity 2): once every worker of a pool has
 //! its inbox full, the dispatcher waits and chooses again, so a backlog stays
@@ -29,14 +22,15 @@
 //! inbox senders, so when the input disconnects and it returns, every worker
 //! drains and exits.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, Receiver, SendTimeoutError, Sender, TrySendError};
 
+use super::error::Fatal;
+use super::stats::CoreStats;
 use crate::model::{AggMsg, Ingest, Job};
-use crate::workers::CoreStats;
 
 /// How long the dispatcher pauses when every inbox of a pool is full.
 const FULL_PAUSE: Duration = Duration::from_micros(200);
@@ -61,97 +55,6 @@ pub(crate) enum Control {
     },
     /// Stop choosing `slot` and drop its inbox sender (graceful retirement).
     Retire { pool: usize, slot: usize },
-}
-
-/// Per-slot in-flight counts in one contiguous array, plus their total.
-#[derive(Debug)]
-pub struct InFlight {
-    counts: Box<[AtomicU32]>,
-    total: AtomicU64,
-}
-
-impl InFlight {
-    /// `slots` counters, all 0.
-    pub fn new(slots: usize) -> InFlight {
-        InFlight {
-            counts: (0..slots).map(|_| AtomicU32::new(0)).collect(),
-            total: AtomicU64::new(0),
-        }
-    }
-
-    /// Number of slots.
-    pub fn len(&self) -> usize {
-        self.counts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
-
-    /// The count of `slot`.
-    pub fn get(&self, slot: usize) -> u32 {
-        self.counts[slot].load(Ordering::Relaxed)
-    }
-
-    /// The sum over all slots.
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    /// One more message in flight at `slot`.
-    pub fn start(&self, slot: usize) {
-        self.counts[slot].fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One message at `slot` finished (never below 0).
-    pub fn finish(&self, slot: usize) {
-        let dec = self.counts[slot]
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
-            .is_ok();
-        if dec {
-            let _ = self
-                .total
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
-        }
-    }
-
-    /// The least-connected choice among the slots with `active[i]`, scanning
-    /// from `start` (wrapping) and stopping at the first 0. Ties go to the
-    /// first slot at or after `start`. `None` when no slot is active.
-    pub fn least_loaded(&self, active: &[bool], start: usize) -> Option<usize> {
-        let n = active.len().min(self.counts.len());
-        if n == 0 {
-            return None;
-        }
-        let start = start % n;
-        // (slot, count); u32::MAX marks "none yet" (inactive slots read as MAX too).
-        let mut best = (usize::MAX, u32::MAX);
-        if !self.scan(active, start, n, &mut best) {
-            self.scan(active, 0, start, &mut best);
-        }
-        (best.0 != usize::MAX).then_some(best.0)
-    }
-
-    /// Scans `from..to`; true when it found a 0 (nothing can be lower).
-    fn scan(&self, active: &[bool], from: usize, to: usize, best: &mut (usize, u32)) -> bool {
-        let counts = &self.counts[from..to];
-        let active = &active[from..to];
-        for (k, (c, &a)) in counts.iter().zip(active).enumerate() {
-            let v = if a {
-                c.load(Ordering::Relaxed)
-            } else {
-                u32::MAX
-            };
-            if v < best.1 {
-                *best = (from + k, v);
-                if v == 0 {
-                    return true;
-                }
-            }
-        }
-        false
-    }
 }
 
 /// The dispatcher's view of one pool.
@@ -273,9 +176,7 @@ impl Dispatcher {
             Ingest::Tweet(t) => {
                 if self.agg.send(AggMsg::Tweet(Arc::clone(&t))).is_err() {
                     self.stats.agg_send_failures.fetch_add(1, Ordering::Relaxed);
-                    self.stats.set_fatal(
-                        "the aggregator's channel closed; the core cannot deliver results".into(),
-                    );
+                    self.stats.set_fatal(Fatal::AggregatorGone);
                     return false;
                 }
                 self.stats.tweets.fetch_add(1, Ordering::Relaxed);
@@ -386,51 +287,6 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn picks_the_least_loaded_active_slot() {
-        let f = InFlight::new(6);
-        for (slot, n) in [(0, 3), (1, 1), (2, 2), (3, 1), (4, 0), (5, 5)] {
-            for _ in 0..n {
-                f.start(slot);
-            }
-        }
-        let all = [true; 6];
-        assert_eq!(f.least_loaded(&all, 0), Some(4));
-        let no4 = [true, true, true, true, false, true];
-        // ties (1 and 3) are broken by the rotating start
-        assert_eq!(f.least_loaded(&no4, 0), Some(1));
-        assert_eq!(f.least_loaded(&no4, 2), Some(3));
-        assert_eq!(f.least_loaded(&no4, 4), Some(1));
-        assert_eq!(f.least_loaded(&[false; 6], 3), None);
-        assert_eq!(f.least_loaded(&[], 0), None);
-        assert_eq!(f.total(), 12);
-    }
-
-    #[test]
-    fn round_robin_among_idle_equals() {
-        let f = InFlight::new(4);
-        let active = [true; 4];
-        let mut cursor = 0;
-        let mut seen = Vec::new();
-        for _ in 0..8 {
-            let s = f.least_loaded(&active, cursor).unwrap();
-            seen.push(s);
-            cursor = s + 1;
-        }
-        assert_eq!(seen, vec![0, 1, 2, 3, 0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn finish_never_goes_below_zero() {
-        let f = InFlight::new(2);
-        f.start(1);
-        f.finish(1);
-        f.finish(1);
-        f.finish(0);
-        assert_eq!(f.get(1), 0);
-        assert_eq!(f.total(), 0);
-    }
 
     #[test]
     fn route_tracks_the_scan_range() {

@@ -41,7 +41,7 @@ mod tests {
 
     #[test]
     fn uses_the_tweets_own_user() {
-        let mut t = crate::workers::test_tweet(1, "x");
+        let mut t = Tweet::minimal(1, "x", crate::model::User::minimal(1, 10));
         t.favorite_count = 6;
         t.retweet_count = 2;
         t.user.followers_count = 4;

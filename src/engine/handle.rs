@@ -1,0 +1,124 @@
+//! The handle of the running core: [`spawn_core`] starts it all, [`Core`]
+//! reports and joins it.
+//!
+//! The top of the engine: it validates the configuration, installs the
+//! panic hook, spawns `min_workers` workers per pool, then the dispatcher and
+//! the pool supervisor threads. Shutdown flows downstream: when the input
+//! disconnects the dispatcher returns and drops every inbox sender, the
+//! workers drain and exit, the supervisor joins them, and the last `agg`
+//! sender is dropped.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::config::CoreConfig;
+use super::dispatch::run_dispatcher;
+use super::error::{ConfigError, CoreError, CoreThread, Fatal};
+use super::pool::Supervisor;
+use super::stats::CoreStats;
+use crate::model::{AggMsg, Ingest};
+use crate::score::Lexicon;
+use crate::supervise::{install_panic_hook, panic_message};
+
+/// The running core.
+#[derive(Debug)]
+pub struct Core {
+    stats: Arc<CoreStats>,
+    dispatcher: JoinHandle<()>,
+    supervisor: JoinHandle<()>,
+}
+
+impl Core {
+    /// Live statistics.
+    pub fn stats(&self) -> Arc<CoreStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// `Some(reason)` once supervision has failed (a pool could not be
+    /// restarted): the pipeline should shut down and exit with this error.
+    pub fn fatal(&self) -> Option<Fatal> {
+        self.stats.fatal.lock().clone()
+    }
+
+    /// Waits until the input has disconnected and every worker has drained
+    /// its inbox and exited (all `agg` senders are dropped by then).
+    pub fn join(self) -> Result<(), CoreError> {
+        let d = self.dispatcher.join();
+        let s = self.supervisor.join();
+        if let Some(msg) = self.stats.fatal.lock().clone() {
+            return Err(CoreError::Fatal(msg));
+        }
+        for (thread, r) in [(CoreThread::Dispatcher, d), (CoreThread::Supervisor, s)] {
+            if let Err(p) = r {
+                return Err(CoreError::Panicked {
+                    thread,
+                    message: panic_message(p.as_ref()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the dispatcher, the supervisor/autoscaler and `min_workers` workers
+/// per pool. The dispatcher reads `input`; for a tweet it sends
+/// [`AggMsg::Tweet`] to `agg` first, then a [`Job`](crate::model::Job) to one sentiment and one
+/// engagement worker; a kill goes to one worker of each pool.
+pub fn spawn_core(
+    cfg: CoreConfig,
+    lexicon: Arc<Lexicon>,
+    input: Receiver<Ingest>,
+    agg: Sender<AggMsg>,
+) -> Result<Core, CoreError> {
+    if cfg.max_workers == 0 || cfg.max_workers < cfg.min_workers {
+        return Err(ConfigError::WorkerBounds {
+            min: cfg.min_workers,
+            max: cfg.max_workers,
+        }
+        .into());
+    }
+    if cfg.inbox_capacity == 0 {
+        return Err(ConfigError::InboxCapacity.into());
+    }
+    if !(cfg.utilisation > 0.0 && cfg.utilisation <= 1.0) {
+        return Err(ConfigError::Utilisation(cfg.utilisation).into());
+    }
+    install_panic_hook();
+    let stats = Arc::new(CoreStats::new(cfg.max_workers, &cfg.restart));
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let mut sup = Supervisor::new(
+        cfg.clone(),
+        lexicon,
+        agg.clone(),
+        Arc::clone(&stats),
+        control_tx,
+        done_rx,
+        input.clone(),
+    );
+    sup.start_min_workers()?;
+    let dstats = Arc::clone(&stats);
+    let dispatcher = std::thread::Builder::new()
+        .name("dispatcher".into())
+        .spawn(move || {
+            run_dispatcher(input, control_rx, agg, dstats, done_tx);
+        })
+        .map_err(|source| CoreError::Spawn {
+            thread: CoreThread::Dispatcher,
+            source,
+        })?;
+    let supervisor = std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || sup.run())
+        .map_err(|source| CoreError::Spawn {
+            thread: CoreThread::Supervisor,
+            source,
+        })?;
+    Ok(Core {
+        stats,
+        dispatcher,
+        supervisor,
+    })
+}

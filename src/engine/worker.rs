@@ -1,0 +1,289 @@
+//! The worker loop: one OS thread per worker, supervised in its own thread.
+//!
+//! A worker has a small stack and its own bounded inbox. Per message it sleeps
+//! the configured [`WorkDelay`], computes its score
+//! ([`sentiment`](crate::score::sentiment) or
+//! [`engagement`](crate::score::engagement)) and sends an [`AggMsg::Score`] to
+//! the aggregator. A [`Job::Kill`] makes it panic for real
+//! (`panic_any(`[`KillPanic`]`)`).
+//!
+//! The loop runs inside `catch_unwind`. After a panic the same thread starts
+//! the loop again on the *same inbox*, so nothing queued behind the failed
+//! message is lost; the in-flight count was already fixed by the message's
+//! drop guard (`Processing`). A kill consumes its message and logs one
+//! `debug` line. Any other panic is logged at `error`, and the tweet it
+//! happened on is retried `tweet_retries` times (default 1); if it panics
+//! again its score is sent as `None` and counted in `failed`, so a poisonous
+//! tweet is never retried forever and never blocks its join.
+//!
+//! Repeated restarts of one worker back off ([`RestartPolicy::backoff`]): the
+//! first restart is immediate, each further one within `backoff_reset` of the
+//! previous — without the worker having finished a message in between, i.e. a
+//! crash loop — waits longer, up to `backoff_max`. A worker that did work
+//! between two kills restarts at once. Every restart is recorded in the pool's
+//! [`RestartWindow`](crate::supervise::RestartWindow); when it overflows the
+//! worker asks the pool supervisor to restart the whole pool
+//! ([`Event::Escalate`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::config::RestartPolicy;
+use super::delay::WorkDelay;
+use super::dispatch::Envelope;
+use super::stats::{CoreStats, PoolStats};
+#[cfg(any(test, feature = "testkit"))]
+use super::testkit::Fault;
+use crate::log_limit::LogLimiter;
+use crate::model::{AggMsg, Job, ScoreKind, Seq};
+use crate::score::{engagement, sentiment, Lexicon};
+use crate::supervise::{panic_message, Backoff, KillPanic};
+
+/// Worker → supervisor.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A worker's loop ended without a panic.
+    Exited {
+        pool: usize,
+        slot: usize,
+        gen: u64,
+        exit: Exit,
+    },
+    /// The pool's restart window overflowed.
+    Escalate { pool: usize, gen: u64 },
+}
+
+/// Everything one worker thread needs.
+pub(crate) struct WorkerCtx {
+    pub pool: usize,
+    pub kind: ScoreKind,
+    pub slot: usize,
+    pub gen: u64,
+    pub inbox: Receiver<Envelope>,
+    /// Disconnects when this generation of the pool is replaced (pool restart).
+    pub gen_rx: Receiver<()>,
+    pub agg: Sender<AggMsg>,
+    pub events: Sender<Event>,
+    pub stats: Arc<CoreStats>,
+    pub lexicon: Arc<Lexicon>,
+    pub delay: WorkDelay,
+    pub policy: RestartPolicy,
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<Fault>,
+}
+
+/// Why a worker's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Its inbox disconnected (retired, or shutdown) and is empty.
+    Drained,
+    /// A pool restart replaced it by a new thread on the same inbox.
+    Replaced,
+}
+
+struct WorkerState {
+    rng: SmallRng,
+    /// The tweet being processed (for the retry decision after a panic).
+    current: Option<(Envelope, u32)>,
+    /// A tweet to process again before reading the inbox.
+    retry: Option<(Envelope, u32)>,
+    backoff: Backoff,
+    /// Messages finished since the last restart: a worker that made progress
+    /// is not in a crash loop, so its next restart starts a new back-off streak.
+    progress: u64,
+    /// Logs once that the aggregator is gone.
+    agg_gone: LogLimiter,
+}
+
+/// Holds one in-flight slot while a message is processed; decrements on drop,
+/// also during a panic's unwinding.
+struct Processing<'a> {
+    pool: &'a PoolStats,
+    slot: usize,
+}
+
+impl<'a> Processing<'a> {
+    fn start(pool: &'a PoolStats, slot: usize) -> Processing<'a> {
+        pool.busy.fetch_add(1, Ordering::Relaxed);
+        Processing { pool, slot }
+    }
+}
+
+impl Drop for Processing<'_> {
+    fn drop(&mut self) {
+        self.pool.busy.fetch_sub(1, Ordering::Relaxed);
+        self.pool.inflight.finish(self.slot);
+    }
+}
+
+/// The body of a worker thread: the supervised loop.
+pub(crate) fn worker_main(ctx: WorkerCtx) {
+    let mut st = WorkerState {
+        rng: SmallRng::from_entropy(),
+        current: None,
+        retry: None,
+        backoff: ctx.policy.backoff(),
+        progress: 0,
+        agg_gone: LogLimiter::once(),
+    };
+    let pool = &ctx.stats.pools[ctx.pool];
+    loop {
+        match catch_unwind(AssertUnwindSafe(|| run(&ctx, &mut st))) {
+            Ok(exit) => {
+                // The supervisor may be gone at shutdown; nothing to do then.
+                let _ = ctx.events.send(Event::Exited {
+                    pool: ctx.pool,
+                    slot: ctx.slot,
+                    gen: ctx.gen,
+                    exit,
+                });
+                return;
+            }
+            Err(payload) => {
+                let now = Instant::now();
+                pool.restarts.fetch_add(1, Ordering::Relaxed);
+                let killed = payload.is::<KillPanic>();
+                if killed {
+                    // Routine (the server sends them all the time): one line, at debug;
+                    // the status line counts kills and restarts.
+                    log::debug!(
+                        "{} worker {} killed by a kill message; restarting on the same inbox",
+                        ctx.kind.name(),
+                        ctx.slot
+                    );
+                } else {
+                    log::error!(
+                        "{} worker {} panicked: {}; restarting on the same inbox",
+                        ctx.kind.name(),
+                        ctx.slot,
+                        panic_message(payload.as_ref())
+                    );
+                }
+                if let Some((env, attempts)) = st.current.take() {
+                    if attempts < ctx.policy.tweet_retries {
+                        st.retry = Some((env, attempts + 1));
+                    } else {
+                        give_up(&ctx, &mut st, &env);
+                    }
+                }
+                let exceeded = pool.window.lock().record(now);
+                if exceeded {
+                    let _ = ctx.events.send(Event::Escalate {
+                        pool: ctx.pool,
+                        gen: ctx.gen,
+                    });
+                }
+                if st.progress > 0 {
+                    // Killed (or failed) after doing work since its previous restart:
+                    // not a crash loop, so no back-off (kills are routine; a small pool
+                    // would otherwise spend its time backing off).
+                    st.backoff.reset();
+                    st.progress = 0;
+                }
+                let pause = st.backoff.next(now, &mut st.rng);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
+        }
+    }
+}
+
+fn give_up(ctx: &WorkerCtx, st: &mut WorkerState, env: &Envelope) {
+    let pool = &ctx.stats.pools[ctx.pool];
+    if let Job::Tweet(t) = &env.job {
+        log::error!(
+            "{} of tweet seq {} (id {}) failed again after a retry; sending no score",
+            ctx.kind.name(),
+            t.seq,
+            t.id
+        );
+        pool.failed.fetch_add(1, Ordering::Relaxed);
+        send_score(ctx, st, t.seq, None, env.dispatched);
+    }
+}
+
+fn send_score(
+    ctx: &WorkerCtx,
+    st: &mut WorkerState,
+    seq: Seq,
+    value: Option<f64>,
+    dispatched: Instant,
+) {
+    let pool = &ctx.stats.pools[ctx.pool];
+    let msg = AggMsg::Score {
+        seq,
+        kind: ctx.kind,
+        value,
+    };
+    if ctx.agg.send(msg).is_err() {
+        ctx.stats.agg_send_failures.fetch_add(1, Ordering::Relaxed);
+        if st.agg_gone.check(Instant::now()).is_some() {
+            log::error!(
+                "{} worker {}: the aggregator is gone; scores are dropped",
+                ctx.kind.name(),
+                ctx.slot
+            );
+        }
+    }
+    pool.processed.fetch_add(1, Ordering::Relaxed);
+    pool.latency
+        .record(dispatched.elapsed().as_micros().min(u64::MAX as u128) as u64);
+}
+
+fn run(ctx: &WorkerCtx, st: &mut WorkerState) -> Exit {
+    let pool = &ctx.stats.pools[ctx.pool];
+    loop {
+        let (env, attempts) = match st.retry.take() {
+            Some(r) => {
+                // In flight again: the panic's guard already finished it once.
+                pool.inflight.start(ctx.slot);
+                r
+            }
+            None => select! {
+                recv(ctx.inbox) -> m => match m {
+                    Ok(env) => (env, 0),
+                    Err(_) => return Exit::Drained,
+                },
+                recv(ctx.gen_rx) -> _ => return Exit::Replaced,
+            },
+        };
+        let _guard = Processing::start(pool, ctx.slot);
+        match &env.job {
+            Job::Kill => {
+                pool.kills.fetch_add(1, Ordering::Relaxed);
+                std::panic::panic_any(KillPanic);
+            }
+            Job::Tweet(t) => {
+                let t = Arc::clone(t);
+                st.current = Some((env.clone(), attempts));
+                let started = Instant::now();
+                let pause = ctx.delay.sample(&mut st.rng);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+                #[cfg(any(test, feature = "testkit"))]
+                if let Some(f) = &ctx.fault {
+                    if (f.0)(ctx.kind, &t) {
+                        panic!("injected fault on tweet seq {}", t.seq);
+                    }
+                }
+                let value = match ctx.kind {
+                    ScoreKind::Sentiment => Some(sentiment(&t.text, &ctx.lexicon)),
+                    ScoreKind::Engagement => engagement(&t),
+                };
+                let service = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                st.current = None;
+                st.progress += 1;
+                send_score(ctx, st, t.seq, value, env.dispatched);
+                pool.service_us.fetch_add(service, Ordering::Relaxed);
+            }
+        }
+    }
+}
