@@ -30,35 +30,8 @@ use super::error::db_message;
 use super::health::{BreakerState, Event};
 use super::monitor::{self, Monitor};
 use super::{SinkConfig, SinkStats, SinkSummary};
+use crate::log_limit::LogLimiter;
 use crate::model::unix_micros;
-
-/// Rate-limits a repeated log line.
-struct Every {
-    last: Option<Instant>,
-    period: Duration,
-}
-
-impl Every {
-    fn due(&mut self) -> bool {
-        let now = Instant::now();
-        if self.last.is_none_or_older(now, self.period) {
-            self.last = Some(now);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-trait OlderExt {
-    fn is_none_or_older(&self, now: Instant, period: Duration) -> bool;
-}
-
-impl OlderExt for Option<Instant> {
-    fn is_none_or_older(&self, now: Instant, period: Duration) -> bool {
-        self.map_or(true, |t| now.duration_since(t) >= period)
-    }
-}
 
 pub(super) fn writer_loop(
     cfg: &SinkConfig,
@@ -80,14 +53,8 @@ pub(super) fn writer_loop(
     let mut held: Option<buffer::Batch> = None;
     let mut down_since: Option<Instant> = None;
     let mut closed_at: Option<Instant> = None;
-    let mut err_log = Every {
-        last: None,
-        period: Duration::from_secs(5),
-    };
-    let mut evac_log = Every {
-        last: None,
-        period: Duration::from_secs(5),
-    };
+    let mut err_log = LogLimiter::every(Duration::from_secs(5));
+    let mut evac_log = LogLimiter::every(Duration::from_secs(5));
     let idle = Duration::from_millis(200);
     loop {
         let state = st.breaker.state();
@@ -116,7 +83,7 @@ pub(super) fn writer_loop(
                 Ok(n) if n > 0 => log::info!("sink: moved {n} buffered records to the spool"),
                 Ok(_) => {}
                 Err(e) => {
-                    if evac_log.due() {
+                    if evac_log.check(Instant::now()).is_some() {
                         log::error!("sink: cannot move the buffer to the spool: {e}; retrying");
                     }
                 }
@@ -151,7 +118,7 @@ pub(super) fn writer_loop(
             match conn::open(pg, &cfg.schema, &mut schema_ready) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    if err_log.due() {
+                    if err_log.check(Instant::now()).is_some() {
                         log::warn!("sink: cannot open the write connection: {}", db_message(&e));
                     }
                     st.breaker.apply(Event::WriteFailed);
@@ -224,7 +191,7 @@ pub(super) fn writer_loop(
             Err(e) => {
                 st.retries.fetch_add(1, Ordering::Relaxed);
                 let class = e.class();
-                if err_log.due() {
+                if err_log.check(Instant::now()).is_some() {
                     log::warn!(
                         "sink: batch of {n} failed ({class:?}: {}); keeping it for a retry after \
                          recovery",
