@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::error::{ConfigError, ParseRateError};
+
 /// How fast a stream sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rate {
@@ -28,18 +30,18 @@ impl Default for Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
+    type Err = ParseRateError;
 
     /// `profile` (or `default`), `max`, or a number of events per second.
-    fn from_str(s: &str) -> Result<Rate, String> {
+    fn from_str(s: &str) -> Result<Rate, ParseRateError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "profile" | "default" => Ok(Rate::default()),
             "max" => Ok(Rate::Max),
             other => match other.parse::<f64>() {
                 Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::Constant(r)),
-                _ => Err(format!(
-                    "`{s}` is not a rate: use `profile`, `max` or a number of events/s > 0"
-                )),
+                _ => Err(ParseRateError {
+                    input: s.to_string(),
+                }),
             },
         }
     }
@@ -81,7 +83,7 @@ pub struct RateProfile {
 
 impl RateProfile {
     /// Checks that every band and hold range is finite, positive and ordered.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let ranges = [
             ("low", self.low),
             ("mid", self.mid),
@@ -92,9 +94,11 @@ impl RateProfile {
         ];
         for (name, (a, b)) in ranges {
             if !(a.is_finite() && b.is_finite() && a > 0.0 && a <= b) {
-                return Err(format!(
-                    "rate profile {name} range {a}..{b} is not 0 < a <= b"
-                ));
+                return Err(ConfigError::ProfileRange {
+                    range: name,
+                    low: a,
+                    high: b,
+                });
             }
         }
         Ok(())

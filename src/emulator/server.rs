@@ -19,9 +19,13 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::gen::{frame_event, mix, stream_seed, unix_100us, Corpus, EventKind, TweetGen};
+use super::clock::unix_100us;
+use super::corpus::Corpus;
+use super::frame::frame_event;
 use super::json::http_date;
+use super::random::{mix, stream_seed};
 use super::rate::{Pacer, Rate};
+use super::tweet::{EventKind, TweetGen};
 use super::{EmulatorConfig, EmulatorError};
 use crate::shutdown::Shutdown;
 
