@@ -65,7 +65,7 @@
 //! emu.stop();
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod cli;
 mod clock;

@@ -81,9 +81,9 @@ struct Variant {
 ///
 /// ```
 /// use tweetflow::emulator::{frame_event, TweetGen};
-/// let mut gen = TweetGen::new(7);
+/// let mut generator = TweetGen::new(7);
 /// let mut payload = Vec::new();
-/// gen.next_payload(&mut payload);
+/// generator.next_payload(&mut payload);
 /// assert!(payload.starts_with(b"{\"message\": {\"tweet\": {\"created_at\":"));
 /// let mut event = Vec::new();
 /// frame_event(&payload, None, &mut event);
@@ -440,13 +440,13 @@ pub(super) mod tests {
         Arc::new(Corpus::with_users(11, 2_000))
     }
 
-    /// Tweets 0..n of `gen`, parsed.
-    pub(in crate::emulator) fn tweets(gen: &mut TweetGen, n: u64) -> Vec<Value> {
+    /// Tweets 0..n of `generator`, parsed.
+    pub(in crate::emulator) fn tweets(generator: &mut TweetGen, n: u64) -> Vec<Value> {
         let mut out = Vec::new();
         (0..n)
             .map(|i| {
                 out.clear();
-                gen.tweet_at(i, &mut out);
+                generator.tweet_at(i, &mut out);
                 serde_json::from_slice(&out)
                     .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
             })
@@ -512,7 +512,7 @@ pub(super) mod tests {
 
     #[test]
     fn tweets_are_valid_and_complete_with_exact_entity_indices() {
-        let mut gen = TweetGen::with_corpus(corpus(), 1);
+        let mut generator = TweetGen::with_corpus(corpus(), 1);
         let tweet_keys = TWEET_KEYS;
         let user_keys = [
             "id",
@@ -544,7 +544,7 @@ pub(super) mod tests {
             "follow_request_sent",
             "notifications",
         ];
-        for t in tweets(&mut gen, 2_000) {
+        for t in tweets(&mut generator, 2_000) {
             for k in tweet_keys {
                 assert!(t.get(k).is_some(), "missing {k} in {t}");
             }
@@ -609,12 +609,12 @@ pub(super) mod tests {
 
     #[test]
     fn keys_come_in_twitter_order() {
-        let mut gen = TweetGen::with_corpus(corpus(), 2);
+        let mut generator = TweetGen::with_corpus(corpus(), 2);
         let mut out = Vec::new();
         let mut retweets = 0;
         for i in 0..300 {
             out.clear();
-            gen.tweet_at(i, &mut out);
+            generator.tweet_at(i, &mut out);
             let mut keys = top_keys(&out);
             keys.retain(|k| k != "possibly_sensitive");
             let rt = keys.iter().any(|k| k == "retweeted_status");
@@ -674,9 +674,9 @@ pub(super) mod tests {
 
     #[test]
     fn payload_is_exact() {
-        let mut gen = TweetGen::with_corpus(corpus(), 1);
+        let mut generator = TweetGen::with_corpus(corpus(), 1);
         let mut p = Vec::new();
-        gen.payload_at(5, 16_523_062_290_197, &mut p);
+        generator.payload_at(5, 16_523_062_290_197, &mut p);
         assert!(p.starts_with(b"{\"message\": {\"tweet\": {\"created_at\":\""));
         assert!(p.ends_with(b"}, \"unix_timestamp_100us\": 16523062290197}}"));
         let v: Value = serde_json::from_slice(&p).unwrap();
@@ -685,13 +685,13 @@ pub(super) mod tests {
 
     #[test]
     fn event_size_is_about_two_kilobytes() {
-        let mut gen = TweetGen::with_corpus(Arc::new(Corpus::new(3)), 1);
+        let mut generator = TweetGen::with_corpus(Arc::new(Corpus::new(3)), 1);
         let mut out = Vec::new();
         let n = 5_000u64;
         let mut total = 0;
         for i in 0..n {
             out.clear();
-            gen.payload_at(i, 0, &mut out);
+            generator.payload_at(i, 0, &mut out);
             total += out.len();
         }
         let mean = total as f64 / n as f64;
@@ -703,12 +703,12 @@ pub(super) mod tests {
 
     #[test]
     fn kills_and_malformed_events() {
-        let mut gen = TweetGen::with_corpus(corpus(), 1);
+        let mut generator = TweetGen::with_corpus(corpus(), 1);
         let mut out = Vec::new();
         let mut kinds: HashMap<String, usize> = HashMap::new();
         for i in 0..4_000 {
             out.clear();
-            let kind = gen.event_at(i, 1, Some(100), Some(20), &mut out);
+            let kind = generator.event_at(i, 1, Some(100), Some(20), &mut out);
             *kinds.entry(format!("{kind:?}")).or_default() += 1;
             let parsed = serde_json::from_slice::<Value>(&out);
             match kind {
@@ -748,10 +748,10 @@ pub(super) mod tests {
         let i = (0..4_000)
             .find(|&i| {
                 a.clear();
-                gen.event_at(i, 1, Some(100), Some(20), &mut a) == EventKind::Tweet
+                generator.event_at(i, 1, Some(100), Some(20), &mut a) == EventKind::Tweet
             })
             .unwrap();
-        gen.payload_at(i, 1, &mut b);
+        generator.payload_at(i, 1, &mut b);
         assert_eq!(a, b);
     }
 }

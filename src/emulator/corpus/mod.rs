@@ -217,8 +217,8 @@ mod tests {
 
     #[test]
     fn population_statistics_are_realistic() {
-        let mut gen = TweetGen::with_corpus(corpus(), 1);
-        let sample = tweets(&mut gen, 6_000);
+        let mut generator = TweetGen::with_corpus(corpus(), 1);
+        let sample = tweets(&mut generator, 6_000);
         let retweets = sample
             .iter()
             .filter(|t| t.get("retweeted_status").is_some())
@@ -301,8 +301,8 @@ mod tests {
         {
             assert!(lex.get(w).is_some(), "{w} is not in AFINN-111");
         }
-        let mut gen = TweetGen::with_corpus(corpus(), 1);
-        let sample = tweets(&mut gen, 3_000);
+        let mut generator = TweetGen::with_corpus(corpus(), 1);
+        let sample = tweets(&mut generator, 3_000);
         let mut zero = 0;
         let mut phrases = 0;
         for t in &sample {
