@@ -182,110 +182,7 @@ impl Corpus {
         h.extend_from_slice(if verified { b"true" } else { b"false" });
         h.extend_from_slice(b",\"followers_count\":");
 
-        let mut t = Vec::with_capacity(800);
-        t.extend_from_slice(b",\"created_at\":\"");
-        push_twitter_date(&mut t, created_s);
-        t.extend_from_slice(b"\",\"utc_offset\":");
-        if rng.gen_bool(0.7) {
-            let (zone, offset) = pick_any(rng, language.zones);
-            push_i64(&mut t, i64::from(*offset));
-            t.extend_from_slice(b",\"time_zone\":");
-            push_str(&mut t, zone, Escape::Utf8);
-        } else {
-            t.extend_from_slice(b"null,\"time_zone\":null");
-        }
-        t.extend_from_slice(b",\"geo_enabled\":");
-        t.extend_from_slice(if rng.gen_bool(0.4) { b"true" } else { b"false" });
-        t.extend_from_slice(b",\"lang\":");
-        push_str(&mut t, language.code, Escape::Utf8);
-        t.extend_from_slice(b",\"contributors_enabled\":false,\"is_translator\":false");
-        let (bg, link, border, fill, textc) = if default_profile {
-            ("C0DEED", "0084B4", "C0DEED", "DDEEF6", "333333")
-        } else {
-            (
-                pick(rng, vocab::COLOURS),
-                pick(rng, vocab::COLOURS),
-                pick(rng, vocab::COLOURS),
-                pick(rng, vocab::COLOURS),
-                pick(rng, vocab::COLOURS),
-            )
-        };
-        let theme = if default_profile {
-            1
-        } else {
-            rng.gen_range(1..20)
-        };
-        t.extend_from_slice(b",\"profile_background_color\":\"");
-        t.extend_from_slice(bg.as_bytes());
-        for scheme in ["http", "https"] {
-            let key: &[u8] = if scheme == "http" {
-                b"\",\"profile_background_image_url\":\""
-            } else {
-                b"\",\"profile_background_image_url_https\":\""
-            };
-            t.extend_from_slice(key);
-            t.extend_from_slice(scheme.as_bytes());
-            t.extend_from_slice(b"://abs.twimg.com/images/themes/theme");
-            push_u64(&mut t, theme);
-            t.extend_from_slice(b"/bg.png");
-        }
-        t.extend_from_slice(b"\",\"profile_background_tile\":");
-        t.extend_from_slice(if rng.gen_bool(0.2) { b"true" } else { b"false" });
-        for (key, colour) in [
-            ("profile_link_color", link),
-            ("profile_sidebar_border_color", border),
-            ("profile_sidebar_fill_color", fill),
-            ("profile_text_color", textc),
-        ] {
-            t.extend_from_slice(b",\"");
-            t.extend_from_slice(key.as_bytes());
-            t.extend_from_slice(b"\":\"");
-            t.extend_from_slice(colour.as_bytes());
-            t.push(b'"');
-        }
-        t.extend_from_slice(b",\"profile_use_background_image\":true");
-        let image_id: u64 = rng.gen_range(500_000_000_000_000_000..722_000_000_000_000_000);
-        let mut image_name = [0u8; 8];
-        for b in &mut image_name {
-            *b = ALNUM[rng.gen_range(0..ALNUM.len())];
-        }
-        let default_n = rng.gen_range(0..7u64);
-        for scheme in ["http", "https"] {
-            t.extend_from_slice(if scheme == "http" {
-                b",\"profile_image_url\":\"http"
-            } else {
-                b",\"profile_image_url_https\":\"https"
-            });
-            if default_image {
-                t.extend_from_slice(
-                    b"://abs.twimg.com/sticky/default_profile_images/default_profile_",
-                );
-                push_u64(&mut t, default_n);
-                t.extend_from_slice(b"_normal.png\"");
-            } else {
-                t.extend_from_slice(b"://pbs.twimg.com/profile_images/");
-                push_u64(&mut t, image_id);
-                t.push(b'/');
-                t.extend_from_slice(&image_name);
-                t.extend_from_slice(b"_normal.jpg\"");
-            }
-        }
-        if rng.gen_bool(0.4) {
-            t.extend_from_slice(
-                b",\"profile_banner_url\":\"https://pbs.twimg.com/profile_banners/",
-            );
-            push_u64(&mut t, id);
-            t.push(b'/');
-            push_u64(&mut t, rng.gen_range(created_s as u64..1_461_000_000));
-            t.push(b'"');
-        }
-        t.extend_from_slice(b",\"default_profile\":");
-        t.extend_from_slice(if default_profile { b"true" } else { b"false" });
-        t.extend_from_slice(b",\"default_profile_image\":");
-        t.extend_from_slice(if default_image { b"true" } else { b"false" });
-        t.extend_from_slice(
-            b",\"following\":null,\"follow_request_sent\":null,\"notifications\":null}",
-        );
+        let t = profile_tail(rng, id, created_s, language, default_profile, default_image);
 
         UserRec {
             id,
@@ -326,4 +223,117 @@ impl Corpus {
         }
         d
     }
+}
+
+/// The user object from `,"created_at":` to its closing brace: time zone,
+/// language and the `profile_*` colours and images.
+fn profile_tail(
+    rng: &mut SmallRng,
+    id: u64,
+    created_s: i64,
+    language: &vocab::Language,
+    default_profile: bool,
+    default_image: bool,
+) -> Vec<u8> {
+    let mut t = Vec::with_capacity(800);
+    t.extend_from_slice(b",\"created_at\":\"");
+    push_twitter_date(&mut t, created_s);
+    t.extend_from_slice(b"\",\"utc_offset\":");
+    if rng.gen_bool(0.7) {
+        let (zone, offset) = pick_any(rng, language.zones);
+        push_i64(&mut t, i64::from(*offset));
+        t.extend_from_slice(b",\"time_zone\":");
+        push_str(&mut t, zone, Escape::Utf8);
+    } else {
+        t.extend_from_slice(b"null,\"time_zone\":null");
+    }
+    t.extend_from_slice(b",\"geo_enabled\":");
+    t.extend_from_slice(if rng.gen_bool(0.4) { b"true" } else { b"false" });
+    t.extend_from_slice(b",\"lang\":");
+    push_str(&mut t, language.code, Escape::Utf8);
+    t.extend_from_slice(b",\"contributors_enabled\":false,\"is_translator\":false");
+    let (bg, link, border, fill, textc) = if default_profile {
+        ("C0DEED", "0084B4", "C0DEED", "DDEEF6", "333333")
+    } else {
+        (
+            pick(rng, vocab::COLOURS),
+            pick(rng, vocab::COLOURS),
+            pick(rng, vocab::COLOURS),
+            pick(rng, vocab::COLOURS),
+            pick(rng, vocab::COLOURS),
+        )
+    };
+    let theme = if default_profile {
+        1
+    } else {
+        rng.gen_range(1..20)
+    };
+    t.extend_from_slice(b",\"profile_background_color\":\"");
+    t.extend_from_slice(bg.as_bytes());
+    for scheme in ["http", "https"] {
+        let key: &[u8] = if scheme == "http" {
+            b"\",\"profile_background_image_url\":\""
+        } else {
+            b"\",\"profile_background_image_url_https\":\""
+        };
+        t.extend_from_slice(key);
+        t.extend_from_slice(scheme.as_bytes());
+        t.extend_from_slice(b"://abs.twimg.com/images/themes/theme");
+        push_u64(&mut t, theme);
+        t.extend_from_slice(b"/bg.png");
+    }
+    t.extend_from_slice(b"\",\"profile_background_tile\":");
+    t.extend_from_slice(if rng.gen_bool(0.2) { b"true" } else { b"false" });
+    for (key, colour) in [
+        ("profile_link_color", link),
+        ("profile_sidebar_border_color", border),
+        ("profile_sidebar_fill_color", fill),
+        ("profile_text_color", textc),
+    ] {
+        t.extend_from_slice(b",\"");
+        t.extend_from_slice(key.as_bytes());
+        t.extend_from_slice(b"\":\"");
+        t.extend_from_slice(colour.as_bytes());
+        t.push(b'"');
+    }
+    t.extend_from_slice(b",\"profile_use_background_image\":true");
+    let image_id: u64 = rng.gen_range(500_000_000_000_000_000..722_000_000_000_000_000);
+    let mut image_name = [0u8; 8];
+    for b in &mut image_name {
+        *b = ALNUM[rng.gen_range(0..ALNUM.len())];
+    }
+    let default_n = rng.gen_range(0..7u64);
+    for scheme in ["http", "https"] {
+        t.extend_from_slice(if scheme == "http" {
+            b",\"profile_image_url\":\"http"
+        } else {
+            b",\"profile_image_url_https\":\"https"
+        });
+        if default_image {
+            t.extend_from_slice(b"://abs.twimg.com/sticky/default_profile_images/default_profile_");
+            push_u64(&mut t, default_n);
+            t.extend_from_slice(b"_normal.png\"");
+        } else {
+            t.extend_from_slice(b"://pbs.twimg.com/profile_images/");
+            push_u64(&mut t, image_id);
+            t.push(b'/');
+            t.extend_from_slice(&image_name);
+            t.extend_from_slice(b"_normal.jpg\"");
+        }
+    }
+    if rng.gen_bool(0.4) {
+        t.extend_from_slice(b",\"profile_banner_url\":\"https://pbs.twimg.com/profile_banners/");
+        push_u64(&mut t, id);
+        t.push(b'/');
+        push_u64(&mut t, rng.gen_range(created_s as u64..1_461_000_000));
+        t.push(b'"');
+    }
+    t.extend_from_slice(b",\"default_profile\":");
+    t.extend_from_slice(if default_profile { b"true" } else { b"false" });
+    t.extend_from_slice(b",\"default_profile_image\":");
+    t.extend_from_slice(if default_image { b"true" } else { b"false" });
+    t.extend_from_slice(
+        b",\"following\":null,\"follow_request_sent\":null,\"notifications\":null}",
+    );
+    t
 }
