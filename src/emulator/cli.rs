@@ -81,11 +81,11 @@ pub fn run_cli(args: EmulateArgs) -> Result<(), EmulatorError> {
     let cfg = EmulatorConfig::from(args);
     let stop = crate::shutdown::Shutdown::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled terminates the process.
         let failed = |source| EmulatorError::Signal {
             signal: sig,
             source,
         };
+        // A second signal while the first is being handled terminates the process.
         signal_hook::flag::register_conditional_shutdown(sig, 1, stop.flag()).map_err(failed)?;
         signal_hook::flag::register(sig, stop.flag()).map_err(failed)?;
     }

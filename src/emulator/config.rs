@@ -92,3 +92,50 @@ impl EmulatorConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::RateProfile;
+
+    #[test]
+    fn validation_names_the_bad_value() {
+        assert!(EmulatorConfig::default().validate().is_ok());
+        let bad = |f: fn(&mut EmulatorConfig)| {
+            let mut cfg = EmulatorConfig::default();
+            f(&mut cfg);
+            match cfg.validate() {
+                Err(EmulatorError::Config(e)) => e,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(bad(|c| c.time_scale = 0.0), ConfigError::TimeScale(0.0));
+        assert_eq!(
+            bad(|c| c.retweet_share = 1.5),
+            ConfigError::RetweetShare(1.5)
+        );
+        assert_eq!(
+            bad(|c| c.rate = Rate::Constant(-1.0)),
+            ConfigError::Rate(-1.0)
+        );
+        assert_eq!(bad(|c| c.max_connections = 0), ConfigError::MaxConnections);
+        let e = bad(|c| {
+            c.rate = Rate::Profile(RateProfile {
+                mid_hold: (5.0, 1.0),
+                ..RateProfile::default()
+            })
+        });
+        assert_eq!(
+            e,
+            ConfigError::ProfileRange {
+                range: "mid_hold",
+                low: 5.0,
+                high: 1.0
+            }
+        );
+        assert_eq!(
+            EmulatorError::Config(ConfigError::TimeScale(0.0)).to_string(),
+            "invalid emulator configuration: time scale must be > 0, not 0"
+        );
+    }
+}
