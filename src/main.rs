@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Command::Emulate(args) => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .init();
-            tweetflow::emulator::run_cli(args)
+            tweetflow::emulator::run_cli(args).map_err(anyhow::Error::from)
         }
     };
     match result {

@@ -5,7 +5,7 @@
 
 /// How non-ASCII characters are written inside JSON strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escape {
+pub(super) enum Escape {
     /// UTF-8 as is (what an Elixir encoder writes); only `"`, `\` and control
     /// characters are escaped.
     Utf8,
@@ -54,14 +54,14 @@ fn push_control(out: &mut Vec<u8>, b: u8) {
 }
 
 /// Appends `s` as a quoted JSON string.
-pub fn push_str(out: &mut Vec<u8>, s: &str, mode: Escape) {
+pub(super) fn push_str(out: &mut Vec<u8>, s: &str, mode: Escape) {
     out.push(b'"');
     push_str_body(out, s, mode);
     out.push(b'"');
 }
 
 /// Appends the escaped content of `s` without the quotes.
-pub fn push_str_body(out: &mut Vec<u8>, s: &str, mode: Escape) {
+pub(super) fn push_str_body(out: &mut Vec<u8>, s: &str, mode: Escape) {
     let bytes = s.as_bytes();
     match mode {
         Escape::Utf8 => {
@@ -109,7 +109,7 @@ pub fn push_str_body(out: &mut Vec<u8>, s: &str, mode: Escape) {
 }
 
 /// Appends the decimal digits of `n`.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -124,7 +124,7 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Appends the decimal digits of `n`, with a `-` when negative.
-pub fn push_i64(out: &mut Vec<u8>, n: i64) {
+pub(super) fn push_i64(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
@@ -132,7 +132,7 @@ pub fn push_i64(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Appends `n` as a JSON string (`"123"`), as in Twitter's `id_str`.
-pub fn push_u64_str(out: &mut Vec<u8>, n: u64) {
+pub(super) fn push_u64_str(out: &mut Vec<u8>, n: u64) {
     out.push(b'"');
     push_u64(out, n);
     out.push(b'"');
@@ -140,21 +140,21 @@ pub fn push_u64_str(out: &mut Vec<u8>, n: u64) {
 
 /// A broken-down UTC time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
+pub(super) struct Civil {
     /// Proleptic Gregorian year.
-    pub year: i64,
+    pub(super) year: i64,
     /// 1..=12
-    pub month: u32,
+    pub(super) month: u32,
     /// 1..=31
-    pub day: u32,
+    pub(super) day: u32,
     /// 0..=23
-    pub hour: u32,
+    pub(super) hour: u32,
     /// 0..=59
-    pub min: u32,
+    pub(super) min: u32,
     /// 0..=59
-    pub sec: u32,
+    pub(super) sec: u32,
     /// 0 = Sunday
-    pub weekday: u32,
+    pub(super) weekday: u32,
 }
 
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -164,7 +164,7 @@ const MONTHS: [&str; 12] = [
 
 impl Civil {
     /// From seconds since the Unix epoch (H. Hinnant's `civil_from_days`).
-    pub fn from_unix(secs: i64) -> Civil {
+    pub(super) fn from_unix(secs: i64) -> Civil {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let z = days + 719_468;
@@ -202,7 +202,7 @@ fn push_hms(out: &mut Vec<u8>, c: &Civil) {
 }
 
 /// Appends Twitter's date format without quotes: `Mon Apr 18 19:30:47 +0000 2016`.
-pub fn push_twitter_date(out: &mut Vec<u8>, unix_secs: i64) {
+pub(super) fn push_twitter_date(out: &mut Vec<u8>, unix_secs: i64) {
     let c = Civil::from_unix(unix_secs);
     out.extend_from_slice(WEEKDAYS[c.weekday as usize].as_bytes());
     out.push(b' ');
@@ -216,7 +216,7 @@ pub fn push_twitter_date(out: &mut Vec<u8>, unix_secs: i64) {
 }
 
 /// The IMF-fixdate of an HTTP `date` header: `Mon, 18 Apr 2016 19:30:47 GMT`.
-pub fn http_date(unix_secs: i64) -> String {
+pub(super) fn http_date(unix_secs: i64) -> String {
     let c = Civil::from_unix(unix_secs);
     let mut out = Vec::with_capacity(32);
     out.extend_from_slice(WEEKDAYS[c.weekday as usize].as_bytes());

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::error::{ConfigError, ParseRateError};
+
 /// How fast a stream sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rate {
@@ -28,18 +30,18 @@ impl Default for Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
+    type Err = ParseRateError;
 
     /// `profile` (or `default`), `max`, or a number of events per second.
-    fn from_str(s: &str) -> Result<Rate, String> {
+    fn from_str(s: &str) -> Result<Rate, ParseRateError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "profile" | "default" => Ok(Rate::default()),
             "max" => Ok(Rate::Max),
             other => match other.parse::<f64>() {
                 Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::Constant(r)),
-                _ => Err(format!(
-                    "`{s}` is not a rate: use `profile`, `max` or a number of events/s > 0"
-                )),
+                _ => Err(ParseRateError {
+                    input: s.to_string(),
+                }),
             },
         }
     }
@@ -81,7 +83,7 @@ pub struct RateProfile {
 
 impl RateProfile {
     /// Checks that every band and hold range is finite, positive and ordered.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let ranges = [
             ("low", self.low),
             ("mid", self.mid),
@@ -92,9 +94,11 @@ impl RateProfile {
         ];
         for (name, (a, b)) in ranges {
             if !(a.is_finite() && b.is_finite() && a > 0.0 && a <= b) {
-                return Err(format!(
-                    "rate profile {name} range {a}..{b} is not 0 < a <= b"
-                ));
+                return Err(ConfigError::ProfileRange {
+                    range: name,
+                    low: a,
+                    high: b,
+                });
             }
         }
         Ok(())
@@ -116,13 +120,13 @@ impl Default for RateProfile {
 
 /// One held level.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Level {
+pub(super) struct Level {
     /// Profile time the level starts, seconds.
-    pub start: f64,
+    pub(super) start: f64,
     /// Profile time it ends, seconds.
-    pub end: f64,
+    pub(super) end: f64,
     /// Events per second.
-    pub rate: f64,
+    pub(super) rate: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +139,7 @@ enum Phase {
 
 /// The levels of one stream's profile, generated lazily and deterministically.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(super) struct Schedule {
     profile: RateProfile,
     rng: SmallRng,
     phase: Phase,
@@ -153,7 +157,7 @@ fn uniform(rng: &mut SmallRng, (a, b): (f64, f64)) -> f64 {
 impl Schedule {
     /// The profile's schedule for `seed` (derive it from the base seed and the
     /// stream number so that streams differ).
-    pub fn new(profile: RateProfile, seed: u64) -> Schedule {
+    pub(super) fn new(profile: RateProfile, seed: u64) -> Schedule {
         let mut rng = SmallRng::seed_from_u64(seed);
         let rate = uniform(&mut rng, profile.low);
         let hold = uniform(&mut rng, profile.low_hold).max(0.001);
@@ -195,7 +199,7 @@ impl Schedule {
 
     /// The level in force at profile time `t` (seconds, not before the
     /// previously queried time).
-    pub fn level_at(&mut self, t: f64) -> Level {
+    pub(super) fn level_at(&mut self, t: f64) -> Level {
         while t >= self.current.end {
             self.advance();
         }
@@ -203,17 +207,17 @@ impl Schedule {
     }
 
     /// The rate at profile time `t` (events/s).
-    pub fn rate_at(&mut self, t: f64) -> f64 {
+    pub(super) fn rate_at(&mut self, t: f64) -> f64 {
         self.level_at(t).rate
     }
 }
 
 /// Sends within this much of a deadline are batched into one wake-up, so a
 /// stream at 4,000 events/s wakes about 250 times a second, not 4,000.
-pub const BATCH_SLACK: Duration = Duration::from_millis(4);
+pub(super) const BATCH_SLACK: Duration = Duration::from_millis(4);
 /// A stream that falls further behind its schedule than this (a slow client,
 /// a starved machine) forgets the backlog instead of bursting to catch up.
-pub const MAX_LAG: Duration = Duration::from_secs(1);
+pub(super) const MAX_LAG: Duration = Duration::from_secs(1);
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 86_400);
 
 enum Pace {
@@ -224,7 +228,7 @@ enum Pace {
 
 /// Absolute send deadlines for one connection (no drift: each deadline is the
 /// previous one plus one inter-event gap, not "now" plus a gap).
-pub struct Pacer {
+pub(super) struct Pacer {
     pace: Pace,
     origin: Instant,
     scale: f64,
@@ -237,7 +241,7 @@ impl Pacer {
     /// server's start, so all clients of a stream see the same level);
     /// `scale` > 1 runs the profile faster (levels last `1/scale` as long and
     /// every rate is `scale` times higher). `now` starts the connection.
-    pub fn new(rate: &Rate, seed: u64, origin: Instant, scale: f64, now: Instant) -> Pacer {
+    pub(super) fn new(rate: &Rate, seed: u64, origin: Instant, scale: f64, now: Instant) -> Pacer {
         let scale = if scale.is_finite() && scale > 0.0 {
             scale
         } else {
@@ -263,7 +267,7 @@ impl Pacer {
     }
 
     /// The deadline of the next event (`None`: send now, rate `max`).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         match self.pace {
             Pace::Max => None,
             _ => {
@@ -280,7 +284,7 @@ impl Pacer {
 
     /// Whether the next event may go at `now` (its deadline is within
     /// [`BATCH_SLACK`]); otherwise the caller sleeps until [`Pacer::deadline`].
-    pub fn ready(&self, now: Instant) -> bool {
+    pub(super) fn ready(&self, now: Instant) -> bool {
         match self.deadline() {
             None => true,
             Some(d) => d <= now + BATCH_SLACK,
@@ -289,7 +293,7 @@ impl Pacer {
 
     /// Records that the next event was sent at `now`: moves the deadline on by
     /// one inter-event gap at the rate in force, dropping a backlog over [`MAX_LAG`].
-    pub fn sent(&mut self, now: Instant) {
+    pub(super) fn sent(&mut self, now: Instant) {
         let rate = match &mut self.pace {
             Pace::Max => return,
             Pace::Constant(r) => *r,

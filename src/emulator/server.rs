@@ -19,9 +19,13 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::gen::{frame_event, mix, stream_seed, unix_100us, Corpus, EventKind, TweetGen};
+use super::clock::unix_100us;
+use super::corpus::Corpus;
+use super::frame::frame_event;
 use super::json::http_date;
+use super::random::{mix, stream_seed};
 use super::rate::{Pacer, Rate};
+use super::tweet::{EventKind, TweetGen};
 use super::{EmulatorConfig, EmulatorError};
 use crate::shutdown::Shutdown;
 
@@ -498,8 +502,8 @@ fn stream_events(
         return 0;
     }
 
-    let mut gen = TweetGen::with_corpus(Arc::clone(&inner.corpus), n);
-    gen.set_retweet_share(cfg.retweet_share);
+    let mut generator = TweetGen::with_corpus(Arc::clone(&inner.corpus), n);
+    generator.set_retweet_share(cfg.retweet_share);
     // `--ids`: event `index` carries id `index + 1`; resuming after id N sends index N next.
     let mut index = if cfg.ids {
         req.last_event_id
@@ -548,7 +552,7 @@ fn stream_events(
             }
         }
         payload.clear();
-        let kind = gen.event_at(
+        let kind = generator.event_at(
             index,
             unix_100us(),
             kill_every,

@@ -6,18 +6,18 @@
 
 /// A language of the generated population: Twitter's code, its share of
 /// users (per mille), whether words are joined by spaces, and filler words.
-pub struct Language {
-    pub code: &'static str,
-    pub weight: u32,
-    pub spaced: bool,
-    pub words: &'static [&'static str],
+pub(super) struct Language {
+    pub(super) code: &'static str,
+    pub(super) weight: u32,
+    pub(super) spaced: bool,
+    pub(super) words: &'static [&'static str],
     /// Twitter's `time_zone` names typical of the language, with their `utc_offset`.
-    pub zones: &'static [(&'static str, i32)],
+    pub(super) zones: &'static [(&'static str, i32)],
 }
 
 /// Shares roughly as in the 2016 sample stream, English inflated so that
 /// sentiment (an English lexicon) is rarely zero.
-pub const LANGUAGES: &[Language] = &[
+pub(super) const LANGUAGES: &[Language] = &[
     Language {
         code: "en",
         weight: 540,
@@ -333,7 +333,7 @@ pub const LANGUAGES: &[Language] = &[
 
 /// Frequent English sentiment words (all of them are in AFINN-111; a unit test
 /// checks it), drawn more often than the long tail of the list.
-pub const COMMON_SENTIMENT: &[&str] = &[
+pub(super) const COMMON_SENTIMENT: &[&str] = &[
     "love",
     "good",
     "happy",
@@ -387,14 +387,14 @@ pub const COMMON_SENTIMENT: &[&str] = &[
 ];
 
 /// Emoji and symbols (astral and BMP) sprinkled into texts and names.
-pub const EMOJI: &[&str] = &[
+pub(super) const EMOJI: &[&str] = &[
     "😂", "❤️", "😍", "😭", "🔥", "👍", "✨", "💕", "😊", "🙏", "👏", "💯", "😘", "♥", "☺", "🎉",
     "😩", "🙄", "😒", "💙", "🤔", "👀", "😎", "🌹", "⚽", "🇺🇸", "👌🏽", "✌",
 ];
 
 /// Hashtags in popularity order (Zipf rank); non-Latin ones included.
 /// The generator adds a synthetic long tail after these.
-pub const HASHTAGS: &[&str] = &[
+pub(super) const HASHTAGS: &[&str] = &[
     "NowPlaying",
     "BBMAs",
     "iHeartAwards",
@@ -448,10 +448,10 @@ pub const HASHTAGS: &[&str] = &[
 ];
 
 /// Cashtags (`symbols`).
-pub const SYMBOLS: &[&str] = &["AAPL", "TSLA", "FB", "GOOG", "BTC", "TWTR", "AMZN", "NFLX"];
+pub(super) const SYMBOLS: &[&str] = &["AAPL", "TSLA", "FB", "GOOG", "BTC", "TWTR", "AMZN", "NFLX"];
 
 /// Tweet `source` values: HTML anchors, as Twitter sent them.
-pub const SOURCES: &[&str] = &[
+pub(super) const SOURCES: &[&str] = &[
     "<a href=\"http://twitter.com/download/iphone\" rel=\"nofollow\">Twitter for iPhone</a>",
     "<a href=\"http://twitter.com/download/android\" rel=\"nofollow\">Twitter for Android</a>",
     "<a href=\"http://twitter.com\" rel=\"nofollow\">Twitter Web Client</a>",
@@ -465,7 +465,7 @@ pub const SOURCES: &[&str] = &[
 ];
 
 /// A place: id, name, full name, place type, country code, country, centre (lon, lat).
-pub type PlaceRow = (
+pub(super) type PlaceRow = (
     &'static str,
     &'static str,
     &'static str,
@@ -477,7 +477,7 @@ pub type PlaceRow = (
 );
 
 /// Places of geo-tagged tweets.
-pub const PLACES: &[PlaceRow] = &[
+pub(super) const PLACES: &[PlaceRow] = &[
     (
         "01a9a39529b27f36",
         "Manhattan",
@@ -561,7 +561,7 @@ pub const PLACES: &[PlaceRow] = &[
 ];
 
 /// Free-text locations of user profiles (empty strings are real too).
-pub const LOCATIONS: &[&str] = &[
+pub(super) const LOCATIONS: &[&str] = &[
     "",
     "",
     "",
@@ -591,14 +591,14 @@ pub const LOCATIONS: &[&str] = &[
 ];
 
 /// Syllables for screen names and the synthetic hashtag tail.
-pub const SYLLABLES: &[&str] = &[
+pub(super) const SYLLABLES: &[&str] = &[
     "ka", "mi", "lo", "ra", "ny", "jo", "ash", "ley", "tay", "lor", "bel", "la", "an", "na", "ma",
     "ria", "jay", "den", "son", "kev", "in", "em", "ily", "zo", "xx", "the", "real", "offi",
     "cial", "bae", "ben", "jam", "dav", "id", "sam", "my", "lu", "cas", "sky", "star",
 ];
 
 /// Given names by script, for display names.
-pub const NAMES: &[&str] = &[
+pub(super) const NAMES: &[&str] = &[
     "Ashley",
     "Jordan",
     "Taylor",
@@ -638,7 +638,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Profile colours (Twitter's theme colours and some custom ones).
-pub const COLOURS: &[&str] = &[
+pub(super) const COLOURS: &[&str] = &[
     "C0DEED", "000000", "FFFFFF", "F5F8FA", "1DA1F2", "ABB8C2", "DDEEF6", "333333", "0084B4",
     "E81C4F", "9266CC", "3B94D9", "FF691F", "89C9FA", "642D8B", "EEEEEE",
 ];
@@ -646,7 +646,7 @@ pub const COLOURS: &[&str] = &[
 /// English tweet templates. Slots: `{s}` a sentiment word of the lexicon,
 /// `{p}` a frequent positive one, `{n}` a frequent negative one, `{noun}`,
 /// `{time}`, `{love}`, `{hate}`. Other words are literal (punctuation included).
-pub const EN_TEMPLATES: &[&str] = &[
+pub(super) const EN_TEMPLATES: &[&str] = &[
     "I {love} this {noun} so much",
     "I {hate} {time}, {n} {noun}",
     "this {noun} is {s}",
@@ -675,7 +675,7 @@ pub const EN_TEMPLATES: &[&str] = &[
 ];
 
 /// Nouns for the English templates.
-pub const EN_NOUNS: &[&str] = &[
+pub(super) const EN_NOUNS: &[&str] = &[
     "game",
     "song",
     "album",
@@ -709,7 +709,7 @@ pub const EN_NOUNS: &[&str] = &[
 ];
 
 /// Times for the English templates.
-pub const EN_TIMES: &[&str] = &[
+pub(super) const EN_TIMES: &[&str] = &[
     "today",
     "tonight",
     "this morning",
@@ -723,7 +723,7 @@ pub const EN_TIMES: &[&str] = &[
 ];
 
 /// Frequent positive words of the lexicon (a unit test checks they are in it).
-pub const COMMON_POSITIVE: &[&str] = &[
+pub(super) const COMMON_POSITIVE: &[&str] = &[
     "love",
     "good",
     "happy",
@@ -747,7 +747,7 @@ pub const COMMON_POSITIVE: &[&str] = &[
 ];
 
 /// Frequent negative words of the lexicon (a unit test checks they are in it).
-pub const COMMON_NEGATIVE: &[&str] = &[
+pub(super) const COMMON_NEGATIVE: &[&str] = &[
     "bad", "hate", "sad", "tired", "stupid", "worst", "sick", "sorry", "mad", "annoyed", "angry",
     "bored", "lost", "wtf", "hell", "damn", "crazy", "miss", "dead", "awful",
 ];

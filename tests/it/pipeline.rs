@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 use serde_json::Value;
-use tweetflow::emulator::gen::{Corpus, EventKind, TweetGen};
+use tweetflow::emulator::{Corpus, EventKind, TweetGen};
 use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
 use tweetflow::pipeline::{run, PipelineConfig};
 use tweetflow::score::sentiment::sentiment;
