@@ -21,14 +21,14 @@ fn generator_alone(secs: f64) {
         corpus.users(),
         t.elapsed().as_secs_f64() * 1e3
     );
-    let mut gen = TweetGen::with_corpus(corpus, 1);
+    let mut generation = TweetGen::with_corpus(corpus, 1);
     let mut payload = Vec::new();
     let mut event = Vec::new();
     let (mut n, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < secs {
         for _ in 0..1_000 {
-            gen.next_payload(&mut payload);
+            generation.next_payload(&mut payload);
             event.clear();
             frame_event(&payload, None, &mut event);
             bytes += event.len() as u64;

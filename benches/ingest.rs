@@ -14,11 +14,11 @@ use tweetflow::source::sse::SseParser;
 /// The datas of 1,000 tweet events of the emulator's stream 1 (default seed;
 /// one in three a retweet carrying its original).
 fn datas() -> Vec<String> {
-    let mut gen = TweetGen::new(DEFAULT_SEED);
+    let mut generator = TweetGen::new(DEFAULT_SEED);
     let mut buf = Vec::new();
     (0..1000)
         .map(|_| {
-            gen.next_payload(&mut buf);
+            generator.next_payload(&mut buf);
             String::from_utf8(buf.clone()).expect("the generator writes UTF-8")
         })
         .collect()

@@ -57,7 +57,7 @@ struct Slot {
 }
 
 struct PoolSup {
-    gen: u64,
+    generation: u64,
     gen_tx: Sender<()>,
     gen_rx: Receiver<()>,
     slots: Vec<Slot>,
@@ -101,7 +101,7 @@ impl Supervisor {
         let pool = |_| {
             let (gen_tx, gen_rx) = crossbeam_channel::bounded(0);
             PoolSup {
-                gen: 0,
+                generation: 0,
                 gen_tx,
                 gen_rx,
                 slots: (0..cfg.max_workers)
@@ -165,7 +165,7 @@ impl Supervisor {
         pool: usize,
         slot: usize,
         inbox: Receiver<Envelope>,
-        gen: u64,
+        generation: u64,
         gen_rx: Receiver<()>,
     ) -> std::io::Result<JoinHandle<()>> {
         let agg = match &self.agg {
@@ -177,7 +177,7 @@ impl Supervisor {
             pool,
             kind,
             slot,
-            gen,
+            generation,
             inbox,
             gen_rx,
             agg,
@@ -201,7 +201,7 @@ impl Supervisor {
             return Err(std::io::Error::other("no free worker slot"));
         };
         let (tx, rx) = crossbeam_channel::bounded(self.cfg.inbox_capacity);
-        let handle = self.spawn_worker(pool, slot, rx.clone(), p.gen, p.gen_rx.clone())?;
+        let handle = self.spawn_worker(pool, slot, rx.clone(), p.generation, p.gen_rx.clone())?;
         let p = &mut self.pools[pool];
         p.slots[slot] = Slot {
             state: SlotState::Active,
@@ -302,11 +302,11 @@ impl Supervisor {
             Event::Exited {
                 pool,
                 slot,
-                gen,
+                generation,
                 exit,
             } => {
                 let p = &mut self.pools[pool];
-                if gen != p.gen {
+                if generation != p.generation {
                     return; // an old generation's thread; joined from `old`
                 }
                 let s = &mut p.slots[slot];
@@ -332,8 +332,8 @@ impl Supervisor {
                 st.workers.store(p.active, Ordering::Relaxed);
                 st.retiring.store(p.retiring, Ordering::Relaxed);
             }
-            Event::Escalate { pool, gen } => {
-                if gen == self.pools[pool].gen && self.stats.fatal.lock().is_none() {
+            Event::Escalate { pool, generation } => {
+                if generation == self.pools[pool].generation && self.stats.fatal.lock().is_none() {
                     self.restart_pool(pool);
                 }
             }
@@ -359,7 +359,7 @@ impl Supervisor {
             self.cfg.restart.window
         );
         let (gen_tx, gen_rx) = crossbeam_channel::bounded(0);
-        let gen = self.pools[pool].gen + 1;
+        let generation = self.pools[pool].generation + 1;
         let live: Vec<(usize, Receiver<Envelope>)> = self.pools[pool]
             .slots
             .iter()
@@ -369,7 +369,7 @@ impl Supervisor {
             .collect();
         let mut fresh = Vec::with_capacity(live.len());
         for (slot, inbox) in live {
-            match self.spawn_worker(pool, slot, inbox, gen, gen_rx.clone()) {
+            match self.spawn_worker(pool, slot, inbox, generation, gen_rx.clone()) {
                 Ok(h) => fresh.push((slot, h)),
                 Err(e) => {
                     // The old generation keeps running; the partial new one
@@ -394,7 +394,7 @@ impl Supervisor {
         // Dropping the old generation's sender tells its threads to leave.
         p.gen_tx = gen_tx;
         p.gen_rx = gen_rx;
-        p.gen = gen;
+        p.generation = generation;
         let st = &self.stats.pools[pool];
         st.window.lock().clear();
         st.pool_restarts.fetch_add(1, Ordering::Relaxed);

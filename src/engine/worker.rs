@@ -52,11 +52,11 @@ pub(crate) enum Event {
     Exited {
         pool: usize,
         slot: usize,
-        gen: u64,
+        generation: u64,
         exit: Exit,
     },
     /// The pool's restart window overflowed.
-    Escalate { pool: usize, gen: u64 },
+    Escalate { pool: usize, generation: u64 },
 }
 
 /// Everything one worker thread needs.
@@ -64,7 +64,7 @@ pub(crate) struct WorkerCtx {
     pub pool: usize,
     pub kind: ScoreKind,
     pub slot: usize,
-    pub gen: u64,
+    pub generation: u64,
     pub inbox: Receiver<Envelope>,
     /// Disconnects when this generation of the pool is replaced (pool restart).
     pub gen_rx: Receiver<()>,
@@ -140,7 +140,7 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
                 let _ = ctx.events.send(Event::Exited {
                     pool: ctx.pool,
                     slot: ctx.slot,
-                    gen: ctx.gen,
+                    generation: ctx.generation,
                     exit,
                 });
                 return;
@@ -176,7 +176,7 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
                 if exceeded {
                     let _ = ctx.events.send(Event::Escalate {
                         pool: ctx.pool,
-                        gen: ctx.gen,
+                        generation: ctx.generation,
                     });
                 }
                 if st.progress > 0 {

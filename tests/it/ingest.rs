@@ -33,12 +33,12 @@ enum Expected {
 /// The expected ingest items of events `0..n` of `stream`, and how many of
 /// those events are malformed / kills.
 fn expected(stream: u32, n: u64) -> (Vec<Expected>, u64, u64) {
-    let mut gen = TweetGen::with_corpus(Arc::new(Corpus::new(SEED)), stream);
+    let mut generator = TweetGen::with_corpus(Arc::new(Corpus::new(SEED)), stream);
     let (mut items, mut malformed, mut kills) = (Vec::new(), 0, 0);
     let mut buf = Vec::new();
     for index in 0..n {
         buf.clear();
-        match gen.event_at(index, 1, Some(KILL_EVERY), Some(MALFORMED_EVERY), &mut buf) {
+        match generator.event_at(index, 1, Some(KILL_EVERY), Some(MALFORMED_EVERY), &mut buf) {
             EventKind::Kill => {
                 kills += 1;
                 items.push(Expected::Kill);
@@ -166,11 +166,11 @@ fn decoder_agrees_with_serde_json_value_on_emulator_events() {
     let corpus = Arc::new(Corpus::new(7));
     let mut checked = 0;
     for stream in [1, 2] {
-        let mut gen = TweetGen::with_corpus(Arc::clone(&corpus), stream);
+        let mut generator = TweetGen::with_corpus(Arc::clone(&corpus), stream);
         let mut buf = Vec::new();
         for index in 0..1500 {
             buf.clear();
-            gen.payload_at(index, 16523062290197, &mut buf);
+            generator.payload_at(index, 16523062290197, &mut buf);
             let data = std::str::from_utf8(&buf).unwrap();
             let v: Value = serde_json::from_str(data).unwrap();
             let Decoded::Tweets(d) = decode(data) else {
@@ -286,12 +286,12 @@ fn cuts_without_ids_never_yield_malformed_or_partial_events() {
     assert!(snap.events <= snap.connects * 25, "{snap:?}");
     assert!(snap.events >= (snap.connects - 1) * 25, "{snap:?}");
     // Each connection replays events 0..25 of the stream, whole.
-    let mut gen = TweetGen::with_corpus(Arc::new(Corpus::new(SEED)), 1);
+    let mut generator = TweetGen::with_corpus(Arc::new(Corpus::new(SEED)), 1);
     let mut per_connection = Vec::new();
     let mut buf = Vec::new();
     for index in 0..25 {
         buf.clear();
-        gen.payload_at(index, 1, &mut buf);
+        generator.payload_at(index, 1, &mut buf);
         let v: Value = serde_json::from_slice(&buf).unwrap();
         let t = &v["message"]["tweet"];
         if let Some(o) = t.get("retweeted_status") {

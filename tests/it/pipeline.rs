@@ -77,12 +77,12 @@ impl Expected {
 
     fn stream(&mut self, emu: &EmulatorConfig, stream: u32, n: u64) {
         let corpus = Arc::new(Corpus::with_users(emu.seed, emu.users));
-        let mut gen = TweetGen::with_corpus(corpus, stream);
-        gen.set_retweet_share(emu.retweet_share);
+        let mut generator = TweetGen::with_corpus(corpus, stream);
+        generator.set_retweet_share(emu.retweet_share);
         let mut payload = Vec::new();
         for index in 0..n {
             payload.clear();
-            match gen.event_at(index, 0, emu.kill_every, emu.malformed_every, &mut payload) {
+            match generator.event_at(index, 0, emu.kill_every, emu.malformed_every, &mut payload) {
                 EventKind::Kill => self.kills += 1,
                 EventKind::Malformed(_) => self.malformed += 1,
                 EventKind::Tweet => {
