@@ -17,8 +17,8 @@
 //! `pipeline` wires all of it with bounded crossbeam channels.
 
 pub mod aggregate;
+pub mod app;
 pub mod autoscale;
-pub mod cli;
 pub mod dispatch;
 pub mod emulator;
 pub mod lexicon;

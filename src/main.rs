@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tweetflow::cli::{Cli, Command};
+use tweetflow::app::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

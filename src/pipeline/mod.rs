@@ -27,7 +27,7 @@ use log::{error, info, warn};
 use parking_lot::Mutex;
 
 use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
-use crate::cli::RunArgs;
+use crate::app::cli::RunArgs;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
 use crate::shutdown::Shutdown;
@@ -729,7 +729,7 @@ mod tests {
     #[test]
     fn flags_map_onto_the_stage_configs() {
         use clap::Parser;
-        let cli = crate::cli::Cli::parse_from([
+        let cli = crate::app::cli::Cli::parse_from([
             "tweetflow",
             "--work-delay",
             "0",
@@ -744,7 +744,7 @@ mod tests {
             "--emulator-rate",
             "max",
         ]);
-        let crate::cli::Command::Run(args) = cli.into_command() else {
+        let crate::app::cli::Command::Run(args) = cli.into_command() else {
             panic!("tweetflow alone must mean run");
         };
         let cfg = config_from_args(&args).unwrap();
@@ -763,8 +763,8 @@ mod tests {
             vec!["tweetflow", "--duration=-1"],
             vec!["tweetflow", "--utilisation", "1.5"],
         ] {
-            let cli = crate::cli::Cli::parse_from(bad.clone());
-            let crate::cli::Command::Run(args) = cli.into_command() else {
+            let cli = crate::app::cli::Cli::parse_from(bad.clone());
+            let crate::app::cli::Command::Run(args) = cli.into_command() else {
                 panic!()
             };
             assert!(config_from_args(&args).is_err(), "{bad:?} accepted");

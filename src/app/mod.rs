@@ -1,0 +1,3 @@
+//! The application shell: what `main` calls.
+
+pub mod cli;
