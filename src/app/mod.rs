@@ -1,3 +1,45 @@
 //! The application shell: what `main` calls.
+//!
+//! It turns the command line into configurations ([`config`]), sets up the
+//! logger ([`logging`]) and the signal handlers ([`signals`]), runs the
+//! library, and prints what a person needs at the end (the run's summary).
+//! It is the one place in the library where errors are `anyhow` chains:
+//! every stage below returns its own typed error, and here they only gain
+//! the context of the command that failed. `main` prints the chain once.
 
 pub mod cli;
+mod config;
+mod logging;
+mod signals;
+
+use std::io::IsTerminal;
+
+pub use cli::{Cli, Command, RunArgs};
+pub use config::config_from_args;
+
+use crate::shutdown::Shutdown;
+
+/// Runs the command the command line asks for: `run` (the default) or `emulate`.
+pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    match cli.into_command() {
+        Command::Run(args) => run(&args),
+        Command::Emulate(args) => {
+            logging::init(false);
+            crate::emulator::run_cli(args)
+        }
+    }
+}
+
+/// `tweetflow run`: builds the configuration from the flags, handles signals and
+/// logging, runs, prints the summary.
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let cfg = config_from_args(args)?;
+    let terminal = std::io::stderr().is_terminal() && cfg.status_line;
+    logging::init(terminal);
+
+    let shutdown = Shutdown::new();
+    signals::install(&shutdown)?;
+    let summary = crate::pipeline::run(cfg, shutdown)?;
+    eprintln!("{summary}");
+    Ok(())
+}
