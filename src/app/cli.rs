@@ -1,7 +1,7 @@
 //! The command line: `tweetflow [run] [FLAGS]` and `tweetflow emulate [FLAGS]`.
 //!
 //! Only the clap definitions live here: parsing is loose (numbers, strings,
-//! paths), and [`super::config`] checks the values and maps them onto the
+//! paths), and `config.rs` checks the values and maps them onto the
 //! stages' configurations. `tweetflow` alone means `tweetflow run`, so the
 //! flags of `run` are accepted with or without the subcommand.
 

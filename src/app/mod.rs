@@ -1,13 +1,13 @@
 //! The application shell: what `main` calls.
 //!
-//! It turns the command line into configurations ([`config`]), sets up the
-//! logger ([`logging`]) and the signal handlers ([`signals`]), runs the
+//! It turns the command line into configurations (`config.rs`), sets up the
+//! logger (`logging.rs`) and the signal handlers (`signals.rs`), runs the
 //! library, and prints what a person needs at the end (the run's summary).
 //! It is the one place in the library where errors are `anyhow` chains:
 //! every stage below returns its own typed error, and here they only gain
 //! the context of the command that failed. `main` prints the chain once.
 
-pub mod cli;
+mod cli;
 mod config;
 mod logging;
 mod signals;

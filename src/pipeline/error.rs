@@ -89,3 +89,31 @@ impl PipelineError {
         matches!(self, PipelineError::Stopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn messages_name_the_stage_and_keep_the_cause_as_source() {
+        let e = PipelineError::StartReader {
+            stream: 2,
+            source: std::io::Error::other("no threads left"),
+        };
+        assert_eq!(e.to_string(), "starting the reader of /tweets/2");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("no threads left")
+        );
+        let e = PipelineError::StatsFile {
+            path: PathBuf::from("/no/such/dir/stats.jsonl"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(e.to_string(), "creating /no/such/dir/stats.jsonl");
+        assert!(PipelineError::Stopped.is_stopped());
+        assert!(!PipelineError::ReadersStopped.is_stopped());
+        assert!(PipelineError::ReadersStopped.source().is_none());
+    }
+}

@@ -16,8 +16,8 @@
 //! that is down without holding up the rest), the lexicon fetch (it waits for
 //! the server; a shutdown meanwhile ends the start with
 //! [`PipelineError::Stopped`], which [`run`] treats as an empty run), the
-//! worker pools, the aggregator, the [`tap`], the readers and the [`status`]
-//! ticker.
+//! worker pools, the aggregator, the tap (`tap.rs`), the readers and the status
+//! ticker (`status.rs`).
 //!
 //! Shutdown runs front to back: the [`Shutdown`] flag stops the readers; their
 //! senders drop, so the dispatcher's input disconnects; it drops the worker
