@@ -19,7 +19,7 @@
 //! `pipeline` wires all of it with bounded crossbeam channels.
 
 pub mod aggregate;
-pub mod cli;
+pub mod app;
 pub mod emulator;
 pub mod engine;
 pub mod log_limit;

@@ -1,21 +1,16 @@
+//! The `tweetflow` binary: parses the command line, hands it to
+//! [`tweetflow::app`], and prints the error chain once if it fails.
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use tweetflow::cli::{Cli, Command};
+use tweetflow::app::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.into_command() {
-        Command::Run(args) => tweetflow::pipeline::run_cli(args),
-        Command::Emulate(args) => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            tweetflow::emulator::run_cli(args).map_err(anyhow::Error::from)
-        }
-    };
-    match result {
+    match tweetflow::app::run_cli(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // The whole chain, once: "context: cause: cause".
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -1,15 +1,22 @@
 //! A cooperative stop signal shared by the threads that *originate* work
 //! (stream readers, tickers). Everything downstream stops because its input
 //! channel disconnects, not because of this flag.
+//!
+//! The token is a shared flag: cloning it shares it, triggering it is
+//! idempotent and cannot be undone. It is a leaf: it imports nothing from the
+//! crate, so every module may hold one. Sleeps wake within 50 ms of a trigger,
+//! which bounds how long a reader or ticker takes to notice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A shared stop flag; clones share it.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown(Arc<AtomicBool>);
 
 impl Shutdown {
+    /// A token that is not triggered yet.
     pub fn new() -> Shutdown {
         Shutdown::default()
     }
@@ -19,6 +26,7 @@ impl Shutdown {
         self.0.store(true, Ordering::SeqCst);
     }
 
+    /// Whether [`Shutdown::trigger`] was called on this token or a clone.
     pub fn is_triggered(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }

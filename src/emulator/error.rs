@@ -26,15 +26,6 @@ pub enum EmulatorError {
     /// The accept thread could not be spawned.
     #[error("cannot start the emulator's accept thread")]
     Spawn(#[source] io::Error),
-    /// A Ctrl-C/SIGTERM handler could not be installed (`run_cli` only).
-    #[error("cannot install the handler of signal {signal}")]
-    Signal {
-        /// The signal number.
-        signal: i32,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl From<ConfigError> for EmulatorError {

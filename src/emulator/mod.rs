@@ -50,8 +50,8 @@
 //!   `random`: seed derivation and distributions. `json`: hand-written JSON
 //!   output. `vocab`: the word lists.
 //! - `rate`: the rate profile and absolute-deadline pacing.
-//! - `server`: the HTTP server ([`Emulator`]). `config`, `cli`, `error`: what
-//!   it can be told, `tweetflow emulate`, and what can go wrong.
+//! - `server`: the HTTP server ([`Emulator`]). `config`, `error`: what
+//!   it can be told and what can go wrong (`tweetflow emulate` is in the app shell).
 //!
 //! ```no_run
 //! use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
@@ -67,7 +67,6 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-mod cli;
 mod clock;
 mod config;
 mod corpus;
@@ -80,7 +79,6 @@ mod server;
 mod tweet;
 mod vocab;
 
-pub use cli::{run_cli, EmulateArgs};
 pub use clock::unix_100us;
 pub use config::{
     EmulatorConfig, DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEED,

@@ -11,7 +11,9 @@ use serde::Serialize;
 /// One hashtag of the top list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagCount {
+    /// The hashtag, without its `#`, case-folded.
     pub tag: String,
+    /// Its estimated count (the sketch may overcount, never undercount).
     pub count: u64,
 }
 
@@ -24,7 +26,9 @@ pub struct Status {
     pub rate_in: f64,
     /// Tweets received per second on `/tweets/1` and `/tweets/2`.
     pub rate_in_streams: [f64; 2],
+    /// Workers in the sentiment pool now.
     pub sentiment_workers: usize,
+    /// Workers in the engagement pool now.
     pub engagement_workers: usize,
     /// Jobs dispatched to workers and not finished yet (both pools).
     pub in_flight: u64,
@@ -44,8 +48,11 @@ pub struct Status {
     pub spilled: u64,
     /// Tweet rows written per second.
     pub rate_out: f64,
+    /// Tweet rows written so far.
     pub written_tweets: u64,
+    /// User rows written so far.
     pub written_users: u64,
+    /// The top hashtags so far, heaviest first (ties by name).
     pub top_hashtags: Vec<TagCount>,
 }
 
@@ -138,6 +145,7 @@ impl Default for RateMeter {
 }
 
 impl RateMeter {
+    /// A meter that has not been read yet.
     pub fn new() -> RateMeter {
         RateMeter { last: None }
     }

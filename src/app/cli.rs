@@ -1,9 +1,15 @@
 //! The command line: `tweetflow [run] [FLAGS]` and `tweetflow emulate [FLAGS]`.
+//!
+//! Only the clap definitions live here: parsing is loose (numbers, strings,
+//! paths), and `config.rs` checks the values and maps them onto the
+//! stages' configurations. `tweetflow` alone means `tweetflow run`, so the
+//! flags of `run` are accepted with or without the subcommand.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The whole command line: a subcommand, or the flags of `run` alone.
 #[derive(Debug, Parser)]
 #[command(
     name = "tweetflow",
@@ -14,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true
 )]
 pub struct Cli {
+    /// The subcommand given, if any (see [`Cli::into_command`]).
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Flags of `run`, the default subcommand.
@@ -28,6 +35,7 @@ impl Cli {
     }
 }
 
+/// What `tweetflow` was asked to do.
 // Built once per process: the size difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
@@ -35,7 +43,7 @@ pub enum Command {
     /// Run the pipeline (the default): streams -> workers -> aggregator -> PostgreSQL.
     Run(RunArgs),
     /// Serve an emulation of the lab's rtp-server (tweet streams, lexicon).
-    Emulate(crate::emulator::EmulateArgs),
+    Emulate(super::emulate::EmulateArgs),
 }
 
 /// Flags of `tweetflow run`.

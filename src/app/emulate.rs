@@ -3,14 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::config::{
-    EmulatorConfig, DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEED,
+use anyhow::Context;
+
+use crate::emulator::{
+    Emulator, EmulatorConfig, Rate, DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RETWEET_SHARE, DEFAULT_SEED, DEFAULT_USERS,
 };
-use super::corpus::DEFAULT_USERS;
-use super::error::EmulatorError;
-use super::rate::Rate;
-use super::server::Emulator;
-use super::tweet::DEFAULT_RETWEET_SHARE;
+use crate::shutdown::Shutdown;
 
 /// `tweetflow emulate` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,19 +75,11 @@ impl From<EmulateArgs> for EmulatorConfig {
 }
 
 /// Runs the emulator in the foreground until Ctrl-C or SIGTERM (a second
-/// Ctrl-C exits at once).
-pub fn run_cli(args: EmulateArgs) -> Result<(), EmulatorError> {
+/// signal exits at once).
+pub(super) fn run(args: EmulateArgs) -> anyhow::Result<()> {
     let cfg = EmulatorConfig::from(args);
-    let stop = crate::shutdown::Shutdown::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let failed = |source| EmulatorError::Signal {
-            signal: sig,
-            source,
-        };
-        // A second signal while the first is being handled terminates the process.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.flag()).map_err(failed)?;
-        signal_hook::flag::register(sig, stop.flag()).map_err(failed)?;
-    }
+    let stop = Shutdown::new();
+    super::signals::install(&stop)?;
     let summary = format!(
         "seed {}, rate {}, kill every {}, cut after {}, malformed every {}, ids {}, split chunks {}, time scale {}",
         cfg.seed,
@@ -101,7 +92,7 @@ pub fn run_cli(args: EmulateArgs) -> Result<(), EmulatorError> {
         cfg.split_chunks,
         cfg.time_scale,
     );
-    let emu = Emulator::start(cfg)?;
+    let emu = Emulator::start(cfg).context("starting the emulator")?;
     let url = emu.url();
     log::info!("emulating rtp-server at {url} ({summary})");
     log::info!("try: curl -N {url}/tweets/1   (Ctrl-C stops)");

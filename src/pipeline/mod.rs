@@ -1,0 +1,380 @@
+//! Wires every stage with bounded crossbeam channels and runs it to a graceful end.
+//!
+//! ```text
+//!  reader /tweets/1 ─┐                     ┌─▶ sentiment pool ──┐
+//!                    ├─ingest─▶ dispatcher ─┤                     ├─agg─▶ aggregator ─records─▶ tap ─sink─▶ sink
+//!  reader /tweets/2 ─┘      (least-conn)   └─▶ engagement pool ─┘          (join by seq)   (hashtags)  (buffer, spool,
+//!                                 └──────────────── AggMsg::Tweet ──────────▲                              writer, health)
+//! ```
+//!
+//! This is the one place where threads and channels are wired: [`start`]
+//! creates every channel and spawns every stage, [`Pipeline::wait`] joins
+//! them. The stages themselves only loop over their input.
+//!
+//! Start order: the server (the built-in emulator when none is given), the
+//! sink (it replays a spool left by an earlier run and waits out a database
+//! that is down without holding up the rest), the lexicon fetch (it waits for
+//! the server; a shutdown meanwhile ends the start with
+//! [`PipelineError::Stopped`], which [`run`] treats as an empty run), the
+//! worker pools, the aggregator, the tap (`tap.rs`), the readers and the status
+//! ticker (`status.rs`).
+//!
+//! Shutdown runs front to back: the [`Shutdown`] flag stops the readers; their
+//! senders drop, so the dispatcher's input disconnects; it drops the worker
+//! inboxes; the workers drain and drop their aggregator senders; the aggregator
+//! flushes and drops its output; the tap and then the sink drain and commit.
+//! Every thread ends because its input disconnected. The status ticker stops
+//! last, so its final line shows the drained state.
+
+mod error;
+mod redact;
+mod status;
+mod summary;
+mod tap;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use log::{error, info, warn};
+use parking_lot::Mutex;
+
+use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::engine::{self, Core, CoreConfig, CoreStats};
+use crate::model::{AggMsg, Ingest, Record, SeqGen};
+use crate::shutdown::Shutdown;
+use crate::sink::{self, Sink, SinkConfig, SinkStats};
+use crate::source::{self, SourceConfig, SourceStats};
+use crate::stats::sketch::TopHashtags;
+use crate::stats::status::Status;
+use crate::supervise;
+
+pub use error::PipelineError;
+pub(crate) use redact::redact_url;
+pub(crate) use status::erase_status_lines;
+pub use status::StatusMeters;
+pub use summary::Summary;
+use tap::TapStats;
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `None`: start the built-in emulator with `emulator` and read from it.
+    pub server: Option<String>,
+    /// The built-in emulator, used when `server` is `None`.
+    pub emulator: EmulatorConfig,
+    /// The stream readers and the lexicon fetch (`server` is set by [`start`]).
+    pub source: SourceConfig,
+    /// The worker pools.
+    pub core: CoreConfig,
+    /// The aggregator.
+    pub aggregate: AggConfig,
+    /// The PostgreSQL sink.
+    pub sink: SinkConfig,
+    /// Capacity of each channel between stages.
+    pub channel_capacity: usize,
+    /// Stop by itself after this long.
+    pub duration: Option<Duration>,
+    /// Append one JSON status object a second to this file (created or truncated).
+    pub stats_file: Option<PathBuf>,
+    /// Print the status line on stderr once a second.
+    pub status_line: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            server: None,
+            emulator: EmulatorConfig::default(),
+            source: SourceConfig::default(),
+            core: CoreConfig::default(),
+            aggregate: AggConfig::default(),
+            sink: SinkConfig::default(),
+            channel_capacity: 4096,
+            duration: None,
+            stats_file: None,
+            status_line: false,
+        }
+    }
+}
+
+/// Live statistics of every stage of a running pipeline.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    /// When [`start`] was called.
+    pub started: Instant,
+    /// One per stream, `/tweets/1` first.
+    pub sources: Vec<Arc<SourceStats>>,
+    /// The worker pools.
+    pub core: Arc<CoreStats>,
+    /// The aggregator.
+    pub aggregate: Arc<AggStats>,
+    /// The sink.
+    pub sink: Arc<SinkStats>,
+    /// The top hashtags, counted by the tap.
+    pub hashtags: Arc<Mutex<TopHashtags>>,
+    tap: Arc<TapStats>,
+    /// For the message shown when the database is unreachable.
+    database: String,
+    spool_dir: PathBuf,
+}
+
+/// A running pipeline; [`Pipeline::wait`] runs it to its end.
+#[derive(Debug)]
+pub struct Pipeline {
+    probes: Probes,
+    duration: Option<Duration>,
+    shutdown: Shutdown,
+    _emulator: Option<Emulator>,
+    readers: Vec<JoinHandle<()>>,
+    core: Core,
+    aggregator: Aggregator,
+    tap: JoinHandle<()>,
+    sink: Sink,
+    ticker: JoinHandle<()>,
+    ticker_done: Shutdown,
+}
+
+/// Why [`Pipeline::wait`] stopped the pipeline by itself.
+enum Failure {
+    /// Supervision reported a fatal failure of the worker pools.
+    Pools(crate::engine::Fatal),
+    /// Both stream readers ended on their own.
+    ReadersStopped,
+}
+
+/// Runs the pipeline until `shutdown` is triggered (or `duration` passes, or a
+/// stage fails for good), then drains every stage and returns the summary.
+///
+/// A shutdown before the server answered is an empty run: the default summary.
+pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Summary, PipelineError> {
+    match start(cfg, shutdown) {
+        Ok(pipeline) => pipeline.wait(),
+        Err(PipelineError::Stopped) => Ok(Summary::default()),
+        Err(e) => Err(e),
+    }
+}
+
+fn spawn_named<F: FnOnce() + Send + 'static>(
+    thread: &'static str,
+    f: F,
+) -> Result<JoinHandle<()>, PipelineError> {
+    std::thread::Builder::new()
+        .name(thread.to_string())
+        .spawn(f)
+        .map_err(|source| PipelineError::Spawn { thread, source })
+}
+
+/// Starts every stage: the emulator (without a server), the sink, the lexicon
+/// fetch (waits for the server), the core, the aggregator, the tap, the readers
+/// and the status ticker.
+///
+/// Returns [`PipelineError::Stopped`] when `shutdown` is triggered before the
+/// server answered; the sink has drained by then.
+pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, PipelineError> {
+    let started = Instant::now();
+
+    // The server: the one given, or the built-in emulator.
+    let (emulator, server) = match &cfg.server {
+        Some(url) => (None, url.trim_end_matches('/').to_string()),
+        None => {
+            let emu = Emulator::start(cfg.emulator.clone()).map_err(PipelineError::Emulator)?;
+            let url = emu.url();
+            info!("no --server given: reading the built-in emulator at {url}");
+            (Some(emu), url)
+        }
+    };
+
+    // The sink first: it replays a spool left by an earlier run and waits out a
+    // database that is down, without holding up the rest.
+    info!(
+        "writing to {} (schema {}), spilling to {} when it is down",
+        redact_url(&cfg.sink.database_url),
+        cfg.sink.schema,
+        cfg.sink.spool_dir.display()
+    );
+    let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
+    let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).map_err(PipelineError::StartSink)?;
+
+    let mut source_cfg = cfg.source.clone();
+    source_cfg.server = server.clone();
+    info!("fetching the lexicon from {server}/emotion_values");
+    let lexicon = match source::fetch_lexicon(&server, &source_cfg, &shutdown) {
+        Ok(lex) => Arc::new(lex),
+        Err(e) => {
+            drop(rec_tx);
+            let joined = sink.join();
+            if shutdown.is_triggered() {
+                info!("stopped before the server answered");
+                joined.map_err(PipelineError::Sink)?;
+                return Err(PipelineError::Stopped);
+            }
+            return Err(PipelineError::Lexicon(e));
+        }
+    };
+    info!("lexicon: {} entries", lexicon.len());
+
+    let (ingest_tx, ingest_rx) = bounded::<Ingest>(cfg.channel_capacity);
+    let (agg_tx, agg_rx) = bounded::<AggMsg>(cfg.channel_capacity);
+    let (tap_tx, tap_rx) = bounded::<Record>(cfg.channel_capacity);
+
+    let core = engine::spawn_core(cfg.core.clone(), lexicon, ingest_rx, agg_tx)
+        .map_err(PipelineError::StartCore)?;
+    let aggregator = aggregate::spawn_aggregator(cfg.aggregate.clone(), agg_rx, tap_tx)
+        .map_err(PipelineError::StartAggregator)?;
+
+    let probes = Probes {
+        started,
+        sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
+        core: core.stats(),
+        aggregate: aggregator.stats(),
+        sink: sink.stats(),
+        hashtags: Arc::new(Mutex::new(TopHashtags::default())),
+        tap: Arc::new(TapStats::default()),
+        database: redact_url(&cfg.sink.database_url),
+        spool_dir: cfg.sink.spool_dir.clone(),
+    };
+
+    let tap = {
+        let hashtags = Arc::clone(&probes.hashtags);
+        let tap_stats = Arc::clone(&probes.tap);
+        let policy = cfg.core.restart.stage();
+        spawn_named("tap", move || {
+            let kept = supervise::keep_alive("tap", &policy, || {
+                tap::tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
+            });
+            if kept.is_err() {
+                error!("the tap failed for good; records can no longer reach the sink");
+            }
+        })?
+    };
+
+    let seq = Arc::new(SeqGen::from_clock());
+    let mut readers = Vec::new();
+    for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
+        let handle = source::spawn_reader(
+            stream,
+            source_cfg.clone(),
+            Arc::clone(&seq),
+            ingest_tx.clone(),
+            Arc::clone(stats),
+            shutdown.clone(),
+        )
+        .map_err(|source| PipelineError::StartReader { stream, source })?;
+        readers.push(handle);
+    }
+    drop(ingest_tx);
+
+    // The status ticker runs until every stage has drained.
+    let ticker_done = Shutdown::new();
+    let ticker = {
+        let done = ticker_done.clone();
+        let probes = probes.clone();
+        let stats_file = cfg
+            .stats_file
+            .as_deref()
+            .map(status::create_stats_file)
+            .transpose()?;
+        let line = cfg.status_line;
+        spawn_named("status", move || {
+            status::status_loop(probes, stats_file, line, &done)
+        })?
+    };
+
+    Ok(Pipeline {
+        probes,
+        duration: cfg.duration,
+        shutdown,
+        _emulator: emulator,
+        readers,
+        core,
+        aggregator,
+        tap,
+        sink,
+        ticker,
+        ticker_done,
+    })
+}
+
+impl Pipeline {
+    /// Live statistics of every stage.
+    pub fn probes(&self) -> &Probes {
+        &self.probes
+    }
+
+    /// The status as the status line shows it now (rates over the time since
+    /// the previous call with the same meters).
+    pub fn status(&self, meters: &mut StatusMeters) -> Status {
+        status::build_status(&self.probes, Instant::now(), meters)
+    }
+
+    /// Runs until the shutdown flag, the configured duration or a fatal
+    /// failure of the worker pools; then drains every stage front to back.
+    pub fn wait(self) -> Result<Summary, PipelineError> {
+        let Pipeline {
+            probes,
+            duration,
+            shutdown,
+            _emulator,
+            readers,
+            core,
+            aggregator,
+            tap,
+            sink,
+            ticker,
+            ticker_done,
+        } = self;
+        let mut failure = None;
+        loop {
+            if shutdown.sleep(Duration::from_millis(100)) {
+                info!("stopping: draining every stage");
+                break;
+            }
+            if duration.is_some_and(|d| probes.started.elapsed() >= d) {
+                info!("--duration reached: draining every stage");
+                shutdown.trigger();
+                break;
+            }
+            if let Some(why) = core.fatal() {
+                error!("the worker pools failed: {why}");
+                failure = Some(Failure::Pools(why));
+                shutdown.trigger();
+                break;
+            }
+            if readers.iter().all(|r| r.is_finished()) {
+                // Readers only end on their own when the dispatcher is gone.
+                error!("both stream readers have stopped: draining every stage");
+                failure = Some(Failure::ReadersStopped);
+                shutdown.trigger();
+                break;
+            }
+        }
+
+        // Drain front to back: each stage ends when its input disconnects.
+        for r in readers {
+            if r.join().is_err() {
+                warn!("a stream reader panicked");
+            }
+        }
+        let core_result = core.join();
+        aggregator.join();
+        if tap.join().is_err() {
+            warn!("the tap thread panicked");
+        }
+        let sink_summary = sink.join();
+        ticker_done.trigger();
+        let _ = ticker.join();
+
+        let mut summary = Summary::collect(&probes);
+        summary.spooled_at_exit = sink_summary.map_err(PipelineError::Sink)?.left_in_spool;
+        core_result.map_err(PipelineError::Core)?;
+        match failure {
+            None => Ok(summary),
+            Some(Failure::Pools(reason)) => Err(PipelineError::PoolsFailed { reason }),
+            Some(Failure::ReadersStopped) => Err(PipelineError::ReadersStopped),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The tap between the aggregator and the sink.
+//!
+//! Every record passes through unchanged and in order; on the way its
+//! hashtags are counted into the top-hashtags sketch that the status line
+//! shows, and the record is counted for the exit summary. The loop ends when
+//! the aggregator's output disconnects (its sender dropped), and drops the
+//! sink's input in turn, so shutdown flows on downstream. If the sink is gone
+//! it stops at once: records could no longer be written.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+use log::error;
+use parking_lot::Mutex;
+
+use crate::model::Record;
+use crate::stats::sketch::TopHashtags;
+
+/// Counts of the tap between the aggregator and the sink.
+#[derive(Debug, Default)]
+pub(super) struct TapStats {
+    /// Records handed to the sink.
+    pub(super) records: AtomicU64,
+}
+
+/// Between the aggregator and the sink: counts hashtags into the sketch.
+pub(super) fn tap_loop(
+    input: &Receiver<Record>,
+    output: &Sender<Record>,
+    hashtags: &Mutex<TopHashtags>,
+    stats: &TapStats,
+) {
+    for record in input {
+        if !record.tweet.hashtags.is_empty() {
+            let mut top = hashtags.lock();
+            for tag in &record.tweet.hashtags {
+                top.add(tag);
+            }
+        }
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        if output.send(record).is_err() {
+            error!("the sink is gone: stopping the tap");
+            return;
+        }
+    }
+}
