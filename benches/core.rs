@@ -22,10 +22,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
-use tweetflow::engine::{spawn_core, test_tweet, CoreConfig, CoreSnapshot, WorkDelay};
-use tweetflow::model::{unix_micros, AggMsg, Ingest, ScoreKind, Tweet};
-use tweetflow::score::Lexicon;
-use tweetflow::stats::Histogram;
+use tweetflow::testkit::test_tweet;
+use tweetflow::Histogram;
+use tweetflow::Lexicon;
+use tweetflow::{spawn_core, CoreConfig, CoreSnapshot, WorkDelay};
+use tweetflow::{unix_micros, AggMsg, Ingest, ScoreKind, Tweet};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -385,7 +386,7 @@ fn scan_micro(slots: usize) {
     println!("\n== least-connected choice over {slots} slots ==");
     let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
     for busy_pct in [80u32, 100] {
-        let f = tweetflow::engine::InFlight::new(slots);
+        let f = tweetflow::InFlight::new(slots);
         for i in 0..slots {
             if rng.gen_range(0..100) < busy_pct {
                 for _ in 0..rng.gen_range(1..=3) {

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use tweetflow::emulator::{frame_event, Corpus, Emulator, EmulatorConfig, Rate, TweetGen};
+use tweetflow::{frame_event, Corpus, Emulator, EmulatorConfig, Rate, TweetGen};
 
 fn generator_alone(secs: f64) {
     let t = Instant::now();

@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use tweetflow::emulator::{frame_event, TweetGen, DEFAULT_SEED};
-use tweetflow::source::decode::{decode, Decoded};
-use tweetflow::source::sse::SseParser;
+use tweetflow::SseParser;
+use tweetflow::{decode, Decoded};
+use tweetflow::{frame_event, TweetGen, DEFAULT_SEED};
 
 /// The datas of 1,000 tweet events of the emulator's stream 1 (default seed;
 /// one in three a retweet carrying its original).

@@ -16,9 +16,9 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use tweetflow::emulator::Rate;
-use tweetflow::pipeline::{start, PipelineConfig, StatusMeters};
-use tweetflow::shutdown::Shutdown;
+use tweetflow::Rate;
+use tweetflow::Shutdown;
+use tweetflow::{start, PipelineConfig, StatusMeters};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)

@@ -10,7 +10,7 @@
 //!
 //! Each mode gets a fresh schema; the input channel is filled before the sink starts,
 //! so the writer, not the producer, is the bottleneck. ~2 KB raw tweets from
-//! `tweetflow::sink::fixture`.
+//! `tweetflow::fixture`.
 //!
 //! `cargo bench --bench sink` (env `SINK_BENCH_ROWS`, default 40000; `DATABASE_URL`).
 
@@ -20,8 +20,9 @@ use crossbeam_channel::bounded;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
-use tweetflow::model::Record;
-use tweetflow::sink::{fixture, schema, spawn_sink, Jsonb, SinkConfig};
+use tweetflow::testkit::{self as fixture, create_schema, Jsonb};
+use tweetflow::Record;
+use tweetflow::{spawn_sink, SinkConfig};
 
 fn url() -> String {
     std::env::var("DATABASE_URL")
@@ -38,7 +39,7 @@ impl Fresh {
         let mut c = Client::connect(&url(), NoTls).expect("connect");
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
             .expect("drop");
-        schema::create(&mut c, &name).expect("schema");
+        create_schema(&mut c, &name).expect("schema");
         Fresh { name }
     }
     fn count(&self) -> i64 {
@@ -89,7 +90,7 @@ fn raw_copy(recs: &[Record]) -> Row {
         .values()
         .map(|r| (*r, r.tweet.user.raw.clone()))
         .collect();
-    let created = tweetflow::sink::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
+    let created = tweetflow::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
     let mut c = Client::connect(&url(), NoTls).expect("connect");
     let t0 = Instant::now();
     let mut tx = c.transaction().expect("begin");
@@ -251,7 +252,7 @@ fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial:
 }
 
 fn main() {
-    // RUST_LOG=tweetflow::sink::conn=trace shows each batch's phases.
+    // RUST_LOG=tweetflow::conn=trace shows each batch's phases.
     let _ = env_logger::try_init();
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let n: usize = std::env::var("SINK_BENCH_ROWS")

@@ -70,12 +70,19 @@ pub struct AggStats {
 /// A copy of [`AggStats`] for the status line and stats file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AggSnapshot {
+    /// Tweets received from the dispatcher.
     pub tweets_in: u64,
+    /// Scores received from the workers.
     pub scores_in: u64,
+    /// Records sent on to the sink.
     pub emitted: u64,
+    /// Records emitted with a score missing (timeout or overflow).
     pub incomplete: u64,
+    /// Scores whose tweet was already emitted or never seen.
     pub orphan_scores: u64,
+    /// Tweets or scores that arrived twice for one seq.
     pub duplicates: u64,
+    /// Tweets waiting for a score now.
     pub pending: u64,
 }
 

@@ -18,16 +18,59 @@
 //! `stats` shows what happens, `emulator` stands in for the lab's server, and
 //! `pipeline` wires all of it with bounded crossbeam channels.
 
-pub mod aggregate;
-pub mod app;
-pub mod emulator;
-pub mod engine;
-pub mod log_limit;
-pub mod model;
-pub mod pipeline;
-pub mod score;
-pub mod shutdown;
-pub mod sink;
-pub mod source;
-pub mod stats;
-pub mod supervise;
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+// The toolkit every layer may use; these import nothing of the layers above.
+mod log_limit;
+mod model;
+mod shutdown;
+mod supervise;
+
+mod stats;
+
+// The data flow, front to back.
+mod aggregate;
+mod engine;
+mod score;
+mod sink;
+mod source;
+
+mod emulator;
+mod pipeline;
+
+mod app;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
+pub use crate::app::{config_from_args, run_cli, Cli, Command, RunArgs};
+pub use crate::emulator::{
+    emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
+    EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,
+    DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_RETWEET_SHARE, DEFAULT_SEED,
+    DEFAULT_USERS, KILL_PAYLOAD, ROOT_JSON,
+};
+pub use crate::engine::{
+    spawn_core, AutoscaleConfig, Core, CoreConfig, CoreConfigError, CoreError, CoreSnapshot,
+    CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, WorkDelay,
+    WorkDelayParseError,
+};
+pub use crate::model::{
+    unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
+};
+pub use crate::pipeline::{
+    run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
+};
+pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
+pub use crate::shutdown::Shutdown;
+pub use crate::sink::{
+    parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot, SinkStats,
+    SinkSummary, SinkThread, WriteError,
+};
+pub use crate::source::{
+    decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
+    SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
+};
+pub use crate::stats::{CountMinSketch, Histogram, TopHashtags};
+pub use crate::supervise::{install_panic_hook, KillPanic};

@@ -26,7 +26,7 @@ enum Policy {
 
 /// Decides which occurrences of a repeated condition are logged.
 #[derive(Debug, Clone)]
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     policy: Policy,
     last: Option<Instant>,
     seen: u64,
@@ -35,17 +35,17 @@ pub struct LogLimiter {
 
 impl LogLimiter {
     /// At most one line per `interval`; the first occurrence logs at once.
-    pub const fn every(interval: Duration) -> LogLimiter {
+    pub(crate) const fn every(interval: Duration) -> LogLimiter {
         LogLimiter::with(Policy::Every(interval))
     }
 
     /// Only the first occurrence logs.
-    pub const fn once() -> LogLimiter {
+    pub(crate) const fn once() -> LogLimiter {
         LogLimiter::every(Duration::MAX)
     }
 
     /// The first `first` occurrences log, then every `every`-th.
-    pub const fn first_then_every(first: u64, every: u64) -> LogLimiter {
+    pub(crate) const fn first_then_every(first: u64, every: u64) -> LogLimiter {
         LogLimiter::with(Policy::Counted { first, every })
     }
 
@@ -61,7 +61,7 @@ impl LogLimiter {
     /// One occurrence at `now`: `Some(suppressed)` when it should be logged,
     /// with the number of occurrences suppressed since the last logged one;
     /// `None` when it should not.
-    pub fn check(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn check(&mut self, now: Instant) -> Option<u64> {
         self.seen = self.seen.saturating_add(1);
         let log = match self.policy {
             Policy::Every(interval) => self
@@ -81,7 +81,7 @@ impl LogLimiter {
     /// Whether the `count`-th occurrence (1-based, counted by the caller)
     /// should be logged under a [`LogLimiter::first_then_every`] policy.
     /// Always true under a time policy, which needs [`LogLimiter::check`].
-    pub fn allows_count(&self, count: u64) -> bool {
+    pub(crate) fn allows_count(&self, count: u64) -> bool {
         match self.policy {
             Policy::Counted { first, every } => count <= first || (every > 0 && count % every == 0),
             Policy::Every(_) => true,

@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tweetflow::app::Cli;
+use tweetflow::Cli;
 
 fn main() -> ExitCode {
-    match tweetflow::app::run_cli(Cli::parse()) {
+    match tweetflow::run_cli(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain, once: "context: cause: cause".

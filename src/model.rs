@@ -52,13 +52,21 @@ pub fn unix_micros() -> u64 {
 /// A Twitter user, as far as the pipeline and the `users` table need it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
+    /// Twitter's user id.
     pub id: i64,
+    /// Followers; engagement divides by it (0 when absent).
     pub followers_count: i64,
+    /// The @handle.
     pub screen_name: Option<String>,
+    /// The display name.
     pub name: Option<String>,
+    /// Accounts the user follows.
     pub friends_count: Option<i64>,
+    /// Tweets the user has posted.
     pub statuses_count: Option<i64>,
+    /// The verified badge.
     pub verified: Option<bool>,
+    /// The user's interface language.
     pub lang: Option<String>,
     /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
     pub created_at: Option<String>,
@@ -70,13 +78,18 @@ pub struct User {
 /// a retweet (which then is a tweet of its own, with its own `seq`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tweet {
+    /// The ingest sequence number: unique and increasing across streams and
+    /// runs; the newest version of a row wins in the database.
     pub seq: Seq,
     /// Which stream it came from (1 or 2).
     pub stream: u8,
     /// Wall clock at receipt, µs since the epoch; receipt-to-commit latency starts here.
     pub received_unix_us: u64,
+    /// Twitter's tweet id.
     pub id: i64,
+    /// The text as received.
     pub text: String,
+    /// Twitter's guess of the text's language.
     pub lang: Option<String>,
     /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
     pub created_at: Option<String>,
@@ -88,6 +101,7 @@ pub struct Tweet {
     pub retweeted_status_id: Option<i64>,
     /// `entities.hashtags[].text`, as received (not lower-cased).
     pub hashtags: Vec<String>,
+    /// The author.
     pub user: User,
     /// The tweet object exactly as received (compact JSON text), `user` and any
     /// `retweeted_status` included.
@@ -137,9 +151,11 @@ impl Tweet {
 /// What a stream reader hands to the dispatcher.
 #[derive(Debug, Clone)]
 pub enum Ingest {
+    /// A tweet to score.
     Tweet(Arc<Tweet>),
     /// The server's `{"message": panic}`: crash one worker of each pool.
     Kill {
+        /// Which stream it came from (1 or 2).
         stream: u8,
     },
 }
@@ -147,6 +163,7 @@ pub enum Ingest {
 /// What the dispatcher hands to one worker.
 #[derive(Debug, Clone)]
 pub enum Job {
+    /// Score this tweet.
     Tweet(Arc<Tweet>),
     /// The worker that receives this panics for real; its supervisor restarts it.
     Kill,
@@ -155,13 +172,17 @@ pub enum Job {
 /// Which worker pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScoreKind {
+    /// The sentiment pool (lexicon score of the text).
     Sentiment,
+    /// The engagement pool ((favorites + retweets) / followers).
     Engagement,
 }
 
 impl ScoreKind {
+    /// Both pools, in a fixed order.
     pub const ALL: [ScoreKind; 2] = [ScoreKind::Sentiment, ScoreKind::Engagement];
 
+    /// The pool's name as logs, threads and the stats file spell it.
     pub fn name(self) -> &'static str {
         match self {
             ScoreKind::Sentiment => "sentiment",
@@ -178,8 +199,11 @@ pub enum AggMsg {
     /// Sent by a worker. `value` is `None` when the score is undefined
     /// (engagement of a user with 0 followers).
     Score {
+        /// The seq of the tweet it scores.
         seq: Seq,
+        /// Which pool scored it.
         kind: ScoreKind,
+        /// The score.
         value: Option<f64>,
     },
 }
@@ -187,6 +211,7 @@ pub enum AggMsg {
 /// One merged tweet, ready for the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The tweet with its user.
     pub tweet: Arc<Tweet>,
     /// `None` when the score never arrived (aggregator timeout).
     pub sentiment: Option<f64>,

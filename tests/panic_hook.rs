@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, panic_any, set_hook};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tweetflow::supervise::{install_panic_hook, KillPanic};
+use tweetflow::{install_panic_hook, KillPanic};
 
 #[test]
 fn kill_panics_are_silent_other_panics_reach_the_previous_hook() {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tweetflow::source::decode::{decode, Decoded};
+use tweetflow::{decode, Decoded};
 
 fuzz_target!(|input: &[u8]| {
     let data = String::from_utf8_lossy(input);

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tweetflow::source::sse::SseParser;
+use tweetflow::SseParser;
 
 fuzz_target!(|input: &[u8]| {
     if input.len() < 2 {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::corpus::DEFAULT_USERS;
-use super::error::{ConfigError, EmulatorError};
+use super::error::{EmulatorConfigError, EmulatorError};
 use super::rate::Rate;
 use super::tweet::DEFAULT_RETWEET_SHARE;
 
@@ -74,20 +74,20 @@ impl EmulatorConfig {
     /// Checks the numeric fields.
     pub fn validate(&self) -> Result<(), EmulatorError> {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err(ConfigError::TimeScale(self.time_scale).into());
+            return Err(EmulatorConfigError::TimeScale(self.time_scale).into());
         }
         if !(0.0..=1.0).contains(&self.retweet_share) {
-            return Err(ConfigError::RetweetShare(self.retweet_share).into());
+            return Err(EmulatorConfigError::RetweetShare(self.retweet_share).into());
         }
         match &self.rate {
             Rate::Constant(r) if !(r.is_finite() && *r > 0.0) => {
-                return Err(ConfigError::Rate(*r).into());
+                return Err(EmulatorConfigError::Rate(*r).into());
             }
             Rate::Profile(p) => p.validate()?,
             _ => {}
         }
         if self.max_connections == 0 {
-            return Err(ConfigError::MaxConnections.into());
+            return Err(EmulatorConfigError::MaxConnections.into());
         }
         Ok(())
     }
@@ -109,16 +109,22 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        assert_eq!(bad(|c| c.time_scale = 0.0), ConfigError::TimeScale(0.0));
+        assert_eq!(
+            bad(|c| c.time_scale = 0.0),
+            EmulatorConfigError::TimeScale(0.0)
+        );
         assert_eq!(
             bad(|c| c.retweet_share = 1.5),
-            ConfigError::RetweetShare(1.5)
+            EmulatorConfigError::RetweetShare(1.5)
         );
         assert_eq!(
             bad(|c| c.rate = Rate::Constant(-1.0)),
-            ConfigError::Rate(-1.0)
+            EmulatorConfigError::Rate(-1.0)
         );
-        assert_eq!(bad(|c| c.max_connections = 0), ConfigError::MaxConnections);
+        assert_eq!(
+            bad(|c| c.max_connections = 0),
+            EmulatorConfigError::MaxConnections
+        );
         let e = bad(|c| {
             c.rate = Rate::Profile(RateProfile {
                 mid_hold: (5.0, 1.0),
@@ -127,14 +133,14 @@ mod tests {
         });
         assert_eq!(
             e,
-            ConfigError::ProfileRange {
+            EmulatorConfigError::ProfileRange {
                 range: "mid_hold",
                 low: 5.0,
                 high: 1.0
             }
         );
         assert_eq!(
-            EmulatorError::Config(ConfigError::TimeScale(0.0)).to_string(),
+            EmulatorError::Config(EmulatorConfigError::TimeScale(0.0)).to_string(),
             "invalid emulator configuration: time scale must be > 0, not 0"
         );
     }

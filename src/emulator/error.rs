@@ -22,14 +22,14 @@ pub enum EmulatorError {
     },
     /// A configuration value is out of range.
     #[error("invalid emulator configuration: {0}")]
-    Config(ConfigError),
+    Config(EmulatorConfigError),
     /// The accept thread could not be spawned.
     #[error("cannot start the emulator's accept thread")]
     Spawn(#[source] io::Error),
 }
 
-impl From<ConfigError> for EmulatorError {
-    fn from(e: ConfigError) -> EmulatorError {
+impl From<EmulatorConfigError> for EmulatorError {
+    fn from(e: EmulatorConfigError) -> EmulatorError {
         EmulatorError::Config(e)
     }
 }
@@ -39,7 +39,7 @@ impl From<ConfigError> for EmulatorError {
 ///
 /// [`EmulatorConfig::validate`]: super::EmulatorConfig::validate
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
+pub enum EmulatorConfigError {
     /// The time scale is not a finite number > 0.
     #[error("time scale must be > 0, not {0}")]
     TimeScale(f64),

@@ -84,7 +84,7 @@ pub use config::{
     EmulatorConfig, DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEED,
 };
 pub use corpus::{Corpus, DEFAULT_USERS};
-pub use error::{ConfigError, EmulatorError, ParseRateError};
+pub use error::{EmulatorConfigError, EmulatorError, ParseRateError};
 pub use frame::{frame_event, KILL_PAYLOAD};
 pub use rate::{Rate, RateProfile};
 pub use server::{emotion_values, Emulator, ROOT_JSON};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::error::{ConfigError, ParseRateError};
+use super::error::{EmulatorConfigError, ParseRateError};
 
 /// How fast a stream sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ pub struct RateProfile {
 
 impl RateProfile {
     /// Checks that every band and hold range is finite, positive and ordered.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), EmulatorConfigError> {
         let ranges = [
             ("low", self.low),
             ("mid", self.mid),
@@ -94,7 +94,7 @@ impl RateProfile {
         ];
         for (name, (a, b)) in ranges {
             if !(a.is_finite() && b.is_finite() && a > 0.0 && a <= b) {
-                return Err(ConfigError::ProfileRange {
+                return Err(EmulatorConfigError::ProfileRange {
                     range: name,
                     low: a,
                     high: b,

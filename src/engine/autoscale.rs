@@ -32,7 +32,7 @@ use super::config::AutoscaleConfig;
 
 /// What happened in one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// Length of the tick (s).
     pub dt: f64,
     /// Messages that arrived (were dispatched) during the tick.
@@ -47,7 +47,7 @@ pub struct Measurement {
 
 /// The pure Little's-law controller; one per pool.
 #[derive(Debug, Clone)]
-pub struct Controller {
+pub(crate) struct Controller {
     cfg: AutoscaleConfig,
     lambda: f64,
     fast: f64,
@@ -60,7 +60,7 @@ pub struct Controller {
 impl Controller {
     /// `initial_service` (s) is the prior for S until completions are measured
     /// (the configured mean delay).
-    pub fn new(cfg: AutoscaleConfig, initial_service: f64) -> Controller {
+    pub(crate) fn new(cfg: AutoscaleConfig, initial_service: f64) -> Controller {
         let min = cfg.min_workers.max(1);
         Controller {
             target: min,
@@ -74,7 +74,7 @@ impl Controller {
     }
 
     /// Feeds one tick; returns the new target size.
-    pub fn update(&mut self, m: Measurement) -> usize {
+    pub(crate) fn update(&mut self, m: Measurement) -> usize {
         if m.dt > 0.0 {
             let inst = m.arrivals as f64 / m.dt;
             self.fast += alpha(m.dt, self.cfg.tau_fast) * (inst - self.fast);
@@ -117,29 +117,25 @@ impl Controller {
         (raw.max(0.0) as usize).clamp(self.cfg.min_workers.max(1), max)
     }
 
+    #[cfg(test)]
     /// The current target size.
-    pub fn target(&self) -> usize {
+    pub(crate) fn target(&self) -> usize {
         self.target
     }
 
     /// The smoothed arrival rate λ (messages/s).
-    pub fn arrival_rate(&self) -> f64 {
+    pub(crate) fn arrival_rate(&self) -> f64 {
         self.lambda
     }
 
     /// The smoothed service time S (s).
-    pub fn service_secs(&self) -> f64 {
+    pub(crate) fn service_secs(&self) -> f64 {
         self.service
     }
 
     /// λ·S/ρ, the Little's-law size without the backlog term (not clamped).
-    pub fn littles_law_size(&self) -> f64 {
+    pub(crate) fn littles_law_size(&self) -> f64 {
         self.lambda * self.service / self.cfg.utilisation.clamp(0.05, 1.0)
-    }
-
-    /// The unfiltered size of the last tick (before the up/down rules).
-    pub fn last_want(&self) -> usize {
-        self.last_want
     }
 }
 
@@ -153,14 +149,14 @@ fn alpha(dt: f64, tau: f64) -> f64 {
 
 /// Turns cumulative counters into per-tick [`Measurement`]s.
 #[derive(Debug, Clone, Default)]
-pub struct Meter {
+pub(crate) struct Meter {
     last: Option<(f64, u64, u64, u64)>,
 }
 
 impl Meter {
     /// `now` in seconds (any origin), cumulative `arrivals`, `completions` and
     /// service time in µs, and the current backlog. Returns `None` on the first call.
-    pub fn sample(
+    pub(crate) fn sample(
         &mut self,
         now: f64,
         arrivals: u64,

@@ -37,7 +37,7 @@ const FULL_PAUSE: Duration = Duration::from_micros(200);
 
 /// What travels in a worker's inbox: the job and when it was dispatched.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// The tweet or kill.
     pub job: Job,
     /// When the dispatcher handed it over (start of the dispatch-to-result latency).

@@ -36,7 +36,7 @@ impl fmt::Display for CoreThread {
 
 /// A [`CoreConfig`](super::CoreConfig) that cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
+pub enum CoreConfigError {
     /// The worker bounds are not `1 <= min_workers <= max_workers`.
     #[error("need 1 <= min_workers ({min}) <= max_workers ({max})")]
     WorkerBounds {
@@ -100,7 +100,7 @@ impl Serialize for Fatal {
 pub enum CoreError {
     /// The configuration cannot run; nothing was started.
     #[error("invalid core configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(#[from] CoreConfigError),
     /// A thread could not be spawned at start.
     #[error("could not spawn a {thread} thread: {source}")]
     Spawn {

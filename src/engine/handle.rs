@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::config::CoreConfig;
 use super::dispatch::run_dispatcher;
-use super::error::{ConfigError, CoreError, CoreThread, Fatal};
+use super::error::{CoreConfigError, CoreError, CoreThread, Fatal};
 use super::pool::Supervisor;
 use super::stats::CoreStats;
 use crate::model::{AggMsg, Ingest};
@@ -73,17 +73,17 @@ pub fn spawn_core(
     agg: Sender<AggMsg>,
 ) -> Result<Core, CoreError> {
     if cfg.max_workers == 0 || cfg.max_workers < cfg.min_workers {
-        return Err(ConfigError::WorkerBounds {
+        return Err(CoreConfigError::WorkerBounds {
             min: cfg.min_workers,
             max: cfg.max_workers,
         }
         .into());
     }
     if cfg.inbox_capacity == 0 {
-        return Err(ConfigError::InboxCapacity.into());
+        return Err(CoreConfigError::InboxCapacity.into());
     }
     if !(cfg.utilisation > 0.0 && cfg.utilisation <= 1.0) {
-        return Err(ConfigError::Utilisation(cfg.utilisation).into());
+        return Err(CoreConfigError::Utilisation(cfg.utilisation).into());
     }
     install_panic_hook();
     let stats = Arc::new(CoreStats::new(cfg.max_workers, &cfg.restart));

@@ -23,23 +23,21 @@
 //! from [`crate::supervise`]; the scores from [`crate::score`].
 
 mod autoscale;
-pub mod config;
-pub mod delay;
+mod config;
+mod delay;
 mod dispatch;
-pub mod error;
+mod error;
 mod handle;
 mod inflight;
 mod pool;
-pub mod stats;
+mod stats;
 #[cfg(any(test, feature = "testkit"))]
 mod testkit;
 mod worker;
 
-pub use autoscale::{Controller, Measurement, Meter};
 pub use config::{AutoscaleConfig, CoreConfig, RestartPolicy};
 pub use delay::{WorkDelay, WorkDelayParseError};
-pub use dispatch::Envelope;
-pub use error::{ConfigError, CoreError, CoreThread, Fatal};
+pub use error::{CoreConfigError, CoreError, CoreThread, Fatal};
 pub use handle::{spawn_core, Core};
 pub use inflight::InFlight;
 pub use stats::{CoreSnapshot, CoreStats, PoolSnapshot, PoolStats};

@@ -14,7 +14,7 @@ pub fn engagement(t: &Tweet) -> Option<f64> {
 }
 
 /// The formula on plain numbers (see the module documentation).
-pub fn engagement_of(favorites: i64, retweets: i64, followers: i64) -> Option<f64> {
+pub(crate) fn engagement_of(favorites: i64, retweets: i64, followers: i64) -> Option<f64> {
     if followers <= 0 {
         return None;
     }

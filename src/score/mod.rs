@@ -7,10 +7,10 @@
 //! The engine's workers call these; tests and benches call them to compute
 //! the expected results.
 
-pub mod engagement;
-pub mod lexicon;
-pub mod sentiment;
+mod engagement;
+mod lexicon;
+mod sentiment;
 
-pub use engagement::{engagement, engagement_of};
+pub use engagement::engagement;
 pub use lexicon::{Lexicon, LexiconError, AFINN_111};
-pub use sentiment::{normalise_token, sentiment};
+pub use sentiment::sentiment;

@@ -17,7 +17,7 @@
 use super::lexicon::Lexicon;
 
 /// Normalises one whitespace-separated token (step 2 of the contract).
-pub fn normalise_token(token: &str) -> String {
+pub(crate) fn normalise_token(token: &str) -> String {
     token
         .trim_matches(|c: char| !(c.is_alphanumeric() || c == '\''))
         .to_lowercase()

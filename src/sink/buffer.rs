@@ -31,7 +31,7 @@ use crate::model::Record;
 
 /// Where a batch came from (needed to commit or put it back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(super) enum Source {
     /// From the memory buffer.
     Memory,
     /// From the spool: the offset after its last line and its number of lines.
@@ -45,7 +45,7 @@ pub enum Source {
 
 /// Records handed to the writer.
 #[derive(Debug)]
-pub struct Batch {
+pub(super) struct Batch {
     /// The records, in order.
     pub records: Vec<Record>,
     /// Where they came from.
@@ -62,7 +62,7 @@ struct Inner {
 
 /// The buffer shared by the ingest thread and the writer.
 #[derive(Debug)]
-pub struct Buffer {
+pub(super) struct Buffer {
     inner: Mutex<Inner>,
     ready: Condvar,
     capacity: usize,
@@ -71,7 +71,7 @@ pub struct Buffer {
 
 impl Buffer {
     /// A buffer over an opened spool (which may hold records to replay first).
-    pub fn new(spool: Spool, capacity: usize, stats: Arc<SinkStats>) -> Buffer {
+    pub(super) fn new(spool: Spool, capacity: usize, stats: Arc<SinkStats>) -> Buffer {
         let b = Buffer {
             inner: Mutex::new(Inner {
                 mem: VecDeque::new(),
@@ -97,7 +97,7 @@ impl Buffer {
     }
 
     /// Adds a record; blocks only while the spool cannot be written (disk full).
-    pub fn push(&self, rec: Record) {
+    pub(super) fn push(&self, rec: Record) {
         let mut failures = 0u32;
         loop {
             let mut i = self.inner.lock();
@@ -138,31 +138,32 @@ impl Buffer {
     }
 
     /// No more pushes will come.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.inner.lock().closed = true;
         self.ready.notify_all();
     }
 
     /// Whether `close` was called.
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }
 
     /// Records waiting (memory + spool, handed-out ones included).
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         let i = self.inner.lock();
         i.mem.len() as u64 + i.spool.unread() + i.spool.inflight()
     }
 
+    #[cfg(test)]
     /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Takes up to `max` records. Waits up to `idle` for a first record (returning an
     /// empty batch if none came), then up to `linger` for the batch to fill. Returns
     /// `None` once closed and empty.
-    pub fn pull(&self, max: usize, linger: Duration, idle: Duration) -> Option<Batch> {
+    pub(super) fn pull(&self, max: usize, linger: Duration, idle: Duration) -> Option<Batch> {
         let max = max.max(1);
         let start = Instant::now();
         let mut fill_deadline: Option<Instant> = None;
@@ -242,7 +243,7 @@ impl Buffer {
     }
 
     /// The batch is in the database.
-    pub fn commit(&self, source: Source) {
+    pub(super) fn commit(&self, source: Source) {
         if let Source::Spool { end, lines } = source {
             let mut i = self.inner.lock();
             match i.spool.commit(end, lines) {
@@ -262,7 +263,7 @@ impl Buffer {
     /// The database is down: put `held` back at the head, move memory to the spool,
     /// fsync, and keep pushes on disk until `set_durable(false)`. Returns how many
     /// records were moved to disk.
-    pub fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
+    pub(super) fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
         let mut i = self.inner.lock();
         i.durable = true;
         if let Some(b) = held {
@@ -298,17 +299,17 @@ impl Buffer {
     }
 
     /// Leaves or enters durable mode.
-    pub fn set_durable(&self, on: bool) {
+    pub(super) fn set_durable(&self, on: bool) {
         self.inner.lock().durable = on;
     }
 
     /// fsyncs the spool.
-    pub fn sync(&self) -> io::Result<()> {
+    pub(super) fn sync(&self) -> io::Result<()> {
         self.inner.lock().spool.sync()
     }
 
     /// The spool directory.
-    pub fn spool_dir(&self) -> std::path::PathBuf {
+    pub(super) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
 }

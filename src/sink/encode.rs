@@ -20,7 +20,9 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postgres::types::{ToSql, Type};
+#[cfg(any(test, feature = "testkit"))]
+use postgres::types::ToSql;
+use postgres::types::Type;
 
 /// Parses Twitter's `Mon Apr 18 19:30:47 +0000 2016`. `None` if it does not parse
 /// or is not a real date.
@@ -108,7 +110,7 @@ pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
 }
 
 /// Removes NUL characters (PostgreSQL text cannot hold them).
-pub fn strip_nul(s: &str) -> Cow<'_, str> {
+pub(crate) fn strip_nul(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
         Cow::Owned(s.replace('\0', ""))
     } else {
@@ -119,7 +121,7 @@ pub fn strip_nul(s: &str) -> Cow<'_, str> {
 /// Replaces the JSON escape `\u0000` (which jsonb refuses) by `\ufffd`, leaving
 /// escaped backslashes (`\\u0000` is text, not a NUL) alone. Raw NUL bytes cannot
 /// occur in valid JSON text; they are removed too.
-pub fn sanitize_json(s: &str) -> Cow<'_, str> {
+pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
     if !s.contains("\\u0000") && !s.contains('\0') {
         return Cow::Borrowed(s);
     }
@@ -177,8 +179,10 @@ pub(super) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
 /// JSON text sent in jsonb's binary format (version byte 1, then the text); the
 /// server parses it, so invalid JSON is refused there, as a data error.
 #[derive(Debug)]
+#[cfg(any(test, feature = "testkit"))]
 pub struct Jsonb<'a>(pub &'a str);
 
+#[cfg(any(test, feature = "testkit"))]
 impl ToSql for Jsonb<'_> {
     fn to_sql(
         &self,
@@ -202,6 +206,7 @@ impl ToSql for Jsonb<'_> {
 /// length (-1 for NULL) and the value in the type's binary send format). One
 /// buffer sent in 64 KiB writes costs far less than a runtime round trip per row.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 pub struct CopyBuf {
     buf: Vec<u8>,
 }
@@ -211,7 +216,7 @@ const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
 impl CopyBuf {
     /// An empty payload (header only).
-    pub fn new(capacity: usize) -> CopyBuf {
+    pub(crate) fn new(capacity: usize) -> CopyBuf {
         let mut buf = Vec::with_capacity(capacity + 32);
         buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
@@ -230,12 +235,12 @@ impl CopyBuf {
     }
 
     /// Starts a row of `fields` fields.
-    pub fn row(&mut self, fields: i16) {
+    pub(crate) fn row(&mut self, fields: i16) {
         self.buf.extend_from_slice(&fields.to_be_bytes());
     }
 
     /// An `int8` field (NULL for `None`).
-    pub fn int8(&mut self, v: Option<i64>) {
+    pub(crate) fn int8(&mut self, v: Option<i64>) {
         match v {
             Some(v) => self.len_prefixed(&v.to_be_bytes()),
             None => self.null(),
@@ -243,7 +248,7 @@ impl CopyBuf {
     }
 
     /// A `float8` field (NULL for `None`).
-    pub fn float8(&mut self, v: Option<f64>) {
+    pub(crate) fn float8(&mut self, v: Option<f64>) {
         match v {
             Some(v) => self.len_prefixed(&v.to_bits().to_be_bytes()),
             None => self.null(),
@@ -251,7 +256,7 @@ impl CopyBuf {
     }
 
     /// A `bool` field (NULL for `None`).
-    pub fn bool(&mut self, v: Option<bool>) {
+    pub(crate) fn bool(&mut self, v: Option<bool>) {
         match v {
             Some(v) => self.len_prefixed(&[v as u8]),
             None => self.null(),
@@ -259,7 +264,7 @@ impl CopyBuf {
     }
 
     /// A `text` field, the UTF-8 bytes as they are (NULL for `None`).
-    pub fn text(&mut self, v: Option<&str>) {
+    pub(crate) fn text(&mut self, v: Option<&str>) {
         match v {
             Some(v) => self.len_prefixed(v.as_bytes()),
             None => self.null(),
@@ -267,7 +272,7 @@ impl CopyBuf {
     }
 
     /// jsonb: version byte 1, then the JSON text (parsed by the server).
-    pub fn jsonb(&mut self, v: &str) {
+    pub(crate) fn jsonb(&mut self, v: &str) {
         self.buf
             .extend_from_slice(&(v.len() as i32 + 1).to_be_bytes());
         self.buf.push(1);
@@ -275,7 +280,7 @@ impl CopyBuf {
     }
 
     /// A `timestamptz` field: microseconds since 2000-01-01 UTC (NULL for `None`).
-    pub fn timestamptz(&mut self, v: Option<SystemTime>) {
+    pub(crate) fn timestamptz(&mut self, v: Option<SystemTime>) {
         let us = v.map(|t| match t.duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_micros() as i64,
             Err(e) => -(e.duration().as_micros() as i64),
@@ -284,7 +289,7 @@ impl CopyBuf {
     }
 
     /// A one-dimensional `text[]` without NULLs (empty: zero dimensions).
-    pub fn text_array<S: AsRef<str>>(&mut self, items: impl Iterator<Item = S>) {
+    pub(crate) fn text_array<S: AsRef<str>>(&mut self, items: impl Iterator<Item = S>) {
         let items: Vec<S> = items.collect();
         let mut a = Vec::with_capacity(20 + items.len() * 16);
         let ndim: i32 = if items.is_empty() { 0 } else { 1 };
@@ -314,7 +319,7 @@ impl CopyBuf {
     }
 
     /// The payload with its trailer.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
     }

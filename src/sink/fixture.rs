@@ -55,7 +55,7 @@ impl Default for Spec<'_> {
 }
 
 /// The user object of a fixture tweet.
-pub fn user_json(user_id: i64, followers: i64) -> serde_json::Value {
+pub(crate) fn user_json(user_id: i64, followers: i64) -> serde_json::Value {
     json!({
         "id": user_id, "id_str": user_id.to_string(),
         "name": format!("User Number {user_id}"),

@@ -50,7 +50,7 @@ impl BreakerState {
 
 /// What can happen to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The writer lost its connection or timed out.
     WriteFailed,
     /// The checker's tick while open: start the single probe.
@@ -62,7 +62,7 @@ pub enum Event {
 }
 
 /// The pure transition function.
-pub fn transition(s: BreakerState, e: Event) -> BreakerState {
+pub(super) fn transition(s: BreakerState, e: Event) -> BreakerState {
     use BreakerState::*;
     match (s, e) {
         (_, Event::WriteFailed) => Open,
@@ -75,7 +75,7 @@ pub fn transition(s: BreakerState, e: Event) -> BreakerState {
 
 /// The shared circuit breaker.
 #[derive(Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     state: Mutex<BreakerState>,
     changed: Condvar,
     /// How many times it went from closed (or probing) to open.
@@ -90,7 +90,7 @@ impl Default for Breaker {
 
 impl Breaker {
     /// A breaker in the half-open state (the first probe decides).
-    pub fn new() -> Breaker {
+    pub(crate) fn new() -> Breaker {
         Breaker {
             state: Mutex::new(BreakerState::HalfOpen),
             changed: Condvar::new(),
@@ -99,12 +99,12 @@ impl Breaker {
     }
 
     /// The current state.
-    pub fn state(&self) -> BreakerState {
+    pub(crate) fn state(&self) -> BreakerState {
         *self.state.lock()
     }
 
     /// Applies an event; returns the new state.
-    pub fn apply(&self, e: Event) -> BreakerState {
+    pub(crate) fn apply(&self, e: Event) -> BreakerState {
         let mut s = self.state.lock();
         let next = transition(*s, e);
         if next != *s {
@@ -118,7 +118,7 @@ impl Breaker {
     }
 
     /// Waits up to `timeout` for the breaker to be closed; returns whether it is.
-    pub fn wait_closed(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut s = self.state.lock();
         while *s != BreakerState::Closed {

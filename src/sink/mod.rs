@@ -27,23 +27,26 @@
 //! rejected file in `rejected`. This file holds the settings, the counters and the
 //! wiring of the threads.
 
-pub mod buffer;
+mod buffer;
 mod conn;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
-pub mod fixture;
-pub mod health;
-pub mod monitor;
+pub(crate) mod fixture;
+mod health;
+mod monitor;
 mod raw_json;
 mod rejected;
-pub mod schema;
-pub mod spool;
+mod schema;
+mod spool;
 mod writer;
 
-pub use self::encode::{parse_twitter_time, sanitize_json, strip_nul, CopyBuf, Jsonb};
-pub use self::error::{ErrorClass, WriteError};
-pub use self::raw_json::replace_user;
+pub use self::encode::parse_twitter_time;
+#[cfg(any(test, feature = "testkit"))]
+pub use self::encode::{CopyBuf, Jsonb};
+pub use self::error::WriteError;
+#[cfg(any(test, feature = "testkit"))]
+pub use self::schema::create as create_schema;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 /// What the controller did with the last observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     /// The batch size went up.
     Grow,
     /// The batch size went down.
@@ -36,20 +36,9 @@ pub enum Decision {
     Hold,
 }
 
-impl Decision {
-    /// Lower-case name for stats.
-    pub fn name(self) -> &'static str {
-        match self {
-            Decision::Grow => "grow",
-            Decision::Shrink => "shrink",
-            Decision::Hold => "hold",
-        }
-    }
-}
-
 /// Adapts the batch size to the measured write time.
 #[derive(Debug, Clone)]
-pub struct Monitor {
+pub(super) struct Monitor {
     min: usize,
     max: usize,
     target: Duration,
@@ -64,7 +53,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// `initial` is clamped into `[min, max]`; `min` is at least 1.
-    pub fn new(min: usize, max: usize, initial: usize, target: Duration) -> Monitor {
+    pub(super) fn new(min: usize, max: usize, initial: usize, target: Duration) -> Monitor {
         let min = min.max(1);
         let max = max.max(min);
         Monitor {
@@ -80,17 +69,17 @@ impl Monitor {
     }
 
     /// The batch size to ask for next.
-    pub fn batch_size(&self) -> usize {
+    pub(super) fn batch_size(&self) -> usize {
         self.size
     }
 
     /// The last decision.
-    pub fn last_decision(&self) -> Decision {
+    pub(super) fn last_decision(&self) -> Decision {
         self.last
     }
 
     /// A batch hit the statement timeout: halve the size (it is retried smaller).
-    pub fn timed_out(&mut self) -> usize {
+    pub(super) fn timed_out(&mut self) -> usize {
         let next = (self.size / 2).max(self.min);
         self.last = if next < self.size {
             Decision::Shrink
@@ -102,7 +91,7 @@ impl Monitor {
     }
 
     /// Feeds one batch: `rows` written in `elapsed`. Returns the next batch size.
-    pub fn observe(&mut self, rows: usize, elapsed: Duration) -> usize {
+    pub(super) fn observe(&mut self, rows: usize, elapsed: Duration) -> usize {
         if rows == 0 {
             self.last = Decision::Hold;
             return self.size;

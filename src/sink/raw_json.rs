@@ -62,7 +62,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// The raw tweet with its top-level `user` member replaced by the user id (added if
 /// missing). Text that is not a well-formed JSON object is returned unchanged; the
 /// database then refuses it and the record is isolated as a rejected row.
-pub fn replace_user(raw: &str, user_id: i64) -> Cow<'_, str> {
+pub(crate) fn replace_user(raw: &str, user_id: i64) -> Cow<'_, str> {
     let b = raw.as_bytes();
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {

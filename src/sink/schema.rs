@@ -7,14 +7,14 @@
 use postgres::Client;
 
 /// Quotes an identifier (`"` doubled).
-pub fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The DDL of the schema and its two tables. With `lz4`, the `raw` columns use
 /// PostgreSQL 14+'s lz4 TOAST compression (several times faster than the default pglz
 /// on ~2 KB tweets).
-pub fn create_sql(schema: &str, lz4: bool) -> String {
+pub(super) fn create_sql(schema: &str, lz4: bool) -> String {
     let s = ident(schema);
     let c = if lz4 { " COMPRESSION lz4" } else { "" };
     format!(
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS {s}.tweets (
 }
 
 /// Creates the schema and tables if missing (idempotent, safe concurrently).
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute(
@@ -67,7 +68,7 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
 }
 
 /// Whether the server offers lz4 TOAST compression (PostgreSQL 14+ built with lz4).
-pub fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+pub(super) fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
     Ok(c.query_one(
         "SELECT current_setting('server_version_num')::int >= 140000 \
          AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
@@ -83,7 +84,7 @@ pub fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::E
 /// the compressed value into the (also lz4) table without compressing it again.
 /// Without lz4 they are stored uncompressed (`EXTERNAL`), so pglz runs only once,
 /// in the final table.
-pub fn staging_sql(lz4: bool) -> String {
+pub(super) fn staging_sql(lz4: bool) -> String {
     let storage = if lz4 {
         "ALTER TABLE tf_stage_users ALTER raw SET COMPRESSION lz4;
 ALTER TABLE tf_stage_tweets ALTER raw SET COMPRESSION lz4;"
@@ -108,17 +109,17 @@ CREATE TEMP TABLE IF NOT EXISTS tf_stage_tweets (
 }
 
 /// Binary COPY into the users staging table.
-pub const COPY_USERS: &str = "COPY tf_stage_users (id, screen_name, name, followers_count, \
+pub(super) const COPY_USERS: &str = "COPY tf_stage_users (id, screen_name, name, followers_count, \
      friends_count, statuses_count, verified, lang, created_at, raw, ingest_seq) \
      FROM STDIN (FORMAT binary)";
 
 /// Binary COPY into the tweets staging table.
-pub const COPY_TWEETS: &str = "COPY tf_stage_tweets (id, user_id, text, lang, created_at, \
+pub(super) const COPY_TWEETS: &str = "COPY tf_stage_tweets (id, user_id, text, lang, created_at, \
      favorite_count, retweet_count, retweeted_status_id, hashtags, sentiment, engagement, raw, \
      ingest_seq, received_at) FROM STDIN (FORMAT binary)";
 
 /// Binary COPY straight into the tweets table (the fast path for ids not in it yet).
-pub fn copy_tweets_direct_sql(schema: &str) -> String {
+pub(super) fn copy_tweets_direct_sql(schema: &str) -> String {
     format!(
         "COPY {}.tweets (id, user_id, text, lang, created_at, favorite_count, retweet_count, \
          retweeted_status_id, hashtags, sentiment, engagement, raw, ingest_seq, received_at) \
@@ -128,7 +129,7 @@ pub fn copy_tweets_direct_sql(schema: &str) -> String {
 }
 
 /// Binary COPY straight into the users table (the fast path for ids not in it yet).
-pub fn copy_users_direct_sql(schema: &str) -> String {
+pub(super) fn copy_users_direct_sql(schema: &str) -> String {
     format!(
         "COPY {}.users (id, screen_name, name, followers_count, friends_count, \
          statuses_count, verified, lang, created_at, raw, ingest_seq) FROM STDIN (FORMAT binary)",
@@ -137,7 +138,7 @@ pub fn copy_users_direct_sql(schema: &str) -> String {
 }
 
 /// Which of the given user ids are already stored.
-pub fn existing_users_sql(schema: &str) -> String {
+pub(super) fn existing_users_sql(schema: &str) -> String {
     format!(
         "SELECT id FROM {}.users WHERE id = ANY($1::bigint[])",
         ident(schema)
@@ -145,7 +146,7 @@ pub fn existing_users_sql(schema: &str) -> String {
 }
 
 /// Which of the given tweet ids are already stored.
-pub fn existing_tweets_sql(schema: &str) -> String {
+pub(super) fn existing_tweets_sql(schema: &str) -> String {
     format!(
         "SELECT id FROM {}.tweets WHERE id = ANY($1::bigint[])",
         ident(schema)
@@ -153,7 +154,7 @@ pub fn existing_tweets_sql(schema: &str) -> String {
 }
 
 /// Staging → users: newest version per id, and only if newer than the stored row.
-pub fn upsert_users_sql(schema: &str) -> String {
+pub(super) fn upsert_users_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
         "INSERT INTO {s}.users AS t (id, screen_name, name, followers_count, friends_count,
@@ -175,7 +176,7 @@ WHERE excluded.ingest_seq > t.ingest_seq"
 /// Staging → tweets: as for users. The raw tweet's `user` was already replaced by the
 /// user id on the client ([`replace_user`](super::replace_user)), before the binary
 /// COPY as jsonb.
-pub fn upsert_tweets_sql(schema: &str) -> String {
+pub(super) fn upsert_tweets_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
         "INSERT INTO {s}.tweets AS t (id, user_id, text, lang, created_at, favorite_count,

@@ -29,7 +29,7 @@ use crate::model::Record;
 
 /// What [`Spool::open`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OpenReport {
+pub(super) struct OpenReport {
     /// Records waiting to be replayed.
     pub pending: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
@@ -38,7 +38,7 @@ pub struct OpenReport {
 
 /// The spill file and its read/commit positions.
 #[derive(Debug)]
-pub struct Spool {
+pub(super) struct Spool {
     dir: PathBuf,
     path: PathBuf,
     offset_path: PathBuf,
@@ -79,7 +79,7 @@ fn count_lines(file: &File, from: u64, to: u64) -> io::Result<u64> {
 impl Spool {
     /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
     /// reader at the committed offset.
-    pub fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
+    pub(super) fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("spool.jsonl");
         let offset_path = dir.join("spool.offset");
@@ -151,33 +151,33 @@ impl Spool {
     }
 
     /// The spool directory.
-    pub fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The spill file's path.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// True while the file holds lines not yet committed (new records must then be
     /// appended behind them to keep the order).
-    pub fn is_active(&self) -> bool {
+    pub(super) fn is_active(&self) -> bool {
         self.write_len > 0
     }
 
     /// Lines not yet handed out.
-    pub fn unread(&self) -> u64 {
+    pub(super) fn unread(&self) -> u64 {
         self.unread
     }
 
     /// Lines handed out and not yet committed.
-    pub fn inflight(&self) -> u64 {
+    pub(super) fn inflight(&self) -> u64 {
         self.inflight
     }
 
     /// Appends records as lines (one write). On error nothing is appended.
-    pub fn append(&mut self, records: &[&Record]) -> io::Result<()> {
+    pub(super) fn append(&mut self, records: &[&Record]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 2300);
         for r in records {
             serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
@@ -208,7 +208,7 @@ impl Spool {
     }
 
     /// fsyncs the file if anything was appended since the last sync.
-    pub fn sync(&mut self) -> io::Result<()> {
+    pub(super) fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
             self.file.sync_data()?;
             self.dirty = false;
@@ -218,7 +218,7 @@ impl Spool {
     }
 
     /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
-    pub fn read(&mut self, max: usize) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    pub(super) fn read(&mut self, max: usize) -> io::Result<(Vec<Vec<u8>>, u64)> {
         let mut out = Vec::new();
         if self.unread == 0 || max == 0 {
             return Ok((out, self.read_off));
@@ -247,7 +247,7 @@ impl Spool {
     }
 
     /// Forgets what was read but not committed: it will be read again.
-    pub fn rewind(&mut self) {
+    pub(super) fn rewind(&mut self) {
         self.read_off = self.committed_off;
         self.unread += self.inflight;
         self.inflight = 0;
@@ -256,7 +256,7 @@ impl Spool {
     /// Marks everything before `offset` (`lines` lines since the last commit) as in the
     /// database. When everything is committed the file is truncated. Returns whether
     /// it was.
-    pub fn commit(&mut self, offset: u64, lines: u64) -> io::Result<bool> {
+    pub(super) fn commit(&mut self, offset: u64, lines: u64) -> io::Result<bool> {
         if offset <= self.committed_off {
             return Ok(false);
         }

@@ -10,15 +10,17 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub mod decode;
-#[doc(hidden)]
-pub mod fixture;
-pub mod lexicon;
-pub mod reader;
-pub mod sse;
+mod decode;
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) mod fixture;
+mod lexicon;
+mod reader;
+mod sse;
 
+pub use decode::{decode, Decoded, DecodedTweets, KILL_MESSAGE};
 pub use lexicon::fetch_lexicon;
 pub use reader::spawn_reader;
+pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
 /// Configuration of the stream readers and the lexicon fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +64,10 @@ pub enum SourceError {
     /// The server answered, but with no usable lexicon.
     #[error("the lexicon from {url} is unusable: {source}")]
     Lexicon {
+        /// The lexicon URL that was fetched.
+        /// The lexicon URL that was fetched.
         url: String,
+        /// Why it is unusable.
         #[source]
         source: crate::score::LexiconError,
     },
@@ -98,16 +103,27 @@ pub struct SourceStats {
 /// A point-in-time copy of [`SourceStats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SourceSnapshot {
+    /// Successful connections (first and later).
     pub connects: u64,
+    /// Connections after the first.
     pub reconnects: u64,
+    /// Connection attempts that failed.
     pub connect_failures: u64,
+    /// SSE events received.
     pub events: u64,
+    /// Bytes of event data received.
     pub bytes: u64,
+    /// Tweets forwarded (originals extracted from retweets included).
     pub tweets: u64,
+    /// Retweets among them.
     pub retweets: u64,
+    /// Kill messages forwarded.
     pub kills: u64,
+    /// Events that were not a tweet nor a kill (counted and skipped).
     pub malformed: u64,
+    /// Retweets whose embedded original was malformed (the retweet is kept).
     pub malformed_originals: u64,
+    /// Events over the size bound (skipped).
     pub oversized: u64,
 }
 

@@ -3,8 +3,10 @@
 //! Shared measuring tools live here too: [`Histogram`] records latencies from many
 //! threads without locks.
 
-pub mod sketch;
-pub mod status;
+pub(crate) mod sketch;
+pub(crate) mod status;
+
+pub use sketch::{CountMinSketch, TopHashtags};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,6 +33,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// An empty histogram.
     pub fn new() -> Histogram {
         Histogram {
             counts: (0..POWERS * SUB).map(|_| AtomicU64::new(0)).collect(),
@@ -58,10 +61,12 @@ impl Histogram {
         base + (1u64 << (power - SUB_BITS)) - 1
     }
 
+    /// Records one value in µs (lock-free; any thread).
     pub fn record(&self, micros: u64) {
         self.counts[Self::index(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many values were recorded.
     pub fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
@@ -88,6 +93,7 @@ impl Histogram {
         Some(Self::upper(counts.len() - 1))
     }
 
+    /// Forgets every value recorded so far.
     pub fn reset(&self) {
         for c in self.counts.iter() {
             c.store(0, Ordering::Relaxed);

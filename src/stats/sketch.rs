@@ -15,9 +15,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 /// Default sketch width (counters per row).
-pub const DEFAULT_WIDTH: usize = 2048;
+pub(crate) const DEFAULT_WIDTH: usize = 2048;
 /// Default sketch depth (rows, i.e. hash functions).
-pub const DEFAULT_DEPTH: usize = 4;
+pub(crate) const DEFAULT_DEPTH: usize = 4;
 
 /// A count-min sketch of `u64` counters.
 #[derive(Debug, Clone)]
@@ -97,6 +97,7 @@ pub struct TopHashtags {
 }
 
 impl TopHashtags {
+    /// Tracks the top `k` hashtags with a `width` × `depth` count-min sketch.
     pub fn new(k: usize, width: usize, depth: usize) -> TopHashtags {
         TopHashtags {
             sketch: CountMinSketch::new(width, depth),
@@ -105,6 +106,7 @@ impl TopHashtags {
         }
     }
 
+    /// The sketch behind the counts.
     pub fn sketch(&self) -> &CountMinSketch {
         &self.sketch
     }

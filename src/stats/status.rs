@@ -111,7 +111,7 @@ impl Status {
 }
 
 /// `text` cut to at most `width` characters (on a character boundary).
-pub fn fit(text: &str, width: usize) -> &str {
+pub(crate) fn fit(text: &str, width: usize) -> &str {
     match text.char_indices().nth(width) {
         Some((cut, _)) => &text[..cut],
         None => text,
@@ -119,7 +119,7 @@ pub fn fit(text: &str, width: usize) -> &str {
 }
 
 /// A number for people: `950`, `1.2k`, `34k`, `1.5M`.
-pub fn human(v: f64) -> String {
+pub(crate) fn human(v: f64) -> String {
     let a = v.abs();
     if a < 1_000.0 {
         format!("{v:.0}")
@@ -134,7 +134,7 @@ pub fn human(v: f64) -> String {
 
 /// Turns a growing counter into a per-second rate between two reads.
 #[derive(Debug, Clone)]
-pub struct RateMeter {
+pub(crate) struct RateMeter {
     last: Option<(Instant, u64)>,
 }
 
@@ -146,12 +146,12 @@ impl Default for RateMeter {
 
 impl RateMeter {
     /// A meter that has not been read yet.
-    pub fn new() -> RateMeter {
+    pub(crate) fn new() -> RateMeter {
         RateMeter { last: None }
     }
 
     /// The rate since the previous call (0 on the first call or if time did not move).
-    pub fn rate(&mut self, now: Instant, total: u64) -> f64 {
+    pub(crate) fn rate(&mut self, now: Instant, total: u64) -> f64 {
         let rate = match self.last {
             Some((then, prev)) => {
                 let dt = now.saturating_duration_since(then).as_secs_f64();

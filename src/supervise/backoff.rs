@@ -24,7 +24,7 @@ use rand::Rng;
 
 /// How a [`Backoff`] randomises its delays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Jitter {
+pub(crate) enum Jitter {
     /// × uniform [0.5, 1]: never longer than the delay.
     Shrink,
     /// × uniform [1, 1.25): never shorter than the delay.

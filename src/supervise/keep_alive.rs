@@ -49,7 +49,7 @@ impl StagePolicy {
 /// A stage under [`keep_alive`] panicked more often than its policy allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{stage}: {restarts} restarts within {window:?}; giving up (last panic: {last_panic})")]
-pub struct KeepAliveError {
+pub(crate) struct KeepAliveError {
     /// The stage's name, as given to [`keep_alive`].
     pub stage: String,
     /// Restarts counted in the window when it gave up.
@@ -62,7 +62,7 @@ pub struct KeepAliveError {
 
 /// Runs `body` until it returns normally (its input disconnected), restarting
 /// it after a panic (see the module documentation).
-pub fn keep_alive<F: FnMut()>(
+pub(crate) fn keep_alive<F: FnMut()>(
     name: &str,
     policy: &StagePolicy,
     mut body: F,

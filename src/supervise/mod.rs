@@ -20,7 +20,8 @@ mod keep_alive;
 mod panic;
 mod window;
 
-pub use backoff::{Backoff, Jitter};
-pub use keep_alive::{keep_alive, KeepAliveError, StagePolicy};
-pub use panic::{install_panic_hook, panic_message, KillPanic};
-pub use window::RestartWindow;
+pub(crate) use backoff::Backoff;
+pub(crate) use keep_alive::{keep_alive, StagePolicy};
+pub(crate) use panic::panic_message;
+pub use panic::{install_panic_hook, KillPanic};
+pub(crate) use window::RestartWindow;

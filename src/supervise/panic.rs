@@ -30,7 +30,7 @@ pub fn install_panic_hook() {
 
 /// The text of a panic payload: `"killed"` for a [`KillPanic`], the message
 /// of a `&str` or `String` payload, else a placeholder.
-pub fn panic_message(p: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     if p.is::<KillPanic>() {
         "killed".to_string()
     } else if let Some(s) = p.downcast_ref::<&str>() {

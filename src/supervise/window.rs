@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// OTP-style restart intensity: the times of the restarts within a sliding window.
 #[derive(Debug, Clone)]
-pub struct RestartWindow {
+pub(crate) struct RestartWindow {
     max: usize,
     window: Duration,
     times: VecDeque<Instant>,
@@ -19,7 +19,7 @@ pub struct RestartWindow {
 
 impl RestartWindow {
     /// A window allowing `max` restarts within `window`.
-    pub fn new(max: usize, window: Duration) -> RestartWindow {
+    pub(crate) fn new(max: usize, window: Duration) -> RestartWindow {
         RestartWindow {
             max,
             window,
@@ -28,7 +28,7 @@ impl RestartWindow {
     }
 
     /// Records a restart at `now`; true when the window then holds more than `max`.
-    pub fn record(&mut self, now: Instant) -> bool {
+    pub(crate) fn record(&mut self, now: Instant) -> bool {
         while let Some(&t) = self.times.front() {
             if now.saturating_duration_since(t) >= self.window {
                 self.times.pop_front();
@@ -41,17 +41,18 @@ impl RestartWindow {
     }
 
     /// Forgets every restart (after a pool restart).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.times.clear();
     }
 
     /// Restarts in the window (as of the last `record`).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.times.len()
     }
 
+    #[cfg(test)]
     /// True when no restart is in the window.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.times.is_empty()
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded};
-use tweetflow::aggregate::{spawn_aggregator, AggConfig};
-use tweetflow::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+use tweetflow::{spawn_aggregator, AggConfig};
+use tweetflow::{AggMsg, Record, ScoreKind, Seq, Tweet};
 
 fn tweet(seq: Seq) -> Arc<Tweet> {
-    tweetflow::sink::fixture::records(seq, seq as i64, 1)
+    tweetflow::testkit::records(seq, seq as i64, 1)
         .remove(0)
         .tweet
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
+use tweetflow::{Emulator, EmulatorConfig, Rate};
 
 const KILL: &[u8] = b"{\"message\": panic}";
 /// Failure guard for reads (never the thing asserted).
@@ -206,7 +206,7 @@ fn emotion_values_parse_into_2477_entries_with_15_phrases() {
     assert_eq!(entries.iter().filter(|(w, _)| w.contains(' ')).count(), 15);
     assert_eq!(entries[0], ("abandon", -2));
     assert!(entries.contains(&("can't stand", -3)));
-    let lex = tweetflow::score::Lexicon::afinn_111();
+    let lex = tweetflow::Lexicon::afinn_111();
     assert!(entries.iter().all(|(w, s)| lex.get(w) == Some(*s)));
 }
 
@@ -603,10 +603,7 @@ fn a_busy_port_is_an_error_and_extra_connections_get_503() {
         bind: emu.addr(),
         ..EmulatorConfig::default()
     });
-    assert!(matches!(
-        busy,
-        Err(tweetflow::emulator::EmulatorError::Bind { .. })
-    ));
+    assert!(matches!(busy, Err(tweetflow::EmulatorError::Bind { .. })));
     let mut a = get(emu.addr(), "/tweets/1", "");
     let mut b = get(emu.addr(), "/tweets/2", "");
     a.events(1);

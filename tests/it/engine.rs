@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Condvar, Mutex};
-use tweetflow::engine::{
-    spawn_core, test_tweet, AutoscaleConfig, Core, CoreConfig, CoreError, CoreSnapshot, Fault,
-    RestartPolicy, WorkDelay,
+use tweetflow::testkit::{test_tweet, Fault};
+use tweetflow::Lexicon;
+use tweetflow::{
+    spawn_core, AutoscaleConfig, Core, CoreConfig, CoreError, CoreSnapshot, RestartPolicy,
+    WorkDelay,
 };
-use tweetflow::model::{AggMsg, Ingest, ScoreKind, Seq, Tweet};
-use tweetflow::score::Lexicon;
+use tweetflow::{AggMsg, Ingest, ScoreKind, Seq, Tweet};
 
 const GUARD: Duration = Duration::from_secs(60);
 
@@ -121,8 +122,8 @@ fn every_tweet_is_announced_then_scored_once_per_pool() {
         expected.insert(
             i,
             (
-                tweetflow::score::sentiment::sentiment(&t.text, &lex),
-                tweetflow::score::engagement::engagement(&t),
+                tweetflow::sentiment(&t.text, &lex),
+                tweetflow::engagement(&t),
             ),
         );
         seqs.insert(i);

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use serde_json::Value;
-use tweetflow::emulator::{Corpus, Emulator, EmulatorConfig, EventKind, Rate, TweetGen};
-use tweetflow::model::{Ingest, SeqGen};
-use tweetflow::shutdown::Shutdown;
-use tweetflow::source::decode::{decode, Decoded};
-use tweetflow::source::{fetch_lexicon, spawn_reader, SourceConfig, SourceStats};
+use tweetflow::Shutdown;
+use tweetflow::{decode, Decoded};
+use tweetflow::{fetch_lexicon, spawn_reader, SourceConfig, SourceStats};
+use tweetflow::{Corpus, Emulator, EmulatorConfig, EventKind, Rate, TweetGen};
+use tweetflow::{Ingest, SeqGen};
 
 const SEED: u64 = 4242;
 const KILL_EVERY: u64 = 40;

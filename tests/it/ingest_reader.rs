@@ -9,9 +9,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver};
-use tweetflow::model::{Ingest, SeqGen};
-use tweetflow::shutdown::Shutdown;
-use tweetflow::source::{fetch_lexicon, fixture, spawn_reader, SourceConfig, SourceStats};
+use tweetflow::testkit as fixture;
+use tweetflow::Shutdown;
+use tweetflow::{fetch_lexicon, spawn_reader, SourceConfig, SourceStats};
+use tweetflow::{Ingest, SeqGen};
 
 /// What one connection of the scripted server does.
 #[derive(Clone)]
@@ -186,7 +187,7 @@ fn start(cfg: SourceConfig, stream: u8) -> Running {
 }
 
 impl Running {
-    fn stop(self) -> tweetflow::source::SourceSnapshot {
+    fn stop(self) -> tweetflow::SourceSnapshot {
         self.shutdown.trigger();
         drop(self.rx);
         self.handle.join().unwrap();
@@ -372,7 +373,7 @@ fn shutdown_and_disconnect_end_the_reader() {
 fn lexicon_is_fetched_after_failures() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let body = tweetflow::score::lexicon::AFINN_111
+    let body = tweetflow::AFINN_111
         .lines()
         .collect::<Vec<_>>()
         .join("\r\n");
@@ -411,6 +412,6 @@ fn lexicon_is_fetched_after_failures() {
     shutdown.trigger();
     assert!(matches!(
         t.join().unwrap(),
-        Err(tweetflow::source::SourceError::Shutdown)
+        Err(tweetflow::SourceError::Shutdown)
     ));
 }

@@ -10,6 +10,7 @@ mod emulator;
 mod engine;
 mod ingest;
 mod ingest_reader;
+mod layout;
 mod pipeline;
 mod sink;
 mod sink_outage;

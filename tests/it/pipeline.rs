@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 use serde_json::Value;
-use tweetflow::emulator::{Corpus, EventKind, TweetGen};
-use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
-use tweetflow::pipeline::{run, PipelineConfig};
-use tweetflow::score::sentiment::sentiment;
-use tweetflow::score::Lexicon;
-use tweetflow::shutdown::Shutdown;
+use tweetflow::sentiment;
+use tweetflow::Lexicon;
+use tweetflow::Shutdown;
+use tweetflow::{run, PipelineConfig};
+use tweetflow::{Corpus, EventKind, TweetGen};
+use tweetflow::{Emulator, EmulatorConfig, Rate};
 
 const DB: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 const DB_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

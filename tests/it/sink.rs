@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::sink_util::*;
 use crossbeam_channel::bounded;
-use tweetflow::model::Record;
-use tweetflow::sink::fixture::{record, Spec};
-use tweetflow::sink::{spawn_sink, SinkConfig, SinkSummary};
+use tweetflow::testkit::{record, Spec};
+use tweetflow::Record;
+use tweetflow::{spawn_sink, SinkConfig, SinkSummary};
 
 /// Runs a sink over `records` (channel closed afterwards) and returns its summary.
 fn run(cfg: SinkConfig, records: Vec<Record>) -> SinkSummary {
@@ -256,7 +256,7 @@ fn rows_the_database_refuses_are_isolated_saved_and_counted() {
     let _ = env_logger::builder().is_test(true).try_init();
     let schema = TestSchema::new();
     let spool = tempfile::tempdir().unwrap();
-    let mut recs = tweetflow::sink::fixture::records(1, 1, 60);
+    let mut recs = tweetflow::testkit::records(1, 1, 60);
     // 20: the tweet's raw JSON is truncated (jsonb refuses it); its user is fine.
     let mut t = (*recs[20].tweet).clone();
     t.raw.truncate(100);
@@ -339,13 +339,13 @@ fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays() {
         ..db.config(spool.path())
     };
     // The database is down at start: the sink must start anyway.
-    let s = run(cfg.clone(), tweetflow::sink::fixture::records(10, 1, 500));
+    let s = run(cfg.clone(), tweetflow::testkit::records(10, 1, 500));
     assert_eq!(s.left_in_spool, 500);
     assert_eq!(s.stats.records_committed, 0);
     assert_ne!(s.stats.sink_state, "up");
     db.come_back();
     // Next start: replays the spool first, then the new input.
-    let s = run(cfg, tweetflow::sink::fixture::records(1_000, 501, 100));
+    let s = run(cfg, tweetflow::testkit::records(1_000, 501, 100));
     assert_eq!(s.stats.replayed_at_start, 500);
     assert_eq!(s.left_in_spool, 0);
     assert_eq!(s.stats.records_committed, 600);
@@ -379,8 +379,8 @@ fn two_sinks_starting_at_once_create_the_schema_safely() {
         ..c
     };
     let (ca, cb) = (small(ca), small(cb));
-    let ta = std::thread::spawn(move || run(ca, tweetflow::sink::fixture::records(1, 1, 300)));
-    let tb = std::thread::spawn(move || run(cb, tweetflow::sink::fixture::records(1_000, 1, 300)));
+    let ta = std::thread::spawn(move || run(ca, tweetflow::testkit::records(1, 1, 300)));
+    let tb = std::thread::spawn(move || run(cb, tweetflow::testkit::records(1_000, 1, 300)));
     let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
     assert_eq!(sa.stats.records_committed + sb.stats.records_committed, 600);
     assert_eq!(sa.stats.rejected_rows + sb.stats.rejected_rows, 0);

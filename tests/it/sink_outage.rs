@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::sink_util::*;
 use crossbeam_channel::bounded;
-use tweetflow::model::Record;
-use tweetflow::sink::fixture::records;
-use tweetflow::sink::{spawn_sink, SinkConfig};
+use tweetflow::testkit::records;
+use tweetflow::Record;
+use tweetflow::{spawn_sink, SinkConfig};
 
 /// Ids 1..=n with seq = base + id; every 10th id again later as version 2.
 fn workload(base: u64, n: usize) -> (Vec<Record>, Vec<(i64, i64, String)>) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use tweetflow::sink::SinkConfig;
+use tweetflow::SinkConfig;
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -15,7 +15,7 @@ pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}_{}_{}",
         std::process::id(),
-        tweetflow::model::unix_micros() % 1_000_000_000,
+        tweetflow::unix_micros() % 1_000_000_000,
         N.fetch_add(1, Ordering::Relaxed)
     )
 }

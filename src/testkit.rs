@@ -1,0 +1,8 @@
+//! Test fixtures and fault hooks for the integration tests and benches (the
+//! `testkit` feature, which they enable through a self dev-dependency); not part
+//! of the default API.
+
+pub use crate::engine::{test_tweet, Fault, FaultFn};
+pub use crate::sink::fixture::{record, records, Spec};
+pub use crate::sink::{create_schema, CopyBuf, Jsonb};
+pub use crate::source::fixture::{event_data, framed, sample_datas, tweet_json, user_json};
