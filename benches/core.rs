@@ -1,6 +1,8 @@
-//! Benchmark of the processing core (issue 4): `cargo bench --bench core`.
+//! Benchmark of the processing core: `cargo bench --bench core`. Target: p99
+//! dispatch→result ≤ 600 ms at 10,000 tweets/s with the mandated delay, pools sized
+//! to Little's law.
 //!
-//! Scenarios (environment variables, defaults = the issue's runs):
+//! Scenarios (environment variables, defaults = the runs in docs/BENCHMARKS.md):
 //! * `CORE_BENCH_RATES` (default `2000,10000`): tweets/s fed for
 //!   `CORE_BENCH_SECS` (default 60) with the mandated delay
 //!   (`CORE_BENCH_DELAY`, default `50..500`), one kill message per

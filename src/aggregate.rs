@@ -1,4 +1,5 @@
-//! Aggregator: joins each tweet with its two scores by ingest sequence number (issue 5).
+//! Aggregator: joins each tweet with its two scores by ingest sequence number;
+//! no record is emitted twice and none is lost, complete or not.
 //!
 //! One thread owns a map `Seq -> Pending`. A pending entry is created by whichever
 //! half of the join arrives first (the tweet, or a score that overtook it) and is

@@ -54,7 +54,7 @@
 //!   it can be told and what can go wrong (`tweetflow emulate` is in the app shell).
 //!
 //! ```no_run
-//! use tweetflow::emulator::{Emulator, EmulatorConfig, Rate};
+//! use tweetflow::{Emulator, EmulatorConfig, Rate};
 //! let emu = Emulator::start(EmulatorConfig {
 //!     bind: "127.0.0.1:0".parse().unwrap(),
 //!     rate: Rate::Max,

@@ -80,7 +80,7 @@ struct Variant {
 /// Generates the events of one stream of one seed.
 ///
 /// ```
-/// use tweetflow::emulator::{frame_event, TweetGen};
+/// use tweetflow::{frame_event, TweetGen};
 /// let mut generator = TweetGen::new(7);
 /// let mut payload = Vec::new();
 /// generator.next_payload(&mut payload);

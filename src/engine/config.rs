@@ -53,8 +53,8 @@ impl Default for RestartPolicy {
 }
 
 impl RestartPolicy {
-    /// The per-worker part of the policy, as a [`StagePolicy`] (also what
-    /// [`keep_alive`](crate::supervise::keep_alive) takes).
+    /// The per-worker part of the policy, as a `StagePolicy` (also what
+    /// `supervise::keep_alive` takes).
     pub fn stage(&self) -> StagePolicy {
         StagePolicy {
             max_restarts: self.max_restarts,
@@ -65,7 +65,7 @@ impl RestartPolicy {
         }
     }
 
-    /// A worker's crash-loop [`Backoff`].
+    /// A worker's crash-loop `Backoff`.
     pub fn backoff(&self) -> Backoff {
         self.stage().backoff()
     }
@@ -81,7 +81,7 @@ pub struct CoreConfig {
     /// `--work-delay` (default 50..500: normal 275 ± 75 ms clamped).
     pub work_delay: WorkDelay,
     /// Capacity of each worker's inbox (default 2; the backlog waits in the
-    /// shared input channel instead, see [`super::dispatch`]).
+    /// shared input channel instead, see `engine::dispatch`).
     pub inbox_capacity: usize,
     /// Worker thread stack size in bytes (default 128 KiB).
     pub stack_size: usize,
@@ -139,7 +139,7 @@ impl CoreConfig {
     }
 }
 
-/// Tuning of the autoscaler's [`Controller`](super::autoscale::Controller).
+/// Tuning of the autoscaler's `Controller` (`engine::autoscale`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoscaleConfig {
     /// Never fewer workers than this (≥ 1).

@@ -1,8 +1,10 @@
-//! Ingest: SSE parsing, tweet decoding, stream readers, lexicon fetch (issue 3).
+//! Ingest: SSE parsing, tweet decoding, stream readers, lexicon fetch. Every
+//! event of a stream is read exactly once per connection, none is lost to framing,
+//! and a bad event is counted and skipped, never fatal.
 //!
-//! - [`sse`]: a pure, incremental WHATWG event-stream parser with a bound on
+//! - `sse` ([`SseParser`]): a pure, incremental WHATWG event-stream parser with a bound on
 //!   one event's size;
-//! - [`decode`]: one event's data → kill | tweet (+ extracted original) | malformed;
+//! - `decode` ([`decode()`]): one event's data → kill | tweet (+ extracted original) | malformed;
 //! - [`spawn_reader`]: one blocking reader thread per stream, reconnecting with
 //!   capped exponential backoff and jitter;
 //! - [`fetch_lexicon`]: the sentiment lexicon from `<server>/emotion_values`.
@@ -27,7 +29,7 @@ pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 pub struct SourceConfig {
     /// Base URL of the server, e.g. `http://127.0.0.1:4000` (a trailing `/` is fine).
     pub server: String,
-    /// Largest SSE event accepted (see [`sse`] for how it is measured); a
+    /// Largest SSE event accepted (see [`SseParser`] for how it is measured); a
     /// bigger one is skipped and counted as oversized. Default 1 MiB.
     pub max_event_bytes: usize,
     /// A connection that delivers no byte for this long is dropped and
