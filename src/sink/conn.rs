@@ -22,6 +22,13 @@
 //! path); if another writer inserts one of them meanwhile (`23505`), the batch is
 //! written again through staging.
 //!
+//! Plans: the session runs with `plan_cache_mode = force_custom_plan`
+//! ([`super::writer_pg_config`]), so the lookups and upserts are planned for each
+//! batch's own ids and the tables' size at that moment. A cached generic plan would
+//! be made once on whatever the tables held then and kept until an ANALYZE; made on
+//! tiny first batches it is a sequential scan with a per-row search of the id array,
+//! and every later batch costs O(table × batch).
+//!
 //! A data error ([`WriteError::is_data`]) is the rows' fault: the batch is bisected
 //! until the bad record is alone; then its user and its tweet are tried apart, and
 //! what still fails is rejected: counted, logged and appended to the rejected file
@@ -135,6 +142,43 @@ pub(crate) struct Conn {
     upsert_tweets: Statement,
     /// Fast path: tweets whose id is not in the table yet are COPYed straight into it.
     direct: bool,
+    /// The schema of the tables.
+    #[cfg_attr(not(any(test, feature = "testkit")), allow(dead_code))]
+    schema: String,
+}
+
+/// The writer's prepared statements that have a plan (the COPYs have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "testkit")), allow(unreachable_pub))]
+pub enum Prepared {
+    /// Which of a batch's user ids are stored already.
+    ExistingUsers,
+    /// Which of a batch's tweet ids are stored already.
+    ExistingTweets,
+    /// Staging → users.
+    UpsertUsers,
+    /// Staging → tweets.
+    UpsertTweets,
+}
+
+impl Prepared {
+    /// Every one of them.
+    pub const ALL: [Prepared; 4] = [
+        Prepared::ExistingUsers,
+        Prepared::ExistingTweets,
+        Prepared::UpsertUsers,
+        Prepared::UpsertTweets,
+    ];
+
+    /// Its SQL text, as prepared.
+    fn sql(self, schema_name: &str) -> String {
+        match self {
+            Prepared::ExistingUsers => schema::existing_users_sql(schema_name),
+            Prepared::ExistingTweets => schema::existing_tweets_sql(schema_name),
+            Prepared::UpsertUsers => schema::upsert_users_sql(schema_name),
+            Prepared::UpsertTweets => schema::upsert_tweets_sql(schema_name),
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn {
@@ -154,12 +198,12 @@ impl Conn {
         client.batch_execute(&schema::staging_sql(lz4))?;
         let copy_users = client.prepare(schema::COPY_USERS)?;
         let copy_users_direct = client.prepare(&schema::copy_users_direct_sql(schema_name))?;
-        let existing_users = client.prepare(&schema::existing_users_sql(schema_name))?;
+        let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
         let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
         let copy_tweets_direct = client.prepare(&schema::copy_tweets_direct_sql(schema_name))?;
-        let existing_tweets = client.prepare(&schema::existing_tweets_sql(schema_name))?;
-        let upsert_users = client.prepare(&schema::upsert_users_sql(schema_name))?;
-        let upsert_tweets = client.prepare(&schema::upsert_tweets_sql(schema_name))?;
+        let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
+        let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
+        let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
         Ok(Conn {
             client,
             copy_users,
@@ -171,6 +215,7 @@ impl Conn {
             upsert_users,
             upsert_tweets,
             direct: true,
+            schema: schema_name.to_string(),
         })
     }
 
@@ -444,6 +489,48 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "testkit"))]
+impl Conn {
+    /// `EXPLAIN (FORMAT JSON) EXECUTE` of a prepared statement on this session: the
+    /// plan its next execution gets from the plan cache. rust-postgres keeps statement
+    /// names to itself, so the name is looked up in the session's
+    /// `pg_prepared_statements` by the statement's text.
+    pub(super) fn explain(
+        &mut self,
+        stmt: Prepared,
+        ids: &[i64],
+    ) -> Result<serde_json::Value, postgres::Error> {
+        let sql = stmt.sql(&self.schema);
+        let name: String = self
+            .client
+            .query_one(
+                "SELECT name FROM pg_prepared_statements WHERE statement = $1",
+                &[&sql],
+            )?
+            .get(0);
+        let args = match stmt {
+            Prepared::ExistingUsers | Prepared::ExistingTweets => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!("('{{{}}}'::bigint[])", list.join(","))
+            }
+            Prepared::UpsertUsers | Prepared::UpsertTweets => String::new(),
+        };
+        let text = self
+            .client
+            .simple_query(&format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE {}{args}",
+                schema::ident(&name)
+            ))?
+            .into_iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_default();
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 }
 

@@ -14,5 +14,6 @@ mod layout;
 mod pipeline;
 mod sink;
 mod sink_outage;
+mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
