@@ -1,4 +1,4 @@
-//! The batch-size controller: pure, no I/O.
+//! The batch-size controller: pure, no I/O; time comes in as the measured write times.
 //!
 //! A batch's write time is close to affine in its size, `w(n) = a + b·n` (a round
 //! trip and a commit, plus a per-row cost), so rows/s `n / (a + b·n)` grows with `n`
@@ -17,13 +17,29 @@
 //! For the affine model the fixed point is `n* = (aim − a) / b` and the step is a
 //! contraction (`f'(n*) = a / aim < 1`), so it converges without oscillating.
 //!
-//! When the fixed cost alone exceeds the target (a CPU-starved host, a database busy
-//! flushing), no size meets it, and shrinking only costs throughput. So a shrink that
-//! left the write time over the target *and* lowered rows/s by more than 10 % is
-//! undone: the size goes back to what it was and becomes a floor, until a batch
-//! meets the target again.
+//! When the fixed cost `a` alone is at or over the target (a CPU-starved host, a
+//! database busy flushing), no size meets it, and shrinking only costs throughput.
+//! So after a shrink that left the write time over the target, the two batches
+//! around it give an estimate of `a` (the line through both points); if
+//! `a ≥ 0.9 · target`, the shrink is undone and the old size becomes a *floor*.
+//! Whatever else made the write slow (a per-row cost that grew with the tables, a
+//! bad plan) is tracked: the fit then shows a small `a` and shrinking goes on.
+//!
+//! A floor is evidence about one moment, and the cause can change while it holds
+//! (a stall ends while the per-row cost grows). So a floor lasts at most
+//! [`FLOOR_TTL`] of write time and [`FLOOR_TTL_BATCHES`] batches, whichever is
+//! longer; the next batch over the target is then a probe shrink, and the fit
+//! decides again. In a truly fixed-cost regime that is one smaller batch every
+//! ten or so; in any other it ends a hold at 2–8× the target within seconds.
 
 use std::time::Duration;
+
+/// Longest write time a floor holds before it is tested again.
+pub(super) const FLOOR_TTL: Duration = Duration::from_secs(10);
+/// Fewest batches a floor holds before it is tested again.
+pub(super) const FLOOR_TTL_BATCHES: u32 = 10;
+/// The share of the target that the estimated fixed cost must reach for a floor.
+const FIXED_SHARE: f64 = 0.9;
 
 /// What the controller did with the last observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +52,16 @@ pub(super) enum Decision {
     Hold,
 }
 
+/// A floor under the batch size while the target is out of reach.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    size: usize,
+    /// Write time observed since it was set, s.
+    age: f64,
+    /// Batches observed since it was set.
+    batches: u32,
+}
+
 /// Adapts the batch size to the measured write time.
 #[derive(Debug, Clone)]
 pub(super) struct Monitor {
@@ -45,10 +71,22 @@ pub(super) struct Monitor {
     headroom: f64,
     size: usize,
     last: Decision,
-    /// The previous full observation: (rows, seconds).
+    /// The previous observation: (rows, seconds).
     prev: Option<(usize, f64)>,
-    /// No shrinking below this while the target is out of reach (see the module doc).
-    floor: usize,
+    /// No shrinking below this while the fixed cost alone is over the target.
+    floor: Option<Floor>,
+}
+
+/// The fixed cost `a` of the line through two observations `(rows, seconds)`,
+/// clamped to `[0, w]` of the smaller batch; `None` if both have the same size.
+fn fixed_cost((n1, w1): (usize, f64), (n2, w2): (usize, f64)) -> Option<f64> {
+    if n1 == n2 {
+        return None;
+    }
+    let (n1, n2) = (n1 as f64, n2 as f64);
+    let b = ((w1 - w2) / (n1 - n2)).max(0.0);
+    let (n_small, w_small) = if n1 < n2 { (n1, w1) } else { (n2, w2) };
+    Some((w_small - b * n_small).clamp(0.0, w_small))
 }
 
 impl Monitor {
@@ -64,7 +102,7 @@ impl Monitor {
             size: initial.clamp(min, max),
             last: Decision::Hold,
             prev: None,
-            floor: min,
+            floor: None,
         }
     }
 
@@ -86,6 +124,7 @@ impl Monitor {
         } else {
             Decision::Hold
         };
+        self.floor = None;
         self.size = next;
         next
     }
@@ -101,21 +140,40 @@ impl Monitor {
         let r = self.headroom * target / w;
         let n = self.size as f64;
         let next = if w > target {
+            let shrink = n * r.clamp(0.25, 0.9);
             match self.prev {
-                Some((prev_rows, prev_w))
+                Some(prev)
                     if self.last == Decision::Shrink
-                        && rows < prev_rows
-                        && (rows as f64 / w) < 0.9 * (prev_rows as f64 / prev_w) =>
+                        && rows < prev.0
+                        && fixed_cost(prev, (rows, w))
+                            .is_some_and(|a| a >= FIXED_SHARE * target) =>
                 {
-                    // Shrinking did not bring the time under the target and cost
-                    // throughput: the time is mostly fixed cost. Go back and stay.
-                    self.floor = prev_rows;
-                    prev_rows as f64
+                    // The shrink did not bring the time under the target because the
+                    // time is mostly fixed cost: go back and stay there for a while.
+                    self.floor = Some(Floor {
+                        size: prev.0,
+                        age: 0.0,
+                        batches: 0,
+                    });
+                    prev.0 as f64
                 }
-                _ => (n * r.clamp(0.25, 0.9)).max(self.floor as f64),
+                _ => match self.floor.as_mut() {
+                    Some(f) => {
+                        f.age += w;
+                        f.batches += 1;
+                        if f.age >= FLOOR_TTL.as_secs_f64() && f.batches >= FLOOR_TTL_BATCHES {
+                            // Test the floor again: this shrink is the probe.
+                            self.floor = None;
+                            shrink
+                        } else {
+                            shrink.max(f.size as f64)
+                        }
+                    }
+                    None => shrink,
+                },
             }
         } else {
-            self.floor = self.min;
+            self.floor = None;
             if rows >= self.size {
                 n * r.clamp(1.0, 2.0)
             } else {
@@ -143,6 +201,20 @@ mod tests {
         move |n| Duration::from_secs_f64(a + b * n as f64)
     }
 
+    /// Deterministic noise in `[1 − amp, 1 + amp]` (a 64-bit LCG).
+    struct Noise(u64, f64);
+
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+            1.0 + self.1 * (2.0 * u - 1.0)
+        }
+    }
+
     #[test]
     fn does_not_starve_itself_when_the_target_is_out_of_reach() {
         let target = Duration::from_millis(200);
@@ -168,6 +240,97 @@ mod tests {
         }
         assert!(fast(m.batch_size()) <= target);
         assert!(m.batch_size() > 5_000);
+    }
+
+    #[test]
+    fn a_floor_is_probed_again_and_costs_little_while_the_cost_stays_fixed() {
+        let target = Duration::from_millis(200);
+        let w = model(0.6, 20e-6);
+        let mut m = Monitor::new(10, 20_000, 2_000, target);
+        let (mut rows, mut secs, mut probes) = (0usize, 0.0, 0);
+        for _ in 0..200 {
+            let n = m.batch_size();
+            m.observe(n, w(n));
+            rows += n;
+            secs += w(n).as_secs_f64();
+            if m.batch_size() < n {
+                probes += 1;
+            }
+        }
+        // A probe now and then (the floor is tested again), never a collapse.
+        assert!(probes >= 5, "{probes} probes in 200 batches");
+        let rate = rows as f64 / secs;
+        let held = 2_000.0 / w(2_000).as_secs_f64();
+        assert!(
+            rate >= 0.9 * held,
+            "{rate:.0} rows/s against {held:.0} when held"
+        );
+    }
+
+    #[test]
+    fn a_floor_does_not_hold_the_batch_over_target_when_the_cause_changes() {
+        let target = Duration::from_millis(200);
+        let mut noise = Noise(7, 0.15);
+        let mut m = Monitor::new(10, 20_000, 500, target);
+        let feed = |m: &mut Monitor, model: &dyn Fn(usize) -> Duration, noise: &mut Noise| {
+            let n = m.batch_size();
+            let w = model(n).mul_f64(noise.next());
+            m.observe(n, w);
+            w
+        };
+        // Converged on a fast database.
+        let fast = model(0.005, 20e-6);
+        for _ in 0..40 {
+            feed(&mut m, &fast, &mut noise);
+        }
+        // A stall: 600 ms of fixed cost, long enough for a floor to be set.
+        let stall = model(0.6, 20e-6);
+        for _ in 0..6 {
+            feed(&mut m, &stall, &mut noise);
+        }
+        let floored = m.batch_size();
+        assert!(floored > 1_000, "held {floored} during the stall");
+        // The stall ends, but each row now costs ten times more (the tables grew under a
+        // plan that scans them): only a smaller batch meets the target.
+        let slow = model(0.005, 200e-6);
+        let (mut t, mut over_since, mut longest_over) = (0.0f64, None::<f64>, 0.0f64);
+        let mut late = Vec::new();
+        while t < 180.0 {
+            let w = feed(&mut m, &slow, &mut noise).as_secs_f64();
+            if w > 2.0 * target.as_secs_f64() {
+                let since = *over_since.get_or_insert(t);
+                longest_over = longest_over.max(t + w - since);
+            } else {
+                over_since = None;
+            }
+            t += w;
+            if t > 150.0 {
+                late.push(w);
+            }
+        }
+        assert!(
+            longest_over <= 30.0,
+            "held over 2× the target for {longest_over:.0} s of writes"
+        );
+        late.sort_by(f64::total_cmp);
+        let median = late[late.len() / 2];
+        assert!(
+            median <= 1.25 * target.as_secs_f64(),
+            "median write {median:.3} s in the last 30 s"
+        );
+    }
+
+    #[test]
+    fn a_moderate_fixed_cost_still_meets_the_target() {
+        let target = Duration::from_millis(200);
+        // 150 ms fixed + 20 µs/row: 5,000 rows take 250 ms; ≤ 500 rows meet 160 ms.
+        let w = model(0.15, 20e-6);
+        let mut m = Monitor::new(10, 20_000, 5_000, target);
+        for _ in 0..30 {
+            let n = m.batch_size();
+            m.observe(n, w(n));
+        }
+        assert!(w(m.batch_size()) <= target, "{:?}", w(m.batch_size()));
     }
 
     #[test]
