@@ -116,6 +116,11 @@ impl Aggregator {
         Arc::clone(&self.stats)
     }
 
+    /// Whether its thread has ended (its input disconnected and it flushed).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Waits for the thread: it ends once `input` disconnected and every pending record
     /// was emitted.
     pub fn join(self) {

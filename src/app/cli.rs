@@ -71,6 +71,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
+    /// After the first Ctrl-C (or SIGTERM, or --duration), exit within this many
+    /// seconds: what is not committed by then is fsync'd to the spool and replayed at
+    /// the next start.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub drain_timeout: f64,
+
     /// Append one JSON object a second with the status figures to this file.
     #[arg(long, value_name = "PATH")]
     pub stats_file: Option<PathBuf>,

@@ -23,6 +23,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     let mut cfg = PipelineConfig {
         server: args.server.clone(),
         duration: args.duration.map(|d| secs("duration", d)).transpose()?,
+        drain_timeout: secs("drain-timeout", args.drain_timeout)?,
         stats_file: args.stats_file.clone(),
         status_line: !args.quiet,
         ..PipelineConfig::default()
@@ -90,6 +91,8 @@ mod tests {
             "2.5",
             "--emulator-rate",
             "max",
+            "--drain-timeout",
+            "1.5",
         ]);
         let crate::app::cli::Command::Run(args) = cli.into_command() else {
             panic!("tweetflow alone must mean run");
@@ -99,6 +102,7 @@ mod tests {
         assert_eq!(cfg.sink.batch_max, 999);
         assert_eq!(cfg.sink.schema, "s1");
         assert_eq!(cfg.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(cfg.drain_timeout, Duration::from_millis(1500));
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);
         assert_eq!(cfg.core.work_delay, crate::engine::WorkDelay::Off);
@@ -108,6 +112,7 @@ mod tests {
             vec!["tweetflow", "--batch-min", "10", "--batch-max", "5"],
             vec!["tweetflow", "--work-delay", "fast"],
             vec!["tweetflow", "--duration=-1"],
+            vec!["tweetflow", "--drain-timeout=-1"],
             vec!["tweetflow", "--utilisation", "1.5"],
         ] {
             let cli = crate::app::cli::Cli::parse_from(bad.clone());

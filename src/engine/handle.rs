@@ -42,6 +42,22 @@ impl Core {
         self.stats.fatal.lock().clone()
     }
 
+    /// The drain's deadline is near: from now on the workers score what they
+    /// still hold without the per-message delay (a delay already being slept
+    /// ends by itself, within its 500 ms at most), so every tweet still gets both
+    /// scores before the process exits.
+    pub fn hurry(&self) {
+        self.stats
+            .hurry
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the dispatcher and the pool supervisor have ended (every worker
+    /// drained and exited).
+    pub fn is_finished(&self) -> bool {
+        self.dispatcher.is_finished() && self.supervisor.is_finished()
+    }
+
     /// Waits until the input has disconnected and every worker has drained
     /// its inbox and exited (all `agg` senders are dropped by then).
     pub fn join(self) -> Result<(), CoreError> {

@@ -6,7 +6,7 @@
 //! not a consistent cut. Gauges (rates, utilisation) are `f64` bits in an
 //! `AtomicU64`. The fatal reason is set once; the first one wins.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -141,6 +141,8 @@ pub struct CoreStats {
     pub(crate) agg_send_failures: AtomicU64,
     pub(crate) input_backlog: AtomicU64,
     pub(crate) fatal: Mutex<Option<Fatal>>,
+    /// Set by [`Core::hurry`](super::Core::hurry): workers skip the per-message delay.
+    pub(crate) hurry: AtomicBool,
 }
 
 impl CoreStats {
@@ -155,6 +157,7 @@ impl CoreStats {
             agg_send_failures: AtomicU64::new(0),
             input_backlog: AtomicU64::new(0),
             fatal: Mutex::new(None),
+            hurry: AtomicBool::new(false),
         }
     }
 

@@ -265,7 +265,9 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) -> Exit {
                 st.current = Some((env.clone(), attempts));
                 let started = Instant::now();
                 let pause = ctx.delay.sample(&mut st.rng);
-                if !pause.is_zero() {
+                // After `Core::hurry` (the drain's deadline is near) what is left is
+                // scored at once rather than left unscored.
+                if !pause.is_zero() && !ctx.stats.hurry.load(Ordering::Relaxed) {
                     std::thread::sleep(pause);
                 }
                 #[cfg(any(test, feature = "testkit"))]

@@ -78,6 +78,9 @@ pub struct PipelineConfig {
     pub channel_capacity: usize,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
+    /// After a stop (Ctrl-C, SIGTERM, `duration`), how long the drain may take before
+    /// the process exits; what is not committed by then is in the spool (default 5 s).
+    pub drain_timeout: Duration,
     /// Append one JSON status object a second to this file (created or truncated).
     pub stats_file: Option<PathBuf>,
     /// Print the status line on stderr once a second.
@@ -95,6 +98,7 @@ impl Default for PipelineConfig {
             sink: SinkConfig::default(),
             channel_capacity: 4096,
             duration: None,
+            drain_timeout: Duration::from_secs(5),
             stats_file: None,
             status_line: false,
         }
@@ -127,6 +131,7 @@ pub struct Probes {
 pub struct Pipeline {
     probes: Probes,
     duration: Option<Duration>,
+    drain_timeout: Duration,
     shutdown: Shutdown,
     _emulator: Option<Emulator>,
     readers: Vec<JoinHandle<()>>,
@@ -156,6 +161,70 @@ pub fn run(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Summary, PipelineE
         Err(PipelineError::Stopped) => Ok(Summary::default()),
         Err(e) => Err(e),
     }
+}
+
+/// Taken off the drain timeout for what follows the drain: noticing the signal
+/// (the wait loop polls every 100 ms), the last status line, the summary, exit.
+const EXIT_MARGIN: Duration = Duration::from_millis(300);
+
+/// The engine gets the first part of the drain for its normal drain (the lab's
+/// delay per message); at most this long before the deadline it hurries.
+const HURRY_BEFORE: Duration = Duration::from_secs(2);
+
+/// Waits, until `deadline`, for the readers, the core, the aggregator and the tap
+/// to end, stepping the sink's drain meanwhile ([`Sink::drain_step`]); at
+/// `hurry_at` the core hurries ([`Core::hurry`]). Returns the names of
+/// the stages still running at the deadline (left behind: the process exits).
+fn drain(
+    readers: Vec<JoinHandle<()>>,
+    core: &Core,
+    aggregator: &Aggregator,
+    tap: &JoinHandle<()>,
+    sink: &Sink,
+    hurry_at: Instant,
+    deadline: Instant,
+) -> Vec<&'static str> {
+    let mut hurried = false;
+    let upstream_done = || {
+        readers.iter().all(|r| r.is_finished())
+            && core.is_finished()
+            && aggregator.is_finished()
+            && tap.is_finished()
+    };
+    loop {
+        if upstream_done() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if !hurried && now >= hurry_at && !core.is_finished() {
+            info!("drain: the engine scores what it still holds without the work delay");
+            core.hurry();
+            hurried = true;
+        }
+        sink.drain_step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut left = Vec::new();
+    for r in readers {
+        if !r.is_finished() {
+            left.push("a stream reader");
+        } else if r.join().is_err() {
+            warn!("a stream reader panicked");
+        }
+    }
+    if !core.is_finished() {
+        left.push("the engine");
+    }
+    if !aggregator.is_finished() {
+        left.push("the aggregator");
+    }
+    if !tap.is_finished() {
+        left.push("the tap");
+    }
+    left
 }
 
 fn spawn_named<F: FnOnce() + Send + 'static>(
@@ -206,7 +275,8 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         Ok(lex) => Arc::new(lex),
         Err(e) => {
             drop(rec_tx);
-            let joined = sink.join();
+            // A spool being replayed must not hold a Ctrl-C either.
+            let joined = sink.join_by(Instant::now() + cfg.drain_timeout, true);
             if shutdown.is_triggered() {
                 info!("stopped before the server answered");
                 joined.map_err(PipelineError::Sink)?;
@@ -287,6 +357,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     Ok(Pipeline {
         probes,
         duration: cfg.duration,
+        drain_timeout: cfg.drain_timeout,
         shutdown,
         _emulator: emulator,
         readers,
@@ -317,6 +388,7 @@ impl Pipeline {
         let Pipeline {
             probes,
             duration,
+            drain_timeout,
             shutdown,
             _emulator,
             readers,
@@ -353,18 +425,33 @@ impl Pipeline {
             }
         }
 
-        // Drain front to back: each stage ends when its input disconnects.
-        for r in readers {
-            if r.join().is_err() {
-                warn!("a stream reader panicked");
-            }
+        // Drain front to back: each stage ends when its input disconnects, all by
+        // the deadline (see `drain`).
+        let deadline = Instant::now() + drain_timeout.saturating_sub(EXIT_MARGIN);
+        sink.drain_by(deadline);
+        let hurry_at = deadline - (drain_timeout / 2).min(HURRY_BEFORE);
+        let left_behind = drain(readers, &core, &aggregator, &tap, &sink, hurry_at, deadline);
+        let core_result = if core.is_finished() {
+            core.join()
+        } else {
+            Ok(())
+        };
+        if aggregator.is_finished() {
+            aggregator.join();
         }
-        let core_result = core.join();
-        aggregator.join();
-        if tap.join().is_err() {
+        let tap_done = tap.is_finished();
+        if tap_done && tap.join().is_err() {
             warn!("the tap thread panicked");
         }
-        let sink_summary = sink.join();
+        let sink_summary = sink.join_by(deadline, tap_done);
+        if !left_behind.is_empty() {
+            let c = probes.core.snapshot();
+            warn!(
+                "drain deadline: {} had not ended; {} jobs were still in the engine",
+                left_behind.join(", "),
+                c.sentiment.in_flight + c.engagement.in_flight
+            );
+        }
         ticker_done.trigger();
         let _ = ticker.join();
 

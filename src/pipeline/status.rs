@@ -154,6 +154,7 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
     status.spilled = sink.spilled;
     status.written_tweets = sink.written_tweets;
     status.written_users = sink.written_users;
+    status.committed = sink.records_committed;
     status.rate_out = meters.rate_out.rate(now, sink.records_committed);
     status.top_hashtags = view
         .hashtags

@@ -91,8 +91,15 @@ impl std::fmt::Display for Summary {
         writeln!(f, "tweetflow ran {:.1} s", self.seconds)?;
         writeln!(
             f,
-            "  in:     {} tweets from {} events, {} kill messages, {} malformed, {} oversized, {} reconnects",
-            self.tweets_in, self.events, self.kills, self.malformed, self.oversized, self.reconnects
+            "  in:     {} tweets from {} events ({} + {} per stream), {} kill messages, {} malformed, {} oversized, {} reconnects",
+            self.tweets_in,
+            self.events,
+            self.events_per_stream[0],
+            self.events_per_stream[1],
+            self.kills,
+            self.malformed,
+            self.oversized,
+            self.reconnects
         )?;
         writeln!(
             f,

@@ -298,6 +298,30 @@ impl Buffer {
         r.map(|_| n)
     }
 
+    /// Moves up to `max` of the oldest records in memory to the spool and keeps
+    /// pushes on disk (durable mode), releasing the lock afterwards so the writer
+    /// can go on pulling: the drain moves, bit by bit, what the writer cannot
+    /// commit in time. Returns how many records were moved.
+    pub(crate) fn spill_front(&self, max: usize) -> io::Result<usize> {
+        let mut i = self.inner.lock();
+        i.durable = true;
+        let k = i.mem.len().min(max);
+        if k == 0 {
+            return Ok(0);
+        }
+        let inner = &mut *i;
+        let chunk: Vec<&Record> = inner.mem.iter().take(k).collect();
+        let res = inner.spool.append(&chunk);
+        if res.is_ok() {
+            i.mem.drain(..k);
+            self.stats
+                .spilled_total
+                .fetch_add(k as u64, Ordering::Relaxed);
+        }
+        self.update_gauges(&i);
+        res.map(|_| k)
+    }
+
     /// Leaves or enters durable mode.
     pub(super) fn set_durable(&self, on: bool) {
         self.inner.lock().durable = on;

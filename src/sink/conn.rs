@@ -163,6 +163,7 @@ pub enum Prepared {
 
 impl Prepared {
     /// Every one of them.
+    #[cfg(any(test, feature = "testkit"))]
     pub const ALL: [Prepared; 4] = [
         Prepared::ExistingUsers,
         Prepared::ExistingTweets,
@@ -217,6 +218,11 @@ impl Conn {
             direct: true,
             schema: schema_name.to_string(),
         })
+    }
+
+    /// What cancels the statement this connection runs (from another thread).
+    pub(super) fn cancel_token(&self) -> postgres::CancelToken {
+        self.client.cancel_token()
     }
 
     /// Writes records in one transaction.

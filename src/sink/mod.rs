@@ -29,6 +29,7 @@
 
 mod buffer;
 mod conn;
+mod drain;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
@@ -60,12 +61,13 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use serde::Serialize;
 
 use self::buffer::Buffer;
+use self::drain::Drain;
 use self::health::{Breaker, BreakerState, Event};
 use self::writer::writer_loop;
 use crate::model::Record;
@@ -353,6 +355,8 @@ pub struct Sink {
     writer: JoinHandle<Result<SinkSummary, SinkError>>,
     health: JoinHandle<()>,
     stop_health: Arc<AtomicBool>,
+    buffer: Arc<Buffer>,
+    drain: Arc<Drain>,
 }
 
 impl Sink {
@@ -377,6 +381,135 @@ impl Sink {
             return Err(SinkError::Panicked(SinkThread::Ingest));
         }
         res
+    }
+
+    /// Starts the drain: the process must have exited by `deadline`. The writer goes
+    /// on committing until its stop point (the deadline less the time needed to move
+    /// what is left to the spool); then it moves the rest to the spool, fsyncs it and
+    /// ends, whether or not the input has closed. The first deadline given wins.
+    pub fn drain_by(&self, deadline: Instant) {
+        self.drain.set(deadline);
+    }
+
+    /// One step of the drain, every few milliseconds after [`Sink::drain_by`] (the
+    /// pipeline calls it while the stages above drain, [`Sink::join_by`] after).
+    /// The stop point moves with what is left in memory. What the writer cannot
+    /// commit before it goes to the spool now, a chunk at a time (so the writer
+    /// can go on pulling), rather than all at the stop point; a batch still being
+    /// written at the stop point is cancelled.
+    pub fn drain_step(&self) {
+        let buffered = self.stats.buffered.load(Ordering::Relaxed);
+        let Some(stop) = self.drain.stop_at(buffered) else {
+            return;
+        };
+        if self.writer.is_finished() {
+            return;
+        }
+        let now = Instant::now();
+        let can = drain::can_commit(
+            self.stats.last_batch_rows.load(Ordering::Relaxed),
+            Duration::from_micros(self.stats.last_write_us.load(Ordering::Relaxed)),
+            self.drain.busy_for(),
+            stop.saturating_duration_since(now),
+        );
+        if buffered > can && !self.drain.spill_failed() {
+            if let Err(e) = self.buffer.spill_front(1_000) {
+                log::error!("sink: drain: cannot move records to the spool: {e}");
+                self.drain.set_spill_failed();
+            }
+        }
+        // A batch that has taken more than twice the last one's time and more than a
+        // quarter of the drain's budget is stuck (a lock, a stalled server): cancel it
+        // at once, while there is time to spool it; any other at the stop point.
+        let stuck = self.drain.stuck(Duration::from_micros(
+            self.stats.last_write_us.load(Ordering::Relaxed),
+        ));
+        if (now >= stop || stuck) && self.drain.is_busy() && !self.drain.was_cancelled() {
+            log::warn!(
+                "sink: drain: cancelling the batch being written ({})",
+                if stuck {
+                    "it is stuck"
+                } else {
+                    "the deadline is near"
+                }
+            );
+            self.drain.cancel_in_flight();
+        }
+    }
+
+    /// [`Sink::drain_by`] `deadline`, then waits for the writer until then: a batch
+    /// still being written at the stop point is cancelled on the server and spooled.
+    /// Returns by the deadline: if the writer has not ended by then (a server that
+    /// does not answer, even to the cancel), the memory buffer is moved to the spool
+    /// from here. A thread still running then (the ingest thread, when a stage above
+    /// has not closed the input) is left behind: what it still receives goes to the
+    /// spool. With `input_closed` (every sender is gone) the ingest thread is waited
+    /// for even past the deadline, since what it still holds is bounded by the
+    /// channel and would otherwise be lost.
+    pub fn join_by(self, deadline: Instant, input_closed: bool) -> Result<SinkSummary, SinkError> {
+        self.drain.set(deadline);
+        let finished = drain::wait_until(deadline, || {
+            self.drain_step();
+            self.writer.is_finished()
+        });
+        self.stop_health.store(true, Ordering::Relaxed);
+        if !finished {
+            log::error!(
+                "sink: the writer did not end by the drain deadline; moving the memory buffer \
+                 to the spool and leaving the writer behind"
+            );
+            if let Err(e) = self.buffer.evacuate(None) {
+                log::error!("sink: cannot move the buffer to the spool: {e}");
+            }
+            return Ok(summary_now(&self.stats, &self.buffer));
+        }
+        let res = match self.writer.join() {
+            Ok(r) => r,
+            Err(_) => Err(SinkError::Panicked(SinkThread::Writer)),
+        };
+        // What is still in the channel goes to the spool through the ingest thread. If
+        // the senders are gone (`input_closed`), that is bounded and is waited for even
+        // past the deadline: an exit a little late rather than records lost.
+        let mut ingested = drain::wait_until(deadline, || self.ingest.is_finished());
+        if !ingested && input_closed {
+            log::warn!(
+                "sink: drain deadline passed; spooling the records still in the sink's channel \
+                 before exiting"
+            );
+            ingested = drain::wait_until(Instant::now() + Duration::from_secs(3600), || {
+                self.ingest.is_finished()
+            });
+        }
+        if ingested {
+            if self.ingest.join().is_err() {
+                return Err(SinkError::Panicked(SinkThread::Ingest));
+            }
+        } else {
+            log::warn!(
+                "sink: the input is still open at the drain deadline; what still arrives goes \
+                 to the spool"
+            );
+        }
+        if let Err(e) = self.buffer.sync() {
+            log::error!("sink: fsync of the spool failed: {e}");
+        }
+        if drain::wait_until(deadline, || self.health.is_finished()) && self.health.join().is_err()
+        {
+            log::error!("sink: health thread panicked");
+        }
+        res.map(|mut s| {
+            s.left_in_spool = self.buffer.len();
+            s
+        })
+    }
+}
+
+/// The summary as it stands, for a writer that was left behind.
+fn summary_now(stats: &SinkStats, buffer: &Buffer) -> SinkSummary {
+    SinkSummary {
+        stats: stats.snapshot(),
+        left_in_spool: buffer.len(),
+        spool_path: buffer.spool_dir().join("spool.jsonl"),
     }
 }
 
@@ -468,15 +601,17 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             source,
         })?
     };
+    let drain = Arc::new(Drain::default());
     let writer = {
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
+        let drain = Arc::clone(&drain);
         let cfg = cfg.clone();
         std::thread::Builder::new()
             .name("sink-writer".into())
             .spawn(move || {
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    writer_loop(&cfg, &st, &buf, &writer_pg)
+                    writer_loop(&cfg, &st, &buf, &writer_pg, &drain)
                 }));
                 match r {
                     Ok(s) => Ok(s),
@@ -532,6 +667,8 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         writer,
         health,
         stop_health,
+        buffer,
+        drain,
     })
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::{self, Buffer};
 use super::conn::{self, Conn};
+use super::drain::Drain;
 use super::error::db_message;
 use super::health::{BreakerState, Event};
 use super::monitor::{self, Monitor};
@@ -38,6 +39,7 @@ pub(super) fn writer_loop(
     st: &SinkStats,
     buffer: &Buffer,
     pg: &postgres::Config,
+    drain: &Drain,
 ) -> SinkSummary {
     let mut monitor = Monitor::new(
         cfg.batch_min,
@@ -57,6 +59,13 @@ pub(super) fn writer_loop(
     let mut evac_log = LogLimiter::every(Duration::from_secs(5));
     let idle = Duration::from_millis(200);
     loop {
+        if let Some(stop) = drain.stop_at(st.buffered.load(Ordering::Relaxed)) {
+            // The drain deadline: no batch that would end after the stop point.
+            let expected = Duration::from_micros(st.last_write_us.load(Ordering::Relaxed));
+            if drain.was_cancelled() || Instant::now() + expected.mul_f64(1.5) >= stop {
+                return leave_to_spool(st, buffer, held.take(), &spool_dir);
+            }
+        }
         let state = st.breaker.state();
         if state == BreakerState::HalfOpen && down_since.is_none() {
             // First probe (or a probe after a write failure that was not yet seen as
@@ -143,7 +152,10 @@ pub(super) fn writer_loop(
         }
         let n = batch.records.len();
         let t0 = Instant::now();
-        match c.write_batch(&batch.records, &spool_dir) {
+        drain.begin(c.cancel_token());
+        let written = c.write_batch(&batch.records, &spool_dir);
+        drain.end();
+        match written {
             Ok(o) => {
                 let el = t0.elapsed();
                 buffer.commit(batch.source);
@@ -188,6 +200,14 @@ pub(super) fn writer_loop(
                 st.sanitized.fetch_add(o.sanitized, Ordering::Relaxed);
                 st.batches.fetch_add(1, Ordering::Relaxed);
             }
+            Err(e)
+                if drain.was_cancelled()
+                    && e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                // Cancelled at the drain's stop point: rolled back, spooled at the top.
+                log::info!("sink: drain deadline: the batch of {n} being written was cancelled");
+                held = Some(batch);
+            }
             Err(e) => {
                 st.retries.fetch_add(1, Ordering::Relaxed);
                 let class = e.class();
@@ -223,6 +243,34 @@ pub(super) fn writer_loop(
         st.batches.load(Ordering::Relaxed)
     );
     summary(st, left, &spool_dir)
+}
+
+/// The drain's stop point: the held batch and the memory buffer go to the spool
+/// (fsync'd); what arrives later goes there too (durable mode).
+fn leave_to_spool(
+    st: &SinkStats,
+    buffer: &Buffer,
+    held: Option<buffer::Batch>,
+    spool_dir: &Path,
+) -> SinkSummary {
+    let t = Instant::now();
+    let moved = match buffer.evacuate(held) {
+        Ok(n) => n,
+        Err(e) => {
+            log::error!("sink: drain deadline: cannot move the buffer to the spool: {e}");
+            0
+        }
+    };
+    let left = buffer.len();
+    if left > 0 {
+        log::warn!(
+            "sink: drain deadline: {left} records not yet in the database are in the spool {} (fsync'd; \
+             {moved} moved there in {:.0} ms) and are replayed at the next start",
+            spool_dir.join("spool.jsonl").display(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    summary(st, left, spool_dir)
 }
 
 fn summary(st: &SinkStats, left: u64, dir: &Path) -> SinkSummary {

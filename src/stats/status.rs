@@ -52,6 +52,8 @@ pub struct Status {
     pub written_tweets: u64,
     /// User rows written so far.
     pub written_users: u64,
+    /// Records committed so far (this run, spool replays included).
+    pub committed: u64,
     /// The top hashtags so far, heaviest first (ties by name).
     pub top_hashtags: Vec<TagCount>,
 }
@@ -191,6 +193,7 @@ mod tests {
             rate_out: 1790.0,
             written_tweets: 20311,
             written_users: 15002,
+            committed: 20400,
             top_hashtags: vec![
                 TagCount {
                     tag: "love".into(),
@@ -257,6 +260,7 @@ mod tests {
             "spilled",
             "written_tweets",
             "written_users",
+            "committed",
             "top_hashtags",
         ] {
             assert!(v.get(key).is_some(), "{key} missing");

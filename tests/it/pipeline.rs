@@ -332,3 +332,202 @@ fn sigint_drains_every_stage_and_exits_zero() {
         .get(0);
     assert!(rows > 0 && rows as u64 <= records);
 }
+
+/// The two numbers of `(A + B per stream)` in the exit summary.
+fn events_per_stream(text: &str) -> [u64; 2] {
+    let at = text
+        .find(" per stream)")
+        .unwrap_or_else(|| panic!("no events per stream in:\n{text}"));
+    let words: Vec<&str> = text[..at].split_whitespace().rev().take(3).collect();
+    let n = |w: &str| -> u64 {
+        w.trim_start_matches('(')
+            .parse()
+            .unwrap_or_else(|_| panic!("{w:?} is not a count in:\n{text}"))
+    };
+    [n(words[2]), n(words[0])]
+}
+
+/// The binary with the test's database, schema, spool and stats file.
+fn tweetflow(schema: &str, spool: &Path, stats: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tweetflow"));
+    c.args(["--database-url", DB_URL, "--schema", schema])
+        .arg("--spool-dir")
+        .arg(spool)
+        .arg("--stats-file")
+        .arg(stats)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Kills the child if the test fails before it ended.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn into_inner(mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `child` to its end after a SIGINT; returns how long it took and its stderr.
+fn interrupt(mut child: std::process::Child) -> (Duration, std::process::ExitStatus, String) {
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("tweetflow did not exit within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (sent.elapsed(), status, reader.join().unwrap())
+}
+
+/// Polls the stats file until `ok` holds for its last line.
+fn wait_stats(path: &Path, what: &str, ok: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !last_stats(path).is_some_and(|v| ok(&v)) {
+        assert!(Instant::now() < deadline, "{what}: not within 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits_the_rest() {
+    let schema = Schema::new("drain");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let (stats1, stats2) = (dir.path().join("run1.jsonl"), dir.path().join("run2.jsonl"));
+    let mut db = schema.client();
+    tweetflow::testkit::create_schema(&mut db, &schema.name).unwrap();
+
+    // Run 1: the built-in emulator, the mandated work delay.
+    let child = tweetflow(&schema.name, &spool, &stats1)
+        .args(["--emulator-rate", "500", "--emulator-seed", "11"])
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(Some(child));
+    wait_stats(&stats1, "tweets written", |v| {
+        v["written_tweets"].as_u64().unwrap_or(0) > 200
+    });
+    // Writes into `tweets` now wait for this lock (reads do not): the writer sticks in
+    // the middle of a batch, as against a database that stalls, and a backlog builds.
+    let mut locker = schema.client();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {}.tweets IN EXCLUSIVE MODE",
+            schema.name
+        ))
+        .unwrap();
+    wait_stats(&stats1, "a backlog", |v| {
+        v["buffered"].as_u64().unwrap_or(0) + v["spilled"].as_u64().unwrap_or(0) >= 1_000
+            && v["in_flight"].as_u64().unwrap_or(0) > 0
+    });
+    let (took, status, err) = interrupt(child.into_inner());
+    assert!(status.success(), "exit status {status:?}\n{err}");
+    assert!(
+        took <= Duration::from_secs(5),
+        "exited {took:?} after SIGINT (default --drain-timeout 5)\n{err}"
+    );
+    let records = number_after(&err, "records (");
+    let committed1 = number_after(&err, " committed\n");
+    let left = number_after(&err, "left in the spool");
+    assert_eq!(number_after(&err, "incomplete)"), 0, "{err}");
+    assert_eq!(
+        number_after(&err, "reconnects"),
+        0,
+        "precondition: one connection per stream\n{err}"
+    );
+    assert!(left >= 1_000, "{err}");
+    assert_eq!(committed1 + left, records, "{err}");
+    let events = events_per_stream(&err);
+    locker.batch_execute("COMMIT").unwrap();
+
+    // Run 2, a restart as a user does it (another seed, so its tweets are apart): the
+    // spool is replayed first, then the run goes on and ends by itself, with time
+    // enough to commit everything.
+    let out = tweetflow(&schema.name, &spool, &stats2)
+        .args([
+            "--emulator-rate",
+            "200",
+            "--emulator-seed",
+            "12",
+            "--duration",
+            "3",
+        ])
+        .args(["--drain-timeout", "120"])
+        .output()
+        .unwrap();
+    let err2 = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err2}");
+    let records2 = number_after(&err2, "records (");
+    let committed2 = number_after(&err2, " committed\n");
+    assert_eq!(number_after(&err2, "left in the spool"), 0, "{err2}");
+    assert_eq!(number_after(&err2, "reconnects"), 0, "{err2}");
+    // Every record of both runs committed, none twice.
+    assert_eq!(committed1 + committed2, records + records2, "{err}\n{err2}");
+
+    let mut want = Expected::default();
+    for (seed, events) in [(11, events), (12, events_per_stream(&err2))] {
+        let emu = EmulatorConfig {
+            seed,
+            ..EmulatorConfig::default()
+        };
+        for (i, n) in events.iter().enumerate() {
+            want.stream(&emu, i as u32 + 1, *n);
+        }
+    }
+    let ids: BTreeSet<i64> = db
+        .query(&format!("SELECT id FROM {}.tweets", schema.name), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want_ids: BTreeSet<i64> = want.tweets.keys().copied().collect();
+    assert_eq!(
+        ids, want_ids,
+        "tweets in the table != tweets received by the two runs"
+    );
+    let users: BTreeSet<i64> = db
+        .query(&format!("SELECT id FROM {}.users", schema.name), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(users, want.users);
+    let unscored: i64 = db
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {}.tweets WHERE sentiment IS NULL",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unscored, 0);
+}
