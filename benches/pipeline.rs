@@ -15,59 +15,12 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+mod common;
+use common::{database_url, env_or, proc_status, Schema};
+
 use tweetflow::Rate;
 use tweetflow::Shutdown;
 use tweetflow::{start, PipelineConfig, StatusMeters};
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-struct Schema {
-    name: String,
-    db: Client,
-}
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        let name = format!("tf_bench_{tag}_{}", std::process::id());
-        let mut db = Client::connect(&database_url(), NoTls).expect("PostgreSQL is needed");
-        db.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ))
-        .expect("create schema");
-        Schema { name, db }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = self
-            .db
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
-
-fn proc_status(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn threads() -> u64 {
     proc_status("Threads:")
@@ -88,7 +41,7 @@ fn base_config(schema: &str, spool: &std::path::Path) -> PipelineConfig {
 
 fn part_a(secs: u64) {
     println!("== A. delay off: pipeline into PostgreSQL vs raw binary COPY of the same rows");
-    let mut schema = Schema::new("nodelay");
+    let mut schema = Schema::new("bench_nodelay");
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = base_config(&schema.name, spool.path());
     cfg.emulator.rate = Rate::Max;
@@ -165,7 +118,7 @@ fn part_a(secs: u64) {
 
 fn part_b(rate: f64, warmup: u64, secs: u64) {
     println!("== B. mandated delay, {rate:.0} tweets/s offered");
-    let schema = Schema::new(&format!("delay{}", rate as u64));
+    let schema = Schema::new(&format!("bench_delay{}", rate as u64));
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = base_config(&schema.name, spool.path());
     // An event carries 1 + 1/3 tweets on average (a third are retweets).

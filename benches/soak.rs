@@ -11,29 +11,19 @@
 //!
 //! Environment: `TF_SOAK_SECS` (600 per mode), `TF_SOAK_REPORT_SECS` (60),
 //! `TF_SOAK_MODES` (`off,delay`), `TF_SOAK_RATE_OFF` (2,000 events/s per stream,
-//! ≈ 5,300 tweets/s), `TF_SOAK_RATE_DELAY` (1,500, ≈ 4,000 tweets/s), `TF_SOAK_KEEP`
+//! ≈ 5,300 tweets/s), `TF_SOAK_RATE_DELAY` (1,500, ≈ 4,000 tweets/s), `TF_BENCH_KEEP`
 //! (keep the schema), `DATABASE_URL`. CI never runs benches; a short run for a
 //! check: `TF_SOAK_SECS=60 TF_SOAK_REPORT_SECS=10 cargo bench --bench soak`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+mod common;
+use common::{database_url, env_or, proc_status, Schema};
+
 use tweetflow::Rate;
 use tweetflow::Shutdown;
 use tweetflow::{start, PipelineConfig, Probes};
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// The groups of the per-period CPU columns, in order.
 const GROUPS: [&str; 12] = [
@@ -118,39 +108,13 @@ fn cpu_by_group() -> BTreeMap<&'static str, f64> {
     out
 }
 
-fn proc_status(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// Soak figures of the schema.
+trait SchemaExt {
+    fn backend_pids(&mut self) -> Vec<i32>;
+    fn size_mb(&mut self) -> f64;
 }
 
-struct Schema {
-    name: String,
-    db: Client,
-    keep: bool,
-}
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        let name = format!("tf_soak_{tag}_{}", std::process::id());
-        let mut db = Client::connect(&database_url(), NoTls).expect("PostgreSQL is needed");
-        db.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ))
-        .expect("create schema");
-        Schema {
-            name,
-            db,
-            keep: std::env::var_os("TF_SOAK_KEEP").is_some(),
-        }
-    }
-
+impl SchemaExt for Schema {
     /// The pids of this run's backends (the writer's and the health probe's): the
     /// soak names its connections `application_name = <schema>`.
     fn backend_pids(&mut self) -> Vec<i32> {
@@ -172,18 +136,6 @@ impl Schema {
             .query_one(&*q, &[])
             .map(|r| r.get::<_, f64>(0) / 1e6)
             .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if self.keep {
-            println!("kept schema {}", self.name);
-            return;
-        }
-        let _ = self
-            .db
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
 
@@ -235,7 +187,7 @@ fn soak(mode: &str, per_stream: f64, secs: u64, every: u64) {
             "delay off"
         }
     );
-    let mut schema = Schema::new(mode);
+    let mut schema = Schema::new(&format!("soak_{mode}"));
     let spool = tempfile::tempdir().expect("spool dir");
     let mut cfg = PipelineConfig::default();
     cfg.emulator.bind = "127.0.0.1:0".parse().expect("addr");

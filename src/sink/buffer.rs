@@ -395,6 +395,40 @@ mod tests {
     }
 
     #[test]
+    fn scores_come_back_from_the_spool_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buffer(dir.path(), 1);
+        // Scores whose shortest decimal form a best-effort float parser reads back one
+        // ulp off (seen in an end-to-end run whose records went through the spool).
+        let scores = [
+            -0.23076923076923078,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            -2.0 / 13.0,
+            5e-324,
+        ];
+        for (i, v) in scores.iter().enumerate() {
+            b.push(Record {
+                sentiment: Some(*v),
+                engagement: Some(-*v),
+                ..rec(i as u64 + 1)
+            });
+        }
+        b.close();
+        let mut back = Vec::new();
+        while let Some(x) = b.pull(10, Z, Z) {
+            back.extend(x.records.iter().map(|r| (r.sentiment, r.engagement)));
+            b.commit(x.source);
+        }
+        let want: Vec<_> = scores.iter().map(|v| (Some(*v), Some(-*v))).collect();
+        assert_eq!(back.len(), want.len());
+        for ((got_s, got_e), (want_s, want_e)) in back.iter().zip(&want) {
+            assert_eq!(got_s.map(f64::to_bits), want_s.map(f64::to_bits));
+            assert_eq!(got_e.map(f64::to_bits), want_e.map(f64::to_bits));
+        }
+    }
+
+    #[test]
     fn evacuate_keeps_order_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {

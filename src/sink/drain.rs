@@ -145,17 +145,15 @@ impl Drain {
     }
 }
 
-/// Records the writer can still commit before `stop`, at the rate of its last batch
-/// (`rows` in `write`), none if the batch it is writing has already taken more than
-/// twice as long (it is stuck: a lock, a stalled server).
-pub(crate) fn can_commit(
-    rows: u64,
-    write: Duration,
-    busy_for: Option<Duration>,
-    left: Duration,
-) -> u64 {
-    if write.is_zero() || busy_for.is_some_and(|b| b > write * 2) {
+/// Records the writer can still commit in `left`, at the rate of its last batch
+/// (`rows` in `write`): none if the batch it is writing is stuck, all if no batch
+/// has been timed yet (then only the stop point decides).
+pub(crate) fn can_commit(rows: u64, write: Duration, stuck: bool, left: Duration) -> u64 {
+    if stuck {
         return 0;
+    }
+    if write.is_zero() {
+        return u64::MAX;
     }
     (rows as f64 * left.as_secs_f64() / write.as_secs_f64()) as u64
 }
@@ -190,10 +188,31 @@ mod tests {
     #[test]
     fn a_stuck_writer_can_commit_nothing_more() {
         let ms = Duration::from_millis;
-        assert_eq!(can_commit(1_000, ms(200), None, ms(1_000)), 5_000);
-        assert_eq!(can_commit(1_000, ms(200), Some(ms(100)), ms(1_000)), 5_000);
-        assert_eq!(can_commit(1_000, ms(200), Some(ms(500)), ms(1_000)), 0);
-        assert_eq!(can_commit(1_000, Duration::ZERO, None, ms(1_000)), 0);
+        assert_eq!(can_commit(1_000, ms(200), false, ms(1_000)), 5_000);
+        assert_eq!(can_commit(1_000, ms(200), true, ms(1_000)), 0);
+        assert_eq!(can_commit(0, Duration::ZERO, false, ms(1_000)), u64::MAX);
+    }
+
+    #[test]
+    fn a_batch_is_stuck_only_past_twice_its_usual_time_and_a_quarter_of_the_budget() {
+        let d = Drain::default();
+        d.set(Instant::now() + Duration::from_secs(4));
+        assert!(
+            !d.stuck(Duration::from_millis(1)),
+            "nothing is being written"
+        );
+        // `begin` needs a connection's token; `since` alone decides here.
+        *d.since.lock() = Some(Instant::now() - Duration::from_millis(500));
+        assert!(
+            !d.stuck(Duration::from_millis(1)),
+            "under a quarter of the budget"
+        );
+        *d.since.lock() = Some(Instant::now() - Duration::from_millis(1_500));
+        assert!(d.stuck(Duration::from_millis(200)));
+        assert!(
+            !d.stuck(Duration::from_millis(800)),
+            "under twice the last write"
+        );
     }
 
     #[test]

@@ -406,10 +406,15 @@ impl Sink {
             return;
         }
         let now = Instant::now();
+        let last_write = Duration::from_micros(self.stats.last_write_us.load(Ordering::Relaxed));
+        // A batch that has taken more than twice the last one's time and more than a
+        // quarter of the drain's budget is stuck (a lock, a stalled server): cancel it
+        // at once, while there is time to spool it; any other at the stop point.
+        let stuck = self.drain.stuck(last_write);
         let can = drain::can_commit(
             self.stats.last_batch_rows.load(Ordering::Relaxed),
-            Duration::from_micros(self.stats.last_write_us.load(Ordering::Relaxed)),
-            self.drain.busy_for(),
+            last_write,
+            stuck,
             stop.saturating_duration_since(now),
         );
         if buffered > can && !self.drain.spill_failed() {
@@ -418,12 +423,6 @@ impl Sink {
                 self.drain.set_spill_failed();
             }
         }
-        // A batch that has taken more than twice the last one's time and more than a
-        // quarter of the drain's budget is stuck (a lock, a stalled server): cancel it
-        // at once, while there is time to spool it; any other at the stop point.
-        let stuck = self.drain.stuck(Duration::from_micros(
-            self.stats.last_write_us.load(Ordering::Relaxed),
-        ));
         if (now >= stop || stuck) && self.drain.is_busy() && !self.drain.was_cancelled() {
             log::warn!(
                 "sink: drain: cancelling the batch being written ({})",

@@ -121,6 +121,8 @@ fn every_tweet_lands_once_scored_and_every_kill_is_survived() {
     let mut cfg = PipelineConfig {
         server: Some(emulator.url()),
         duration: Some(Duration::from_secs(4)),
+        // Everything is to be committed in the drain, however loaded the machine is.
+        drain_timeout: Duration::from_secs(120),
         channel_capacity: 512,
         ..PipelineConfig::default()
     };
@@ -200,13 +202,7 @@ fn every_tweet_lands_once_scored_and_every_kill_is_survived() {
         );
     }
 
-    let users: BTreeSet<i64> = db
-        .query(&format!("SELECT id FROM {}.users", schema.name), &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(users, want.users);
+    assert_eq!(ids(&mut db, &schema.name, "users"), want.users);
     // Every tweet's user is in the users table.
     let orphans: i64 = db
         .query_one(
@@ -219,6 +215,25 @@ fn every_tweet_lands_once_scored_and_every_kill_is_survived() {
         .unwrap()
         .get(0);
     assert_eq!(orphans, 0);
+}
+
+/// Tweets in `schema` without a sentiment score.
+fn unscored(db: &mut Client, schema: &str) -> i64 {
+    db.query_one(
+        &format!("SELECT count(*) FROM {schema}.tweets WHERE sentiment IS NULL"),
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// The ids in `schema.table`.
+fn ids(db: &mut Client, schema: &str, table: &str) -> BTreeSet<i64> {
+    db.query(&format!("SELECT id FROM {schema}.{table}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Reads the number after `label` in the exit summary.
@@ -249,6 +264,8 @@ fn sigint_drains_every_stage_and_exits_zero() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tweetflow"))
         .args(["--database-url", DB_URL, "--schema", &schema.name])
         .args(["--emulator-rate", "300", "--emulator-seed", "9"])
+        // Everything is to be committed in the drain, however loaded the machine is.
+        .args(["--drain-timeout", "120"])
         .arg("--spool-dir")
         .arg(dir.path().join("spool"))
         .arg("--stats-file")
@@ -315,17 +332,7 @@ fn sigint_drains_every_stage_and_exits_zero() {
     assert!(in_flight_before > 0);
 
     let mut db = schema.client();
-    let unscored: i64 = db
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM {}.tweets WHERE sentiment IS NULL",
-                schema.name
-            ),
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(unscored, 0);
+    assert_eq!(unscored(&mut db, &schema.name), 0);
     let rows: i64 = db
         .query_one(&format!("SELECT count(*) FROM {}.tweets", schema.name), &[])
         .unwrap()
@@ -501,33 +508,12 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
             want.stream(&emu, i as u32 + 1, *n);
         }
     }
-    let ids: BTreeSet<i64> = db
-        .query(&format!("SELECT id FROM {}.tweets", schema.name), &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let want_ids: BTreeSet<i64> = want.tweets.keys().copied().collect();
     assert_eq!(
-        ids, want_ids,
+        ids(&mut db, &schema.name, "tweets"),
+        want_ids,
         "tweets in the table != tweets received by the two runs"
     );
-    let users: BTreeSet<i64> = db
-        .query(&format!("SELECT id FROM {}.users", schema.name), &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(users, want.users);
-    let unscored: i64 = db
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM {}.tweets WHERE sentiment IS NULL",
-                schema.name
-            ),
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(unscored, 0);
+    assert_eq!(ids(&mut db, &schema.name, "users"), want.users);
+    assert_eq!(unscored(&mut db, &schema.name), 0);
 }
