@@ -3,16 +3,20 @@
 //!
 //! The writer keeps committing until its *stop point*, the deadline minus the time
 //! it needs to move what is left to the spool ([`reserve`]); it starts no batch
-//! that would end after the stop point. At the stop point it moves the batch it
-//! holds and the memory buffer to the spool, fsyncs and returns; whatever arrives
-//! later goes straight to the spool (durable mode). A batch still being written at
-//! the stop point is cancelled on the server (`CancelToken`, from a helper thread,
-//! since the cancel request opens a connection of its own), so a stalled statement
-//! does not hold the exit for `statement_timeout`; it is rolled back and spooled
-//! with the rest. PostgreSQL holds cancels off while it commits, so a batch either
-//! committed (and is not spooled) or did not (and is).
+//! that would end after the stop point. Meanwhile what it cannot commit by then, at
+//! the rate of its last batch ([`can_commit`]), is moved to the spool a chunk at a
+//! time, so the work of saving it is spread over the whole drain. At the stop point
+//! the writer moves the batch it holds and the memory buffer to the spool, fsyncs
+//! and returns; whatever arrives later goes straight to the spool (durable mode).
+//! A batch still being written at the stop point, or stuck before it (twice its
+//! usual time and a quarter of the budget: a lock, a stalled server), is cancelled
+//! on the server (`CancelToken`, from a helper thread, since the cancel request
+//! opens a connection of its own), so it does not hold the exit for
+//! `statement_timeout`; it is rolled back and spooled with the rest. PostgreSQL
+//! holds cancels off while it commits, so a batch either committed (and is not
+//! spooled) or did not (and is).
 //!
-//! The pure part is [`reserve`]; the rest is the state shared by the writer and the
+//! The pure parts are [`reserve`] and [`can_commit`]; the rest is the state shared by the writer and the
 //! thread that joins the sink.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +24,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// Time to leave, before the deadline, for moving `buffered` records to the spool
-/// and fsyncing it: a fixed part plus a per-record part (measured: see
-/// docs/BENCHMARKS.md, "Drain"), at most half of the drain's budget.
+/// Time to leave, before the deadline, for cancelling the batch being written and
+/// moving `buffered` records to the spool with an fsync: a fixed part plus a
+/// per-record part, at most half of the drain's budget. The per-record part is an
+/// estimate with room to spare (a release build spools tens of thousands of records
+/// a second; a debug build on a loaded machine was seen at ~900 a second), and the
+/// drain moves ahead of time what the writer cannot commit, so at the stop point
+/// little is left for it to cover.
 pub(crate) fn reserve(buffered: u64, budget: Duration) -> Duration {
     // The cancel's round trip, the rollback and spooling the batch that was held.
     const FIXED_S: f64 = 1.0;
