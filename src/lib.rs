@@ -62,7 +62,9 @@ pub use crate::model::{
 pub use crate::pipeline::{
     run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
 };
-pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
+pub use crate::score::{
+    engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,
+};
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
     parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot, SinkStats,
