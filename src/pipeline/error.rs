@@ -32,6 +32,9 @@ pub enum PipelineError {
     /// The server answered the lexicon request with something unusable.
     #[error("fetching the lexicon")]
     Lexicon(#[source] SourceError),
+    /// The thread that fetches the lexicon ended without an answer (a bug).
+    #[error("the thread fetching the lexicon panicked")]
+    LexiconFetchPanicked,
     /// The worker pools could not start (configuration or threads).
     #[error("starting the worker pools")]
     StartCore(#[source] CoreError),

@@ -47,7 +47,7 @@ use crate::engine::{self, Core, CoreConfig, CoreStats};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
-use crate::source::{self, SourceConfig, SourceStats};
+use crate::source::{self, FetchProgress, SourceConfig, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
 use crate::supervise;
@@ -55,6 +55,7 @@ use crate::supervise;
 pub use error::PipelineError;
 pub(crate) use redact::redact_url;
 pub(crate) use status::erase_status_lines;
+use status::ServerWait;
 pub use status::StatusMeters;
 pub use summary::Summary;
 use tap::TapStats;
@@ -201,18 +202,55 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
 
     let mut source_cfg = cfg.source.clone();
     source_cfg.server = server.clone();
-    info!("fetching the lexicon from {server}/emotion_values");
-    let lexicon = match source::fetch_lexicon(&server, &source_cfg, &shutdown) {
-        Ok(lex) => Arc::new(lex),
-        Err(e) => {
+    // Created now: the wait for the server already writes to it.
+    let mut stats_file = cfg
+        .stats_file
+        .as_deref()
+        .map(status::create_stats_file)
+        .transpose()?;
+    let lexicon_url = format!("{server}/emotion_values");
+    info!("fetching the lexicon from {lexicon_url}");
+    // On a thread of its own, so that Ctrl-C is seen at once even while a
+    // request hangs on a server that accepts and never answers. On Ctrl-C it
+    // is left behind: it ends by itself at its next timeout or attempt.
+    let progress = Arc::new(FetchProgress::default());
+    let (fetched_tx, fetched_rx) = bounded(1);
+    {
+        let (server, source_cfg, shutdown) = (server.clone(), source_cfg.clone(), shutdown.clone());
+        let progress = Arc::clone(&progress);
+        spawn_named("lexicon", move || {
+            let answer =
+                source::fetch_lexicon_reporting(&server, &source_cfg, &shutdown, &progress);
+            let _ = fetched_tx.send(answer);
+        })?;
+    }
+    let waited = status::wait_for_server(
+        &fetched_rx,
+        &progress,
+        &lexicon_url,
+        started,
+        &sink.stats(),
+        &mut stats_file,
+        cfg.status_line,
+        &shutdown,
+    );
+    let lexicon = match waited {
+        ServerWait::Answered(Ok(lex)) => Arc::new(lex),
+        other => {
+            let err = match other {
+                ServerWait::Answered(Err(e)) if !shutdown.is_triggered() => {
+                    PipelineError::Lexicon(e)
+                }
+                ServerWait::Vanished => PipelineError::LexiconFetchPanicked,
+                _ => PipelineError::Stopped,
+            };
             drop(rec_tx);
             let joined = sink.join();
-            if shutdown.is_triggered() {
+            if matches!(err, PipelineError::Stopped) {
                 info!("stopped before the server answered");
                 joined.map_err(PipelineError::Sink)?;
-                return Err(PipelineError::Stopped);
             }
-            return Err(PipelineError::Lexicon(e));
+            return Err(err);
         }
     };
     info!("lexicon: {} entries", lexicon.len());
@@ -273,11 +311,6 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     let ticker = {
         let done = ticker_done.clone();
         let probes = probes.clone();
-        let stats_file = cfg
-            .stats_file
-            .as_deref()
-            .map(status::create_stats_file)
-            .transpose()?;
         let line = cfg.status_line;
         spawn_named("status", move || {
             status::status_loop(probes, stats_file, line, &done)

@@ -11,6 +11,11 @@
 //! PostgreSQL becomes unreachable (what happens to the records meanwhile and
 //! how to check the server) and once when it is back.
 //!
+//! Before the pipeline runs, while the lexicon fetch waits for the server,
+//! [`wait_for_server`] shows the same status with `waiting for server` and
+//! says in words, within 2 s and then every 15 s, which URL does not answer
+//! and why.
+//!
 //! A stats file that cannot be written is given up after one warning; the
 //! pipeline goes on. The pure formatting lives in [`crate::stats::status`].
 
@@ -22,8 +27,14 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
 use super::{PipelineError, Probes};
+use crate::log_limit::LogLimiter;
+use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
+use crate::sink::SinkStats;
+use crate::source::{FetchProgress, SourceError};
 use crate::stats::status::{fit, RateMeter, Status, TagCount};
 
 /// Whether the two status lines are on the terminal now (the cursor at the end of the second).
@@ -89,24 +100,130 @@ pub(super) fn status_loop(
             info!("PostgreSQL at {} is back: writing", view.database);
         }
         was_down = down;
-        if let Some(f) = stats_file.as_mut() {
-            if let Err(e) = writeln!(f, "{}", status.json()).and_then(|_| f.flush()) {
-                warn!("cannot write the stats file: {e}; no more stats will be written");
-                stats_file = None;
-            }
-        }
-        if line {
-            if terminal {
-                draw(&status);
-            } else {
-                eprintln!("{}", status.line());
-            }
-        }
+        show(&status, &mut stats_file, line, terminal);
         if finished {
             if terminal && STATUS_DRAWN.swap(false, Ordering::SeqCst) {
                 eprintln!();
             }
             return;
+        }
+    }
+}
+
+/// Appends `status` to the stats file (given up after a failed write) and,
+/// with `line`, shows it on stderr.
+fn show(status: &Status, stats_file: &mut Option<BufWriter<File>>, line: bool, terminal: bool) {
+    if let Some(f) = stats_file.as_mut() {
+        if let Err(e) = writeln!(f, "{}", status.json()).and_then(|_| f.flush()) {
+            warn!("cannot write the stats file: {e}; no more stats will be written");
+            *stats_file = None;
+        }
+    }
+    if line {
+        if terminal {
+            draw(status);
+        } else {
+            eprintln!("{}", status.line());
+        }
+    }
+}
+
+/// The ingest state while the readers read.
+const INGEST_UP: &str = "up";
+/// The ingest state while the lexicon fetch waits for the server, or while no
+/// stream is connected.
+pub(super) const WAITING_FOR_SERVER: &str = "waiting for server";
+
+/// No answer for this long is worth saying even before an attempt failed.
+const FIRST_WORD_AFTER: Duration = Duration::from_secs(2);
+/// The message about a server that does not answer repeats this often.
+const REPEAT_WAIT_MESSAGE: Duration = Duration::from_secs(15);
+
+/// When to tell the user that the server does not answer: at the first failed
+/// attempt or [`FIRST_WORD_AFTER`] without an answer, whichever comes first,
+/// then every [`REPEAT_WAIT_MESSAGE`]. Pure: the caller passes the time.
+#[derive(Debug)]
+pub(super) struct ServerWaitReport {
+    started: Instant,
+    limiter: LogLimiter,
+}
+
+impl ServerWaitReport {
+    pub(super) fn new(started: Instant) -> ServerWaitReport {
+        ServerWaitReport {
+            started,
+            limiter: LogLimiter::every(REPEAT_WAIT_MESSAGE),
+        }
+    }
+
+    /// Whether to speak at `now`, given how many attempts have failed.
+    pub(super) fn due(&mut self, now: Instant, failed: u64) -> bool {
+        if failed == 0 && now.saturating_duration_since(self.started) < FIRST_WORD_AFTER {
+            return false;
+        }
+        self.limiter.check(now).is_some()
+    }
+}
+
+/// What the wait for the server found.
+pub(super) enum ServerWait {
+    /// The fetch ended (with a lexicon or an error).
+    Answered(Result<Lexicon, SourceError>),
+    /// `shutdown` was triggered first.
+    Stopped,
+    /// The fetch thread ended without an answer (it panicked).
+    Vanished,
+}
+
+/// Waits for the lexicon fetch running on another thread, so that Ctrl-C is
+/// seen within 100 ms even while an HTTP request hangs. Meanwhile it says, on
+/// the schedule of [`ServerWaitReport`], that the server at `url` does not
+/// answer, and shows the status ([`WAITING_FOR_SERVER`], the sink's state)
+/// once a second on stderr (with `line`) and in the stats file.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+pub(super) fn wait_for_server(
+    fetched: &Receiver<Result<Lexicon, SourceError>>,
+    progress: &FetchProgress,
+    url: &str,
+    started: Instant,
+    sink: &SinkStats,
+    stats_file: &mut Option<BufWriter<File>>,
+    line: bool,
+    shutdown: &Shutdown,
+) -> ServerWait {
+    let terminal = line && std::io::stderr().is_terminal();
+    let mut report = ServerWaitReport::new(Instant::now());
+    let mut next_status = Instant::now() + Duration::from_secs(1);
+    loop {
+        match fetched.recv_timeout(Duration::from_millis(100)) {
+            Ok(answer) => return ServerWait::Answered(answer),
+            Err(RecvTimeoutError::Disconnected) => return ServerWait::Vanished,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if shutdown.is_triggered() {
+            return ServerWait::Stopped;
+        }
+        let now = Instant::now();
+        let (failed, last_error) = progress.failures();
+        if report.due(now, failed) {
+            let what = match last_error {
+                Some(e) if failed > 0 => format!("attempt {failed} failed: {e}"),
+                _ => format!(
+                    "no answer after {:.0} s",
+                    now.saturating_duration_since(report.started).as_secs_f64()
+                ),
+            };
+            warn!("waiting for the server at {url}: {what}; retrying (Ctrl-C stops)");
+        }
+        if now >= next_status {
+            next_status += Duration::from_secs(1);
+            let status = Status {
+                t: now.saturating_duration_since(started).as_secs_f64(),
+                ingest: WAITING_FOR_SERVER.to_string(),
+                sink: sink.snapshot().sink_state.to_string(),
+                ..Status::default()
+            };
+            show(&status, stats_file, line, terminal);
         }
     }
 }
@@ -141,6 +258,16 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
         status.kills += snap.kills;
     }
     status.rate_in = status.rate_in_streams.iter().sum();
+    let connected: u64 = view
+        .sources
+        .iter()
+        .map(|s| s.connected.load(Ordering::Relaxed))
+        .sum();
+    status.ingest = if connected == 0 {
+        WAITING_FOR_SERVER.to_string()
+    } else {
+        INGEST_UP.to_string()
+    };
     let core = view.core.snapshot();
     status.sentiment_workers = core.sentiment.workers;
     status.engagement_workers = core.engagement.workers;
@@ -163,4 +290,32 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
         .map(|(tag, count)| TagCount { tag, count })
         .collect();
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_wait_is_named_at_the_first_failure_then_every_15_s() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = ServerWaitReport::new(t0);
+        assert!(r.due(t0, 1), "first failure: at once");
+        assert!(!r.due(t0 + s(1), 2));
+        assert!(!r.due(t0 + s(14), 5));
+        assert!(r.due(t0 + s(15), 6), "again within 30 s");
+        assert!(!r.due(t0 + s(29), 7));
+        assert!(r.due(t0 + s(30), 8));
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_named_after_2_s() {
+        let t0 = Instant::now();
+        let mut r = ServerWaitReport::new(t0);
+        assert!(!r.due(t0 + Duration::from_millis(1900), 0));
+        assert!(r.due(t0 + Duration::from_secs(2), 0), "within 5 s");
+        assert!(!r.due(t0 + Duration::from_secs(16), 0));
+        assert!(r.due(t0 + Duration::from_secs(17), 0));
+    }
 }

@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn phrases_longer_than_the_cap_are_refused_with_their_line() {
-        let eight = vec!["w"; MAX_PHRASE_WORDS].join(" ");
+        let eight = ["w"; MAX_PHRASE_WORDS].join(" ");
         let lex = Lexicon::parse(&format!("good\t3\n{eight}\t-1\n")).unwrap();
         assert_eq!(lex.max_words(), MAX_PHRASE_WORDS);
         let long = vec!["w"; 10_000].join(" ");

@@ -21,6 +21,7 @@ mod sse;
 
 pub use decode::{decode, Decoded, DecodedTweets, KILL_MESSAGE};
 pub use lexicon::fetch_lexicon;
+pub(crate) use lexicon::{fetch_lexicon_reporting, FetchProgress};
 pub use reader::spawn_reader;
 pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
@@ -80,6 +81,8 @@ pub enum SourceError {
 pub struct SourceStats {
     /// Connections that got a `200` answer.
     pub connects: AtomicU64,
+    /// 1 while a connection's body is being read, else 0 (a gauge).
+    pub connected: AtomicU64,
     /// Times the reader went back to connect after a connection ended or failed.
     pub reconnects: AtomicU64,
     /// Connection attempts that failed (transport error or non-200 status).
@@ -107,6 +110,8 @@ pub struct SourceStats {
 pub struct SourceSnapshot {
     /// Successful connections (first and later).
     pub connects: u64,
+    /// Streams connected now (1 or 0 for one reader; the sum of both).
+    pub connected: u64,
     /// Connections after the first.
     pub reconnects: u64,
     /// Connection attempts that failed.
@@ -140,6 +145,7 @@ impl SourceStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SourceSnapshot {
             connects: g(&self.connects),
+            connected: g(&self.connected),
             reconnects: g(&self.reconnects),
             connect_failures: g(&self.connect_failures),
             events: g(&self.events),
@@ -159,6 +165,7 @@ impl SourceSnapshot {
     pub fn sum(&self, o: &SourceSnapshot) -> SourceSnapshot {
         SourceSnapshot {
             connects: self.connects + o.connects,
+            connected: self.connected + o.connected,
             reconnects: self.reconnects + o.reconnects,
             connect_failures: self.connect_failures + o.connect_failures,
             events: self.events + o.events,

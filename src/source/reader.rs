@@ -24,7 +24,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{debug, info, warn};
@@ -41,6 +41,9 @@ use crate::supervise::Backoff;
 
 /// A server's `retry:` is honoured up to this (10 minutes).
 const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
+
+/// A server that cannot be reached is named in the log at most this often.
+const CONNECT_LOG_EVERY: Duration = Duration::from_secs(15);
 
 /// Size of the fixed read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -130,6 +133,7 @@ impl Reader {
         let mut rng = SmallRng::from_entropy();
         let mut buf = vec![0u8; READ_BUF];
         let mut failures: u64 = 0;
+        let mut connect_log = LogLimiter::every(CONNECT_LOG_EVERY);
         let mut first = true;
         info!("stream {}: reading {}", self.stream, self.url);
         while !self.shutdown.is_triggered() {
@@ -142,12 +146,17 @@ impl Reader {
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.connect().map(|body| {
                     inc(&self.stats.connects, 1);
-                    self.read_body(body, &mut buf)
+                    self.stats.connected.store(1, Ordering::Relaxed);
+                    let ended = self.read_body(body, &mut buf);
+                    self.stats.connected.store(0, Ordering::Relaxed);
+                    ended
                 })
             }));
             match attempt {
                 Ok(Ok((end, events))) => {
                     failures = 0;
+                    // The next outage is named at once.
+                    connect_log = LogLimiter::every(CONNECT_LOG_EVERY);
                     if end == End::Stop {
                         break;
                     }
@@ -156,6 +165,7 @@ impl Reader {
                     }
                 }
                 Err(_) => {
+                    self.stats.connected.store(0, Ordering::Relaxed);
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
                     log::error!(
@@ -166,10 +176,13 @@ impl Reader {
                 Ok(Err(e)) => {
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
-                    if REPEATED.allows_count(failures) {
+                    if connect_log.check(Instant::now()).is_some() {
                         warn!(
-                            "stream {}: connecting to {} failed ({failures} in a row): {e}",
-                            self.stream, self.url
+                            "stream {}: connecting to {} failed ({failures} in a row): {e}; \
+                             retrying (said again at most every {} s while it fails)",
+                            self.stream,
+                            self.url,
+                            CONNECT_LOG_EVERY.as_secs()
                         );
                     }
                 }

@@ -22,6 +22,11 @@ pub struct TagCount {
 pub struct Status {
     /// Seconds since the pipeline started.
     pub t: f64,
+    /// What ingest is doing: `up` (reading), `waiting for server` (no stream
+    /// connected, or the lexicon not fetched yet), `waiting: memory limit` or
+    /// `waiting: spool full` (the readers hold back, see `--memory-limit` and
+    /// `--spool-max-bytes`).
+    pub ingest: String,
     /// Tweets received per second, both streams (extracted retweeted statuses included).
     pub rate_in: f64,
     /// Tweets received per second on `/tweets/1` and `/tweets/2`.
@@ -60,8 +65,9 @@ impl Status {
     /// The figures: rates, pools, restarts, batch, sink, totals.
     pub fn figures(&self) -> String {
         format!(
-            "{:>5.0}s in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
+            "{:>5.0}s {} │ in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
             self.t,
+            self.ingest,
             human(self.rate_in),
             human(self.rate_in_streams[0]),
             human(self.rate_in_streams[1]),
@@ -176,6 +182,7 @@ mod tests {
     fn sample() -> Status {
         Status {
             t: 12.0,
+            ingest: "up".into(),
             rate_in: 1843.0,
             rate_in_streams: [912.0, 931.0],
             sentiment_workers: 612,
@@ -208,7 +215,7 @@ mod tests {
     fn line_shows_every_figure() {
         let line = sample().line();
         for part in [
-            "12s",
+            "12s up │ in",
             "1.8k/s",
             "(912+931)",
             "S612 E598",
@@ -245,6 +252,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&sample().json()).unwrap();
         for key in [
             "t",
+            "ingest",
             "rate_in",
             "sentiment_workers",
             "engagement_workers",

@@ -6,12 +6,15 @@
 //! process-wide.
 
 mod aggregate;
+#[allow(dead_code)]
+mod child;
 mod emulator;
 mod engine;
 mod ingest;
 mod ingest_reader;
 mod layout;
 mod pipeline;
+mod server_wait;
 mod sink;
 mod sink_outage;
 #[allow(dead_code)]
