@@ -21,6 +21,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 // The toolkit every layer may use; these import nothing of the layers above.
+mod budget;
 mod log_limit;
 mod model;
 mod shutdown;
@@ -45,6 +46,7 @@ pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
 pub use crate::app::{config_from_args, run_cli, Cli, Command, RunArgs};
+pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
     EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,

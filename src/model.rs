@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::MemoryPermit;
+
 /// Ingest sequence number.
 ///
 /// Increases across both streams *and across runs*: a [`SeqGen`] starts at the
@@ -106,6 +108,11 @@ pub struct Tweet {
     /// The tweet object exactly as received (compact JSON text), `user` and any
     /// `retweeted_status` included.
     pub raw: String,
+    /// Its bytes of the memory budget, taken by the stream reader and given
+    /// back when the last copy of the tweet is dropped. Not stored anywhere
+    /// (a tweet read back from the spool holds none).
+    #[serde(skip)]
+    pub memory: MemoryPermit,
 }
 
 impl User {
@@ -127,6 +134,26 @@ impl User {
 }
 
 impl Tweet {
+    /// What the tweet takes in memory, as counted against the memory budget:
+    /// the struct and the capacity of every string it owns.
+    pub fn heap_bytes(&self) -> u64 {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let u = &self.user;
+        let bytes = std::mem::size_of::<Tweet>()
+            + self.text.capacity()
+            + self.raw.capacity()
+            + opt(&self.lang)
+            + opt(&self.created_at)
+            + self.hashtags.capacity() * std::mem::size_of::<String>()
+            + self.hashtags.iter().map(String::capacity).sum::<usize>()
+            + u.raw.capacity()
+            + opt(&u.screen_name)
+            + opt(&u.name)
+            + opt(&u.lang)
+            + opt(&u.created_at);
+        bytes as u64
+    }
+
     /// A tweet with only the required fields set: `id` = `seq`, stream 1, no
     /// counts, no hashtags, raw `{}` (tests and fixtures).
     pub fn minimal(seq: Seq, text: &str, user: User) -> Tweet {
@@ -144,6 +171,7 @@ impl Tweet {
             hashtags: Vec::new(),
             user,
             raw: "{}".into(),
+            memory: MemoryPermit::default(),
         }
     }
 }

@@ -160,6 +160,30 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 100_000, help_heading = "Sink")]
     pub buffer_records: usize,
 
+    /// Most bytes of tweets in memory at once: channels, worker inboxes, pending entries and the
+    /// sink's buffer together. Beyond it the sink spills to the spool and the readers wait.
+    /// A number of bytes, or with a suffix: `512MiB`, `1GiB` (K, M, G, KiB, MiB, GiB).
+    #[arg(
+        long,
+        default_value = "1GiB",
+        value_name = "BYTES",
+        value_parser = parse_bytes,
+        help_heading = "Sink"
+    )]
+    pub memory_limit: u64,
+
+    /// Most bytes the spool may hold before the readers wait for it to drain (logged, and
+    /// shown as `waiting: spool full`); nothing is dropped. It can overshoot by at most
+    /// --memory-limit (the records already in memory still go to it).
+    #[arg(
+        long,
+        default_value = "10GiB",
+        value_name = "BYTES",
+        value_parser = parse_bytes,
+        help_heading = "Sink"
+    )]
+    pub spool_max_bytes: u64,
+
     /// Directory of the spill file (replayed at the next start if records remain).
     #[arg(
         long,
@@ -188,4 +212,58 @@ pub struct RunArgs {
         help_heading = "Built-in emulator"
     )]
     pub emulator_seed: u64,
+}
+
+/// A number of bytes: digits, optionally followed by `K`, `M`, `G` or `KiB`,
+/// `MiB`, `GiB` (all binary: 1 K = 1,024 bytes). Zero is refused.
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use K, M, G, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_bytes("1073741824"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("8 KiB"), Ok(8 << 10));
+        for bad in [
+            "",
+            "0",
+            "1TB",
+            "-1G",
+            "1.5G",
+            "GiB",
+            "99999999999999999999G",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

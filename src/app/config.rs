@@ -66,6 +66,8 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.linger = Duration::from_millis(args.linger_ms);
     cfg.sink.buffer_records = args.buffer_records;
     cfg.sink.spool_dir = args.spool_dir.clone();
+    cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
+    cfg.memory_limit = args.memory_limit;
     Ok(cfg)
 }
 
@@ -90,6 +92,8 @@ mod tests {
             "2.5",
             "--emulator-rate",
             "max",
+            "--memory-limit",
+            "256MiB",
         ]);
         let crate::app::cli::Command::Run(args) = cli.into_command() else {
             panic!("tweetflow alone must mean run");
@@ -98,6 +102,8 @@ mod tests {
         assert_eq!(cfg.core.min_workers, 3);
         assert_eq!(cfg.sink.batch_max, 999);
         assert_eq!(cfg.sink.schema, "s1");
+        assert_eq!(cfg.memory_limit, 256 << 20);
+        assert_eq!(cfg.sink.spool_max_bytes, Some(10 << 30));
         assert_eq!(cfg.duration, Some(Duration::from_millis(2500)));
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);

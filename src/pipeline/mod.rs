@@ -42,6 +42,7 @@ use log::{error, info, warn};
 use parking_lot::Mutex;
 
 use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
+use crate::budget::Budget;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::engine::{self, Core, CoreConfig, CoreStats};
 use crate::model::{AggMsg, Ingest, Record, SeqGen};
@@ -60,6 +61,14 @@ pub use status::StatusMeters;
 pub use summary::Summary;
 use tap::TapStats;
 
+/// Default of [`PipelineConfig::memory_limit`]: 1 GiB.
+pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// The sink's share of the memory limit and its largest batch, in bytes.
+fn sink_shares(limit: u64) -> (u64, u64) {
+    (limit / 2, (limit / 16).clamp(1 << 20, 64 << 20))
+}
+
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -77,6 +86,10 @@ pub struct PipelineConfig {
     pub sink: SinkConfig,
     /// Capacity of each channel between stages.
     pub channel_capacity: usize,
+    /// Most bytes of tweets alive in memory at once (`--memory-limit`): the
+    /// channels, inboxes, pending entries and the sink's buffer, together.
+    /// Beyond it the sink spills and the readers wait. Default 1 GiB.
+    pub memory_limit: u64,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
     /// Append one JSON status object a second to this file (created or truncated).
@@ -95,6 +108,7 @@ impl Default for PipelineConfig {
             aggregate: AggConfig::default(),
             sink: SinkConfig::default(),
             channel_capacity: 4096,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             duration: None,
             stats_file: None,
             status_line: false,
@@ -117,6 +131,8 @@ pub struct Probes {
     pub sink: Arc<SinkStats>,
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
+    /// The memory budget the readers take their permits from.
+    pub budget: Arc<Budget>,
     tap: Arc<TapStats>,
     /// For the message shown when the database is unreachable.
     database: String,
@@ -197,8 +213,14 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         cfg.sink.schema,
         cfg.sink.spool_dir.display()
     );
+    let budget = Budget::new(cfg.memory_limit);
+    let mut sink_cfg = cfg.sink.clone();
+    let (buffer_bytes, batch_bytes) = sink_shares(cfg.memory_limit);
+    sink_cfg.buffer_bytes = sink_cfg.buffer_bytes.min(buffer_bytes);
+    sink_cfg.batch_max_bytes = sink_cfg.batch_max_bytes.min(batch_bytes);
+    sink_cfg.budget = Arc::clone(&budget);
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
-    let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).map_err(PipelineError::StartSink)?;
+    let sink = sink::spawn_sink(sink_cfg, rec_rx).map_err(PipelineError::StartSink)?;
 
     let mut source_cfg = cfg.source.clone();
     source_cfg.server = server.clone();
@@ -271,6 +293,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         aggregate: aggregator.stats(),
         sink: sink.stats(),
         hashtags: Arc::new(Mutex::new(TopHashtags::default())),
+        budget: Arc::clone(&budget),
         tap: Arc::new(TapStats::default()),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),
@@ -299,6 +322,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
             Arc::clone(&seq),
             ingest_tx.clone(),
             Arc::clone(stats),
+            Arc::clone(&budget),
             shutdown.clone(),
         )
         .map_err(|source| PipelineError::StartReader { stream, source })?;

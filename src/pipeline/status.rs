@@ -263,11 +263,13 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
         .iter()
         .map(|s| s.connected.load(Ordering::Relaxed))
         .sum();
-    status.ingest = if connected == 0 {
-        WAITING_FOR_SERVER.to_string()
-    } else {
-        INGEST_UP.to_string()
+    status.ingest = match view.budget.waiting() {
+        Some(why) => why.name().to_string(),
+        None if connected == 0 => WAITING_FOR_SERVER.to_string(),
+        None => INGEST_UP.to_string(),
     };
+    status.memory_used = view.budget.used();
+    status.memory_limit = view.budget.limit();
     let core = view.core.snapshot();
     status.sentiment_workers = core.sentiment.workers;
     status.engagement_workers = core.engagement.workers;
@@ -279,6 +281,7 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
     status.sink = sink.sink_state.to_string();
     status.buffered = sink.buffered;
     status.spilled = sink.spilled;
+    status.spool_bytes = sink.spool_bytes;
     status.written_tweets = sink.written_tweets;
     status.written_users = sink.written_users;
     status.rate_out = meters.rate_out.rate(now, sink.records_committed);

@@ -62,6 +62,7 @@ use serde::Serialize;
 use self::buffer::Buffer;
 use self::health::{Breaker, BreakerState, Event};
 use self::writer::writer_loop;
+use crate::budget::Budget;
 use crate::model::Record;
 use crate::stats::Histogram;
 
@@ -98,6 +99,21 @@ pub struct SinkConfig {
     pub shutdown_grace: Duration,
     /// Longest time spooled appends may stay without fsync (default 200 ms).
     pub spool_sync: Duration,
+    /// Most bytes of records kept in memory (as `Tweet::heap_bytes` counts
+    /// them), besides `buffer_records`; beyond, records spill to the spool.
+    /// Default unlimited; the pipeline sets half of `--memory-limit`.
+    pub buffer_bytes: u64,
+    /// A batch stops growing at this many bytes (at least one record), which
+    /// bounds what the writer holds outside the memory budget: the spool lines
+    /// it read, their records and the COPY buffer. Default 64 MiB.
+    pub batch_max_bytes: u64,
+    /// Uncommitted spool bytes at which [`SinkConfig::budget`] is told the
+    /// spool is full, so that ingest waits (`--spool-max-bytes`). The sink itself
+    /// never refuses a record: what is already in memory still lands in the
+    /// spool. Default `None`: no maximum.
+    pub spool_max_bytes: Option<u64>,
+    /// The memory budget that the spool-full state is reported to.
+    pub budget: Arc<Budget>,
 }
 
 impl Default for SinkConfig {
@@ -117,6 +133,10 @@ impl Default for SinkConfig {
             statement_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             spool_sync: Duration::from_millis(200),
+            buffer_bytes: u64::MAX,
+            batch_max_bytes: 64 << 20,
+            spool_max_bytes: None,
+            budget: Budget::unlimited(),
         }
     }
 }
@@ -187,6 +207,8 @@ pub struct SinkStats {
     pub buffered: AtomicU64,
     /// Records in the spool not yet committed.
     pub spilled: AtomicU64,
+    /// Bytes in the spool not yet committed (what `--spool-max-bytes` bounds).
+    pub spool_bytes: AtomicU64,
     /// Records ever appended to the spool.
     pub spilled_total: AtomicU64,
     /// Records found in the spool at start.
@@ -242,6 +264,8 @@ pub struct SinkSnapshot {
     pub buffered: u64,
     /// Records in the spool not yet committed.
     pub spilled: u64,
+    /// Bytes in the spool not yet committed.
+    pub spool_bytes: u64,
     /// Records ever appended to the spool.
     pub spilled_total: u64,
     /// Records found in the spool at start.
@@ -300,6 +324,7 @@ impl SinkStats {
             breaker_trips: l(&self.breaker.trips),
             buffered: l(&self.buffered),
             spilled: l(&self.spilled),
+            spool_bytes: l(&self.spool_bytes),
             spilled_total: l(&self.spilled_total),
             replayed_at_start: l(&self.replayed_at_start),
             torn_lines: l(&self.torn_lines),
@@ -431,7 +456,18 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             spool.path().display()
         );
     }
-    let buffer = Arc::new(Buffer::new(spool, cfg.buffer_records, Arc::clone(&stats)));
+    let limits = buffer::Limits {
+        memory_bytes: cfg.buffer_bytes,
+        batch_bytes: cfg.batch_max_bytes,
+        spool_max_bytes: cfg.spool_max_bytes,
+        budget: Arc::clone(&cfg.budget),
+    };
+    let buffer = Arc::new(Buffer::new(
+        spool,
+        cfg.buffer_records,
+        limits,
+        Arc::clone(&stats),
+    ));
     let stop_health = Arc::new(AtomicBool::new(false));
 
     let health = {

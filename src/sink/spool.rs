@@ -218,8 +218,9 @@ impl Spool {
     }
 
     /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
-    pub(super) fn read(&mut self, max: usize) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    pub(super) fn read(&mut self, max: usize, max_bytes: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
         let mut out = Vec::new();
+        let mut bytes = 0u64;
         if self.unread == 0 || max == 0 {
             return Ok((out, self.read_off));
         }
@@ -227,13 +228,15 @@ impl Spool {
         f.seek(SeekFrom::Start(self.read_off))?;
         let mut r = BufReader::with_capacity(1 << 20, f.take(self.write_len - self.read_off));
         let mut off = self.read_off;
-        while out.len() < max {
+        // At least one line, however long; then up to `max` lines and `max_bytes`.
+        while out.len() < max && (out.is_empty() || bytes < max_bytes) {
             let mut line = Vec::with_capacity(2400);
             let n = r.read_until(b'\n', &mut line)?;
             if n == 0 {
                 break;
             }
             off += n as u64;
+            bytes += n as u64;
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
@@ -244,6 +247,12 @@ impl Spool {
         self.unread = self.unread.saturating_sub(n);
         self.inflight += n;
         Ok((out, off))
+    }
+
+    /// Bytes appended and not yet committed (what counts against
+    /// `--spool-max-bytes`).
+    pub(super) fn uncommitted_bytes(&self) -> u64 {
+        self.write_len.saturating_sub(self.committed_off)
     }
 
     /// Forgets what was read but not committed: it will be read again.
@@ -350,11 +359,11 @@ mod tests {
         let recs: Vec<Record> = (1..=5).map(rec).collect();
         s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         assert!(s.is_active());
-        let (lines, off) = s.read(3).unwrap();
+        let (lines, off) = s.read(3, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![1, 2, 3]);
-        assert_eq!(s.read(0).unwrap().0.len(), 0);
+        assert_eq!(s.read(0, u64::MAX).unwrap().0.len(), 0);
         assert!(!s.commit(off, 3).unwrap());
-        let (lines, off) = s.read(10).unwrap();
+        let (lines, off) = s.read(10, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![4, 5]);
         assert!(s.commit(off, 2).unwrap());
         assert!(!s.is_active());
@@ -368,18 +377,18 @@ mod tests {
             let (mut s, _) = Spool::open(dir.path()).unwrap();
             let recs: Vec<Record> = (1..=6).map(rec).collect();
             s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
-            let (_, off) = s.read(2).unwrap();
+            let (_, off) = s.read(2, u64::MAX).unwrap();
             s.commit(off, 2).unwrap();
-            let (lines, _) = s.read(2).unwrap();
+            let (lines, _) = s.read(2, u64::MAX).unwrap();
             assert_eq!(parse(&lines), vec![3, 4]);
             s.rewind();
-            let (lines, _) = s.read(1).unwrap();
+            let (lines, _) = s.read(1, u64::MAX).unwrap();
             assert_eq!(parse(&lines), vec![3]);
             // Not committed: dropped as if the process died.
         }
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 4);
-        let (lines, _) = s.read(100).unwrap();
+        let (lines, _) = s.read(100, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![3, 4, 5, 6]);
     }
 
@@ -400,7 +409,7 @@ mod tests {
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 2);
         assert_eq!(rep.torn_bytes, 18);
-        let (lines, _) = s.read(10).unwrap();
+        let (lines, _) = s.read(10, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![1, 2]);
         let torn = std::fs::read_to_string(dir.path().join("torn")).unwrap();
         assert!(torn.starts_with("{\"tweet\":{\"seq\":3,"));

@@ -97,6 +97,10 @@ pub struct SourceStats {
     pub retweets: AtomicU64,
     /// Kill messages sent on.
     pub kills: AtomicU64,
+    /// Times a tweet had to wait for room in the memory budget (or the spool).
+    pub waits: AtomicU64,
+    /// Milliseconds spent waiting so.
+    pub waited_ms: AtomicU64,
     /// Events skipped because their data is neither a kill nor a valid tweet.
     pub malformed: AtomicU64,
     /// Malformed `retweeted_status` objects dropped while their retweet went on.
@@ -126,6 +130,10 @@ pub struct SourceSnapshot {
     pub retweets: u64,
     /// Kill messages forwarded.
     pub kills: u64,
+    /// Times a tweet waited for the memory budget or the spool.
+    pub waits: u64,
+    /// Milliseconds spent waiting so.
+    pub waited_ms: u64,
     /// Events that were not a tweet nor a kill (counted and skipped).
     pub malformed: u64,
     /// Retweets whose embedded original was malformed (the retweet is kept).
@@ -153,6 +161,8 @@ impl SourceStats {
             tweets: g(&self.tweets),
             retweets: g(&self.retweets),
             kills: g(&self.kills),
+            waits: g(&self.waits),
+            waited_ms: g(&self.waited_ms),
             malformed: g(&self.malformed),
             malformed_originals: g(&self.malformed_originals),
             oversized: g(&self.oversized),
@@ -173,6 +183,8 @@ impl SourceSnapshot {
             tweets: self.tweets + o.tweets,
             retweets: self.retweets + o.retweets,
             kills: self.kills + o.kills,
+            waits: self.waits + o.waits,
+            waited_ms: self.waited_ms + o.waited_ms,
             malformed: self.malformed + o.malformed,
             malformed_originals: self.malformed_originals + o.malformed_originals,
             oversized: self.oversized + o.oversized,

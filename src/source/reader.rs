@@ -34,8 +34,9 @@ use rand::SeedableRng;
 use super::decode::{decode, Decoded};
 use super::sse::{SseEvent, SseParser};
 use super::{join_url, SourceConfig, SourceStats};
+use crate::budget::{Budget, Wait};
 use crate::log_limit::LogLimiter;
-use crate::model::{unix_micros, Ingest, SeqGen};
+use crate::model::{unix_micros, Ingest, SeqGen, Tweet};
 use crate::shutdown::Shutdown;
 use crate::supervise::Backoff;
 
@@ -44,6 +45,11 @@ const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
 
 /// A server that cannot be reached is named in the log at most this often.
 const CONNECT_LOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Ingest waits are logged at most this often.
+const WAIT_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often a reader waiting for the memory budget checks for shutdown.
+const ADMIT_POLL: Duration = Duration::from_millis(100);
 
 /// Size of the fixed read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -56,6 +62,7 @@ pub fn spawn_reader(
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
+    budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -72,6 +79,8 @@ pub fn spawn_reader(
                 seq,
                 out,
                 stats,
+                budget,
+                wait_log: LogLimiter::every(WAIT_LOG_EVERY),
                 shutdown,
                 last_event_id: String::new(),
                 retry: None,
@@ -101,6 +110,8 @@ struct Reader {
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
+    budget: Arc<Budget>,
+    wait_log: LogLimiter,
     shutdown: Shutdown,
     last_event_id: String,
     retry: Option<Duration>,
@@ -301,6 +312,48 @@ impl Reader {
         }
     }
 
+    /// Gives `tweet` its permit of the memory budget, waiting while there is
+    /// no room (the socket is not read meanwhile, so TCP holds the server
+    /// back). On shutdown the permit is taken regardless: an event completely
+    /// received is still sent on.
+    fn admit(&mut self, tweet: &mut Tweet) {
+        let bytes = tweet.heap_bytes();
+        let mut waited: Option<(Instant, Wait)> = None;
+        tweet.memory = loop {
+            match self.budget.acquire_timeout(bytes, ADMIT_POLL) {
+                Ok(permit) => break permit,
+                Err(_) if self.shutdown.is_triggered() => break self.budget.force(bytes),
+                Err(why) => {
+                    if waited.is_none() {
+                        waited = Some((Instant::now(), why));
+                        inc(&self.stats.waits, 1);
+                        if let Some(more) = self.wait_log.check(Instant::now()) {
+                            warn!(
+                                "stream {}: ingest waits ({}): {} MiB of tweets are in memory \
+                                 against --memory-limit {} MiB, and the spool is {}; \
+                                 {more} more waits since the last message",
+                                self.stream,
+                                why.name(),
+                                self.budget.used() >> 20,
+                                self.budget.limit() >> 20,
+                                if self.budget.spool_full() {
+                                    "full (--spool-max-bytes)"
+                                } else {
+                                    "not full"
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        if let Some((since, _)) = waited {
+            let ms = since.elapsed().as_millis() as u64;
+            inc(&self.stats.waited_ms, ms);
+            debug!("stream {}: ingest resumes after {ms} ms", self.stream);
+        }
+    }
+
     /// Decodes and sends one event; `false` when `out` is disconnected.
     fn handle(&mut self, ev: &SseEvent, received: u64) -> bool {
         let stats = &self.stats;
@@ -326,15 +379,18 @@ impl Reader {
                     }
                 }
                 let seq = &self.seq;
-                let (original, tweet) = d.stamp(self.stream, received, || seq.next());
-                if let Some(o) = original {
+                let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
+                let stats = Arc::clone(stats);
+                if let Some(mut o) = original {
                     inc(&stats.tweets, 1);
                     inc(&stats.retweets, 1);
+                    self.admit(&mut o);
                     if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
                         return false;
                     }
                 }
                 inc(&stats.tweets, 1);
+                self.admit(&mut tweet);
                 self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
             }
             Decoded::Malformed(e) => {

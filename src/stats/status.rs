@@ -51,6 +51,12 @@ pub struct Status {
     pub buffered: u64,
     /// Records waiting in the spool file.
     pub spilled: u64,
+    /// Bytes in the spool file not yet committed.
+    pub spool_bytes: u64,
+    /// Bytes of tweets in memory now (counted against `memory_limit`).
+    pub memory_used: u64,
+    /// `--memory-limit`.
+    pub memory_limit: u64,
     /// Tweet rows written per second.
     pub rate_out: f64,
     /// Tweet rows written so far.
@@ -65,7 +71,7 @@ impl Status {
     /// The figures: rates, pools, restarts, batch, sink, totals.
     pub fn figures(&self) -> String {
         format!(
-            "{:>5.0}s {} │ in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
+            "{:>5.0}s {} │ in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ mem {}/{}M │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
             self.t,
             self.ingest,
             human(self.rate_in),
@@ -78,6 +84,8 @@ impl Status {
             self.restarts,
             self.batch_size,
             self.write_ms,
+            self.memory_used >> 20,
+            self.memory_limit >> 20,
             self.sink,
             self.buffered,
             self.spilled,
@@ -195,6 +203,9 @@ mod tests {
             sink: "up".into(),
             buffered: 120,
             spilled: 0,
+            spool_bytes: 0,
+            memory_used: 300 << 20,
+            memory_limit: 1 << 30,
             rate_out: 1790.0,
             written_tweets: 20311,
             written_users: 15002,
@@ -223,6 +234,7 @@ mod tests {
             "kills 7",
             "restarts 7",
             "batch 850 42ms",
+            "mem 300/1024M",
             "sink up",
             "buf 120",
             "spool 0",
@@ -263,6 +275,9 @@ mod tests {
             "sink",
             "buffered",
             "spilled",
+            "spool_bytes",
+            "memory_used",
+            "memory_limit",
             "written_tweets",
             "written_users",
             "top_hashtags",

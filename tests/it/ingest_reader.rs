@@ -175,6 +175,7 @@ fn start(cfg: SourceConfig, stream: u8) -> Running {
         Arc::new(SeqGen::starting_at(1)),
         tx,
         Arc::clone(&stats),
+        tweetflow::Budget::unlimited(),
         shutdown.clone(),
     )
     .unwrap();
