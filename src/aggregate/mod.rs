@@ -349,7 +349,7 @@ fn join_loop(
         if let Some(stall) = clock.tick(Instant::now(), meant) {
             stats.stalls.fetch_add(1, Ordering::Relaxed);
             if let Some(more) = stall_log.check(Instant::now()) {
-                log::warn!(
+                log::info!(
                     "aggregator: held up for {:.1} s (blocked in send, or the process stopped); \
                      that time does not count towards the timeout ({more} more such stalls since \
                      the last message)",

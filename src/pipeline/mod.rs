@@ -134,6 +134,8 @@ pub struct Probes {
     /// The memory budget the readers take their permits from.
     pub budget: Arc<Budget>,
     tap: Arc<TapStats>,
+    /// The pipeline's stop flag: the status says `stopped` once it is set.
+    stopping: Shutdown,
     /// For the message shown when the database is unreachable.
     database: String,
     spool_dir: PathBuf,
@@ -294,6 +296,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         sink: sink.stats(),
         hashtags: Arc::new(Mutex::new(TopHashtags::default())),
         budget: Arc::clone(&budget),
+        stopping: shutdown.clone(),
         tap: Arc::new(TapStats::default()),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),

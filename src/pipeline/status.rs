@@ -128,6 +128,8 @@ fn show(status: &Status, stats_file: &mut Option<BufWriter<File>>, line: bool, t
     }
 }
 
+/// The ingest state once the readers were told to stop.
+const INGEST_STOPPED: &str = "stopped";
 /// The ingest state while the readers read.
 const INGEST_UP: &str = "up";
 /// The ingest state while the lexicon fetch waits for the server, or while no
@@ -264,10 +266,16 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
         .map(|s| s.connected.load(Ordering::Relaxed))
         .sum();
     status.ingest = match view.budget.waiting() {
+        _ if view.stopping.is_triggered() => INGEST_STOPPED.to_string(),
         Some(why) => why.name().to_string(),
         None if connected == 0 => WAITING_FOR_SERVER.to_string(),
         None => INGEST_UP.to_string(),
     };
+    status.ingest_waits = view
+        .sources
+        .iter()
+        .map(|s| s.waits.load(Ordering::Relaxed))
+        .sum();
     status.memory_used = view.budget.used();
     status.memory_limit = view.budget.limit();
     let core = view.core.snapshot();

@@ -25,8 +25,10 @@ pub struct Status {
     /// What ingest is doing: `up` (reading), `waiting for server` (no stream
     /// connected, or the lexicon not fetched yet), `waiting: memory limit` or
     /// `waiting: spool full` (the readers hold back, see `--memory-limit` and
-    /// `--spool-max-bytes`).
+    /// `--spool-max-bytes`), `stopped` (draining after Ctrl-C or `--duration`).
     pub ingest: String,
+    /// Times a reader had to wait for the memory budget or the spool, so far.
+    pub ingest_waits: u64,
     /// Tweets received per second, both streams (extracted retweeted statuses included).
     pub rate_in: f64,
     /// Tweets received per second on `/tweets/1` and `/tweets/2`.
@@ -265,6 +267,7 @@ mod tests {
         for key in [
             "t",
             "ingest",
+            "ingest_waits",
             "rate_in",
             "sentiment_workers",
             "engagement_workers",

@@ -13,7 +13,10 @@ mod engine;
 mod ingest;
 mod ingest_reader;
 mod layout;
+mod memory;
 mod pipeline;
+#[allow(dead_code)]
+mod script_server;
 mod server_wait;
 mod sink;
 mod sink_outage;
