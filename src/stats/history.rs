@@ -96,6 +96,12 @@ const COLUMNS: [Column; 16] = [
     ("restarts", |s| s.restarts as f64),
 ];
 
+/// The names of the serialised columns, in order.
+#[cfg(test)]
+pub(crate) fn column_names() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|(name, _)| *name)
+}
+
 /// The last [`HISTORY_LEN`] samples (or fewer), oldest first.
 #[derive(Debug, Clone)]
 pub(crate) struct History {
@@ -128,6 +134,7 @@ impl History {
     }
 
     /// The samples, oldest first.
+    #[cfg(test)]
     pub(crate) fn samples(&self) -> impl ExactSizeIterator<Item = &Sample> {
         self.samples.iter()
     }
