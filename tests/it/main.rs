@@ -12,6 +12,7 @@ mod engine;
 mod ingest;
 mod ingest_reader;
 mod layout;
+mod ops;
 mod pipeline;
 mod sink;
 mod sink_outage;
