@@ -81,7 +81,7 @@ impl Default for Limits {
 #[derive(Debug)]
 struct Inner {
     mem: VecDeque<Record>,
-    /// Bytes of the records in `mem`.
+    /// Bytes of the records in `mem` ([`mem_size`] of each).
     mem_bytes: u64,
     spool: Spool,
     durable: bool,
@@ -96,10 +96,6 @@ pub(super) struct Buffer {
     capacity: usize,
     limits: Limits,
     stats: Arc<SinkStats>,
-}
-
-fn bytes_of(r: &Record) -> u64 {
-    r.tweet.heap_bytes()
 }
 
 impl Buffer {
@@ -129,8 +125,7 @@ impl Buffer {
 
     /// Tells the budget whether the spool is at its maximum (ingest then waits).
     fn note_spool(&self, i: &Inner) {
-        let bytes = i.spool.uncommitted_bytes();
-        self.stats.spool_bytes.store(bytes, Ordering::Relaxed);
+        let bytes = i.spool.pending_bytes();
         let Some(max) = self.limits.spool_max_bytes else {
             return;
         };
@@ -161,6 +156,12 @@ impl Buffer {
         self.stats
             .spilled
             .store(i.spool.unread() + i.spool.inflight(), Ordering::Relaxed);
+        self.stats
+            .buffered_bytes
+            .store(i.mem_bytes, Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(i.spool.pending_bytes(), Ordering::Relaxed);
     }
 
     /// Adds a record; blocks only while the spool cannot be written (disk full).
@@ -168,7 +169,7 @@ impl Buffer {
         let mut failures = 0u32;
         loop {
             let mut i = self.inner.lock();
-            let bytes = bytes_of(&rec);
+            let bytes = mem_size(&rec);
             let fits =
                 i.mem.is_empty() || i.mem_bytes.saturating_add(bytes) <= self.limits.memory_bytes;
             if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity && fits {
@@ -249,10 +250,10 @@ impl Buffer {
                     let mut n = 0;
                     let mut bytes = 0u64;
                     while n < i.mem.len().min(max) && (n == 0 || bytes < self.limits.batch_bytes) {
-                        bytes += bytes_of(&i.mem[n]);
+                        bytes += mem_size(&i.mem[n]);
                         n += 1;
                     }
-                    i.mem_bytes -= bytes;
+                    i.mem_bytes = i.mem_bytes.saturating_sub(bytes);
                     let records: Vec<Record> = i.mem.drain(..n).collect();
                     self.update_gauges(&i);
                     return Some(Batch {
@@ -351,7 +352,7 @@ impl Buffer {
                 Source::Spool { .. } => i.spool.rewind(),
                 Source::Memory => {
                     for r in b.records.into_iter().rev() {
-                        i.mem_bytes += bytes_of(&r);
+                        i.mem_bytes += mem_size(&r);
                         i.mem.push_front(r);
                     }
                 }
@@ -368,8 +369,8 @@ impl Buffer {
                     self.update_gauges(&i);
                     return Err(e);
                 }
-                let gone: u64 = i.mem.drain(..k).map(|r| bytes_of(&r)).sum();
-                i.mem_bytes -= gone;
+                let gone: u64 = i.mem.drain(..k).map(|r| mem_size(&r)).sum();
+                i.mem_bytes = i.mem_bytes.saturating_sub(gone);
                 self.stats
                     .spilled_total
                     .fetch_add(k as u64, Ordering::Relaxed);
@@ -395,6 +396,12 @@ impl Buffer {
     pub(super) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
+}
+
+/// The bytes a record holds in memory, as the memory budget counts them
+/// (`Tweet::heap_bytes`: the struct and every string it owns).
+fn mem_size(r: &Record) -> u64 {
+    r.tweet.heap_bytes()
 }
 
 #[cfg(test)]

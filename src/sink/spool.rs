@@ -166,6 +166,11 @@ impl Spool {
         self.write_len > 0
     }
 
+    /// Bytes appended and not committed yet.
+    pub(super) fn pending_bytes(&self) -> u64 {
+        self.write_len.saturating_sub(self.committed_off)
+    }
+
     /// Lines not yet handed out.
     pub(super) fn unread(&self) -> u64 {
         self.unread
@@ -247,12 +252,6 @@ impl Spool {
         self.unread = self.unread.saturating_sub(n);
         self.inflight += n;
         Ok((out, off))
-    }
-
-    /// Bytes appended and not yet committed (what counts against
-    /// `--spool-max-bytes`).
-    pub(super) fn uncommitted_bytes(&self) -> u64 {
-        self.write_len.saturating_sub(self.committed_off)
     }
 
     /// Forgets what was read but not committed: it will be read again.

@@ -37,6 +37,10 @@ pub struct Status {
     pub sentiment_workers: usize,
     /// Workers in the engagement pool now.
     pub engagement_workers: usize,
+    /// The autoscaler's target size of the sentiment pool.
+    pub sentiment_target: usize,
+    /// The autoscaler's target size of the engagement pool.
+    pub engagement_target: usize,
     /// Jobs dispatched to workers and not finished yet (both pools).
     pub in_flight: u64,
     /// Kill messages received so far.
@@ -59,8 +63,10 @@ pub struct Status {
     pub memory_used: u64,
     /// `--memory-limit`.
     pub memory_limit: u64,
-    /// Tweet rows written per second.
+    /// Records committed per second.
     pub rate_out: f64,
+    /// Records committed per second that came from `/tweets/1` and `/tweets/2`.
+    pub rate_out_streams: [f64; 2],
     /// Tweet rows written so far.
     pub written_tweets: u64,
     /// User rows written so far.
@@ -193,10 +199,13 @@ mod tests {
         Status {
             t: 12.0,
             ingest: "up".into(),
+            ingest_waits: 3,
             rate_in: 1843.0,
             rate_in_streams: [912.0, 931.0],
             sentiment_workers: 612,
             engagement_workers: 598,
+            sentiment_target: 620,
+            engagement_target: 600,
             in_flight: 1020,
             kills: 7,
             restarts: 7,
@@ -209,6 +218,7 @@ mod tests {
             memory_used: 300 << 20,
             memory_limit: 1 << 30,
             rate_out: 1790.0,
+            rate_out_streams: [900.0, 890.0],
             written_tweets: 20311,
             written_users: 15002,
             top_hashtags: vec![
@@ -271,6 +281,8 @@ mod tests {
             "rate_in",
             "sentiment_workers",
             "engagement_workers",
+            "sentiment_target",
+            "engagement_target",
             "in_flight",
             "restarts",
             "batch_size",
@@ -281,6 +293,7 @@ mod tests {
             "spool_bytes",
             "memory_used",
             "memory_limit",
+            "rate_out_streams",
             "written_tweets",
             "written_users",
             "top_hashtags",

@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["aggregate"],
     &["sink"],
     &["emulator"],
+    &["ops"],
     &["pipeline"],
     &["app"],
     &["testkit"],

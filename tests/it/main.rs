@@ -8,12 +8,14 @@
 mod aggregate;
 #[allow(dead_code)]
 mod child;
+mod dashboard;
 mod emulator;
 mod engine;
 mod ingest;
 mod ingest_reader;
 mod layout;
 mod memory;
+mod ops;
 mod pipeline;
 #[allow(dead_code)]
 mod script_server;
