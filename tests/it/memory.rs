@@ -171,8 +171,10 @@ fn a_full_spool_makes_ingest_wait_and_drops_nothing() {
         &server.url,
         "--database-url",
         &db,
+        // Small, so that the drain after Ctrl-C (every tweet in memory still
+        // passes the 50–500 ms work delay) stays short on a busy machine.
         "--memory-limit",
-        "256MiB",
+        "64MiB",
         "--max-event-bytes",
         "2097152",
         "--spool-max-bytes",
@@ -190,7 +192,7 @@ fn a_full_spool_makes_ingest_wait_and_drops_nothing() {
             break;
         }
         assert!(
-            t.elapsed() < Duration::from_secs(60),
+            t.elapsed() < Duration::from_secs(120),
             "ingest never waited for the spool: {:?}\n{}",
             last,
             tf.stderr()
@@ -204,7 +206,7 @@ fn a_full_spool_makes_ingest_wait_and_drops_nothing() {
     assert_eq!(last["ingest"], "waiting: spool full", "{last}");
     let spool_bytes = last["spool_bytes"].as_u64().unwrap();
     assert!(
-        spool_bytes >= max && spool_bytes <= max + 256 * MIB,
+        spool_bytes >= max && spool_bytes <= max + 64 * MIB,
         "{last}"
     );
     assert!(
@@ -214,7 +216,7 @@ fn a_full_spool_makes_ingest_wait_and_drops_nothing() {
     );
     // Ctrl-C: every record in memory goes to the spool too; none is dropped.
     tf.signal("INT");
-    let (status, _) = tf.wait_exit(Duration::from_secs(60));
+    let (status, _) = tf.wait_exit(Duration::from_secs(180));
     let err = tf.stderr();
     assert!(status.success(), "{status:?}\n{err}");
     let records = number_before(&err, "records (");
