@@ -133,9 +133,7 @@ pub fn spawn_aggregator(
 ) -> std::io::Result<Aggregator> {
     let stats = Arc::new(AggStats::default());
     let st = Arc::clone(&stats);
-    let handle = std::thread::Builder::new()
-        .name("aggregate".into())
-        .spawn(move || run(cfg, input, out, &st))?;
+    let handle = crate::stats::spawn_thread("aggregate", None, move || run(cfg, input, out, &st))?;
     Ok(Aggregator { stats, handle })
 }
 

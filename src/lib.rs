@@ -72,5 +72,8 @@ pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
     SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
 };
-pub use crate::stats::{CountMinSketch, Histogram, TopHashtags};
+pub use crate::stats::{
+    cpu_times, ended_cpu_times, CountMinSketch, CpuBudget, CpuTimes, GroupCpu, Histogram,
+    ThreadGroup, TopHashtags,
+};
 pub use crate::supervise::{install_panic_hook, KillPanic};

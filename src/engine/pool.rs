@@ -189,10 +189,11 @@ impl Supervisor {
             #[cfg(any(test, feature = "testkit"))]
             fault: self.cfg.fault.clone(),
         };
-        std::thread::Builder::new()
-            .name(format!("{}-{slot}", kind.name()))
-            .stack_size(self.cfg.stack_size)
-            .spawn(move || worker_main(ctx))
+        crate::stats::spawn_thread(
+            format!("{}-{slot}", kind.name()),
+            Some(self.cfg.stack_size),
+            move || worker_main(ctx),
+        )
     }
 
     fn add_worker(&mut self, pool: usize) -> std::io::Result<()> {

@@ -50,6 +50,7 @@ use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
+use crate::stats::CpuTimes;
 use crate::supervise;
 
 pub use error::PipelineError;
@@ -117,6 +118,8 @@ pub struct Probes {
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
     tap: Arc<TapStats>,
+    /// Every thread group's CPU time when [`start`] was called.
+    cpu_at_start: CpuTimes,
     /// For the message shown when the database is unreachable.
     database: String,
     spool_dir: PathBuf,
@@ -162,9 +165,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
     thread: &'static str,
     f: F,
 ) -> Result<JoinHandle<()>, PipelineError> {
-    std::thread::Builder::new()
-        .name(thread.to_string())
-        .spawn(f)
+    crate::stats::spawn_thread(thread, None, f)
         .map_err(|source| PipelineError::Spawn { thread, source })
 }
 
@@ -176,6 +177,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
 /// server answered; the sink has drained by then.
 pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, PipelineError> {
     let started = Instant::now();
+    let cpu_at_start = crate::stats::cpu_times();
 
     // The server: the one given, or the built-in emulator.
     let (emulator, server) = match &cfg.server {
@@ -228,6 +230,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
 
     let probes = Probes {
         started,
+        cpu_at_start,
         sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
         core: core.stats(),
         aggregate: aggregator.stats(),
