@@ -23,6 +23,7 @@
 // The toolkit every layer may use; these import nothing of the layers above.
 mod log_limit;
 mod model;
+mod pace;
 mod shutdown;
 mod supervise;
 

@@ -185,6 +185,7 @@ impl Supervisor {
             stats: Arc::clone(&self.stats),
             lexicon: Arc::clone(&self.lexicon),
             delay: self.cfg.work_delay,
+            timer_slack: self.cfg.timer_slack,
             policy: self.cfg.restart.clone(),
             #[cfg(any(test, feature = "testkit"))]
             fault: self.cfg.fault.clone(),
