@@ -14,8 +14,7 @@
 //!   fast as possible with the delay off: tweets/s and µs per tweet.
 //! * `CORE_BENCH_STEPS=1` (default off): 100 → 2,000 → 100 tweets/s (20 s, 30 s,
 //!   30 s) on real threads; when the pool got within 20% of Little's law.
-//! * `CORE_BENCH_SLACK_US`: the workers' timer slack (default the core's, 5,000 µs;
-//!   0 = the kernel's 50 µs).
+//! * `CORE_BENCH_SLACK_US`: the workers' timer slack (default the core's, 0 = the kernel's 50 µs).
 //! * `CORE_BENCH_MAX_WORKERS` (default 4096 per pool); `CORE_BENCH_INBOX`
 //!   (inbox capacity of the delay-off run, default the core's default, 2).
 

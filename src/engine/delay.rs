@@ -6,8 +6,8 @@
 //! mean (MIN+MAX)/2 and sd (MAX−MIN)/6, clamped to MIN..MAX; `0` (or `off`)
 //! is no delay, for benchmarks of the overhead and for tests.
 //!
-//! A worker sleeps with a timer slack (`CoreConfig::timer_slack`, default
-//! 5 ms), so a sleep lasts the sampled delay plus at most the slack.
+//! With a timer slack (`CoreConfig::timer_slack`, off by default) a sleep
+//! lasts the sampled delay plus at most the slack.
 //!
 //! Pure: sampling takes the random generator as an argument.
 
