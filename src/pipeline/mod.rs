@@ -221,6 +221,13 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         None => None,
         Some(addr) => match OpsServer::start(addr, ops::routes(), Arc::clone(&view)) {
             Ok(server) => {
+                if !server.addr().ip().is_loopback() {
+                    warn!(
+                        "the operator's endpoint listens on {}: metrics and the dashboard are \
+                         reachable from the network (the control routes still need the token)",
+                        server.addr()
+                    );
+                }
                 let url = server.url();
                 info!(
                     "dashboard at {url} (metrics at {url}metrics, probes at {url}healthz and \
