@@ -19,6 +19,8 @@
 //! Its buffered responses suit these small request/response routes; the
 //! emulator keeps its own server because SSE needs one write per event.
 //!
+//! The live dashboard (`GET /` and the JSON it polls) is [`dashboard`].
+//!
 //! Pure parts, apart from the I/O of [`server`]: the listen address
 //! ([`ListenAddr`]), the route table ([`Routes`]), the bearer check
 //! ([`check_bearer`]), the exposition text ([`Exposition`]) and readiness
@@ -26,6 +28,7 @@
 
 mod addr;
 mod auth;
+pub(crate) mod dashboard;
 mod metrics;
 mod ready;
 mod routes;

@@ -52,6 +52,7 @@ use crate::ops::{OpsConfig, OpsServer};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
+use crate::stats::history::Live;
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
 use crate::supervise;
@@ -126,6 +127,8 @@ pub struct Probes {
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
     tap: Arc<TapStats>,
+    /// The latest status and the last ten minutes of it, kept by the status thread.
+    pub(crate) live: Arc<Mutex<Live>>,
     /// For the message shown when the database is unreachable.
     database: String,
     spool_dir: PathBuf,
@@ -280,6 +283,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         sink: sink.stats(),
         hashtags: Arc::new(Mutex::new(TopHashtags::default())),
         tap: Arc::new(TapStats::default()),
+        live: Arc::new(Mutex::new(Live::default())),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),
     };

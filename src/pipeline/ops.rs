@@ -7,6 +7,8 @@
 //! thread, which [`Pipeline::wait`](super::Pipeline::wait) publishes every
 //! 100 ms. [`routes`] is the table: one line, one plain function per route.
 //!
+//! - `GET /`: the live dashboard; `GET /api/stats`: the status and its
+//!   ten-minute history, which the dashboard polls ([`crate::ops::dashboard`]).
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 `{"ready":true}`, or 503 with every reason
 //!   ([`crate::ops::readiness`]).
@@ -28,6 +30,7 @@ use crate::ops::{
     check_bearer, readiness, Access, NotReady, ReadyInput, Request, Response, Routes,
 };
 use crate::sink::{PauseOutcome, SinkControl, SinkStats};
+use crate::stats::history::Live;
 
 /// How long `POST /sink/pause` waits for the writer to finish its batch.
 const PAUSE_WAIT: Duration = Duration::from_secs(5);
@@ -114,11 +117,26 @@ impl OpsView {
 /// The route table of the endpoint.
 pub(super) fn routes() -> Routes<OpsView> {
     Routes::new()
+        .get("/", dashboard)
+        .get("/api/stats", api_stats)
         .get("/healthz", healthz)
         .get("/readyz", readyz)
         .get("/metrics", metrics)
         .post("/sink/pause", pause)
         .post("/sink/resume", resume)
+}
+
+fn dashboard(_: &OpsView, _: &Request<'_>) -> Response {
+    crate::ops::dashboard::page()
+}
+
+fn api_stats(v: &OpsView, _: &Request<'_>) -> Response {
+    // Before the stages run there is no status yet: an empty history.
+    let json = match v.stages.get() {
+        Some(probes) => probes.live.lock().to_json(),
+        None => Live::default().to_json(),
+    };
+    crate::ops::dashboard::stats(json)
 }
 
 fn healthz(_: &OpsView, _: &Request<'_>) -> Response {

@@ -213,6 +213,8 @@ pub struct SinkStats {
     pub records_in: AtomicU64,
     /// Records whose batch committed.
     pub records_committed: AtomicU64,
+    /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
+    pub committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
@@ -275,6 +277,8 @@ pub struct SinkSnapshot {
     pub records_in: u64,
     /// Records whose batch committed.
     pub records_committed: u64,
+    /// Records whose batch committed, from `/tweets/1` and `/tweets/2`.
+    pub committed_streams: [u64; 2],
     /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
     /// User rows sent in committed batches.
@@ -333,6 +337,7 @@ impl SinkStats {
             spool_write_errors: l(&self.spool_write_errors),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
+            committed_streams: [l(&self.committed_streams[0]), l(&self.committed_streams[1])],
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
             tweets_changed: l(&self.tweets_changed),

@@ -173,9 +173,12 @@ pub(super) fn writer_loop(
                     }
                 }
                 let now = unix_micros();
+                let mut by_stream = [0u64; 2];
                 for r in &batch.records {
                     st.latency
                         .record(now.saturating_sub(r.tweet.received_unix_us));
+                    // Stream 2 is `/tweets/2`; anything else counts as stream 1.
+                    by_stream[usize::from(r.tweet.stream == 2)] += 1;
                 }
                 st.write_time.record(el.as_micros() as u64);
                 st.batch_size
@@ -192,6 +195,9 @@ pub(super) fn writer_loop(
                     .store(el.as_micros() as u64, Ordering::Relaxed);
                 st.last_batch_rows.store(n as u64, Ordering::Relaxed);
                 st.records_committed.fetch_add(n as u64, Ordering::Relaxed);
+                for (counter, n) in st.committed_streams.iter().zip(by_stream) {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                }
                 st.written_tweets.fetch_add(o.tweets, Ordering::Relaxed);
                 st.written_users.fetch_add(o.users, Ordering::Relaxed);
                 st.tweets_changed

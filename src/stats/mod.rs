@@ -3,6 +3,7 @@
 //! Shared measuring tools live here too: [`Histogram`] records latencies from many
 //! threads without locks.
 
+pub(crate) mod history;
 pub(crate) mod sketch;
 pub(crate) mod status;
 

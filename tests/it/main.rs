@@ -6,6 +6,7 @@
 //! process-wide.
 
 mod aggregate;
+mod dashboard;
 mod emulator;
 mod engine;
 mod ingest;
