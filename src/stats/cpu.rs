@@ -37,6 +37,8 @@ pub enum ThreadGroup {
     Emulator,
     /// The status ticker.
     Status,
+    /// The operations endpoint's HTTP threads (`ops-http-N`).
+    Ops,
     /// The process's main thread.
     Main,
     /// Any thread whose name names no group.
@@ -55,6 +57,7 @@ const PREFIXES: &[(&str, ThreadGroup)] = &[
     ("sink", ThreadGroup::Sink),
     ("emulator", ThreadGroup::Emulator),
     ("status", ThreadGroup::Status),
+    ("ops", ThreadGroup::Ops),
     ("main", ThreadGroup::Main),
 ];
 
@@ -64,7 +67,7 @@ pub(super) const EXITED_NAME: &str = "tf~exited";
 
 impl ThreadGroup {
     /// Every group, in display order.
-    pub const ALL: [ThreadGroup; 11] = [
+    pub const ALL: [ThreadGroup; 12] = [
         ThreadGroup::Readers,
         ThreadGroup::Dispatcher,
         ThreadGroup::Workers,
@@ -74,6 +77,7 @@ impl ThreadGroup {
         ThreadGroup::Sink,
         ThreadGroup::Emulator,
         ThreadGroup::Status,
+        ThreadGroup::Ops,
         ThreadGroup::Main,
         ThreadGroup::Other,
     ];
@@ -90,6 +94,7 @@ impl ThreadGroup {
             ThreadGroup::Sink => "sink",
             ThreadGroup::Emulator => "emulator",
             ThreadGroup::Status => "status",
+            ThreadGroup::Ops => "ops",
             ThreadGroup::Main => "main",
             ThreadGroup::Other => "other",
         }
@@ -279,6 +284,7 @@ mod tests {
             ("emulator-accept", Emulator),
             ("emulator-conn-1", Emulator), // a comm cut to 15 bytes
             ("status", Status),
+            ("ops-http-0", Ops),
             ("main", Main),
             ("tweetflow", Other),
             ("", Other),
