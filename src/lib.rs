@@ -24,6 +24,7 @@
 mod budget;
 mod log_limit;
 mod model;
+mod pace;
 mod shutdown;
 mod supervise;
 
@@ -82,5 +83,8 @@ pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
     SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
 };
-pub use crate::stats::{CountMinSketch, Cumulative, Histogram, TopHashtags};
+pub use crate::stats::{
+    cpu_times, ended_cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu,
+    Histogram, ThreadGroup, TopHashtags,
+};
 pub use crate::supervise::{install_panic_hook, KillPanic};

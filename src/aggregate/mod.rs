@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::log_limit::LogLimiter;
 use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+use crate::pace::Paced;
 use crate::supervise::{self, StagePolicy};
 
 mod progress;
@@ -158,9 +159,7 @@ pub fn spawn_aggregator(
 ) -> std::io::Result<Aggregator> {
     let stats = Arc::new(AggStats::default());
     let st = Arc::clone(&stats);
-    let handle = std::thread::Builder::new()
-        .name("aggregate".into())
-        .spawn(move || run(cfg, input, out, &st))?;
+    let handle = crate::stats::spawn_thread("aggregate", None, move || run(cfg, input, out, &st))?;
     Ok(Aggregator { stats, handle })
 }
 
@@ -363,6 +362,10 @@ fn join_loop(
             }
         }
     };
+    // Paced: while scores keep coming the aggregator naps between batches
+    // instead of parking, so the workers' and the dispatcher's sends never
+    // have to wake it.
+    let mut paced = Paced::default();
     loop {
         // The time spent since the last look (processing, sending) was not a wait.
         tick(&mut clock, Duration::ZERO);
@@ -389,7 +392,7 @@ fn join_loop(
         } else {
             Duration::ZERO
         };
-        let got = input.recv_timeout(wait);
+        let got = paced.recv_timeout(input, wait);
         tick(&mut clock, wait);
         match got {
             Ok(msg) => {

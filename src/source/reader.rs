@@ -65,30 +65,28 @@ pub fn spawn_reader(
     budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("source-{stream}"))
-        .spawn(move || {
-            let mut r = Reader {
-                stream,
-                url: join_url(&cfg.server, &format!("/tweets/{stream}")),
-                agent: ureq::AgentBuilder::new()
-                    .timeout_connect(cfg.connect_timeout)
-                    .timeout_read(cfg.read_timeout)
-                    .build(),
-                cfg,
-                seq,
-                out,
-                stats,
-                budget,
-                wait_log: LogLimiter::every(WAIT_LOG_EVERY),
-                shutdown,
-                last_event_id: String::new(),
-                retry: None,
-                warned_content_type: false,
-                warned_id: false,
-            };
-            r.run();
-        })
+    crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
+        let mut r = Reader {
+            stream,
+            url: join_url(&cfg.server, &format!("/tweets/{stream}")),
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(cfg.connect_timeout)
+                .timeout_read(cfg.read_timeout)
+                .build(),
+            cfg,
+            seq,
+            out,
+            stats,
+            budget,
+            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
+            shutdown,
+            last_event_id: String::new(),
+            retry: None,
+            warned_content_type: false,
+            warned_id: false,
+        };
+        r.run();
+    })
 }
 
 /// Why a connection ended.

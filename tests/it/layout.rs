@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// nothing from the crate.
 const LAYERS: &[&[&str]] = &[
     &["budget"],
-    &["supervise", "shutdown", "log_limit", "model"],
+    &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
     &["score"],
     &["source"],
