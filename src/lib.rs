@@ -65,8 +65,8 @@ pub use crate::pipeline::{
 pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
-    parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot, SinkStats,
-    SinkSummary, SinkThread, WriteError,
+    connect_database, parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot,
+    SinkStats, SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

@@ -27,7 +27,6 @@
 //! last, so its final line shows the drained state.
 
 mod error;
-mod redact;
 mod status;
 mod summary;
 mod tap;
@@ -52,8 +51,8 @@ use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
 use crate::supervise;
 
+pub(crate) use crate::sink::redact_url;
 pub use error::PipelineError;
-pub(crate) use redact::redact_url;
 pub(crate) use status::erase_status_lines;
 pub use status::StatusMeters;
 pub use summary::Summary;

@@ -6,6 +6,7 @@
 //! process-wide.
 
 mod aggregate;
+mod db_tls;
 mod emulator;
 mod engine;
 mod ingest;
@@ -16,3 +17,5 @@ mod sink;
 mod sink_outage;
 #[allow(dead_code)]
 mod sink_util;
+#[allow(dead_code)]
+mod tls_util;
