@@ -24,10 +24,7 @@ pub fn fetch_lexicon(
     shutdown: &Shutdown,
 ) -> Result<Lexicon, SourceError> {
     let url = join_url(server, "/emotion_values");
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(cfg.connect_timeout)
-        .timeout_read(cfg.read_timeout)
-        .build();
+    let agent = super::agent(cfg)?;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut rng = SmallRng::from_entropy();
     let mut attempt = 0u64;

@@ -55,16 +55,14 @@ pub fn spawn_reader(
     stats: Arc<SourceStats>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
+    let agent = super::agent(&cfg).map_err(io::Error::other)?;
     std::thread::Builder::new()
         .name(format!("source-{stream}"))
         .spawn(move || {
             let mut r = Reader {
                 stream,
                 url: join_url(&cfg.server, &format!("/tweets/{stream}")),
-                agent: ureq::AgentBuilder::new()
-                    .timeout_connect(cfg.connect_timeout)
-                    .timeout_read(cfg.read_timeout)
-                    .build(),
+                agent,
                 cfg,
                 seq,
                 out,

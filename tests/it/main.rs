@@ -9,6 +9,7 @@ mod aggregate;
 mod db_tls;
 mod emulator;
 mod engine;
+mod https_source;
 mod ingest;
 mod ingest_reader;
 mod layout;

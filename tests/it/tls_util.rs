@@ -62,3 +62,53 @@ impl SelfSigned {
         }
     }
 }
+
+/// A TLS-terminating proxy on a free loopback port in front of a plain HTTP
+/// server: each connection's request goes to `backend`, its answer back over
+/// TLS until the backend closes. Runs until the process ends.
+pub fn https_proxy(cert: &SelfSigned, backend: std::net::SocketAddr) -> std::net::SocketAddr {
+    use openssl::ssl::{SslAcceptor, SslMethod};
+    use std::io::{Read, Write};
+    let mut acc = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+    acc.set_private_key(&cert.key).unwrap();
+    acc.set_certificate(&cert.cert).unwrap();
+    let acc = std::sync::Arc::new(acc.build());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let acc = std::sync::Arc::clone(&acc);
+            std::thread::spawn(move || {
+                let Ok(mut tls) = acc.accept(tcp) else { return };
+                // The request head (GET: no body).
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let Ok(mut up) = std::net::TcpStream::connect(backend) else {
+                    return;
+                };
+                if up.write_all(&head).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match up.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).is_err() || tls.flush().is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = tls.shutdown();
+            });
+        }
+    });
+    addr
+}
