@@ -44,7 +44,7 @@ mod app;
 pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
-pub use crate::app::{config_from_args, run_cli, Cli, Command, RunArgs};
+pub use crate::app::{config_from_args, run_cli, Cli, Command, LogFormat, RunArgs};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
     EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,

@@ -208,6 +208,17 @@ impl Db {
         if !msg.contains("TLS") && !msg.contains("SSL") && !msg.contains("certificate") {
             return msg;
         }
+        // OpenSSL's causes repeat each other: keep each distinct one once.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(x) = src {
+            let part = x.to_string();
+            if !msg.contains(&part) {
+                msg.push_str(": ");
+                msg.push_str(&part);
+            }
+            src = x.source();
+        }
         let ca = match &self.ca {
             Some(p) => format!("CA file {}", p.display()),
             None => "the system's CA roots".to_string(),

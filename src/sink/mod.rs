@@ -28,6 +28,7 @@
 //! wiring of the threads.
 
 mod buffer;
+mod compat;
 mod conn;
 mod connect;
 mod encode;
@@ -42,6 +43,7 @@ mod schema;
 mod spool;
 mod writer;
 
+pub(crate) use self::compat::check_tables;
 pub use self::connect::connect_database;
 pub(crate) use self::connect::{redact_url, Db};
 pub use self::encode::parse_twitter_time;

@@ -6,6 +6,7 @@
 //! process-wide.
 
 mod aggregate;
+mod check;
 mod db_tls;
 mod emulator;
 mod engine;
