@@ -196,24 +196,37 @@ fn privilege_problems(schema: &str, p: &Privileges) -> Vec<String> {
              DATABASE {d} TO {u}"
         ));
     }
+    // The sink runs `CREATE SCHEMA IF NOT EXISTS` and `CREATE TABLE IF NOT EXISTS`
+    // at start (`schema::create`); PostgreSQL checks the CREATE privilege of both
+    // before it looks whether the object exists, so both are needed even when
+    // the schema and the tables are there.
     if !p.schema_exists {
         if !p.db_create {
             out.push(format!(
                 "schema {schema} does not exist and {u} may not create it: GRANT CREATE ON \
-                 DATABASE {d} TO {u}, or create the schema"
+                 DATABASE {d} TO {u}"
             ));
         }
     } else {
+        if !p.db_create {
+            out.push(format!(
+                "{u} may not run CREATE SCHEMA IF NOT EXISTS {schema} (done at start, even \
+                 when the schema exists): GRANT CREATE ON DATABASE {d} TO {u}"
+            ));
+        }
         if !p.schema_usage {
             out.push(format!(
                 "{u} has no USAGE on schema {schema}: GRANT USAGE ON SCHEMA {schema} TO {u}"
             ));
         }
-        if p.missing_tables > 0 && !p.schema_create {
-            out.push(format!(
-                "tables are missing in schema {schema} and {u} may not create them: GRANT \
-                 CREATE ON SCHEMA {schema} TO {u}"
-            ));
+        if !p.schema_create {
+            let what = if p.missing_tables > 0 {
+                "tables are missing in schema {schema} and {u} may not create them"
+            } else {
+                "CREATE TABLE IF NOT EXISTS (done at start, even when the tables exist)"
+            };
+            let what = what.replace("{schema}", schema).replace("{u}", u);
+            out.push(format!("{what}: GRANT CREATE ON SCHEMA {schema} TO {u}"));
         }
     }
     for (t, select, insert, update) in &p.tables {
@@ -439,13 +452,23 @@ mod tests {
     #[test]
     fn privileges_needed_are_named_with_the_grant_that_fixes_them() {
         assert!(privilege_problems("s", &all_granted()).is_empty());
-        // Tables there and writable: no CREATE needed anywhere.
+        // Tables there and writable: CREATE is still needed (the start-up DDL).
         let p = Privileges {
             db_create: false,
             schema_create: false,
             ..all_granted()
         };
-        assert!(privilege_problems("s", &p).is_empty());
+        assert_eq!(
+            privilege_problems("s", &p),
+            vec![
+                "tf may not run CREATE SCHEMA IF NOT EXISTS s (done at start, even when the \
+                 schema exists): GRANT CREATE ON DATABASE db TO tf"
+                    .to_string(),
+                "CREATE TABLE IF NOT EXISTS (done at start, even when the tables exist): GRANT \
+                 CREATE ON SCHEMA s TO tf"
+                    .into(),
+            ]
+        );
 
         let p = Privileges {
             schema_exists: false,
@@ -458,7 +481,7 @@ mod tests {
             privilege_problems("s", &p),
             vec![
                 "schema s does not exist and tf may not create it: GRANT CREATE ON DATABASE db \
-                  TO tf, or create the schema"
+                  TO tf"
                     .to_string()
             ]
         );

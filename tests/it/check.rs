@@ -460,3 +460,40 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(!err.contains("hunter2"));
 }
+
+#[test]
+fn the_grants_check_asks_for_are_enough_for_the_sink() {
+    let emu = emulator();
+    let spool = tempfile::tempdir().unwrap();
+    let role = Role::new();
+    let url = format!("postgres://{}@127.0.0.1:5432/postgres", role.0);
+    let s = TestSchema::new();
+    tweetflow::testkit::create_schema(&mut admin(), &s.name).unwrap();
+    let r = check(&emu.url(), &s.name, spool.path(), &["--database-url", &url]);
+    assert_eq!(r.code, Some(1));
+    // Grant exactly what the privileges line asks for.
+    let l = r.line("privileges").to_string();
+    let grants: Vec<&str> = l
+        .split("; ")
+        .filter_map(|p| p.split_once(": GRANT ").map(|(_, g)| g))
+        .collect();
+    assert!(!grants.is_empty(), "{l}");
+    for g in grants {
+        admin().batch_execute(&format!("GRANT {g}")).unwrap();
+    }
+    let r = check(&emu.url(), &s.name, spool.path(), &["--database-url", &url]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    // And the sink writes as that role.
+    let cfg = tweetflow::SinkConfig {
+        database_url: url,
+        ..s.config(spool.path())
+    };
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let sink = tweetflow::spawn_sink(cfg, rx).unwrap();
+    for rec in tweetflow::testkit::records(1, 1, 10) {
+        tx.send(rec).unwrap();
+    }
+    drop(tx);
+    let summary = sink.join().unwrap();
+    assert_eq!(summary.stats.records_committed, 10, "{summary:?}");
+}
