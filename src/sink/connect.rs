@@ -447,6 +447,25 @@ mod tests {
     }
 
     #[test]
+    fn errors_about_a_url_do_not_print_its_password() {
+        for url in [
+            "postgres://u:hunter2@h:notaport/db",
+            "postgres://u:hunter2@h/db?sslmode=verify-everything",
+            "postgres://u:hunter2@h/db?nosuchoption=1",
+            "host=h password=hunter2 port=x",
+            "host=h password=hunter2 sslmode=bogus",
+        ] {
+            let cfg = SinkConfig {
+                database_url: url.into(),
+                ..SinkConfig::default()
+            };
+            let e = Db::new(&cfg).err().map(|e| e.to_string());
+            let e = e.unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+    }
+
+    #[test]
     fn a_missing_ca_file_is_named() {
         let cfg = SinkConfig {
             database_url: "postgres://u@h/db?sslmode=verify-ca".into(),
