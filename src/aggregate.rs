@@ -116,6 +116,11 @@ impl Aggregator {
         Arc::clone(&self.stats)
     }
 
+    /// Whether the aggregator thread still runs.
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
     /// Waits for the thread: it ends once `input` disconnected and every pending record
     /// was emitted.
     pub fn join(self) {

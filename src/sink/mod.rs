@@ -37,6 +37,7 @@ mod error;
 pub(crate) mod fixture;
 mod health;
 mod monitor;
+mod pause;
 mod raw_json;
 mod rejected;
 mod schema;
@@ -50,6 +51,8 @@ pub use self::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::encode::{CopyBuf, Jsonb};
 pub use self::error::WriteError;
+pub use self::health::BreakerState;
+pub use self::pause::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::schema::create as create_schema;
 
@@ -64,7 +67,8 @@ use crossbeam_channel::Receiver;
 use serde::Serialize;
 
 use self::buffer::Buffer;
-use self::health::{Breaker, BreakerState, Event};
+use self::health::{Breaker, Event};
+use self::pause::Pause;
 use self::writer::writer_loop;
 use crate::model::Record;
 use crate::stats::Histogram;
@@ -218,6 +222,8 @@ pub enum SinkError {
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub(crate) breaker: Breaker,
+    /// The operator's pause switch and the writer's answer.
+    pub(crate) pause: Pause,
     /// Current batch size chosen by the monitor.
     pub batch_size: AtomicU64,
     /// Write time of the last batch, µs.
@@ -234,6 +240,12 @@ pub struct SinkStats {
     pub spilled_total: AtomicU64,
     /// Records found in the spool at start.
     pub replayed_at_start: AtomicU64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: AtomicU64,
+    /// Approximate bytes of the records in memory (their JSON and text).
+    pub buffered_bytes: AtomicU64,
+    /// Bytes of the spool file not committed yet.
+    pub spool_bytes: AtomicU64,
     /// Torn last lines cut at start.
     pub torn_lines: AtomicU64,
     /// Spool lines that did not parse (saved to the rejected file).
@@ -244,6 +256,8 @@ pub struct SinkStats {
     pub records_in: AtomicU64,
     /// Records whose batch committed.
     pub records_committed: AtomicU64,
+    /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
+    pub committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
@@ -277,7 +291,8 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing`.
+    /// `up`, `down` or `probing` (the breaker), or `paused` (by the operator,
+    /// whatever the breaker says).
     pub sink_state: &'static str,
     /// Times the breaker opened.
     pub breaker_trips: u64,
@@ -289,6 +304,12 @@ pub struct SinkSnapshot {
     pub spilled_total: u64,
     /// Records found in the spool at start.
     pub replayed_at_start: u64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: u64,
+    /// Approximate bytes of the records in memory.
+    pub buffered_bytes: u64,
+    /// Bytes of the spool file not committed yet.
+    pub spool_bytes: u64,
     /// Torn last lines cut at start.
     pub torn_lines: u64,
     /// Spool lines that did not parse (saved to the rejected file).
@@ -299,6 +320,8 @@ pub struct SinkSnapshot {
     pub records_in: u64,
     /// Records whose batch committed.
     pub records_committed: u64,
+    /// Records whose batch committed, from `/tweets/1` and `/tweets/2`.
+    pub committed_streams: [u64; 2],
     /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
     /// User rows sent in committed batches.
@@ -339,17 +362,25 @@ impl SinkStats {
                 2 => "shrink",
                 _ => "hold",
             },
-            sink_state: self.breaker.state().name(),
+            sink_state: if self.pause.is_requested() {
+                "paused"
+            } else {
+                self.breaker.state().name()
+            },
             breaker_trips: l(&self.breaker.trips),
             buffered: l(&self.buffered),
             spilled: l(&self.spilled),
             spilled_total: l(&self.spilled_total),
             replayed_at_start: l(&self.replayed_at_start),
+            records_replayed: l(&self.records_replayed),
+            buffered_bytes: l(&self.buffered_bytes),
+            spool_bytes: l(&self.spool_bytes),
             torn_lines: l(&self.torn_lines),
             spool_corrupt: l(&self.spool_corrupt),
             spool_write_errors: l(&self.spool_write_errors),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
+            committed_streams: [l(&self.committed_streams[0]), l(&self.committed_streams[1])],
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
             tweets_changed: l(&self.tweets_changed),
@@ -396,6 +427,16 @@ impl Sink {
     /// Shared counters.
     pub fn stats(&self) -> Arc<SinkStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The operator's handle: pause and resume writing.
+    pub fn control(&self) -> SinkControl {
+        SinkControl::new(Arc::clone(&self.stats))
+    }
+
+    /// Whether the writer thread still runs.
+    pub fn writer_running(&self) -> bool {
+        !self.writer.is_finished()
     }
 
     /// Waits until the input disconnected and everything is committed (or, if the

@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod check;
+mod dashboard;
 mod db_tls;
 mod emulator;
 mod engine;
@@ -14,6 +15,7 @@ mod https_source;
 mod ingest;
 mod ingest_reader;
 mod layout;
+mod ops;
 mod pipeline;
 mod sink;
 mod sink_outage;
