@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::log_limit::LogLimiter;
 use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+use crate::pace::Paced;
 use crate::supervise::{self, StagePolicy};
 
 /// Orphan scores are logged at most this often.
@@ -138,9 +139,7 @@ pub fn spawn_aggregator(
 ) -> std::io::Result<Aggregator> {
     let stats = Arc::new(AggStats::default());
     let st = Arc::clone(&stats);
-    let handle = std::thread::Builder::new()
-        .name("aggregate".into())
-        .spawn(move || run(cfg, input, out, &st))?;
+    let handle = crate::stats::spawn_thread("aggregate", None, move || run(cfg, input, out, &st))?;
     Ok(Aggregator { stats, handle })
 }
 
@@ -327,6 +326,10 @@ fn join_loop(
         orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
     };
     let max_pending = cfg.max_pending.max(1);
+    // Paced: while scores keep coming the aggregator naps between batches
+    // instead of parking, so the workers' and the dispatcher's sends never
+    // have to wake it.
+    let mut paced = Paced::default();
     loop {
         let now = Instant::now();
         // Expire what is due.
@@ -346,7 +349,7 @@ fn join_loop(
             .front()
             .map(|(born, _)| (*born + cfg.timeout).saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(3600));
-        match input.recv_timeout(wait) {
+        match paced.recv_timeout(input, wait) {
             Ok(msg) => {
                 if let Some(seq) = j.apply(msg, Instant::now(), stats) {
                     if let Some(p) = j.map.remove(&seq) {

@@ -23,6 +23,7 @@
 // The toolkit every layer may use; these import nothing of the layers above.
 mod log_limit;
 mod model;
+mod pace;
 mod shutdown;
 mod supervise;
 
@@ -78,5 +79,8 @@ pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
     SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
 };
-pub use crate::stats::{CountMinSketch, Cumulative, Histogram, TopHashtags};
+pub use crate::stats::{
+    cpu_times, ended_cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu,
+    Histogram, ThreadGroup, TopHashtags,
+};
 pub use crate::supervise::{install_panic_hook, KillPanic};

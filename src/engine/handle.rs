@@ -105,21 +105,19 @@ pub fn spawn_core(
     );
     sup.start_min_workers()?;
     let dstats = Arc::clone(&stats);
-    let dispatcher = std::thread::Builder::new()
-        .name("dispatcher".into())
-        .spawn(move || {
-            run_dispatcher(input, control_rx, agg, dstats, done_tx);
-        })
-        .map_err(|source| CoreError::Spawn {
-            thread: CoreThread::Dispatcher,
-            source,
-        })?;
-    let supervisor = std::thread::Builder::new()
-        .name("supervisor".into())
-        .spawn(move || sup.run())
-        .map_err(|source| CoreError::Spawn {
-            thread: CoreThread::Supervisor,
-            source,
+    let dispatcher = crate::stats::spawn_thread("dispatcher", None, move || {
+        run_dispatcher(input, control_rx, agg, dstats, done_tx);
+    })
+    .map_err(|source| CoreError::Spawn {
+        thread: CoreThread::Dispatcher,
+        source,
+    })?;
+    let supervisor =
+        crate::stats::spawn_thread("supervisor", None, move || sup.run()).map_err(|source| {
+            CoreError::Spawn {
+                thread: CoreThread::Supervisor,
+                source,
+            }
         })?;
     Ok(Core {
         stats,

@@ -78,11 +78,20 @@ impl OpsServer {
         let addr = listener
             .local_addr()
             .map_err(|source| OpsError::Bind { addr: want, source })?;
-        let http =
-            tiny_http::Server::from_listener(listener, None).map_err(|e| OpsError::Server {
-                addr,
-                message: e.to_string(),
-            })?;
+        // tiny_http spawns its accept and connection threads unnamed; a new
+        // thread inherits its creator's kernel name, so creating the server on
+        // a thread named `ops-…` charges their CPU to the ops group (see
+        // `ThreadGroup`) instead of to no stage.
+        let created = crate::stats::spawn_thread("ops-start", None, move || {
+            tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())
+        })
+        .map_err(OpsError::Spawn)?
+        .join()
+        .map_err(|_| OpsError::Server {
+            addr,
+            message: "the thread creating the server panicked".to_string(),
+        })?;
+        let http = created.map_err(|message| OpsError::Server { addr, message })?;
         let mut server = OpsServer {
             addr,
             http: Arc::new(http),
@@ -95,9 +104,9 @@ impl OpsServer {
             let stop = Arc::clone(&server.stop);
             let routes = Arc::clone(&routes);
             let state = Arc::clone(&state);
-            let spawned = std::thread::Builder::new()
-                .name(format!("ops-http-{i}"))
-                .spawn(move || serve(&http, &routes, &state, &stop));
+            let spawned = crate::stats::spawn_thread(format!("ops-http-{i}"), None, move || {
+                serve(&http, &routes, &state, &stop)
+            });
             match spawned {
                 Ok(t) => server.threads.push(t),
                 // Dropping `server` stops the threads already started.

@@ -54,6 +54,7 @@ use crate::source::{self, SourceConfig, SourceStats};
 use crate::stats::history::Live;
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
+use crate::stats::CpuTimes;
 use crate::supervise;
 
 pub(crate) use crate::sink::redact_url;
@@ -126,6 +127,8 @@ pub struct Probes {
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
     tap: Arc<TapStats>,
+    /// Every thread group's CPU time when [`start`] was called.
+    cpu_at_start: CpuTimes,
     /// The latest status and the last ten minutes of it, kept by the status thread.
     pub(crate) live: Arc<Mutex<Live>>,
     /// For the message shown when the database is unreachable.
@@ -175,9 +178,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
     thread: &'static str,
     f: F,
 ) -> Result<JoinHandle<()>, PipelineError> {
-    std::thread::Builder::new()
-        .name(thread.to_string())
-        .spawn(f)
+    crate::stats::spawn_thread(thread, None, f)
         .map_err(|source| PipelineError::Spawn { thread, source })
 }
 
@@ -189,6 +190,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
 /// server answered; the sink has drained by then.
 pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, PipelineError> {
     let started = Instant::now();
+    let cpu_at_start = crate::stats::cpu_times();
 
     // The server: the one given, or the built-in emulator.
     let (emulator, server) = match &cfg.server {
@@ -223,6 +225,13 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         None => None,
         Some(addr) => match OpsServer::start(addr, ops::routes(), Arc::clone(&view)) {
             Ok(server) => {
+                if !server.addr().ip().is_loopback() {
+                    warn!(
+                        "the operator's endpoint listens on {}: metrics and the dashboard are \
+                         reachable from the network (the control routes still need the token)",
+                        server.addr()
+                    );
+                }
                 let url = server.url();
                 info!(
                     "dashboard at {url} (metrics at {url}metrics, probes at {url}healthz and \
@@ -269,6 +278,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
 
     let probes = Probes {
         started,
+        cpu_at_start,
         sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
         core: core.stats(),
         aggregate: aggregator.stats(),

@@ -14,6 +14,7 @@ use log::error;
 use parking_lot::Mutex;
 
 use crate::model::Record;
+use crate::pace::Paced;
 use crate::stats::sketch::TopHashtags;
 
 /// Counts of the tap between the aggregator and the sink.
@@ -30,7 +31,9 @@ pub(super) fn tap_loop(
     hashtags: &Mutex<TopHashtags>,
     stats: &TapStats,
 ) {
-    for record in input {
+    // Paced, so the aggregator's sends never have to wake the tap.
+    let mut paced = Paced::default();
+    while let Ok(record) = paced.recv(input) {
         if !record.tweet.hashtags.is_empty() {
             let mut top = hashtags.lock();
             for tag in &record.tweet.hashtags {

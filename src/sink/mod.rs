@@ -532,24 +532,22 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
         let cfg = cfg.clone();
-        std::thread::Builder::new()
-            .name("sink-writer".into())
-            .spawn(move || {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    writer_loop(&cfg, &st, &buf, &writer_pg)
-                }));
-                match r {
-                    Ok(s) => Ok(s),
-                    Err(_) => {
-                        log::error!("sink: writer panicked; moving the buffer to the spool");
-                        st.breaker.apply(Event::WriteFailed);
-                        if let Err(e) = buf.evacuate(None) {
-                            log::error!("sink: cannot spool the buffer after the panic: {e}");
-                        }
-                        Err(SinkError::Panicked(SinkThread::Writer))
+        crate::stats::spawn_thread("sink-writer", None, move || {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                writer_loop(&cfg, &st, &buf, &writer_pg)
+            }));
+            match r {
+                Ok(s) => Ok(s),
+                Err(_) => {
+                    log::error!("sink: writer panicked; moving the buffer to the spool");
+                    st.breaker.apply(Event::WriteFailed);
+                    if let Err(e) = buf.evacuate(None) {
+                        log::error!("sink: cannot spool the buffer after the panic: {e}");
                     }
+                    Err(SinkError::Panicked(SinkThread::Writer))
                 }
-            })
+            }
+        })
     };
     let writer = match writer {
         Ok(w) => w,
@@ -564,15 +562,13 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
     let ingest = {
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
-        std::thread::Builder::new()
-            .name("sink-ingest".into())
-            .spawn(move || {
-                for rec in input.iter() {
-                    st.records_in.fetch_add(1, Ordering::Relaxed);
-                    buf.push(rec);
-                }
-                buf.close();
-            })
+        crate::stats::spawn_thread("sink-ingest", None, move || {
+            for rec in input.iter() {
+                st.records_in.fetch_add(1, Ordering::Relaxed);
+                buf.push(rec);
+            }
+            buf.close();
+        })
     };
     let ingest = match ingest {
         Ok(i) => i,

@@ -56,25 +56,23 @@ pub fn spawn_reader(
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
     let agent = super::agent(&cfg).map_err(io::Error::other)?;
-    std::thread::Builder::new()
-        .name(format!("source-{stream}"))
-        .spawn(move || {
-            let mut r = Reader {
-                stream,
-                url: join_url(&cfg.server, &format!("/tweets/{stream}")),
-                agent,
-                cfg,
-                seq,
-                out,
-                stats,
-                shutdown,
-                last_event_id: String::new(),
-                retry: None,
-                warned_content_type: false,
-                warned_id: false,
-            };
-            r.run();
-        })
+    crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
+        let mut r = Reader {
+            stream,
+            url: join_url(&cfg.server, &format!("/tweets/{stream}")),
+            agent,
+            cfg,
+            seq,
+            out,
+            stats,
+            shutdown,
+            last_event_id: String::new(),
+            retry: None,
+            warned_content_type: false,
+            warned_id: false,
+        };
+        r.run();
+    })
 }
 
 /// Why a connection ended.

@@ -1,13 +1,19 @@
 //! Counters, the status line, the stats file and the top-hashtags sketch.
 //!
 //! Shared measuring tools live here too: [`Histogram`] records latencies from many
-//! threads without locks.
+//! threads without locks; [`cpu_times`] reads the CPU time of every thread group
+//! (the CPU budget per stage, `cpu.rs` pure, `threads.rs` the I/O).
 
+mod cpu;
 pub(crate) mod history;
 pub(crate) mod sketch;
 pub(crate) mod status;
+mod threads;
 
+pub use cpu::{CpuBudget, CpuTimes, GroupCpu, ThreadGroup};
 pub use sketch::{CountMinSketch, TopHashtags};
+pub(crate) use threads::spawn_thread;
+pub use threads::{cpu_times, ended_cpu_times};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

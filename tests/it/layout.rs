@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first. The first layer is the toolkit everyone may use; it imports
 /// nothing from the crate.
 const LAYERS: &[&[&str]] = &[
-    &["supervise", "shutdown", "log_limit", "model"],
+    &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
     &["score"],
     &["source"],

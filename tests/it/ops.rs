@@ -42,6 +42,14 @@ struct Running {
 
 impl Running {
     fn start(sink: SinkConfig, token: Option<&str>) -> Running {
+        Running::start_with(sink, token, None)
+    }
+
+    fn start_with(
+        sink: SinkConfig,
+        token: Option<&str>,
+        stats_file: Option<std::path::PathBuf>,
+    ) -> Running {
         let _ = env_logger::builder().is_test(true).try_init();
         let emulator = Emulator::start(EmulatorConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -54,6 +62,7 @@ impl Running {
         let mut cfg = PipelineConfig {
             server: Some(emulator.url()),
             channel_capacity: 512,
+            stats_file,
             sink,
             ops: OpsConfig {
                 addr: Some("127.0.0.1:0".parse().unwrap()),
@@ -300,7 +309,12 @@ fn readyz_turns_503_while_the_database_is_away_and_200_when_it_returns() {
 fn pause_and_resume_over_http_need_the_token_and_write_nothing_while_paused() {
     let schema = TestSchema::new();
     let spool = tempfile::tempdir().unwrap();
-    let run = Running::start(schema.config(spool.path()), Some("t0ken"));
+    let stats_file = spool.path().join("stats.jsonl");
+    let run = Running::start_with(
+        schema.config(spool.path()),
+        Some("t0ken"),
+        Some(stats_file.clone()),
+    );
     wait_for("commits", Duration::from_secs(60), || run.committed() > 100);
     let pause = run.url("/sink/pause");
     let resume = run.url("/sink/resume");
@@ -330,6 +344,9 @@ fn pause_and_resume_over_http_need_the_token_and_write_nothing_while_paused() {
         run.probes.sink.snapshot().spilled > 0,
         "records go to the spool"
     );
+    let stats = std::fs::read_to_string(&stats_file).unwrap();
+    let last: Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    assert_eq!(last["sink"], "paused", "the stats file shows the pause");
 
     assert_eq!(http("POST", &resume, Some("wrong")).0, 401);
     assert_eq!(run.committed(), committed);

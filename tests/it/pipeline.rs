@@ -332,3 +332,69 @@ fn sigint_drains_every_stage_and_exits_zero() {
         .get(0);
     assert!(rows > 0 && rows as u64 <= records);
 }
+/// The exit summary's CPU line: `(group, µs/tweet)` pairs.
+fn cpu_groups(summary: &str) -> Vec<(String, f64)> {
+    let line = summary
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("cpu:"))
+        .unwrap_or_else(|| panic!("no cpu line in:\n{summary}"));
+    let groups = line
+        .trim()
+        .strip_prefix("µs/tweet:")
+        .unwrap_or_else(|| panic!("no µs/tweet in {line:?}"));
+    let groups = groups.split(';').next().unwrap_or("");
+    groups
+        .split(',')
+        .filter_map(|g| {
+            let (name, v) = g.trim().rsplit_once(' ')?;
+            Some((name.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_exit_summary_charges_every_threads_cpu_to_its_stage() {
+    let schema = Schema::new("cpu");
+    let dir = tempfile::tempdir().unwrap();
+    // The binary, so no other test's threads share the process.
+    let out = Command::new(env!("CARGO_BIN_EXE_tweetflow"))
+        .args(["--database-url", DB_URL, "--schema", &schema.name])
+        .args([
+            "--emulator-rate",
+            "300",
+            "--work-delay",
+            "0",
+            "--duration",
+            "4",
+        ])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let groups = cpu_groups(&err);
+    let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+    for stage in [
+        "readers",
+        "dispatcher",
+        "workers",
+        "supervisor",
+        "aggregator",
+        "tap",
+        "sink",
+        "emulator",
+    ] {
+        assert!(names.contains(&stage), "no CPU charged to {stage}: {err}");
+    }
+    // A thread whose name identifies no stage would be charged to `other`.
+    assert!(!names.contains(&"other"), "{err}");
+    assert!(
+        groups.iter().all(|(_, v)| v.is_finite() && *v >= 0.0),
+        "{err}"
+    );
+}
