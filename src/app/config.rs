@@ -59,7 +59,9 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     if args.batch_min == 0 || args.batch_min > args.batch_max {
         bail!("--batch-min must be at least 1 and at most --batch-max");
     }
-    cfg.sink.database_url = args.database_url.clone();
+    cfg.sink.database_url = database_url(args);
+    cfg.sink.db_ca_file = args.db_ca_file.clone();
+    cfg.source.ca_file = args.server_ca_file.clone();
     cfg.sink.schema = args.schema.clone();
     cfg.sink.batch_min = args.batch_min;
     cfg.sink.batch_max = args.batch_max;
@@ -77,6 +79,18 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         .socket();
     cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
     Ok(cfg)
+}
+
+/// The default database when neither `--database-url`, `TWEETFLOW_DATABASE_URL` nor
+/// `DATABASE_URL` names one.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `--database-url` (or `TWEETFLOW_DATABASE_URL`), else `DATABASE_URL`, else the default.
+fn database_url(args: &RunArgs) -> String {
+    args.database_url
+        .clone()
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
 }
 
 #[cfg(test)]

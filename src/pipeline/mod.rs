@@ -29,7 +29,6 @@
 mod error;
 mod metrics;
 mod ops;
-mod redact;
 mod status;
 mod summary;
 mod tap;
@@ -59,9 +58,9 @@ use crate::stats::status::Status;
 use crate::stats::CpuTimes;
 use crate::supervise;
 
+pub(crate) use crate::sink::redact_url;
 pub use error::PipelineError;
 use ops::OpsView;
-pub(crate) use redact::redact_url;
 pub(crate) use status::erase_status_lines;
 use status::ServerWait;
 pub use status::StatusMeters;

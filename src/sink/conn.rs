@@ -450,11 +450,11 @@ impl Conn {
 /// Opens the write connection; creates the schema first unless `schema_ready`
 /// (which it then sets).
 pub(super) fn open(
-    pg: &postgres::Config,
+    pg: &super::Db,
     schema_name: &str,
     schema_ready: &mut bool,
 ) -> Result<Conn, postgres::Error> {
-    let mut client = pg.connect(postgres::NoTls)?;
+    let mut client = pg.connect()?;
     if !*schema_ready {
         schema::create(&mut client, schema_name)?;
         *schema_ready = true;

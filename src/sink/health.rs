@@ -133,7 +133,7 @@ impl Breaker {
 /// The checker thread: probes every `interval` until `stop` is set.
 pub(crate) fn spawn_checker<B>(
     breaker: B,
-    config: postgres::Config,
+    config: super::Db,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>>
@@ -158,7 +158,7 @@ where
                 }
                 Err(e) => {
                     client = None;
-                    let msg = super::error::db_message(&e);
+                    let msg = config.describe(&e);
                     if breaker.state() == BreakerState::Closed || msg != last_error {
                         log::warn!("sink: database probe failed: {msg}; breaker open");
                     }
@@ -179,12 +179,9 @@ where
     })
 }
 
-fn probe(
-    config: &postgres::Config,
-    client: &mut Option<postgres::Client>,
-) -> Result<(), postgres::Error> {
+fn probe(config: &super::Db, client: &mut Option<postgres::Client>) -> Result<(), postgres::Error> {
     if client.as_ref().is_none_or_closed() {
-        *client = Some(config.connect(postgres::NoTls)?);
+        *client = Some(config.connect()?);
     }
     match client {
         Some(c) => c.simple_query("SELECT 1").map(|_| ()),

@@ -28,7 +28,9 @@
 //! wiring of the threads.
 
 mod buffer;
+mod compat;
 mod conn;
+mod connect;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
@@ -42,6 +44,9 @@ mod schema;
 mod spool;
 mod writer;
 
+pub(crate) use self::compat::check_tables;
+pub use self::connect::connect_database;
+pub(crate) use self::connect::{redact_url, Db};
 pub use self::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::encode::{CopyBuf, Jsonb};
@@ -53,7 +58,6 @@ pub use self::schema::create as create_schema;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -70,11 +74,16 @@ use crate::budget::Budget;
 use crate::model::Record;
 use crate::stats::Histogram;
 
-/// Sink settings.
-#[derive(Debug, Clone)]
+/// Sink settings. Its `Debug` shows the database URL without its password.
+#[derive(Clone)]
 pub struct SinkConfig {
-    /// `postgres://user@host:port/db` or key=value form.
+    /// `postgres://user@host:port/db` or key=value form; `sslmode` (libpq's five
+    /// modes) and `sslrootcert` are honoured.
     pub database_url: String,
+    /// CA certificates (PEM) that sign the server's certificate, for
+    /// `sslmode=verify-ca` and `verify-full` (default: the URL's `sslrootcert`,
+    /// else the system's roots).
+    pub db_ca_file: Option<PathBuf>,
     /// Schema of the `users` and `tweets` tables (created if missing). Default `public`.
     pub schema: String,
     /// Smallest batch the monitor may choose (default 10).
@@ -124,6 +133,7 @@ impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
             database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            db_ca_file: None,
             schema: "public".into(),
             batch_min: 10,
             batch_max: 20_000,
@@ -142,6 +152,28 @@ impl Default for SinkConfig {
             spool_max_bytes: None,
             budget: Budget::unlimited(),
         }
+    }
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_ca_file", &self.db_ca_file)
+            .field("schema", &self.schema)
+            .field("batch_min", &self.batch_min)
+            .field("batch_max", &self.batch_max)
+            .field("batch_initial", &self.batch_initial)
+            .field("target_write", &self.target_write)
+            .field("linger", &self.linger)
+            .field("buffer_records", &self.buffer_records)
+            .field("spool_dir", &self.spool_dir)
+            .field("health_interval", &self.health_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("spool_sync", &self.spool_sync)
+            .finish()
     }
 }
 
@@ -172,6 +204,17 @@ pub enum SinkError {
     /// [`SinkConfig::database_url`] does not parse.
     #[error("invalid database URL: {0}")]
     Config(postgres::Error),
+    /// The TLS settings (`sslmode`, the CA file) are unusable.
+    #[error("database TLS: {0}")]
+    Tls(String),
+    /// A connection could not be opened ([`connect_database`]).
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The database URL, without its password.
+        url: String,
+        /// What failed, with the TLS settings when the handshake failed.
+        message: String,
+    },
     /// The spool directory cannot be created, opened or read.
     #[error("spool directory {path}")]
     Spool {
@@ -435,13 +478,14 @@ impl Sink {
     }
 }
 
-/// Builds the connection settings from the URL.
-fn pg_config(
+/// Builds the connection settings (TLS included) from the URL.
+pub(crate) fn pg_config(
     cfg: &SinkConfig,
     statement_timeout: Duration,
     app: &str,
-) -> Result<postgres::Config, SinkError> {
-    let mut c = postgres::Config::from_str(&cfg.database_url).map_err(SinkError::Config)?;
+) -> Result<Db, SinkError> {
+    let mut db = Db::new(cfg)?;
+    let c = &mut db.config;
     if c.get_connect_timeout().is_none() {
         c.connect_timeout(cfg.connect_timeout);
     }
@@ -460,7 +504,7 @@ fn pg_config(
         statement_timeout.as_millis().max(1)
     );
     c.options(opts.trim());
-    Ok(c)
+    Ok(db)
 }
 
 /// Starts the sink. Fails only on a bad URL, an unusable spool directory or a thread
@@ -580,7 +624,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
 
 fn spawn_health(
     stats: Arc<SinkStats>,
-    pg: postgres::Config,
+    pg: Db,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use super::buffer::{self, Buffer};
 use super::conn::{self, Conn};
-use super::error::db_message;
 use super::health::{BreakerState, Event};
 use super::monitor::{self, Monitor};
 use super::{SinkConfig, SinkStats, SinkSummary};
@@ -41,7 +40,7 @@ pub(super) fn writer_loop(
     cfg: &SinkConfig,
     st: &SinkStats,
     buffer: &Buffer,
-    pg: &postgres::Config,
+    pg: &super::Db,
 ) -> SinkSummary {
     let mut monitor = Monitor::new(
         cfg.batch_min,
@@ -130,7 +129,10 @@ pub(super) fn writer_loop(
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     if err_log.check(Instant::now()).is_some() {
-                        log::warn!("sink: cannot open the write connection: {}", db_message(&e));
+                        log::warn!(
+                            "sink: cannot open the write connection: {}",
+                            pg.describe(&e)
+                        );
                     }
                     st.breaker.apply(Event::WriteFailed);
                     continue;

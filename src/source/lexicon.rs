@@ -56,10 +56,7 @@ pub(crate) fn fetch_lexicon_reporting(
     progress: &FetchProgress,
 ) -> Result<Lexicon, SourceError> {
     let url = join_url(server, "/emotion_values");
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(cfg.connect_timeout)
-        .timeout_read(cfg.read_timeout)
-        .build();
+    let agent = super::agent(cfg)?;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut rng = SmallRng::from_entropy();
     let mut attempt = 0u64;

@@ -9,12 +9,15 @@
 //!   capped exponential backoff and jitter;
 //! - [`fetch_lexicon`]: the sentiment lexicon from `<server>/emotion_values`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod decode;
 #[cfg(any(test, feature = "testkit"))]
 pub(crate) mod fixture;
+mod http;
+pub(crate) use http::agent;
 mod lexicon;
 mod reader;
 mod sse;
@@ -43,6 +46,9 @@ pub struct SourceConfig {
     pub backoff_initial: Duration,
     /// Cap of the exponential backoff. Default 10 s.
     pub backoff_max: Duration,
+    /// CA certificates (PEM) an `https://` server's certificate must be signed
+    /// by, instead of the system's roots (for a private or self-signed CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SourceConfig {
@@ -54,6 +60,7 @@ impl Default for SourceConfig {
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -73,6 +80,14 @@ pub enum SourceError {
         /// Why it is unusable.
         #[source]
         source: crate::score::LexiconError,
+    },
+    /// TLS for `https://` servers cannot be set up.
+    #[error("TLS for the tweet server (CA file {}): {message}", ca_file.display())]
+    Tls {
+        /// [`SourceConfig::ca_file`] (empty when none was given).
+        ca_file: PathBuf,
+        /// What failed.
+        message: String,
     },
 }
 

@@ -65,14 +65,12 @@ pub fn spawn_reader(
     budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
+    let agent = super::agent(&cfg).map_err(io::Error::other)?;
     crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
         let mut r = Reader {
             stream,
             url: join_url(&cfg.server, &format!("/tweets/{stream}")),
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(cfg.connect_timeout)
-                .timeout_read(cfg.read_timeout)
-                .build(),
+            agent,
             cfg,
             seq,
             out,

@@ -6,11 +6,14 @@
 //! process-wide.
 
 mod aggregate;
+mod check;
 #[allow(dead_code)]
 mod child;
 mod dashboard;
+mod db_tls;
 mod emulator;
 mod engine;
+mod https_source;
 mod ingest;
 mod ingest_reader;
 mod layout;
@@ -24,3 +27,5 @@ mod sink;
 mod sink_outage;
 #[allow(dead_code)]
 mod sink_util;
+#[allow(dead_code)]
+mod tls_util;
