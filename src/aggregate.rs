@@ -66,6 +66,11 @@ pub struct AggStats {
     pub duplicates: AtomicU64,
     /// Entries currently waiting.
     pub pending: AtomicU64,
+    /// Records that could not be passed on because the output was gone (never
+    /// counted as emitted).
+    pub lost: AtomicU64,
+    /// Why the join loop gave up for good (it then passes tweets on unscored).
+    failure: parking_lot::Mutex<Option<String>>,
 }
 
 /// A copy of [`AggStats`] for the status line and stats file.
@@ -85,6 +90,8 @@ pub struct AggSnapshot {
     pub duplicates: u64,
     /// Tweets waiting for a score now.
     pub pending: u64,
+    /// Records that could not be passed on (the output was gone).
+    pub lost: u64,
 }
 
 impl AggStats {
@@ -99,7 +106,13 @@ impl AggStats {
             orphan_scores: l(&self.orphan_scores),
             duplicates: l(&self.duplicates),
             pending: l(&self.pending),
+            lost: l(&self.lost),
         }
+    }
+
+    /// Why the join loop failed for good, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
     }
 }
 
@@ -114,6 +127,11 @@ impl Aggregator {
     /// Shared counters.
     pub fn stats(&self) -> Arc<AggStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Why the join loop failed for good, if it did (the pipeline then stops).
+    pub fn failure(&self) -> Option<String> {
+        self.stats.failure()
     }
 
     /// Waits for the thread: it ends once `input` disconnected and every pending record
@@ -204,8 +222,14 @@ impl Out<'_> {
             sentiment: p.sentiment.flatten(),
             engagement: p.engagement.flatten(),
         };
-        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.open && self.tx.send(rec).is_err() {
+        if !self.open {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(rec).is_ok() {
+            self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
             self.open = false;
             log::error!(
                 "aggregator: the sink's channel is closed; records can no longer be passed on"
@@ -300,11 +324,46 @@ fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggS
         join_loop(&cfg, &input, &tx, stats, &mut j)
     }) {
         log::error!(
-            "aggregator failed for good ({}); emitting what is pending",
+            "aggregator failed for good ({}); emitting what is pending, then passing tweets \
+             on without their scores until the input closes",
             why.last_panic
         );
+        *stats.failure.lock() = Some(why.to_string());
+        flush(&tx, stats, &mut j);
+        pass_through(&input, &tx, stats);
+        return;
     }
     flush(&tx, stats, &mut j);
+}
+
+/// After a give-up: every tweet still arriving goes on at once with NULL scores
+/// (counted incomplete), so no record is lost while the pipeline stops.
+fn pass_through(input: &Receiver<AggMsg>, tx: &Sender<Record>, stats: &AggStats) {
+    let mut out = Out {
+        tx,
+        stats,
+        open: true,
+        orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
+    };
+    for msg in input {
+        match msg {
+            AggMsg::Tweet(t) => {
+                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
+                let seq = t.seq;
+                let p = Pending {
+                    tweet: Some(t),
+                    sentiment: None,
+                    engagement: None,
+                    born: Instant::now(),
+                };
+                out.emit(p, Some(Cause::Shutdown), seq);
+            }
+            AggMsg::Score { .. } => {
+                stats.scores_in.fetch_add(1, Ordering::Relaxed);
+                stats.orphan_scores.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Joins until the input disconnects.

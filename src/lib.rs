@@ -44,7 +44,7 @@ mod app;
 pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
-pub use crate::app::{config_from_args, run_cli, Cli, Command, RunArgs};
+pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, RunArgs};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
     EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,
@@ -65,8 +65,8 @@ pub use crate::pipeline::{
 pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
-    parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot, SinkStats,
-    SinkSummary, SinkThread, WriteError,
+    parse_twitter_time, spawn_sink, DatabaseProblem, ErrorClass, Sink, SinkConfig, SinkError,
+    SinkFailure, SinkSnapshot, SinkStats, SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

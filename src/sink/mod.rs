@@ -32,6 +32,8 @@ mod conn;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
+mod fault;
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) mod fixture;
 mod health;
 mod monitor;
@@ -43,12 +45,15 @@ mod writer;
 
 pub use self::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
-pub use self::encode::{CopyBuf, Jsonb};
-pub use self::error::WriteError;
+pub use self::encode::{
+    encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, TWEET_FIELDS, USER_FIELDS,
+};
+pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
+#[cfg(any(test, feature = "testkit"))]
+pub use self::fault::{SeqPredicate, SinkFault};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::schema::create as create_schema;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,10 +65,12 @@ use crossbeam_channel::Receiver;
 use serde::Serialize;
 
 use self::buffer::Buffer;
-use self::health::{Breaker, BreakerState, Event};
-use self::writer::writer_loop;
-use crate::model::Record;
+use self::error::Who;
+use self::health::{Breaker, BreakerState};
+use self::writer::{writer_thread, WriterState};
+use crate::model::{unix_micros, Record, SeqGen};
 use crate::stats::Histogram;
+use crate::supervise::StagePolicy;
 
 /// Sink settings.
 #[derive(Debug, Clone)]
@@ -98,6 +105,13 @@ pub struct SinkConfig {
     pub shutdown_grace: Duration,
     /// Longest time spooled appends may stay without fsync (default 200 ms).
     pub spool_sync: Duration,
+    /// Restarts of the writer after a panic (a bug): at most 5 within 60 s by
+    /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
+    /// its records are spooled and the sink reports the failure.
+    pub restart: StagePolicy,
+    /// Test hook, see [`SinkFault`].
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<SinkFault>,
 }
 
 impl Default for SinkConfig {
@@ -117,6 +131,15 @@ impl Default for SinkConfig {
             statement_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             spool_sync: Duration::from_millis(200),
+            restart: StagePolicy {
+                max_restarts: 5,
+                window: Duration::from_secs(60),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                backoff_reset: Duration::from_secs(30),
+            },
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
         }
     }
 }
@@ -169,6 +192,40 @@ pub enum SinkError {
     /// A thread panicked; the writer's buffer was moved to the spool first.
     #[error("the sink's {0} thread panicked (its buffer was moved to the spool)")]
     Panicked(SinkThread),
+    /// The writer kept panicking and gave up; what it held is in the spool.
+    #[error("the sink's writer failed for good ({cause}); its records are in the spool")]
+    WriterFailed {
+        /// The supervisor's account (restarts, last panic).
+        cause: String,
+    },
+    /// The database cannot take the records and no retry can help (schema mismatch,
+    /// privileges, read-only, login); what the sink held is in the spool.
+    #[error(transparent)]
+    Database(DatabaseProblem),
+}
+
+impl SinkError {
+    /// Whether this is a permanent database problem (the process exits with code 2).
+    pub fn is_database_problem(&self) -> bool {
+        matches!(self, SinkError::Database(_))
+    }
+}
+
+/// A thread of the sink that ended for good while the sink should still run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    /// Which thread.
+    pub thread: SinkThread,
+    /// Why, in words.
+    pub cause: String,
+    /// The database problem behind it, when it is one.
+    pub problem: Option<DatabaseProblem>,
+}
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the sink's {} stopped: {}", self.thread, self.cause)
+    }
 }
 
 /// Live counters of the sink (all relaxed atomics), plus the breaker.
@@ -199,8 +256,14 @@ pub struct SinkStats {
     pub spool_write_errors: AtomicU64,
     /// Records received on the input channel.
     pub records_in: AtomicU64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: AtomicU64,
+    /// Records with a part (user or tweet) that was rejected, or that could not be
+    /// encoded (saved to `rejected.jsonl`); with `records_committed` they add up
+    /// to the records written.
+    pub records_rejected: AtomicU64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: AtomicU64,
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
@@ -221,6 +284,12 @@ pub struct SinkStats {
     pub latency: Histogram,
     /// Batch write times, µs.
     pub write_time: Histogram,
+    /// A thread that ended for good (the first one).
+    failure: parking_lot::Mutex<Option<SinkFailure>>,
+    /// Why the writer waits although the database is reachable (disk full …).
+    waiting: parking_lot::Mutex<Option<String>>,
+    /// The writer thread has ended.
+    writer_done: AtomicBool,
 }
 
 /// A copy of [`SinkStats`] for the status line and the stats file.
@@ -234,8 +303,12 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing`.
+    /// `up`, `down` or `probing` (the breaker), `waiting` (the database refuses
+    /// writes for now, e.g. its disk is full), `failed` (a thread of the sink ended
+    /// for good) or `stopped` (the writer has finished). Never `up` without a writer.
     pub sink_state: &'static str,
+    /// Why the state is `waiting` or `failed`.
+    pub sink_reason: Option<String>,
     /// Times the breaker opened.
     pub breaker_trips: u64,
     /// Records in memory.
@@ -254,8 +327,12 @@ pub struct SinkSnapshot {
     pub spool_write_errors: u64,
     /// Records received on the input channel.
     pub records_in: u64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: u64,
+    /// Records with a rejected part (saved to `rejected.jsonl`).
+    pub records_rejected: u64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: u64,
     /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
     /// User rows sent in committed batches.
@@ -287,6 +364,7 @@ impl SinkStats {
     pub fn snapshot(&self) -> SinkSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+        let (sink_state, sink_reason) = self.state();
         SinkSnapshot {
             batch_size: l(&self.batch_size),
             last_write_ms: l(&self.last_write_us) as f64 / 1000.0,
@@ -296,7 +374,8 @@ impl SinkStats {
                 2 => "shrink",
                 _ => "hold",
             },
-            sink_state: self.breaker.state().name(),
+            sink_state,
+            sink_reason,
             breaker_trips: l(&self.breaker.trips),
             buffered: l(&self.buffered),
             spilled: l(&self.spilled),
@@ -307,6 +386,8 @@ impl SinkStats {
             spool_write_errors: l(&self.spool_write_errors),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
+            records_rejected: l(&self.records_rejected),
+            writer_restarts: l(&self.writer_restarts),
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
             tweets_changed: l(&self.tweets_changed),
@@ -326,6 +407,40 @@ impl SinkStats {
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }
+
+    /// The state shown to people, and why (see [`SinkSnapshot::sink_state`]).
+    fn state(&self) -> (&'static str, Option<String>) {
+        if let Some(f) = self.failure.lock().as_ref() {
+            return ("failed", Some(f.to_string()));
+        }
+        if self.writer_done.load(Ordering::Relaxed) {
+            return ("stopped", None);
+        }
+        if let Some(w) = self.waiting.lock().as_ref() {
+            return ("waiting", Some(w.clone()));
+        }
+        (self.breaker.state().name(), None)
+    }
+
+    /// The first thread that ended for good, if any.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.failure.lock().clone()
+    }
+
+    /// Records a thread's end for good (the first one is kept).
+    pub(crate) fn fail(&self, f: SinkFailure) {
+        let mut slot = self.failure.lock();
+        if slot.is_none() {
+            log::error!("sink: {f}");
+            *slot = Some(f);
+        }
+    }
+
+    /// The writer waits for `why` (a reachable database refusing writes), or no
+    /// longer (`None`).
+    pub(crate) fn set_waiting(&self, why: Option<String>) {
+        *self.waiting.lock() = why;
+    }
 }
 
 /// What the sink did, returned by [`Sink::join`].
@@ -342,6 +457,7 @@ pub struct SinkSummary {
 /// The running sink.
 #[derive(Debug)]
 pub struct Sink {
+    seq: Arc<SeqGen>,
     stats: Arc<SinkStats>,
     ingest: JoinHandle<()>,
     writer: JoinHandle<Result<SinkSummary, SinkError>>,
@@ -353,6 +469,38 @@ impl Sink {
     /// Shared counters.
     pub fn stats(&self) -> Arc<SinkStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The ingest sequence for this run's records: it starts above the highest
+    /// `ingest_seq` stored and above the records waiting in the spool, so new
+    /// versions always win (the wall clock only if the database could not be asked
+    /// at start; the writer then raises it once it can).
+    pub fn seq(&self) -> Arc<SeqGen> {
+        Arc::clone(&self.seq)
+    }
+
+    /// A thread of the sink that ended for good while input may still come (the
+    /// writer gave up, a permanent database error, the ingest or health thread
+    /// died): the pipeline then stops. `None` while the sink works.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.stats.failure().or_else(|| {
+            let dead = |h: &JoinHandle<()>| h.is_finished();
+            if dead(&self.health) {
+                Some(SinkFailure {
+                    thread: SinkThread::Health,
+                    cause: "the health checker ended".into(),
+                    problem: None,
+                })
+            } else if self.writer.is_finished() && !self.ingest.is_finished() {
+                Some(SinkFailure {
+                    thread: SinkThread::Writer,
+                    cause: "the writer ended while input was still coming".into(),
+                    problem: None,
+                })
+            } else {
+                None
+            }
+        })
     }
 
     /// Waits until the input disconnected and everything is committed (or, if the
@@ -431,6 +579,16 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             spool.path().display()
         );
     }
+    // Before a single record: the tables are checked (a mismatch or a missing
+    // privilege stops here), and the sequence starts above what is stored.
+    let who = Who::new(&writer_pg, &cfg.schema);
+    let stored = preflight(&cfg, &who)?;
+    let spool_next = report.max_seq.map_or(0, |m| m.saturating_add(1));
+    let first = match stored {
+        Some(max) => max.map_or(0, |m| m.saturating_add(1)).max(spool_next),
+        None => unix_micros().max(spool_next),
+    };
+    let seq = Arc::new(SeqGen::starting_at(first.max(1)));
     let buffer = Arc::new(Buffer::new(spool, cfg.buffer_records, Arc::clone(&stats)));
     let stop_health = Arc::new(AtomicBool::new(false));
 
@@ -447,23 +605,13 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
         let cfg = cfg.clone();
+        let state = WriterState::new(&cfg, Arc::clone(&seq), stored.is_some());
         std::thread::Builder::new()
             .name("sink-writer".into())
             .spawn(move || {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    writer_loop(&cfg, &st, &buf, &writer_pg)
-                }));
-                match r {
-                    Ok(s) => Ok(s),
-                    Err(_) => {
-                        log::error!("sink: writer panicked; moving the buffer to the spool");
-                        st.breaker.apply(Event::WriteFailed);
-                        if let Err(e) = buf.evacuate(None) {
-                            log::error!("sink: cannot spool the buffer after the panic: {e}");
-                        }
-                        Err(SinkError::Panicked(SinkThread::Writer))
-                    }
-                }
+                let r = writer_thread(&cfg, &st, &buf, &writer_pg, state);
+                st.writer_done.store(true, Ordering::Relaxed);
+                r
             })
     };
     let writer = match writer {
@@ -502,12 +650,56 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         }
     };
     Ok(Sink {
+        seq,
         stats,
         ingest,
         writer,
         health,
         stop_health,
     })
+}
+
+/// The start-up check: if the database answers, creates what is missing, checks
+/// the tables and privileges, and reads the highest stored `ingest_seq`
+/// (`Some(max)`); `None` when it cannot be reached now (the writer does it all once
+/// it can). A permanent problem is an error: the sink does not start.
+fn preflight(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkError> {
+    let pg = pg_config(cfg, cfg.statement_timeout, "tweetflow-check")?;
+    let mut client = match pg.connect(postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = who.problem(&e, true) {
+                return Err(SinkError::Database(p));
+            }
+            log::warn!(
+                "sink: the database cannot be reached at start ({}); the tables are checked \
+                 once it can",
+                error::db_message(&e)
+            );
+            return Ok(None);
+        }
+    };
+    if let Err(e) = schema::prepare(&mut client, &cfg.schema, who) {
+        if let Some(p) = e.problem(who) {
+            return Err(SinkError::Database(p));
+        }
+        log::warn!(
+            "sink: cannot check the tables at start ({}); the writer does once it can",
+            e.message()
+        );
+        return Ok(None);
+    }
+    match schema::stored_seq_max(&mut client, &cfg.schema) {
+        Ok(max) => Ok(Some(max)),
+        Err(e) => {
+            log::warn!(
+                "sink: cannot read the highest stored ingest_seq ({}); the writer does once it \
+                 can",
+                error::db_message(&e)
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn spawn_health(

@@ -34,6 +34,8 @@ pub(super) struct OpenReport {
     pub pending: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
     pub torn_bytes: u64,
+    /// The highest `seq` of the records waiting (`None` when none is waiting).
+    pub max_seq: Option<u64>,
 }
 
 /// The spill file and its read/commit positions.
@@ -74,6 +76,36 @@ fn count_lines(file: &File, from: u64, to: u64) -> io::Result<u64> {
         r.consume(len);
     }
     Ok(n)
+}
+
+/// The prefix serde writes for a [`Record`]: `tweet` is its first field and `seq`
+/// the tweet's first.
+const SEQ_PREFIX: &[u8] = br#"{"tweet":{"seq":"#;
+
+/// The `seq` of a spool line, read from its prefix without parsing the rest
+/// (`None` for a line that does not start so; it is caught when replayed).
+fn line_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(SEQ_PREFIX)?;
+    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(rest.get(..n)?).ok()?.parse().ok()
+}
+
+/// The highest `seq` of the lines in `[from, to)`.
+fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut r = BufReader::with_capacity(1 << 20, f.take(to - from));
+    let mut line = Vec::new();
+    let mut max = None;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(max);
+        }
+        if let Some(s) = line_seq(&line) {
+            max = max.max(Some(s));
+        }
+    }
 }
 
 impl Spool {
@@ -133,6 +165,9 @@ impl Spool {
         let committed = read_offset(&offset_path, &file, len);
         let unread = count_lines(&file, committed, len)?;
         report.pending = unread;
+        if unread > 0 {
+            report.max_seq = max_seq(&file, committed, len)?;
+        }
         let spool = Spool {
             dir: dir.to_path_buf(),
             path,
@@ -347,6 +382,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep, OpenReport::default());
+        assert_eq!(rep.max_seq, None);
         let recs: Vec<Record> = (1..=5).map(rec).collect();
         s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         assert!(s.is_active());
@@ -379,6 +415,15 @@ mod tests {
         }
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 4);
+        // The highest seq waiting, for the next run's sequence to start above it.
+        assert_eq!(rep.max_seq, Some(6));
+        assert_eq!(
+            line_seq(br#"{"tweet":{"seq":18446744073709551615,"#),
+            Some(u64::MAX)
+        );
+        assert_eq!(line_seq(br#"{"tweet":{"seq":"#), None);
+        assert_eq!(line_seq("{\"tweet\":{\"seq\":é1".as_bytes()), None);
+        assert_eq!(line_seq(br#"{"tweet":{"seq":99999999999999999999"#), None);
         let (lines, _) = s.read(100).unwrap();
         assert_eq!(parse(&lines), vec![3, 4, 5, 6]);
     }

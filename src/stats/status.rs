@@ -40,7 +40,8 @@ pub struct Status {
     pub batch_size: usize,
     /// The last batch's write time in milliseconds.
     pub write_ms: f64,
-    /// The sink's state: `up`, `down` or `probing`.
+    /// The sink's state: `up`, `down`, `probing`, `waiting` (reachable but refusing
+    /// writes, e.g. disk full), `failed` or `stopped` (never `up` without a writer).
     pub sink: String,
     /// Records waiting in memory for the sink.
     pub buffered: u64,

@@ -1,0 +1,202 @@
+//! The sink against bad input and its own bugs, on the real PostgreSQL: a field
+//! that does not parse is stored as NULL, a record that cannot be encoded is
+//! rejected on its own, a panicking writer restarts with the batch it held or, if it
+//! keeps panicking, stops with everything spooled.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::sink_util::*;
+use crossbeam_channel::bounded;
+use tweetflow::testkit::{records, SinkFault};
+use tweetflow::{spawn_sink, Record, SinkConfig, SinkError};
+
+fn count(schema: &str, sql: &str) -> i64 {
+    admin()
+        .query_one(&sql.replace("S.", &format!("\"{schema}\".")), &[])
+        .unwrap()
+        .get(0)
+}
+
+fn cfg(schema: &TestSchema, spool: &std::path::Path, batch: usize) -> SinkConfig {
+    SinkConfig {
+        batch_min: batch,
+        batch_max: batch,
+        batch_initial: batch,
+        linger: Duration::from_millis(300),
+        ..schema.config(spool)
+    }
+}
+
+fn send_all(cfg: SinkConfig, recs: Vec<Record>) -> Result<tweetflow::SinkSummary, SinkError> {
+    let (tx, rx) = bounded(64);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    for r in recs {
+        tx.send(r).unwrap();
+    }
+    drop(tx);
+    sink.join()
+}
+
+#[test]
+fn a_bad_date_is_stored_as_null_with_the_raw_json_kept() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let mut recs = records(1, 1, 20);
+    // Five-byte offsets holding a multi-byte character: a byte-slicing parser cuts
+    // inside it and panics.
+    let bad_tweet = "Mon Apr 18 19:30:47 +0é0 2016";
+    let bad_user = "Wed Jul 11 09:12:03 é000 2012";
+    let mut t = (*recs[7].tweet).clone();
+    t.created_at = Some(bad_tweet.into());
+    t.raw = t.raw.replacen(
+        "\"created_at\":\"",
+        &format!("\"created_at\":\"{bad_tweet}"),
+        1,
+    );
+    t.user.id = 4242;
+    t.user.created_at = Some(bad_user.into());
+    t.user.raw = format!(r#"{{"id":4242,"created_at":"{bad_user}"}}"#);
+    recs[7].tweet = t.into();
+    let s = send_all(cfg(&schema, spool.path(), 20), recs).unwrap();
+    assert_eq!(s.stats.records_committed, 20);
+    assert_eq!(s.stats.records_rejected, 0);
+    assert_eq!(s.left_in_spool, 0);
+    let n = |sql: &str| count(&schema.name, sql);
+    assert_eq!(n("SELECT count(*) FROM S.tweets"), 20);
+    assert_eq!(
+        n(
+            "SELECT count(*) FROM S.tweets WHERE id = 8 AND created_at IS NULL \
+           AND starts_with(raw->>'created_at', 'Mon Apr 18 19:30:47 +0é0 2016')"
+        ),
+        1
+    );
+    assert_eq!(
+        n(
+            "SELECT count(*) FROM S.users WHERE id = 4242 AND created_at IS NULL \
+           AND raw->>'created_at' = 'Wed Jul 11 09:12:03 é000 2012'"
+        ),
+        1
+    );
+    // The good dates are still parsed.
+    assert_eq!(
+        n("SELECT count(*) FROM S.tweets WHERE created_at IS NOT NULL"),
+        19
+    );
+}
+
+#[test]
+fn a_record_that_cannot_be_encoded_is_rejected_and_the_rest_lands() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let recs = records(1, 1, 50);
+    let fault = SinkFault {
+        encode: Some(Arc::new(|seq| seq == 17)),
+        ..SinkFault::default()
+    };
+    let c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 50)
+    };
+    let s = send_all(c, recs).unwrap();
+    assert_eq!(s.stats.records_rejected, 1);
+    assert_eq!(s.stats.records_committed, 49);
+    assert_eq!(
+        s.stats.records_committed + s.stats.records_rejected,
+        s.stats.records_in
+    );
+    assert_eq!(s.left_in_spool, 0);
+    let n = |sql: &str| count(&schema.name, sql);
+    assert_eq!(n("SELECT count(*) FROM S.tweets"), 49);
+    assert_eq!(n("SELECT count(*) FROM S.tweets WHERE id = 17"), 0);
+    let rejected = std::fs::read_to_string(spool.path().join("rejected.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{rejected}");
+    assert_eq!(lines[0]["record"]["tweet"]["seq"], 17);
+    let why = lines[0]["error"].as_str().unwrap();
+    assert!(why.contains("encoder panicked"), "{why}");
+}
+
+#[test]
+fn a_writer_panic_restarts_it_with_the_batch_it_held() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let recs = records(1, 1, 60);
+    let fired = Arc::new(AtomicU64::new(0));
+    let f2 = Arc::clone(&fired);
+    let fault = SinkFault {
+        // The first batch holding seq 25 panics once; it must then land anyway.
+        batch: Some(Arc::new(move |seq| {
+            seq == 25 && f2.fetch_add(1, Ordering::SeqCst) == 0
+        })),
+        ..SinkFault::default()
+    };
+    let c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 20)
+    };
+    let s = send_all(c, recs).unwrap();
+    assert!(fired.load(Ordering::SeqCst) >= 1, "the fault never fired");
+    assert_eq!(s.stats.writer_restarts, 1);
+    assert_eq!(s.stats.records_committed, 60);
+    assert_eq!(s.left_in_spool, 0);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 60);
+}
+
+#[test]
+fn a_writer_that_keeps_panicking_stops_the_sink_with_its_records_spooled() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let fault = SinkFault {
+        batch: Some(Arc::new(|_| true)),
+        ..SinkFault::default()
+    };
+    let mut c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 20)
+    };
+    c.restart.max_restarts = 2;
+    c.restart.backoff_base = Duration::from_millis(1);
+    c.restart.backoff_max = Duration::from_millis(5);
+    let (tx, rx) = bounded(64);
+    let sink = spawn_sink(c.clone(), rx).unwrap();
+    let stats = sink.stats();
+    for r in records(1, 1, 40) {
+        tx.send(r).unwrap();
+    }
+    wait_for("the writer to give up", Duration::from_secs(30), || {
+        sink.failure().is_some()
+    });
+    let f = sink.failure().unwrap();
+    assert_eq!(f.thread, tweetflow::SinkThread::Writer);
+    assert!(f.cause.contains("test fault"), "{}", f.cause);
+    // From now on the sink never says "up", however the health probe goes.
+    for r in records(41, 41, 20) {
+        tx.send(r).unwrap();
+    }
+    for _ in 0..10 {
+        assert_eq!(stats.snapshot().sink_state, "failed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(tx);
+    match sink.join() {
+        Err(SinkError::WriterFailed { cause }) => assert!(cause.contains("test fault"), "{cause}"),
+        other => panic!("expected WriterFailed, got {other:?}"),
+    }
+    let snap = stats.snapshot();
+    assert_eq!(snap.records_committed, 0);
+    assert_eq!(snap.spilled, 60, "every record is in the spool");
+    // The next start, without the bug, writes them all.
+    let s = send_all(SinkConfig { fault: None, ..c }, Vec::new()).unwrap();
+    assert_eq!(s.stats.replayed_at_start, 60);
+    assert_eq!(s.stats.records_committed, 60);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 60);
+}
