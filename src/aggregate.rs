@@ -444,6 +444,32 @@ mod tests {
     }
 
     #[test]
+    fn records_that_cannot_be_passed_on_are_lost_not_emitted() {
+        let (in_tx, in_rx) = crossbeam_channel::bounded(16);
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Record>(16);
+        drop(out_rx); // the output is gone
+        let agg = spawn_aggregator(AggConfig::default(), in_rx, out_tx).unwrap();
+        let stats = agg.stats();
+        for seq in 1..=3 {
+            in_tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+            for kind in ScoreKind::ALL {
+                in_tx
+                    .send(AggMsg::Score {
+                        seq,
+                        kind,
+                        value: Some(0.0),
+                    })
+                    .unwrap();
+            }
+        }
+        drop(in_tx);
+        agg.join();
+        let s = stats.snapshot();
+        assert_eq!(s.emitted, 0, "nothing reached a sink");
+        assert_eq!(s.lost, 3);
+    }
+
+    #[test]
     fn joins_in_any_order_and_counts_duplicates() {
         let st = AggStats::default();
         let mut j = Joiner::default();

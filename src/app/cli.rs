@@ -169,6 +169,11 @@ pub struct RunArgs {
     )]
     pub spool_dir: PathBuf,
 
+    /// Replay a spool that was written for another database URL or schema into
+    /// this one (it is refused otherwise, with what was found).
+    #[arg(long, help_heading = "Sink")]
+    pub adopt_spool: bool,
+
     // ----- built-in emulator -----
     /// Rate of the built-in emulator (without --server): `profile` (the default swinging profile), a
     /// number of events/s per stream, or `max`.

@@ -66,6 +66,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.linger = Duration::from_millis(args.linger_ms);
     cfg.sink.buffer_records = args.buffer_records;
     cfg.sink.spool_dir = args.spool_dir.clone();
+    cfg.sink.adopt_spool = args.adopt_spool;
     Ok(cfg)
 }
 

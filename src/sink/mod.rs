@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 
 use self::buffer::Buffer;
@@ -109,6 +109,9 @@ pub struct SinkConfig {
     /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
     /// its records are spooled and the sink reports the failure.
     pub restart: StagePolicy,
+    /// Replay a spool tagged for another target (database URL without password, and
+    /// schema) into this one; without it such a spool is refused (default false).
+    pub adopt_spool: bool,
     /// Test hook, see [`SinkFault`].
     #[cfg(any(test, feature = "testkit"))]
     pub fault: Option<SinkFault>,
@@ -138,6 +141,7 @@ impl Default for SinkConfig {
                 backoff_max: Duration::from_secs(5),
                 backoff_reset: Duration::from_secs(30),
             },
+            adopt_spool: false,
             #[cfg(any(test, feature = "testkit"))]
             fault: None,
         }
@@ -198,6 +202,23 @@ pub enum SinkError {
         /// The supervisor's account (restarts, last panic).
         cause: String,
     },
+    /// The spool holds records written for another target; they are not replayed.
+    #[error(
+        "the spool {} holds {pending} records for {found}, not for {expected}; they are not \
+         replayed into another database. Use another --spool-dir for this target, or run \
+         once with --adopt-spool to write them into {expected} deliberately",
+        dir.display()
+    )]
+    SpoolTarget {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The target its tag names.
+        found: String,
+        /// This run's target.
+        expected: String,
+        /// Records waiting in it.
+        pending: u64,
+    },
     /// The database cannot take the records and no retry can help (schema mismatch,
     /// privileges, read-only, login); what the sink held is in the spool.
     #[error(transparent)]
@@ -254,6 +275,9 @@ pub struct SinkStats {
     pub spool_corrupt: AtomicU64,
     /// Failed spool appends (disk full …); ingest blocks meanwhile.
     pub spool_write_errors: AtomicU64,
+    /// Bytes appended to the spool and not yet fsync'd (0 within `spool_sync` of
+    /// the last append).
+    pub spool_unsynced: AtomicU64,
     /// Records received on the input channel.
     pub records_in: AtomicU64,
     /// Records whose batch committed, rejected ones not included.
@@ -325,6 +349,8 @@ pub struct SinkSnapshot {
     pub spool_corrupt: u64,
     /// Failed spool appends.
     pub spool_write_errors: u64,
+    /// Bytes appended to the spool and not yet fsync'd.
+    pub spool_unsynced: u64,
     /// Records received on the input channel.
     pub records_in: u64,
     /// Records whose batch committed, rejected ones not included.
@@ -384,6 +410,7 @@ impl SinkStats {
             torn_lines: l(&self.torn_lines),
             spool_corrupt: l(&self.spool_corrupt),
             spool_write_errors: l(&self.spool_write_errors),
+            spool_unsynced: l(&self.spool_unsynced),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
             records_rejected: l(&self.records_rejected),
@@ -564,6 +591,28 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         source,
     };
     let (mut spool, report) = spool::Spool::open(&cfg.spool_dir).map_err(spool_err)?;
+    // The spool belongs to one target: never replay it into another by accident.
+    let target = target_tag(&writer_pg, &cfg.schema);
+    match spool::read_tag(&cfg.spool_dir) {
+        Some(t) if t == target => {}
+        found if report.pending == 0 || cfg.adopt_spool => {
+            if let (Some(f), true) = (&found, report.pending > 0) {
+                log::warn!(
+                    "sink: adopting the spool of {f}: its {} records are written into {target}",
+                    report.pending
+                );
+            }
+            spool::write_tag(&cfg.spool_dir, &target).map_err(spool_err)?;
+        }
+        found => {
+            return Err(SinkError::SpoolTarget {
+                dir: cfg.spool_dir.clone(),
+                found: found.unwrap_or_else(|| "no recorded target (an older tweetflow)".into()),
+                expected: target,
+                pending: report.pending,
+            })
+        }
+    }
     spool.sync_interval = cfg.spool_sync;
     let stats = Arc::new(SinkStats::default());
     stats
@@ -630,9 +679,19 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         std::thread::Builder::new()
             .name("sink-ingest".into())
             .spawn(move || {
-                for rec in input.iter() {
-                    st.records_in.fetch_add(1, Ordering::Relaxed);
-                    buf.push(rec);
+                // The thread that appends owns the fsync timer: an idle tail of the
+                // spool is synced within `spool_sync`, not only on a later append.
+                let mut wait = None;
+                loop {
+                    match input.recv_timeout(wait.unwrap_or(Duration::from_secs(1))) {
+                        Ok(rec) => {
+                            st.records_in.fetch_add(1, Ordering::Relaxed);
+                            buf.push(rec);
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    wait = buf.sync_if_due();
                 }
                 buf.close();
             })
@@ -657,6 +716,23 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         health,
         stop_health,
     })
+}
+
+/// The target a spool belongs to: `postgres://user@host:port/database schema=<s>`,
+/// from the parsed settings (never the password; URL and key=value forms of the
+/// same target give the same tag).
+fn target_tag(pg: &postgres::Config, schema: &str) -> String {
+    let who = Who::new(pg, schema);
+    let host = match pg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{} schema={schema}",
+        who.role, who.database
+    )
 }
 
 /// The start-up check: if the database answers, creates what is missing, checks

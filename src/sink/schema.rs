@@ -189,7 +189,8 @@ fn check(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> 
             "SELECT c.relname::text, c.relkind::text, a.attname::text, \
                     format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                     (a.atthasdef OR a.attidentity::text <> '' OR a.attgenerated::text <> ''), \
-                    has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE') \
+                    (has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT') \
+                     AND has_table_privilege(c.oid, 'UPDATE')) \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
                   AND NOT a.attisdropped \

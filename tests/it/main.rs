@@ -13,6 +13,7 @@ mod ingest_reader;
 mod layout;
 mod pipeline;
 mod sink;
+mod sink_db_errors;
 mod sink_hardening;
 mod sink_outage;
 #[allow(dead_code)]

@@ -4,20 +4,13 @@
 use std::time::Duration;
 
 use crate::sink_util::*;
-use crossbeam_channel::bounded;
 use tweetflow::testkit::{record, Spec};
 use tweetflow::Record;
-use tweetflow::{spawn_sink, SinkConfig, SinkSummary};
+use tweetflow::{SinkConfig, SinkSummary};
 
 /// Runs a sink over `records` (channel closed afterwards) and returns its summary.
 fn run(cfg: SinkConfig, records: Vec<Record>) -> SinkSummary {
-    let (tx, rx) = bounded(64);
-    let sink = spawn_sink(cfg, rx).unwrap();
-    for r in records {
-        tx.send(r).unwrap();
-    }
-    drop(tx);
-    sink.join().unwrap()
+    run_sink(cfg, records).unwrap()
 }
 
 #[test]

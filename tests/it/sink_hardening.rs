@@ -29,15 +29,7 @@ fn cfg(schema: &TestSchema, spool: &std::path::Path, batch: usize) -> SinkConfig
     }
 }
 
-fn send_all(cfg: SinkConfig, recs: Vec<Record>) -> Result<tweetflow::SinkSummary, SinkError> {
-    let (tx, rx) = bounded(64);
-    let sink = spawn_sink(cfg, rx).unwrap();
-    for r in recs {
-        tx.send(r).unwrap();
-    }
-    drop(tx);
-    sink.join()
-}
+use crate::sink_util::run_sink as send_all;
 
 #[test]
 fn a_bad_date_is_stored_as_null_with_the_raw_json_kept() {
@@ -199,4 +191,155 @@ fn a_writer_that_keeps_panicking_stops_the_sink_with_its_records_spooled() {
     assert_eq!(s.stats.replayed_at_start, 60);
     assert_eq!(s.stats.records_committed, 60);
     assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 60);
+}
+
+#[test]
+fn an_idle_spool_tail_is_fsynced_on_a_timer() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = SinkConfig {
+        // Nothing listens there: the sink spools everything.
+        database_url: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        spool_dir: spool.path().to_path_buf(),
+        spool_sync: Duration::from_millis(100),
+        connect_timeout: Duration::from_millis(500),
+        ..SinkConfig::default()
+    };
+    let (tx, rx) = bounded(16);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    let stats = sink.stats();
+    let mut recs = records(1, 1, 2).into_iter();
+    tx.send(recs.next().unwrap()).unwrap();
+    wait_for("the outage to be seen", Duration::from_secs(30), || {
+        stats.snapshot().spilled == 1 && stats.snapshot().sink_state == "down"
+    });
+    // One more record, then nothing: it is appended straight to the spool.
+    tx.send(recs.next().unwrap()).unwrap();
+    wait_for("the append", Duration::from_secs(10), || {
+        stats.snapshot().spilled == 2
+    });
+    // No further append comes; the timer alone must fsync it.
+    wait_for(
+        "the idle tail to be fsynced",
+        Duration::from_secs(2),
+        || stats.snapshot().spool_unsynced == 0,
+    );
+    drop(tx);
+    let _ = sink.join();
+}
+
+#[test]
+fn a_spool_for_another_target_is_not_replayed_unless_adopted() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // A run against a database that is down leaves its records in the spool.
+    let other = SinkConfig {
+        database_url: "postgres://postgres:secret@127.0.0.1:1/postgres".into(),
+        schema: "elsewhere".into(),
+        spool_dir: spool.path().to_path_buf(),
+        connect_timeout: Duration::from_millis(500),
+        shutdown_grace: Duration::from_millis(300),
+        ..SinkConfig::default()
+    };
+    let s = send_all(other, records(1, 1, 5)).unwrap();
+    assert_eq!(s.left_in_spool, 5);
+    let tag = std::fs::read_to_string(spool.path().join("spool.target")).unwrap();
+    assert_eq!(
+        tag.trim(),
+        "postgres://postgres@127.0.0.1:1/postgres schema=elsewhere"
+    );
+    assert!(!tag.contains("secret"), "no password in the tag");
+    // Another target: refused, with what was found and how to replay deliberately.
+    let (_tx, rx) = bounded::<Record>(1);
+    let e = spawn_sink(schema.config(spool.path()), rx).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        matches!(e, SinkError::SpoolTarget { pending: 5, .. }),
+        "{e:?}"
+    );
+    assert!(m.contains("127.0.0.1:1/postgres schema=elsewhere"), "{m}");
+    assert!(m.contains(&format!("schema={}", schema.name)), "{m}");
+    assert!(m.contains("--adopt-spool"), "{m}");
+    // Deliberately adopted: replayed into this target.
+    let s = send_all(
+        SinkConfig {
+            adopt_spool: true,
+            ..schema.config(spool.path())
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(s.stats.replayed_at_start, 5);
+    assert_eq!(s.stats.records_committed, 5);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 5);
+}
+
+#[test]
+fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled() {
+    use tweetflow::{Emulator, EmulatorConfig, PipelineConfig, PipelineError, Rate, Shutdown};
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let stats_file = spool.path().join("stats.jsonl");
+    let emulator = Emulator::start(EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        rate: Rate::Constant(200.0),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let mut cfg = PipelineConfig {
+        server: Some(emulator.url()),
+        duration: Some(Duration::from_secs(60)),
+        channel_capacity: 256,
+        stats_file: Some(stats_file.clone()),
+        ..PipelineConfig::default()
+    };
+    cfg.core.work_delay = "1..5".parse().unwrap();
+    cfg.sink = SinkConfig {
+        fault: Some(SinkFault {
+            batch: Some(Arc::new(|_| true)),
+            ..SinkFault::default()
+        }),
+        ..schema.config(spool.path())
+    };
+    cfg.sink.restart.max_restarts = 2;
+    cfg.sink.restart.backoff_base = Duration::from_millis(1);
+    cfg.sink.restart.backoff_max = Duration::from_millis(5);
+    let t = std::time::Instant::now();
+    let err = tweetflow::run(cfg, Shutdown::new()).unwrap_err();
+    emulator.stop();
+    // Stopped by the failure, long before --duration.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    // The whole chain, as main prints it.
+    let mut m = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(e) = src {
+        m = format!("{m}: {e}");
+        src = e.source();
+    }
+    assert!(
+        matches!(err, PipelineError::Sink(SinkError::WriterFailed { .. })),
+        "{err:?}"
+    );
+    assert!(m.contains("writer failed for good"), "{m}");
+    assert_eq!(err.exit_code(), 1);
+    // Every record of the run is in the spool; none was written.
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 0);
+    let lines = std::fs::read_to_string(spool.path().join("spool.jsonl")).unwrap();
+    assert!(lines.lines().count() > 0);
+    // Once failed, the stats file never says "up" again.
+    let states: Vec<String> = std::fs::read_to_string(&stats_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["sink"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let first_failed = states.iter().position(|s| s == "failed");
+    if let Some(i) = first_failed {
+        assert!(states[i..].iter().all(|s| s != "up"), "{states:?}");
+    }
+    assert_ne!(states.last().map(String::as_str), Some("up"), "{states:?}");
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use tweetflow::SinkConfig;
+use tweetflow::{spawn_sink, Record, SinkConfig, SinkError, SinkSummary};
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -131,4 +131,15 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs a sink over `records` (its input closed afterwards) to its end.
+pub fn run_sink(cfg: SinkConfig, records: Vec<Record>) -> Result<SinkSummary, SinkError> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let sink = spawn_sink(cfg, rx)?;
+    for r in records {
+        let _ = tx.send(r);
+    }
+    drop(tx);
+    sink.join()
 }
