@@ -343,3 +343,42 @@ fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled
     }
     assert_ne!(states.last().map(String::as_str), Some("up"), "{states:?}");
 }
+
+#[test]
+fn the_sequence_starts_above_the_highest_stored_whatever_the_clock() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // An earlier run, ten years "ahead" of this clock (the clock stepped back since).
+    let ahead = tweetflow::unix_micros() + 10 * 365 * 86_400 * 1_000_000;
+    let mut old = records(ahead, 7, 1);
+    let mut t = (*old[0].tweet).clone();
+    t.text = "old text".into();
+    old[0].tweet = t.into();
+    let s = send_all(schema.config(spool.path()), old).unwrap();
+    assert_eq!(s.stats.records_committed, 1);
+    // This run: its records must win over the stored ones.
+    let (tx, rx) = bounded(4);
+    let sink = spawn_sink(schema.config(spool.path()), rx).unwrap();
+    let seq = sink.seq().next();
+    assert!(seq > ahead, "seq {seq} is not above the stored {ahead}");
+    let mut new = records(seq, 7, 1);
+    let mut t = (*new[0].tweet).clone();
+    t.text = "new text".into();
+    new[0].tweet = t.into();
+    tx.send(new.remove(0)).unwrap();
+    drop(tx);
+    let s = sink.join().unwrap();
+    assert_eq!(s.stats.tweets_changed, 1, "the newer version was applied");
+    let row = admin()
+        .query_one(
+            &format!(
+                "SELECT text, ingest_seq FROM \"{}\".tweets WHERE id = 7",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "new text");
+    assert_eq!(row.get::<_, i64>(1) as u64, seq);
+}
