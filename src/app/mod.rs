@@ -25,8 +25,8 @@ use crate::shutdown::Shutdown;
 /// permanent database problem), 1 for anything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     e.chain()
-        .find_map(|c| c.downcast_ref::<crate::PipelineError>())
-        .map_or(1, crate::PipelineError::exit_code)
+        .find_map(|c| c.downcast_ref::<crate::pipeline::PipelineError>())
+        .map_or(1, crate::pipeline::PipelineError::exit_code)
 }
 
 /// Runs the command the command line asks for: `run` (the default) or `emulate`.
