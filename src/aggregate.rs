@@ -134,6 +134,11 @@ impl Aggregator {
         self.stats.failure()
     }
 
+    /// Whether the aggregator thread still runs.
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
     /// Waits for the thread: it ends once `input` disconnected and every pending record
     /// was emitted.
     pub fn join(self) {

@@ -36,6 +36,7 @@ mod sink;
 mod source;
 
 mod emulator;
+mod ops;
 mod pipeline;
 
 mod app;
@@ -59,18 +60,24 @@ pub use crate::engine::{
 pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
 };
+pub use crate::ops::{
+    check_bearer, readiness, Access, Exposition, Handler, HistogramSample, Labels, ListenAddr,
+    ListenAddrError, Method, NotReady, OpsConfig, OpsError, OpsServer, ReadyInput, Request,
+    Response, Routes, METRICS_CONTENT_TYPE,
+};
 pub use crate::pipeline::{
     run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
 };
 pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
-    parse_twitter_time, spawn_sink, DatabaseProblem, ErrorClass, Sink, SinkConfig, SinkError,
-    SinkFailure, SinkSnapshot, SinkStats, SinkSummary, SinkThread, WriteError,
+    parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass, PauseOutcome, Sink,
+    SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkStats, SinkSummary,
+    SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
     SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
 };
-pub use crate::stats::{CountMinSketch, Histogram, TopHashtags};
+pub use crate::stats::{CountMinSketch, Cumulative, Histogram, TopHashtags};
 pub use crate::supervise::{install_panic_hook, KillPanic};

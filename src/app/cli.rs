@@ -173,6 +173,29 @@ pub struct RunArgs {
     /// this one (it is refused otherwise, with what was found).
     #[arg(long, help_heading = "Sink")]
     pub adopt_spool: bool,
+    // ----- operations -----
+    /// Address of the operator's HTTP endpoint: the dashboard, /metrics, /healthz,
+    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it; a taken port
+    /// falls back to a free one (logged).
+    #[arg(
+        long,
+        env = "TWEETFLOW_METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        value_name = "ADDR|off",
+        help_heading = "Operations"
+    )]
+    pub metrics_addr: String,
+
+    /// Bearer token of POST /sink/pause and /sink/resume; without one they answer 403.
+    /// Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "TWEETFLOW_CONTROL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Operations"
+    )]
+    pub control_token: Option<String>,
 
     // ----- built-in emulator -----
     /// Rate of the built-in emulator (without --server): `profile` (the default swinging profile), a

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::cli::RunArgs;
+use crate::ops::ListenAddr;
 use crate::pipeline::PipelineConfig;
 
 /// Maps the command line onto the stages' configurations.
@@ -67,6 +68,13 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.buffer_records = args.buffer_records;
     cfg.sink.spool_dir = args.spool_dir.clone();
     cfg.sink.adopt_spool = args.adopt_spool;
+
+    cfg.ops.addr = args
+        .metrics_addr
+        .parse::<ListenAddr>()
+        .map_err(|e| anyhow::anyhow!("--metrics-addr: {e}"))?
+        .socket();
+    cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
     Ok(cfg)
 }
 
@@ -91,6 +99,10 @@ mod tests {
             "2.5",
             "--emulator-rate",
             "max",
+            "--metrics-addr",
+            "[::1]:0",
+            "--control-token",
+            "t0k",
         ]);
         let crate::app::cli::Command::Run(args) = cli.into_command() else {
             panic!("tweetflow alone must mean run");
@@ -103,6 +115,13 @@ mod tests {
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);
         assert_eq!(cfg.core.work_delay, crate::engine::WorkDelay::Off);
+        assert_eq!(cfg.ops.addr, Some("[::1]:0".parse().unwrap()));
+        assert_eq!(cfg.ops.control_token.as_deref(), Some("t0k"));
+        let off = crate::app::cli::Cli::parse_from(["tweetflow", "--metrics-addr", "off"]);
+        let crate::app::cli::Command::Run(args) = off.into_command() else {
+            panic!("tweetflow alone must mean run");
+        };
+        assert_eq!(config_from_args(&args).unwrap().ops.addr, None);
 
         for bad in [
             vec!["tweetflow", "--min-workers", "0"],
@@ -110,6 +129,7 @@ mod tests {
             vec!["tweetflow", "--work-delay", "fast"],
             vec!["tweetflow", "--duration=-1"],
             vec!["tweetflow", "--utilisation", "1.5"],
+            vec!["tweetflow", "--metrics-addr", "localhost:9464"],
         ] {
             let cli = crate::app::cli::Cli::parse_from(bad.clone());
             let crate::app::cli::Command::Run(args) = cli.into_command() else {

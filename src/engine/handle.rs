@@ -42,6 +42,11 @@ impl Core {
         self.stats.fatal.lock().clone()
     }
 
+    /// Whether the dispatcher and the pool supervisor both still run.
+    pub fn is_running(&self) -> bool {
+        !self.dispatcher.is_finished() && !self.supervisor.is_finished()
+    }
+
     /// Waits until the input has disconnected and every worker has drained
     /// its inbox and exited (all `agg` senders are dropped by then).
     pub fn join(self) -> Result<(), CoreError> {

@@ -29,6 +29,9 @@ pub enum PipelineError {
     /// The sink could not start (bad database URL, spool directory, threads).
     #[error("starting the sink")]
     StartSink(#[source] SinkError),
+    /// The operator's endpoint could not listen or start its threads.
+    #[error("starting the operator's endpoint")]
+    Ops(#[source] crate::ops::OpsError),
     /// The server answered the lexicon request with something unusable.
     #[error("fetching the lexicon")]
     Lexicon(#[source] SourceError),

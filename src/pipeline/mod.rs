@@ -27,11 +27,14 @@
 //! last, so its final line shows the drained state.
 
 mod error;
+mod metrics;
+mod ops;
 mod redact;
 mod status;
 mod summary;
 mod tap;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -45,14 +48,17 @@ use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::engine::{self, Core, CoreConfig, CoreStats};
 use crate::model::{AggMsg, Ingest, Record};
+use crate::ops::{OpsConfig, OpsServer};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
 use crate::source::{self, SourceConfig, SourceStats};
+use crate::stats::history::Live;
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
 use crate::supervise;
 
 pub use error::PipelineError;
+use ops::OpsView;
 pub(crate) use redact::redact_url;
 pub(crate) use status::erase_status_lines;
 pub use status::StatusMeters;
@@ -82,6 +88,9 @@ pub struct PipelineConfig {
     pub stats_file: Option<PathBuf>,
     /// Print the status line on stderr once a second.
     pub status_line: bool,
+    /// The operator's endpoint (`/metrics`, `/healthz`, `/readyz`, pause and
+    /// resume); off unless an address is given.
+    pub ops: OpsConfig,
 }
 
 impl Default for PipelineConfig {
@@ -97,6 +106,7 @@ impl Default for PipelineConfig {
             duration: None,
             stats_file: None,
             status_line: false,
+            ops: OpsConfig::default(),
         }
     }
 }
@@ -117,6 +127,8 @@ pub struct Probes {
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
     tap: Arc<TapStats>,
+    /// The latest status and the last ten minutes of it, kept by the status thread.
+    pub(crate) live: Arc<Mutex<Live>>,
     /// For the message shown when the database is unreachable.
     database: String,
     spool_dir: PathBuf,
@@ -136,6 +148,8 @@ pub struct Pipeline {
     sink: Sink,
     ticker: JoinHandle<()>,
     ticker_done: Shutdown,
+    view: Arc<OpsView>,
+    ops: Option<OpsServer>,
 }
 
 /// Why [`Pipeline::wait`] stopped the pipeline by itself.
@@ -201,6 +215,34 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
     let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).map_err(PipelineError::StartSink)?;
 
+    // The operator's endpoint next, so the probes answer while the lexicon
+    // fetch waits for the server (`/readyz` says `starting` meanwhile).
+    let view = Arc::new(OpsView::new(
+        sink.stats(),
+        sink.control(),
+        cfg.ops.control_token.clone(),
+    ));
+    let ops = match cfg.ops.addr {
+        None => None,
+        Some(addr) => match OpsServer::start(addr, ops::routes(), Arc::clone(&view)) {
+            Ok(server) => {
+                let url = server.url();
+                info!(
+                    "dashboard at {url} (metrics at {url}metrics, probes at {url}healthz and \
+                     {url}readyz)"
+                );
+                Some(server)
+            }
+            Err(e) => {
+                drop(rec_tx);
+                if let Err(s) = sink.join() {
+                    warn!("the sink failed while stopping: {s}");
+                }
+                return Err(PipelineError::Ops(e));
+            }
+        },
+    };
+
     let mut source_cfg = cfg.source.clone();
     source_cfg.server = server.clone();
     info!("fetching the lexicon from {server}/emotion_values");
@@ -236,9 +278,12 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         sink: sink.stats(),
         hashtags: Arc::new(Mutex::new(TopHashtags::default())),
         tap: Arc::new(TapStats::default()),
+        live: Arc::new(Mutex::new(Live::default())),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),
     };
+    // The lexicon is loaded and the stages run: the endpoint sees them now.
+    let _ = view.stages.set(probes.clone());
 
     let tap = {
         let hashtags = Arc::clone(&probes.hashtags);
@@ -289,7 +334,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         })?
     };
 
-    Ok(Pipeline {
+    let pipeline = Pipeline {
         probes,
         duration: cfg.duration,
         shutdown,
@@ -301,7 +346,11 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         sink,
         ticker,
         ticker_done,
-    })
+        view,
+        ops,
+    };
+    pipeline.publish_liveness();
+    Ok(pipeline)
 }
 
 impl Pipeline {
@@ -310,20 +359,83 @@ impl Pipeline {
         &self.probes
     }
 
+    /// Where the operator's endpoint listens (the real port), when it is on.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(OpsServer::addr)
+    }
+
+    /// Tells the endpoint which stage threads still run.
+    fn publish_liveness(&self) {
+        self.view.publish_liveness(liveness(
+            &self.readers,
+            &self.core,
+            &self.aggregator,
+            &self.tap,
+            &self.sink,
+            &self.ticker,
+        ));
+    }
+
     /// The status as the status line shows it now (rates over the time since
     /// the previous call with the same meters).
     pub fn status(&self, meters: &mut StatusMeters) -> Status {
         status::build_status(&self.probes, Instant::now(), meters)
     }
 
+    /// Watches the stages every 100 ms (publishing their liveness to the
+    /// endpoint) until it is time to stop; returns why, if not by request.
+    fn watch(&self) -> Option<Failure> {
+        let mut reader_gone: Option<Instant> = None;
+        loop {
+            self.publish_liveness();
+            if self.shutdown.sleep(Duration::from_millis(100)) {
+                info!("stopping: draining every stage");
+                return None;
+            }
+            if self
+                .duration
+                .is_some_and(|d| self.probes.started.elapsed() >= d)
+            {
+                info!("--duration reached: draining every stage");
+                self.shutdown.trigger();
+                return None;
+            }
+            if let Some(why) = self.core.fatal() {
+                error!("the worker pools failed: {why}");
+                self.shutdown.trigger();
+                return Some(Failure::Pools(why));
+            }
+            if self.readers.iter().all(|r| r.is_finished()) {
+                // Readers only end on their own when the dispatcher is gone.
+                error!("both stream readers have stopped: draining every stage");
+                self.shutdown.trigger();
+                return Some(Failure::ReadersStopped);
+            }
+            if let Some((stage, cause)) = stage_failure(
+                &self.probes,
+                &self.readers,
+                &self.aggregator,
+                &self.sink,
+                &self.ticker,
+                &mut reader_gone,
+            ) {
+                error!(
+                    "the {stage} stopped for good: {cause}; draining every stage (what the sink \
+                     cannot write is spooled)"
+                );
+                self.shutdown.trigger();
+                return Some(Failure::Stage { stage, cause });
+            }
+        }
+    }
+
     /// Runs until the shutdown flag, the configured duration or a fatal
     /// failure of the worker pools; then drains every stage front to back.
     pub fn wait(self) -> Result<Summary, PipelineError> {
+        let failure = self.watch();
+        self.view.set_stopping();
         let Pipeline {
             probes,
-            duration,
-            shutdown,
-            _emulator,
             readers,
             core,
             aggregator,
@@ -331,50 +443,9 @@ impl Pipeline {
             sink,
             ticker,
             ticker_done,
+            ops,
+            ..
         } = self;
-        let mut failure = None;
-        let mut reader_gone: Option<Instant> = None;
-        loop {
-            if shutdown.sleep(Duration::from_millis(100)) {
-                info!("stopping: draining every stage");
-                break;
-            }
-            if duration.is_some_and(|d| probes.started.elapsed() >= d) {
-                info!("--duration reached: draining every stage");
-                shutdown.trigger();
-                break;
-            }
-            if let Some(why) = core.fatal() {
-                error!("the worker pools failed: {why}");
-                failure = Some(Failure::Pools(why));
-                shutdown.trigger();
-                break;
-            }
-            if readers.iter().all(|r| r.is_finished()) {
-                // Readers only end on their own when the dispatcher is gone.
-                error!("both stream readers have stopped: draining every stage");
-                failure = Some(Failure::ReadersStopped);
-                shutdown.trigger();
-                break;
-            }
-            if let Some(stage) = stage_failure(
-                &probes,
-                &readers,
-                &aggregator,
-                &sink,
-                &ticker,
-                &mut reader_gone,
-            ) {
-                let (name, cause) = &stage;
-                error!("the {name} stopped for good: {cause}; draining every stage (what it held is spooled)");
-                failure = Some(Failure::Stage {
-                    stage: stage.0,
-                    cause: stage.1,
-                });
-                shutdown.trigger();
-                break;
-            }
-        }
 
         // Drain front to back: each stage ends when its input disconnects.
         for r in readers {
@@ -390,6 +461,8 @@ impl Pipeline {
         let sink_summary = sink.join();
         ticker_done.trigger();
         let _ = ticker.join();
+        // The endpoint last, so it shows the drain to its end.
+        drop(ops);
 
         let mut summary = Summary::collect(&probes);
         summary.spooled_at_exit = sink_summary.map_err(PipelineError::Sink)?.left_in_spool;
@@ -444,4 +517,28 @@ fn stage_failure(
         }
     }
     None
+}
+
+/// Each stage thread by name, and whether it still runs.
+fn liveness(
+    readers: &[JoinHandle<()>],
+    core: &Core,
+    aggregator: &Aggregator,
+    tap: &JoinHandle<()>,
+    sink: &Sink,
+    ticker: &JoinHandle<()>,
+) -> Vec<(&'static str, bool)> {
+    let mut stages: Vec<(&'static str, bool)> = ["reader /tweets/1", "reader /tweets/2"]
+        .into_iter()
+        .zip(readers)
+        .map(|(name, r)| (name, !r.is_finished()))
+        .collect();
+    stages.extend([
+        ("worker pools", core.is_running()),
+        ("aggregator", aggregator.is_running()),
+        ("tap", !tap.is_finished()),
+        ("sink writer", sink.writer_running()),
+        ("status ticker", !ticker.is_finished()),
+    ]);
+    stages
 }

@@ -7,6 +7,9 @@
 //! logger erases the drawn lines before it writes ([`erase_status_lines`]),
 //! so log lines and the status never overwrite each other.
 //!
+//! Each status is also recorded in the live history ([`crate::stats::history`])
+//! that the dashboard charts.
+//!
 //! The ticker also watches the sink's state and says once, in words, when
 //! PostgreSQL becomes unreachable (what happens to the records meanwhile and
 //! how to check the server), once when it is reachable but refuses writes (its
@@ -47,6 +50,7 @@ pub(crate) fn erase_status_lines(out: &mut impl Write) -> std::io::Result<()> {
 pub struct StatusMeters {
     rates_in: [RateMeter; 2],
     rate_out: RateMeter,
+    rates_out: [RateMeter; 2],
 }
 
 /// Creates (truncates) the stats file.
@@ -98,6 +102,7 @@ pub(super) fn status_loop(
             info!("PostgreSQL at {} is back: writing", view.database);
         }
         was = status.sink.clone();
+        view.live.lock().record(status.clone());
         if let Some(f) = stats_file.as_mut() {
             if let Err(e) = writeln!(f, "{}", status.json()).and_then(|_| f.flush()) {
                 warn!("cannot write the stats file: {e}; no more stats will be written");
@@ -153,6 +158,8 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
     let core = view.core.snapshot();
     status.sentiment_workers = core.sentiment.workers;
     status.engagement_workers = core.engagement.workers;
+    status.sentiment_target = core.sentiment.target;
+    status.engagement_target = core.engagement.target;
     status.in_flight = core.sentiment.in_flight + core.engagement.in_flight;
     status.restarts = core.sentiment.restarts + core.engagement.restarts;
     let sink = view.sink.snapshot();
@@ -164,6 +171,9 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
     status.written_tweets = sink.written_tweets;
     status.written_users = sink.written_users;
     status.rate_out = meters.rate_out.rate(now, sink.records_committed);
+    for (i, meter) in meters.rates_out.iter_mut().enumerate() {
+        status.rate_out_streams[i] = meter.rate(now, sink.committed_streams[i]);
+    }
     status.top_hashtags = view
         .hashtags
         .lock()

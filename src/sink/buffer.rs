@@ -55,6 +55,8 @@ pub(super) struct Batch {
 #[derive(Debug)]
 struct Inner {
     mem: VecDeque<Record>,
+    /// Approximate bytes of `mem` ([`mem_size`] of each record).
+    mem_bytes: u64,
     spool: Spool,
     durable: bool,
     closed: bool,
@@ -75,6 +77,7 @@ impl Buffer {
         let b = Buffer {
             inner: Mutex::new(Inner {
                 mem: VecDeque::new(),
+                mem_bytes: 0,
                 spool,
                 durable: false,
                 closed: false,
@@ -97,6 +100,12 @@ impl Buffer {
         self.stats
             .spool_unsynced
             .store(i.spool.unsynced(), Ordering::Relaxed);
+        self.stats
+            .buffered_bytes
+            .store(i.mem_bytes, Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(i.spool.pending_bytes(), Ordering::Relaxed);
     }
 
     /// Adds a record; blocks only while the spool cannot be written (disk full).
@@ -105,6 +114,7 @@ impl Buffer {
         loop {
             let mut i = self.inner.lock();
             if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity {
+                i.mem_bytes += mem_size(&rec);
                 i.mem.push_back(rec);
                 self.update_gauges(&i);
                 drop(i);
@@ -178,6 +188,8 @@ impl Buffer {
                 if i.mem.len() >= max || i.closed || now >= deadline || i.spool.is_active() {
                     let n = i.mem.len().min(max);
                     let records: Vec<Record> = i.mem.drain(..n).collect();
+                    let bytes: u64 = records.iter().map(mem_size).sum();
+                    i.mem_bytes = i.mem_bytes.saturating_sub(bytes);
                     self.update_gauges(&i);
                     return Some(Batch {
                         records,
@@ -274,6 +286,7 @@ impl Buffer {
                 Source::Spool { .. } => i.spool.rewind(),
                 Source::Memory => {
                     for r in b.records.into_iter().rev() {
+                        i.mem_bytes += mem_size(&r);
                         i.mem.push_front(r);
                     }
                 }
@@ -290,7 +303,8 @@ impl Buffer {
                     self.update_gauges(&i);
                     return Err(e);
                 }
-                i.mem.drain(..k);
+                let bytes: u64 = i.mem.drain(..k).map(|r| mem_size(&r)).sum();
+                i.mem_bytes = i.mem_bytes.saturating_sub(bytes);
                 self.stats
                     .spilled_total
                     .fetch_add(k as u64, Ordering::Relaxed);
@@ -331,6 +345,12 @@ impl Buffer {
     pub(super) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
+}
+
+/// The bytes a record holds in memory, roughly: its tweet's and user's JSON text
+/// and the tweet's text (the fixed-size fields are left out).
+fn mem_size(r: &Record) -> u64 {
+    (r.tweet.raw.len() + r.tweet.user.raw.len() + r.tweet.text.len()) as u64
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod fault;
 pub(crate) mod fixture;
 mod health;
 mod monitor;
+mod pause;
 mod raw_json;
 mod rejected;
 mod schema;
@@ -51,6 +52,8 @@ pub use self::encode::{
 pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::fault::{SeqPredicate, SinkFault};
+pub use self::health::BreakerState;
+pub use self::pause::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::schema::create as create_schema;
 
@@ -66,7 +69,8 @@ use serde::Serialize;
 
 use self::buffer::Buffer;
 use self::error::Who;
-use self::health::{Breaker, BreakerState};
+use self::health::Breaker;
+use self::pause::Pause;
 use self::writer::{writer_thread, WriterState};
 use crate::model::{unix_micros, Record, SeqGen};
 use crate::stats::Histogram;
@@ -253,6 +257,8 @@ impl std::fmt::Display for SinkFailure {
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub(crate) breaker: Breaker,
+    /// The operator's pause switch and the writer's answer.
+    pub(crate) pause: Pause,
     /// Current batch size chosen by the monitor.
     pub batch_size: AtomicU64,
     /// Write time of the last batch, µs.
@@ -269,6 +275,12 @@ pub struct SinkStats {
     pub spilled_total: AtomicU64,
     /// Records found in the spool at start.
     pub replayed_at_start: AtomicU64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: AtomicU64,
+    /// Approximate bytes of the records in memory (their JSON and text).
+    pub buffered_bytes: AtomicU64,
+    /// Bytes of the spool file not committed yet.
+    pub spool_bytes: AtomicU64,
     /// Torn last lines cut at start.
     pub torn_lines: AtomicU64,
     /// Spool lines that did not parse (saved to the rejected file).
@@ -288,6 +300,8 @@ pub struct SinkStats {
     pub records_rejected: AtomicU64,
     /// Writer restarts after a panic.
     pub writer_restarts: AtomicU64,
+    /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
+    pub committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
@@ -327,9 +341,10 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing` (the breaker), `waiting` (the database refuses
-    /// writes for now, e.g. its disk is full), `failed` (a thread of the sink ended
-    /// for good) or `stopped` (the writer has finished). Never `up` without a writer.
+    /// `up`, `down` or `probing` (the breaker), `paused` (by the operator, whatever
+    /// the breaker says), `waiting` (the database refuses writes for now, e.g. its
+    /// disk is full), `failed` (a thread of the sink ended for good) or `stopped`
+    /// (the writer has finished). Never `up` without a writer.
     pub sink_state: &'static str,
     /// Why the state is `waiting` or `failed`.
     pub sink_reason: Option<String>,
@@ -343,6 +358,12 @@ pub struct SinkSnapshot {
     pub spilled_total: u64,
     /// Records found in the spool at start.
     pub replayed_at_start: u64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: u64,
+    /// Approximate bytes of the records in memory.
+    pub buffered_bytes: u64,
+    /// Bytes of the spool file not committed yet.
+    pub spool_bytes: u64,
     /// Torn last lines cut at start.
     pub torn_lines: u64,
     /// Spool lines that did not parse (saved to the rejected file).
@@ -359,6 +380,8 @@ pub struct SinkSnapshot {
     pub records_rejected: u64,
     /// Writer restarts after a panic.
     pub writer_restarts: u64,
+    /// Records whose batch committed, from `/tweets/1` and `/tweets/2`.
+    pub committed_streams: [u64; 2],
     /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
     /// User rows sent in committed batches.
@@ -407,6 +430,9 @@ impl SinkStats {
             spilled: l(&self.spilled),
             spilled_total: l(&self.spilled_total),
             replayed_at_start: l(&self.replayed_at_start),
+            records_replayed: l(&self.records_replayed),
+            buffered_bytes: l(&self.buffered_bytes),
+            spool_bytes: l(&self.spool_bytes),
             torn_lines: l(&self.torn_lines),
             spool_corrupt: l(&self.spool_corrupt),
             spool_write_errors: l(&self.spool_write_errors),
@@ -415,6 +441,7 @@ impl SinkStats {
             records_committed: l(&self.records_committed),
             records_rejected: l(&self.records_rejected),
             writer_restarts: l(&self.writer_restarts),
+            committed_streams: [l(&self.committed_streams[0]), l(&self.committed_streams[1])],
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
             tweets_changed: l(&self.tweets_changed),
@@ -442,6 +469,9 @@ impl SinkStats {
         }
         if self.writer_done.load(Ordering::Relaxed) {
             return ("stopped", None);
+        }
+        if self.pause.is_requested() {
+            return ("paused", None);
         }
         if let Some(w) = self.waiting.lock().as_ref() {
             return ("waiting", Some(w.clone()));
@@ -528,6 +558,17 @@ impl Sink {
                 None
             }
         })
+    }
+
+    /// The operator's handle: pause and resume writing.
+    pub fn control(&self) -> SinkControl {
+        SinkControl::new(Arc::clone(&self.stats))
+    }
+
+    /// Whether the writer thread still runs and has not failed for good (a writer
+    /// that gave up only waits for the input to close, spooling).
+    pub fn writer_running(&self) -> bool {
+        !self.writer.is_finished() && self.stats.failure().is_none()
     }
 
     /// Waits until the input disconnected and everything is committed (or, if the

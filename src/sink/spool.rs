@@ -210,6 +210,11 @@ impl Spool {
         self.write_len > 0
     }
 
+    /// Bytes appended and not committed yet.
+    pub(super) fn pending_bytes(&self) -> u64 {
+        self.write_len.saturating_sub(self.committed_off)
+    }
+
     /// Lines not yet handed out.
     pub(super) fn unread(&self) -> u64 {
         self.unread

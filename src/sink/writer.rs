@@ -25,10 +25,13 @@
 //! The loop runs under [`keep_alive`]: the batch it holds lives outside the unwind,
 //! so after a panic it is written again; a writer that keeps panicking gives up with
 //! its records spooled.
+//! Before all of these, a **pause** asked for by the operator ([`super::pause`])
+//! wins: the writer drops its connection and spools what it holds exactly as in an
+//! outage, says it is parked, and waits for the resume; nothing is written meanwhile.
 //!
 //! The loop ends when the input is closed and drained, or, while the database is
-//! down, `shutdown_grace` after the input closed, leaving the rest in the spool for
-//! the next start.
+//! down, `shutdown_grace` after the input closed, or at once while paused, leaving
+//! the rest in the spool for the next start.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -164,25 +167,42 @@ fn writer_loop(
     let mut err_log = LogLimiter::every(Duration::from_secs(5));
     let mut evac_log = LogLimiter::every(Duration::from_secs(5));
     let idle = Duration::from_millis(200);
-    let left = |st: &SinkStats, buffer: &Buffer| {
-        if let Err(e) = buffer.sync() {
-            log::error!("sink: fsync of the spool failed: {e}");
-        }
-        let left = buffer.len();
-        log::warn!(
-            "sink: input closed while the database cannot take writes; {left} records are in \
-             the spool {} (fsync'd) and are replayed at the next start",
-            spool_dir.join("spool.jsonl").display()
-        );
-        summary(st, left, &spool_dir)
-    };
+    let mut parked = false;
     loop {
+        if st.pause.is_requested() {
+            conn = None;
+            if !parked {
+                parked = true;
+                log::info!(
+                    "sink: paused; nothing is written until resumed, records go to the spool {}",
+                    spool_dir.display()
+                );
+            }
+            to_spool(buffer, state.held.take(), &mut evac_log);
+            st.pause.set_parked(true);
+            if buffer.is_closed() {
+                return Ok(leave_in_spool(st, buffer, &spool_dir, "the sink is paused"));
+            }
+            st.pause.wait_resumed(idle);
+            continue;
+        }
+        if parked {
+            parked = false;
+            st.pause.set_parked(false);
+            buffer.set_durable(false);
+            log::info!("sink: resumed; {} records waiting", buffer.len());
+        }
         if let Some(at) = retry_at {
             if Instant::now() < at {
                 if buffer.is_closed()
                     && closed_at.get_or_insert_with(Instant::now).elapsed() >= cfg.shutdown_grace
                 {
-                    return Ok(left(st, buffer));
+                    return Ok(leave_in_spool(
+                        st,
+                        buffer,
+                        &spool_dir,
+                        "the database refuses writes",
+                    ));
                 }
                 std::thread::sleep(at.saturating_duration_since(Instant::now()).min(idle));
                 continue;
@@ -212,19 +232,16 @@ fn writer_loop(
                     spool_dir.display()
                 );
             }
-            match buffer.evacuate(state.held.take()) {
-                Ok(n) if n > 0 => log::info!("sink: moved {n} buffered records to the spool"),
-                Ok(_) => {}
-                Err(e) => {
-                    if evac_log.check(Instant::now()).is_some() {
-                        log::error!("sink: cannot move the buffer to the spool: {e}; retrying");
-                    }
-                }
-            }
+            to_spool(buffer, state.held.take(), &mut evac_log);
             if buffer.is_closed() {
                 let c = *closed_at.get_or_insert_with(Instant::now);
                 if c.elapsed() >= cfg.shutdown_grace {
-                    return Ok(left(st, buffer));
+                    return Ok(leave_in_spool(
+                        st,
+                        buffer,
+                        &spool_dir,
+                        "the database is down",
+                    ));
                 }
             }
             st.breaker.wait_closed(idle);
@@ -307,6 +324,9 @@ fn writer_loop(
                 let Some(batch) = state.held.take() else {
                     continue;
                 };
+                if let buffer::Source::Spool { .. } = batch.source {
+                    st.records_replayed.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 buffer.commit(batch.source);
                 st.set_waiting(None);
                 backoff.reset();
@@ -323,9 +343,12 @@ fn writer_loop(
                     }
                 }
                 let now = unix_micros();
+                let mut by_stream = [0u64; 2];
                 for r in &batch.records {
                     st.latency
                         .record(now.saturating_sub(r.tweet.received_unix_us));
+                    // Stream 2 is `/tweets/2`; anything else counts as stream 1.
+                    by_stream[usize::from(r.tweet.stream == 2)] += 1;
                 }
                 st.write_time.record(el.as_micros() as u64);
                 st.batch_size
@@ -345,6 +368,9 @@ fn writer_loop(
                 st.records_committed
                     .fetch_add(n as u64 - rejected, Ordering::Relaxed);
                 st.records_rejected.fetch_add(rejected, Ordering::Relaxed);
+                for (counter, n) in st.committed_streams.iter().zip(by_stream) {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                }
                 st.written_tweets.fetch_add(o.tweets, Ordering::Relaxed);
                 st.written_users.fetch_add(o.users, Ordering::Relaxed);
                 st.tweets_changed
@@ -456,6 +482,35 @@ fn raise_seq(seq: &SeqGen, max: Option<u64>) {
             );
         }
     }
+}
+
+/// Puts `held` back and moves the memory buffer to the spool (fsync'd): the
+/// database is down or the sink is paused.
+fn to_spool(buffer: &Buffer, held: Option<buffer::Batch>, evac_log: &mut LogLimiter) {
+    match buffer.evacuate(held) {
+        Ok(n) if n > 0 => log::info!("sink: moved {n} buffered records to the spool"),
+        Ok(_) => {}
+        Err(e) => {
+            if evac_log.check(Instant::now()).is_some() {
+                log::error!("sink: cannot move the buffer to the spool: {e}; retrying");
+            }
+        }
+    }
+}
+
+/// The input closed while nothing can be written (`why`): the rest stays in the
+/// spool, fsync'd, for the next start.
+fn leave_in_spool(st: &SinkStats, buffer: &Buffer, spool_dir: &Path, why: &str) -> SinkSummary {
+    if let Err(e) = buffer.sync() {
+        log::error!("sink: fsync of the spool failed: {e}");
+    }
+    let left = buffer.len();
+    log::warn!(
+        "sink: input closed while {why}; {left} records are in the spool {} (fsync'd) and \
+         are replayed at the next start",
+        spool_dir.join("spool.jsonl").display()
+    );
+    summary(st, left, spool_dir)
 }
 
 fn summary(st: &SinkStats, left: u64, dir: &Path) -> SinkSummary {

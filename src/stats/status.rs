@@ -30,6 +30,10 @@ pub struct Status {
     pub sentiment_workers: usize,
     /// Workers in the engagement pool now.
     pub engagement_workers: usize,
+    /// The autoscaler's target size of the sentiment pool.
+    pub sentiment_target: usize,
+    /// The autoscaler's target size of the engagement pool.
+    pub engagement_target: usize,
     /// Jobs dispatched to workers and not finished yet (both pools).
     pub in_flight: u64,
     /// Kill messages received so far.
@@ -47,8 +51,10 @@ pub struct Status {
     pub buffered: u64,
     /// Records waiting in the spool file.
     pub spilled: u64,
-    /// Tweet rows written per second.
+    /// Records committed per second.
     pub rate_out: f64,
+    /// Records committed per second that came from `/tweets/1` and `/tweets/2`.
+    pub rate_out_streams: [f64; 2],
     /// Tweet rows written so far.
     pub written_tweets: u64,
     /// User rows written so far.
@@ -181,6 +187,8 @@ mod tests {
             rate_in_streams: [912.0, 931.0],
             sentiment_workers: 612,
             engagement_workers: 598,
+            sentiment_target: 620,
+            engagement_target: 600,
             in_flight: 1020,
             kills: 7,
             restarts: 7,
@@ -190,6 +198,7 @@ mod tests {
             buffered: 120,
             spilled: 0,
             rate_out: 1790.0,
+            rate_out_streams: [900.0, 890.0],
             written_tweets: 20311,
             written_users: 15002,
             top_hashtags: vec![
@@ -249,6 +258,8 @@ mod tests {
             "rate_in",
             "sentiment_workers",
             "engagement_workers",
+            "sentiment_target",
+            "engagement_target",
             "in_flight",
             "restarts",
             "batch_size",
@@ -256,6 +267,7 @@ mod tests {
             "sink",
             "buffered",
             "spilled",
+            "rate_out_streams",
             "written_tweets",
             "written_users",
             "top_hashtags",

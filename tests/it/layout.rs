@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["aggregate"],
     &["sink"],
     &["emulator"],
+    &["ops"],
     &["pipeline"],
     &["app"],
     &["testkit"],

@@ -6,11 +6,13 @@
 //! process-wide.
 
 mod aggregate;
+mod dashboard;
 mod emulator;
 mod engine;
 mod ingest;
 mod ingest_reader;
 mod layout;
+mod ops;
 mod pipeline;
 mod sink;
 mod sink_db_errors;

@@ -140,6 +140,23 @@ fn exact_rows_for_a_known_input() {
     assert_eq!(users[1].get::<_, Option<i64>>(3), Some(0));
 }
 
+#[test]
+fn committed_records_are_counted_by_their_stream() {
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let mut records = tweetflow::testkit::records(1_000, 70_000, 10);
+    for r in records.iter_mut().take(3) {
+        std::sync::Arc::make_mut(&mut r.tweet).stream = 2;
+    }
+    let cfg = SinkConfig {
+        linger: Duration::from_millis(5),
+        ..schema.config(spool.path())
+    };
+    let summary = run(cfg, records);
+    assert_eq!(summary.stats.records_committed, 10);
+    assert_eq!(summary.stats.committed_streams, [7, 3]);
+}
+
 fn text_and_seq(schema: &str, id: i64) -> (String, i64) {
     let r = admin()
         .query_one(
