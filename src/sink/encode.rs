@@ -146,7 +146,9 @@ pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
     let mut last = 0;
     while let Some(&c) = b.get(i) {
         match c {
-            b'\\' if i + 1 < b.len() => {
+            // A backslash escapes the next byte, unless that is a raw NUL: it is removed
+            // below like any other (found by the `encode` fuzz target).
+            b'\\' if i + 1 < b.len() && b.get(i + 1) != Some(&0) => {
                 if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000") {
                     out.extend_from_slice(b.get(last..i).unwrap_or_default());
                     out.extend_from_slice(b"\\ufffd");
@@ -546,5 +548,7 @@ mod tests {
         );
         assert_eq!(sanitize_json(r#"{"t":"\\\u0000"}"#), r#"{"t":"\\\ufffd"}"#);
         assert!(matches!(sanitize_json(r#"{"t":1}"#), Cow::Borrowed(_)));
+        // A raw NUL right after a backslash is removed too.
+        assert!(!sanitize_json("{\"t\":\"a\\\0b\"}").contains('\0'));
     }
 }
