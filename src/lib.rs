@@ -47,7 +47,7 @@ mod app;
 pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
-pub use crate::app::{config_from_args, run_cli, Cli, Command, LogFormat, RunArgs};
+pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, LogFormat, RunArgs};
 pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
@@ -76,8 +76,9 @@ pub use crate::score::{
 };
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
-    connect_database, parse_twitter_time, spawn_sink, BreakerState, PauseOutcome, Sink, SinkConfig,
-    SinkControl, SinkError, SinkSnapshot, SinkStats, SinkSummary, SinkThread, WriteError,
+    connect_database, parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass,
+    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkStats,
+    SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

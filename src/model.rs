@@ -15,11 +15,12 @@ use crate::budget::MemoryPermit;
 
 /// Ingest sequence number.
 ///
-/// Increases across both streams *and across runs*: a [`SeqGen`] starts at the
-/// wall clock in microseconds, so a later run (or a replayed spool from an
-/// earlier one) never reuses a number as long as fewer than a million tweets a
-/// second arrive. It joins a tweet's results in the aggregator and decides
-/// "latest received wins" in the database.
+/// Increases across both streams *and across runs*: the sink starts its
+/// [`SeqGen`] above the highest `ingest_seq` already stored and above the
+/// records waiting in its spool (the wall clock only when the database cannot
+/// be asked at start, raised once it can), so a later run never loses to an
+/// earlier one, whatever the clock does. It joins a tweet's results in the
+/// aggregator and decides "latest received wins" in the database.
 pub type Seq = u64;
 
 /// Hands out [`Seq`] numbers; shared by the readers of both streams.
@@ -35,6 +36,11 @@ impl SeqGen {
     /// Starts at `first` (for tests).
     pub fn starting_at(first: Seq) -> SeqGen {
         SeqGen(AtomicU64::new(first))
+    }
+
+    /// Makes every later number at least `floor`; returns whether it moved.
+    pub fn raise_to(&self, floor: Seq) -> bool {
+        self.0.fetch_max(floor, Ordering::Relaxed) < floor
     }
 
     /// The next number; never returns the same number twice.

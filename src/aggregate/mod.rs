@@ -84,6 +84,11 @@ pub struct AggStats {
     /// stopped) for longer than it meant to wait; that time does not count
     /// towards the timeout.
     pub stalls: AtomicU64,
+    /// Records that could not be passed on because the output was gone (never
+    /// counted as emitted).
+    pub lost: AtomicU64,
+    /// Why the join loop gave up for good (it then passes tweets on unscored).
+    failure: parking_lot::Mutex<Option<String>>,
 }
 
 /// A copy of [`AggStats`] for the status line and stats file.
@@ -105,6 +110,8 @@ pub struct AggSnapshot {
     pub pending: u64,
     /// Times the aggregator was held up; see [`AggStats::stalls`].
     pub stalls: u64,
+    /// Records that could not be passed on (the output was gone).
+    pub lost: u64,
 }
 
 impl AggStats {
@@ -120,7 +127,13 @@ impl AggStats {
             duplicates: l(&self.duplicates),
             pending: l(&self.pending),
             stalls: l(&self.stalls),
+            lost: l(&self.lost),
         }
+    }
+
+    /// Why the join loop failed for good, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
     }
 }
 
@@ -135,6 +148,11 @@ impl Aggregator {
     /// Shared counters.
     pub fn stats(&self) -> Arc<AggStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Why the join loop failed for good, if it did (the pipeline then stops).
+    pub fn failure(&self) -> Option<String> {
+        self.stats.failure()
     }
 
     /// Whether the aggregator thread still runs.
@@ -229,8 +247,14 @@ impl Out<'_> {
             sentiment: p.sentiment.flatten(),
             engagement: p.engagement.flatten(),
         };
-        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.open && self.tx.send(rec).is_err() {
+        if !self.open {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(rec).is_ok() {
+            self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
             self.open = false;
             log::error!(
                 "aggregator: the sink's channel is closed; records can no longer be passed on"
@@ -325,11 +349,46 @@ fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggS
         join_loop(&cfg, &input, &tx, stats, &mut j)
     }) {
         log::error!(
-            "aggregator failed for good ({}); emitting what is pending",
+            "aggregator failed for good ({}); emitting what is pending, then passing tweets \
+             on without their scores until the input closes",
             why.last_panic
         );
+        *stats.failure.lock() = Some(why.to_string());
+        flush(&tx, stats, &mut j);
+        pass_through(&input, &tx, stats);
+        return;
     }
     flush(&tx, stats, &mut j);
+}
+
+/// After a give-up: every tweet still arriving goes on at once with NULL scores
+/// (counted incomplete), so no record is lost while the pipeline stops.
+fn pass_through(input: &Receiver<AggMsg>, tx: &Sender<Record>, stats: &AggStats) {
+    let mut out = Out {
+        tx,
+        stats,
+        open: true,
+        orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
+    };
+    for msg in input {
+        match msg {
+            AggMsg::Tweet(t) => {
+                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
+                let seq = t.seq;
+                let p = Pending {
+                    tweet: Some(t),
+                    sentiment: None,
+                    engagement: None,
+                    born: Duration::ZERO,
+                };
+                out.emit(p, Some(Cause::Shutdown), seq);
+            }
+            AggMsg::Score { .. } => {
+                stats.scores_in.fetch_add(1, Ordering::Relaxed);
+                stats.orphan_scores.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Joins until the input disconnects.
@@ -436,6 +495,32 @@ mod tests {
 
     fn tweet(seq: Seq) -> Arc<Tweet> {
         Arc::new(Tweet::minimal(seq, "", User::minimal(1, 0)))
+    }
+
+    #[test]
+    fn records_that_cannot_be_passed_on_are_lost_not_emitted() {
+        let (in_tx, in_rx) = crossbeam_channel::bounded(16);
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Record>(16);
+        drop(out_rx); // the output is gone
+        let agg = spawn_aggregator(AggConfig::default(), in_rx, out_tx).unwrap();
+        let stats = agg.stats();
+        for seq in 1..=3 {
+            in_tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+            for kind in ScoreKind::ALL {
+                in_tx
+                    .send(AggMsg::Score {
+                        seq,
+                        kind,
+                        value: Some(0.0),
+                    })
+                    .unwrap();
+            }
+        }
+        drop(in_tx);
+        agg.join();
+        let s = stats.snapshot();
+        assert_eq!(s.emitted, 0, "nothing reached a sink");
+        assert_eq!(s.lost, 3);
     }
 
     #[test]

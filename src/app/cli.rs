@@ -269,6 +269,10 @@ pub struct RunArgs {
     )]
     pub spool_dir: PathBuf,
 
+    /// Replay a spool that was written for another database URL or schema into
+    /// this one (it is refused otherwise, with what was found).
+    #[arg(long, help_heading = "Sink")]
+    pub adopt_spool: bool,
     // ----- operations -----
     /// Address of the operator's HTTP endpoint: the dashboard, /metrics, /healthz,
     /// /readyz, POST /sink/pause and /sink/resume. `off` disables it; a taken port

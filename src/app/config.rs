@@ -71,6 +71,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.spool_dir = args.spool_dir.clone();
     cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
     cfg.memory_limit = args.memory_limit;
+    cfg.sink.adopt_spool = args.adopt_spool;
 
     cfg.ops.addr = args
         .metrics_addr

@@ -22,6 +22,15 @@ pub use config::config_from_args;
 
 use crate::shutdown::Shutdown;
 
+/// The exit code for an error of [`run_cli`]: the pipeline's
+/// [`PipelineError::exit_code`](crate::PipelineError::exit_code) (2 for a
+/// permanent database problem), 1 for anything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::pipeline::PipelineError>())
+        .map_or(1, crate::pipeline::PipelineError::exit_code)
+}
+
 /// Runs the command the command line asks for: `run` (the default), `check` or `emulate`.
 pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
     match cli.into_command() {

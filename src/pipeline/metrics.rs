@@ -18,11 +18,14 @@ const WRITE_BOUNDS_S: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 /// The sink's states, as the status line names them, with their labels.
-const SINK_STATES: [(&str, &[(&str, &str)]); 4] = [
+const SINK_STATES: [(&str, &[(&str, &str)]); 7] = [
     ("up", &[("state", "up")]),
     ("down", &[("state", "down")]),
     ("probing", &[("state", "probing")]),
     ("paused", &[("state", "paused")]),
+    ("waiting", &[("state", "waiting")]),
+    ("failed", &[("state", "failed")]),
+    ("stopped", &[("state", "stopped")]),
 ];
 
 /// The exposition now.

@@ -47,7 +47,7 @@ use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
 use crate::budget::Budget;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::engine::{self, Core, CoreConfig, CoreStats};
-use crate::model::{AggMsg, Ingest, Record, SeqGen};
+use crate::model::{AggMsg, Ingest, Record};
 use crate::ops::{OpsConfig, OpsServer};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
@@ -179,6 +179,8 @@ enum Failure {
     Pools(crate::engine::Fatal),
     /// Both stream readers ended on their own.
     ReadersStopped,
+    /// Another stage ended for good.
+    Stage { stage: &'static str, cause: String },
 }
 
 /// Runs the pipeline until `shutdown` is triggered (or `duration` passes, or a
@@ -364,13 +366,16 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
             let kept = supervise::keep_alive("tap", &policy, || {
                 tap::tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
             });
-            if kept.is_err() {
-                error!("the tap failed for good; records can no longer reach the sink");
+            if let Err(e) = kept {
+                error!("the tap failed for good ({e}); passing records on to the sink uncounted");
+                *tap_stats.failure.lock() = Some(e.to_string());
+                tap::pass_through(&tap_rx, &rec_tx, &tap_stats);
             }
         })?
     };
 
-    let seq = Arc::new(SeqGen::from_clock());
+    // Starts above the highest ingest_seq stored and spooled (see `Sink::seq`).
+    let seq = sink.seq();
     let mut readers = Vec::new();
     for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
         let handle = source::spawn_reader(
@@ -449,6 +454,7 @@ impl Pipeline {
     /// Watches the stages every 100 ms (publishing their liveness to the
     /// endpoint) until it is time to stop; returns why, if not by request.
     fn watch(&self) -> Option<Failure> {
+        let mut reader_gone: Option<Instant> = None;
         loop {
             self.publish_liveness();
             if self.shutdown.sleep(Duration::from_millis(100)) {
@@ -473,6 +479,21 @@ impl Pipeline {
                 error!("both stream readers have stopped: draining every stage");
                 self.shutdown.trigger();
                 return Some(Failure::ReadersStopped);
+            }
+            if let Some((stage, cause)) = stage_failure(
+                &self.probes,
+                &self.readers,
+                &self.aggregator,
+                &self.sink,
+                &self.ticker,
+                &mut reader_gone,
+            ) {
+                error!(
+                    "the {stage} stopped for good: {cause}; draining every stage (what the sink \
+                     cannot write is spooled)"
+                );
+                self.shutdown.trigger();
+                return Some(Failure::Stage { stage, cause });
             }
         }
     }
@@ -519,8 +540,52 @@ impl Pipeline {
             None => Ok(summary),
             Some(Failure::Pools(reason)) => Err(PipelineError::PoolsFailed { reason }),
             Some(Failure::ReadersStopped) => Err(PipelineError::ReadersStopped),
+            Some(Failure::Stage { stage, cause }) => {
+                Err(PipelineError::StageFailed { stage, cause })
+            }
         }
     }
+}
+
+/// The first stage found ended for good while the pipeline runs (the worker pools
+/// and both readers are watched apart): `(stage, cause)`. A reader that ends alone
+/// gets a second for the other to follow (then the dispatcher is gone, which
+/// [`Failure::ReadersStopped`] reports).
+fn stage_failure(
+    probes: &Probes,
+    readers: &[JoinHandle<()>],
+    aggregator: &Aggregator,
+    sink: &Sink,
+    ticker: &JoinHandle<()>,
+    reader_gone: &mut Option<Instant>,
+) -> Option<(&'static str, String)> {
+    if let Some(f) = sink.failure() {
+        return Some(("sink", f.to_string()));
+    }
+    if let Some(why) = aggregator.failure() {
+        return Some(("aggregator", why));
+    }
+    if let Some(why) = probes.tap.failure.lock().clone() {
+        return Some(("tap", why));
+    }
+    if ticker.is_finished() {
+        return Some(("status ticker", "its thread ended".to_string()));
+    }
+    if let Some(i) = readers.iter().position(|r| r.is_finished()) {
+        let since = *reader_gone.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_secs(1) {
+            let stage = if i == 0 {
+                "reader of /tweets/1"
+            } else {
+                "reader of /tweets/2"
+            };
+            return Some((
+                stage,
+                "its thread ended (see the log for its panic)".to_string(),
+            ));
+        }
+    }
+    None
 }
 
 /// Each stage thread by name, and whether it still runs.

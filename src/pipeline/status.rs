@@ -12,7 +12,9 @@
 //!
 //! The ticker also watches the sink's state and says once, in words, when
 //! PostgreSQL becomes unreachable (what happens to the records meanwhile and
-//! how to check the server) and once when it is back.
+//! how to check the server), once when it is reachable but refuses writes (its
+//! disk is full …, with the server's reason), and once when it is back. A sink
+//! that failed for good is reported by `Pipeline::wait`, not here.
 //!
 //! Before the pipeline runs, while the lexicon fetch waits for the server,
 //! [`wait_for_server`] shows the same status with `waiting for server` and
@@ -85,14 +87,15 @@ pub(super) fn status_loop(
     // Prime the rate meters so the first line shows real rates.
     let _ = build_status(&view, Instant::now(), &mut meters);
     let mut next = Instant::now() + Duration::from_secs(1);
-    let mut was_down = false;
+    // The sink state of the previous tick, to speak once per change.
+    let mut was = String::from("up");
     loop {
         let finished = done.sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         let now = Instant::now();
         let status = build_status(&view, now, &mut meters);
-        let down = status.sink == "down";
-        if down && !was_down {
+        let state = status.sink.as_str();
+        if state == "down" && was != "down" {
             warn!(
                 "PostgreSQL at {} is unreachable: records are kept in memory and spilled to {}, \
                  and written as soon as it is back. Is it running? Check with \
@@ -100,10 +103,16 @@ pub(super) fn status_loop(
                 view.database,
                 view.spool_dir.display()
             );
-        } else if !down && was_down {
+        } else if state == "waiting" && was != "waiting" {
+            let why = view.sink.snapshot().sink_reason.unwrap_or_default();
+            warn!(
+                "PostgreSQL at {} is reachable but refuses writes for now: {why}",
+                view.database
+            );
+        } else if state == "up" && (was == "down" || was == "waiting") {
             info!("PostgreSQL at {} is back: writing", view.database);
         }
-        was_down = down;
+        was = status.sink.clone();
         view.live.lock().record(status.clone());
         show(&status, &mut stats_file, line, terminal);
         if finished {

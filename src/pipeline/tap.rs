@@ -6,6 +6,11 @@
 //! the aggregator's output disconnects (its sender dropped), and drops the
 //! sink's input in turn, so shutdown flows on downstream. If the sink is gone
 //! it stops at once: records could no longer be written.
+//!
+//! If the loop keeps panicking (a bug in the counting) it gives up: the failure
+//! is recorded for [`Pipeline::wait`](super::Pipeline::wait), which stops the
+//! pipeline, and records are passed on uncounted ([`pass_through`]) so none is
+//! lost meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +27,8 @@ use crate::stats::sketch::TopHashtags;
 pub(super) struct TapStats {
     /// Records handed to the sink.
     pub(super) records: AtomicU64,
+    /// Why the tap loop gave up for good.
+    pub(super) failure: Mutex<Option<String>>,
 }
 
 /// Between the aggregator and the sink: counts hashtags into the sketch.
@@ -40,10 +47,21 @@ pub(super) fn tap_loop(
                 top.add(tag);
             }
         }
-        stats.records.fetch_add(1, Ordering::Relaxed);
         if output.send(record).is_err() {
             error!("the sink is gone: stopping the tap");
             return;
         }
+        stats.records.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// After the loop gave up: records go on to the sink unchanged and uncounted in
+/// the sketch, until the input disconnects.
+pub(super) fn pass_through(input: &Receiver<Record>, output: &Sender<Record>, stats: &TapStats) {
+    for record in input {
+        if output.send(record).is_err() {
+            return;
+        }
+        stats.records.fetch_add(1, Ordering::Relaxed);
     }
 }

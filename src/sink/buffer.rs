@@ -157,6 +157,9 @@ impl Buffer {
             .spilled
             .store(i.spool.unread() + i.spool.inflight(), Ordering::Relaxed);
         self.stats
+            .spool_unsynced
+            .store(i.spool.unsynced(), Ordering::Relaxed);
+        self.stats
             .buffered_bytes
             .store(i.mem_bytes, Ordering::Relaxed);
         self.stats
@@ -385,6 +388,22 @@ impl Buffer {
     /// Leaves or enters durable mode.
     pub(super) fn set_durable(&self, on: bool) {
         self.inner.lock().durable = on;
+    }
+
+    /// fsyncs the spool if its oldest unsynced append is due; returns how long until
+    /// the next one is (`None`: nothing unsynced). Errors are logged (the next
+    /// append or tick tries again).
+    pub(super) fn sync_if_due(&self) -> Option<Duration> {
+        let mut i = self.inner.lock();
+        let r = i.spool.sync_if_due();
+        self.update_gauges(&i);
+        match r {
+            Ok(next) => next,
+            Err(e) => {
+                log::error!("sink: fsync of the spool failed: {e}; retrying");
+                Some(Duration::from_millis(500))
+            }
+        }
     }
 
     /// fsyncs the spool.

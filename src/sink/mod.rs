@@ -34,6 +34,8 @@ mod connect;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
+mod fault;
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) mod fixture;
 mod health;
 mod monitor;
@@ -49,30 +51,35 @@ pub use self::connect::connect_database;
 pub(crate) use self::connect::{redact_url, Db};
 pub use self::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
-pub use self::encode::{CopyBuf, Jsonb};
-pub use self::error::WriteError;
+pub use self::encode::{
+    encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, TWEET_FIELDS, USER_FIELDS,
+};
+pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
+#[cfg(any(test, feature = "testkit"))]
+pub use self::fault::{SeqPredicate, SinkFault};
 pub use self::health::BreakerState;
 pub use self::pause::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::schema::create as create_schema;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 
 use self::buffer::Buffer;
-use self::health::{Breaker, Event};
+use self::error::Who;
+use self::health::Breaker;
 use self::pause::Pause;
-use self::writer::writer_loop;
+use self::writer::{writer_thread, WriterState};
 use crate::budget::Budget;
-use crate::model::Record;
+use crate::model::{unix_micros, Record, SeqGen};
 use crate::stats::Histogram;
+use crate::supervise::StagePolicy;
 
 /// Sink settings. Its `Debug` shows the database URL without its password.
 #[derive(Clone)]
@@ -127,6 +134,16 @@ pub struct SinkConfig {
     pub spool_max_bytes: Option<u64>,
     /// The memory budget that the spool-full state is reported to.
     pub budget: Arc<Budget>,
+    /// Restarts of the writer after a panic (a bug): at most 5 within 60 s by
+    /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
+    /// its records are spooled and the sink reports the failure.
+    pub restart: StagePolicy,
+    /// Replay a spool tagged for another target (database URL without password, and
+    /// schema) into this one; without it such a spool is refused (default false).
+    pub adopt_spool: bool,
+    /// Test hook, see [`SinkFault`].
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<SinkFault>,
 }
 
 impl Default for SinkConfig {
@@ -151,6 +168,16 @@ impl Default for SinkConfig {
             batch_max_bytes: 64 << 20,
             spool_max_bytes: None,
             budget: Budget::unlimited(),
+            restart: StagePolicy {
+                max_restarts: 5,
+                window: Duration::from_secs(60),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                backoff_reset: Duration::from_secs(30),
+            },
+            adopt_spool: false,
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
         }
     }
 }
@@ -236,6 +263,57 @@ pub enum SinkError {
     /// A thread panicked; the writer's buffer was moved to the spool first.
     #[error("the sink's {0} thread panicked (its buffer was moved to the spool)")]
     Panicked(SinkThread),
+    /// The writer kept panicking and gave up; what it held is in the spool.
+    #[error("the sink's writer failed for good ({cause}); its records are in the spool")]
+    WriterFailed {
+        /// The supervisor's account (restarts, last panic).
+        cause: String,
+    },
+    /// The spool holds records written for another target; they are not replayed.
+    #[error(
+        "the spool {} holds {pending} records for {found}, not for {expected}; they are not \
+         replayed into another database. Use another --spool-dir for this target, or run \
+         once with --adopt-spool to write them into {expected} deliberately",
+        dir.display()
+    )]
+    SpoolTarget {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The target its tag names.
+        found: String,
+        /// This run's target.
+        expected: String,
+        /// Records waiting in it.
+        pending: u64,
+    },
+    /// The database cannot take the records and no retry can help (schema mismatch,
+    /// privileges, read-only, login); what the sink held is in the spool.
+    #[error(transparent)]
+    Database(DatabaseProblem),
+}
+
+impl SinkError {
+    /// Whether this is a permanent database problem (the process exits with code 2).
+    pub fn is_database_problem(&self) -> bool {
+        matches!(self, SinkError::Database(_))
+    }
+}
+
+/// A thread of the sink that ended for good while the sink should still run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    /// Which thread.
+    pub thread: SinkThread,
+    /// Why, in words.
+    pub cause: String,
+    /// The database problem behind it, when it is one.
+    pub problem: Option<DatabaseProblem>,
+}
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the sink's {} stopped: {}", self.thread, self.cause)
+    }
 }
 
 /// Live counters of the sink (all relaxed atomics), plus the breaker.
@@ -272,10 +350,19 @@ pub struct SinkStats {
     pub spool_corrupt: AtomicU64,
     /// Failed spool appends (disk full …); ingest blocks meanwhile.
     pub spool_write_errors: AtomicU64,
+    /// Bytes appended to the spool and not yet fsync'd (0 within `spool_sync` of
+    /// the last append).
+    pub spool_unsynced: AtomicU64,
     /// Records received on the input channel.
     pub records_in: AtomicU64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: AtomicU64,
+    /// Records with a part (user or tweet) that was rejected, or that could not be
+    /// encoded (saved to `rejected.jsonl`); with `records_committed` they add up
+    /// to the records written.
+    pub records_rejected: AtomicU64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: AtomicU64,
     /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
     pub committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
@@ -298,6 +385,12 @@ pub struct SinkStats {
     pub latency: Histogram,
     /// Batch write times, µs.
     pub write_time: Histogram,
+    /// A thread that ended for good (the first one).
+    failure: parking_lot::Mutex<Option<SinkFailure>>,
+    /// Why the writer waits although the database is reachable (disk full …).
+    waiting: parking_lot::Mutex<Option<String>>,
+    /// The writer thread has ended.
+    writer_done: AtomicBool,
 }
 
 /// A copy of [`SinkStats`] for the status line and the stats file.
@@ -311,9 +404,13 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing` (the breaker), or `paused` (by the operator,
-    /// whatever the breaker says).
+    /// `up`, `down` or `probing` (the breaker), `paused` (by the operator, whatever
+    /// the breaker says), `waiting` (the database refuses writes for now, e.g. its
+    /// disk is full), `failed` (a thread of the sink ended for good) or `stopped`
+    /// (the writer has finished). Never `up` without a writer.
     pub sink_state: &'static str,
+    /// Why the state is `waiting` or `failed`.
+    pub sink_reason: Option<String>,
     /// Times the breaker opened.
     pub breaker_trips: u64,
     /// Records in memory.
@@ -336,10 +433,16 @@ pub struct SinkSnapshot {
     pub spool_corrupt: u64,
     /// Failed spool appends.
     pub spool_write_errors: u64,
+    /// Bytes appended to the spool and not yet fsync'd.
+    pub spool_unsynced: u64,
     /// Records received on the input channel.
     pub records_in: u64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: u64,
+    /// Records with a rejected part (saved to `rejected.jsonl`).
+    pub records_rejected: u64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: u64,
     /// Records whose batch committed, from `/tweets/1` and `/tweets/2`.
     pub committed_streams: [u64; 2],
     /// Tweet rows sent in committed batches.
@@ -373,6 +476,7 @@ impl SinkStats {
     pub fn snapshot(&self) -> SinkSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+        let (sink_state, sink_reason) = self.state();
         SinkSnapshot {
             batch_size: l(&self.batch_size),
             last_write_ms: l(&self.last_write_us) as f64 / 1000.0,
@@ -382,11 +486,8 @@ impl SinkStats {
                 2 => "shrink",
                 _ => "hold",
             },
-            sink_state: if self.pause.is_requested() {
-                "paused"
-            } else {
-                self.breaker.state().name()
-            },
+            sink_state,
+            sink_reason,
             breaker_trips: l(&self.breaker.trips),
             buffered: l(&self.buffered),
             spilled: l(&self.spilled),
@@ -398,8 +499,11 @@ impl SinkStats {
             torn_lines: l(&self.torn_lines),
             spool_corrupt: l(&self.spool_corrupt),
             spool_write_errors: l(&self.spool_write_errors),
+            spool_unsynced: l(&self.spool_unsynced),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
+            records_rejected: l(&self.records_rejected),
+            writer_restarts: l(&self.writer_restarts),
             committed_streams: [l(&self.committed_streams[0]), l(&self.committed_streams[1])],
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
@@ -420,6 +524,43 @@ impl SinkStats {
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }
+
+    /// The state shown to people, and why (see [`SinkSnapshot::sink_state`]).
+    fn state(&self) -> (&'static str, Option<String>) {
+        if let Some(f) = self.failure.lock().as_ref() {
+            return ("failed", Some(f.to_string()));
+        }
+        if self.writer_done.load(Ordering::Relaxed) {
+            return ("stopped", None);
+        }
+        if self.pause.is_requested() {
+            return ("paused", None);
+        }
+        if let Some(w) = self.waiting.lock().as_ref() {
+            return ("waiting", Some(w.clone()));
+        }
+        (self.breaker.state().name(), None)
+    }
+
+    /// The first thread that ended for good, if any.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.failure.lock().clone()
+    }
+
+    /// Records a thread's end for good (the first one is kept).
+    pub(crate) fn fail(&self, f: SinkFailure) {
+        let mut slot = self.failure.lock();
+        if slot.is_none() {
+            log::error!("sink: {f}");
+            *slot = Some(f);
+        }
+    }
+
+    /// The writer waits for `why` (a reachable database refusing writes), or no
+    /// longer (`None`).
+    pub(crate) fn set_waiting(&self, why: Option<String>) {
+        *self.waiting.lock() = why;
+    }
 }
 
 /// What the sink did, returned by [`Sink::join`].
@@ -436,6 +577,7 @@ pub struct SinkSummary {
 /// The running sink.
 #[derive(Debug)]
 pub struct Sink {
+    seq: Arc<SeqGen>,
     stats: Arc<SinkStats>,
     ingest: JoinHandle<()>,
     writer: JoinHandle<Result<SinkSummary, SinkError>>,
@@ -449,14 +591,47 @@ impl Sink {
         Arc::clone(&self.stats)
     }
 
+    /// The ingest sequence for this run's records: it starts above the highest
+    /// `ingest_seq` stored and above the records waiting in the spool, so new
+    /// versions always win (the wall clock only if the database could not be asked
+    /// at start; the writer then raises it once it can).
+    pub fn seq(&self) -> Arc<SeqGen> {
+        Arc::clone(&self.seq)
+    }
+
+    /// A thread of the sink that ended for good while input may still come (the
+    /// writer gave up, a permanent database error, the ingest or health thread
+    /// died): the pipeline then stops. `None` while the sink works.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.stats.failure().or_else(|| {
+            let dead = |h: &JoinHandle<()>| h.is_finished();
+            if dead(&self.health) {
+                Some(SinkFailure {
+                    thread: SinkThread::Health,
+                    cause: "the health checker ended".into(),
+                    problem: None,
+                })
+            } else if self.writer.is_finished() && !self.ingest.is_finished() {
+                Some(SinkFailure {
+                    thread: SinkThread::Writer,
+                    cause: "the writer ended while input was still coming".into(),
+                    problem: None,
+                })
+            } else {
+                None
+            }
+        })
+    }
+
     /// The operator's handle: pause and resume writing.
     pub fn control(&self) -> SinkControl {
         SinkControl::new(Arc::clone(&self.stats))
     }
 
-    /// Whether the writer thread still runs.
+    /// Whether the writer thread still runs and has not failed for good (a writer
+    /// that gave up only waits for the input to close, spooling).
     pub fn writer_running(&self) -> bool {
-        !self.writer.is_finished()
+        !self.writer.is_finished() && self.stats.failure().is_none()
     }
 
     /// Waits until the input disconnected and everything is committed (or, if the
@@ -521,6 +696,28 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         source,
     };
     let (mut spool, report) = spool::Spool::open(&cfg.spool_dir).map_err(spool_err)?;
+    // The spool belongs to one target: never replay it into another by accident.
+    let target = target_tag(&writer_pg.config, &cfg.schema);
+    match spool::read_tag(&cfg.spool_dir) {
+        Some(t) if t == target => {}
+        found if report.pending == 0 || cfg.adopt_spool => {
+            if let (Some(f), true) = (&found, report.pending > 0) {
+                log::warn!(
+                    "sink: adopting the spool of {f}: its {} records are written into {target}",
+                    report.pending
+                );
+            }
+            spool::write_tag(&cfg.spool_dir, &target).map_err(spool_err)?;
+        }
+        found => {
+            return Err(SinkError::SpoolTarget {
+                dir: cfg.spool_dir.clone(),
+                found: found.unwrap_or_else(|| "no recorded target (an older tweetflow)".into()),
+                expected: target,
+                pending: report.pending,
+            })
+        }
+    }
     spool.sync_interval = cfg.spool_sync;
     let stats = Arc::new(SinkStats::default());
     stats
@@ -536,6 +733,16 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             spool.path().display()
         );
     }
+    // Before a single record: the tables are checked (a mismatch or a missing
+    // privilege stops here), and the sequence starts above what is stored.
+    let who = Who::new(&writer_pg.config, &cfg.schema);
+    let stored = preflight(&cfg, &who)?;
+    let spool_next = report.max_seq.map_or(0, |m| m.saturating_add(1));
+    let first = match stored {
+        Some(max) => max.map_or(0, |m| m.saturating_add(1)).max(spool_next),
+        None => unix_micros().max(spool_next),
+    };
+    let seq = Arc::new(SeqGen::starting_at(first.max(1)));
     let limits = buffer::Limits {
         memory_bytes: cfg.buffer_bytes,
         batch_bytes: cfg.batch_max_bytes,
@@ -563,21 +770,11 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
         let cfg = cfg.clone();
+        let state = WriterState::new(&cfg, Arc::clone(&seq), stored.is_some());
         crate::stats::spawn_thread("sink-writer", None, move || {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                writer_loop(&cfg, &st, &buf, &writer_pg)
-            }));
-            match r {
-                Ok(s) => Ok(s),
-                Err(_) => {
-                    log::error!("sink: writer panicked; moving the buffer to the spool");
-                    st.breaker.apply(Event::WriteFailed);
-                    if let Err(e) = buf.evacuate(None) {
-                        log::error!("sink: cannot spool the buffer after the panic: {e}");
-                    }
-                    Err(SinkError::Panicked(SinkThread::Writer))
-                }
-            }
+            let r = writer_thread(&cfg, &st, &buf, &writer_pg, state);
+            st.writer_done.store(true, Ordering::Relaxed);
+            r
         })
     };
     let writer = match writer {
@@ -594,9 +791,19 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
         crate::stats::spawn_thread("sink-ingest", None, move || {
-            for rec in input.iter() {
-                st.records_in.fetch_add(1, Ordering::Relaxed);
-                buf.push(rec);
+            // The thread that appends owns the fsync timer: an idle tail of the
+            // spool is synced within `spool_sync`, not only on a later append.
+            let mut wait = None;
+            loop {
+                match input.recv_timeout(wait.unwrap_or(Duration::from_secs(1))) {
+                    Ok(rec) => {
+                        st.records_in.fetch_add(1, Ordering::Relaxed);
+                        buf.push(rec);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                wait = buf.sync_if_due();
             }
             buf.close();
         })
@@ -614,12 +821,73 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         }
     };
     Ok(Sink {
+        seq,
         stats,
         ingest,
         writer,
         health,
         stop_health,
     })
+}
+
+/// The target a spool belongs to: `postgres://user@host:port/database schema=<s>`,
+/// from the parsed settings (never the password; URL and key=value forms of the
+/// same target give the same tag).
+fn target_tag(pg: &postgres::Config, schema: &str) -> String {
+    let who = Who::new(pg, schema);
+    let host = match pg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{} schema={schema}",
+        who.role, who.database
+    )
+}
+
+/// The start-up check: if the database answers, creates what is missing, checks
+/// the tables and privileges, and reads the highest stored `ingest_seq`
+/// (`Some(max)`); `None` when it cannot be reached now (the writer does it all once
+/// it can). A permanent problem is an error: the sink does not start.
+fn preflight(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkError> {
+    let pg = pg_config(cfg, cfg.statement_timeout, "tweetflow-check")?;
+    let mut client = match pg.connect() {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = who.problem(&e, true) {
+                return Err(SinkError::Database(p));
+            }
+            log::warn!(
+                "sink: the database cannot be reached at start ({}); the tables are checked \
+                 once it can",
+                error::db_message(&e)
+            );
+            return Ok(None);
+        }
+    };
+    if let Err(e) = schema::prepare(&mut client, &cfg.schema, who) {
+        if let Some(p) = e.problem(who) {
+            return Err(SinkError::Database(p));
+        }
+        log::warn!(
+            "sink: cannot check the tables at start ({}); the writer does once it can",
+            e.message()
+        );
+        return Ok(None);
+    }
+    match schema::stored_seq_max(&mut client, &cfg.schema) {
+        Ok(max) => Ok(Some(max)),
+        Err(e) => {
+            log::warn!(
+                "sink: cannot read the highest stored ingest_seq ({}); the writer does once it \
+                 can",
+                error::db_message(&e)
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn spawn_health(

@@ -9,10 +9,12 @@
 //! harmless.
 //!
 //! Durability: every append is one `write` of whole lines into the file (so a
-//! killed process loses nothing that was appended); `fsync` runs at most every
-//! [`Spool::sync_interval`] on appends, and always when the writer evacuates memory
-//! to disk and at shutdown. A power loss can thus lose the last `sync_interval` of
-//! appends; a process kill cannot. A write that fails (disk full) is undone with
+//! killed process loses nothing that was appended); `fsync` runs once the oldest
+//! unsynced append is [`Spool::sync_interval`] old — on the next append or on the
+//! owner's timer ([`Spool::sync_if_due`], the sink's ingest thread), so an idle
+//! tail is synced too — and always when the writer evacuates memory to disk and at
+//! shutdown. The directory is fsync'd after the file is created. A power loss can
+//! thus lose at most the last `sync_interval` of appends; a process kill cannot. A write that fails (disk full) is undone with
 //! `set_len` so no partial line stays behind; a torn last line found at open (a
 //! crash in the middle of a write) is cut off, counted and saved to `torn` under
 //! the spool directory.
@@ -34,6 +36,8 @@ pub(super) struct OpenReport {
     pub pending: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
     pub torn_bytes: u64,
+    /// The highest `seq` of the records waiting (`None` when none is waiting).
+    pub max_seq: Option<u64>,
 }
 
 /// The spill file and its read/commit positions.
@@ -53,8 +57,10 @@ pub(super) struct Spool {
     unread: u64,
     /// Lines in `[committed_off, read_off)`.
     inflight: u64,
-    last_sync: Instant,
-    dirty: bool,
+    /// When the oldest append not yet fsync'd was made (`None`: all synced).
+    dirty_since: Option<Instant>,
+    /// Bytes appended since the last fsync.
+    unsynced: u64,
     /// Longest time appended data may stay without fsync.
     pub sync_interval: Duration,
 }
@@ -76,12 +82,43 @@ fn count_lines(file: &File, from: u64, to: u64) -> io::Result<u64> {
     Ok(n)
 }
 
+/// The prefix serde writes for a [`Record`]: `tweet` is its first field and `seq`
+/// the tweet's first.
+const SEQ_PREFIX: &[u8] = br#"{"tweet":{"seq":"#;
+
+/// The `seq` of a spool line, read from its prefix without parsing the rest
+/// (`None` for a line that does not start so; it is caught when replayed).
+fn line_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(SEQ_PREFIX)?;
+    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(rest.get(..n)?).ok()?.parse().ok()
+}
+
+/// The highest `seq` of the lines in `[from, to)`.
+fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut r = BufReader::with_capacity(1 << 20, f.take(to - from));
+    let mut line = Vec::new();
+    let mut max = None;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(max);
+        }
+        if let Some(s) = line_seq(&line) {
+            max = max.max(Some(s));
+        }
+    }
+}
+
 impl Spool {
     /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
     /// reader at the committed offset.
     pub(super) fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("spool.jsonl");
+        let new = !path.exists();
         let offset_path = dir.join("spool.offset");
         let file = OpenOptions::new()
             .read(true)
@@ -89,6 +126,10 @@ impl Spool {
             .create(true)
             .truncate(false)
             .open(&path)?;
+        if new {
+            // The file's name must survive a power loss too: fsync the directory.
+            File::open(dir)?.sync_all()?;
+        }
         let mut len = file.metadata()?.len();
         let mut report = OpenReport::default();
         if len > 0 {
@@ -133,6 +174,9 @@ impl Spool {
         let committed = read_offset(&offset_path, &file, len);
         let unread = count_lines(&file, committed, len)?;
         report.pending = unread;
+        if unread > 0 {
+            report.max_seq = max_seq(&file, committed, len)?;
+        }
         let spool = Spool {
             dir: dir.to_path_buf(),
             path,
@@ -143,8 +187,8 @@ impl Spool {
             committed_off: committed,
             unread,
             inflight: 0,
-            last_sync: Instant::now(),
-            dirty: false,
+            dirty_since: None,
+            unsynced: 0,
             sync_interval: Duration::from_millis(200),
         };
         Ok((spool, report))
@@ -205,21 +249,40 @@ impl Spool {
         }
         self.write_len += buf.len() as u64;
         self.unread += lines;
-        self.dirty = true;
-        if self.last_sync.elapsed() >= self.sync_interval {
-            self.sync()?;
-        }
-        Ok(())
+        self.unsynced += buf.len() as u64;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        self.sync_if_due().map(|_| ())
     }
 
     /// fsyncs the file if anything was appended since the last sync.
     pub(super) fn sync(&mut self) -> io::Result<()> {
-        if self.dirty {
+        if self.dirty_since.is_some() {
             self.file.sync_data()?;
-            self.dirty = false;
+            self.dirty_since = None;
+            self.unsynced = 0;
         }
-        self.last_sync = Instant::now();
         Ok(())
+    }
+
+    /// fsyncs if the oldest unsynced append is `sync_interval` old; returns how
+    /// long until the next fsync is due (`None`: nothing is unsynced). The owner
+    /// calls it on a timer, so an idle tail is synced too, not only on a later
+    /// append.
+    pub(super) fn sync_if_due(&mut self) -> io::Result<Option<Duration>> {
+        let Some(since) = self.dirty_since else {
+            return Ok(None);
+        };
+        let age = since.elapsed();
+        if age >= self.sync_interval {
+            self.sync()?;
+            return Ok(None);
+        }
+        Ok(Some(self.sync_interval - age))
+    }
+
+    /// Bytes appended and not yet fsync'd.
+    pub(super) fn unsynced(&self) -> u64 {
+        self.unsynced
     }
 
     /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
@@ -279,7 +342,8 @@ impl Spool {
             self.read_off = 0;
             self.committed_off = 0;
             self.inflight = 0;
-            self.dirty = false;
+            self.dirty_since = None;
+            self.unsynced = 0;
             match std::fs::remove_file(&self.offset_path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -290,6 +354,25 @@ impl Spool {
         std::fs::write(&self.offset_path, offset.to_string())?;
         Ok(false)
     }
+}
+
+/// Name of the tag file: the target the spool's records are for.
+const TAG_FILE: &str = "spool.target";
+
+/// The target recorded in the spool directory (`None` if there is none).
+pub(super) fn read_tag(dir: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(dir.join(TAG_FILE)).ok()?;
+    Some(t.trim_end().to_string())
+}
+
+/// Records `target` as the spool's target (written aside, renamed, fsync'd).
+pub(super) fn write_tag(dir: &Path, target: &str) -> io::Result<()> {
+    let tmp = dir.join("spool.target.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(format!("{target}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(TAG_FILE))?;
+    File::open(dir)?.sync_all()
 }
 
 /// The committed offset from the offset file, validated: it must lie within the
@@ -355,6 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep, OpenReport::default());
+        assert_eq!(rep.max_seq, None);
         let recs: Vec<Record> = (1..=5).map(rec).collect();
         s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         assert!(s.is_active());
@@ -387,6 +471,15 @@ mod tests {
         }
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 4);
+        // The highest seq waiting, for the next run's sequence to start above it.
+        assert_eq!(rep.max_seq, Some(6));
+        assert_eq!(
+            line_seq(br#"{"tweet":{"seq":18446744073709551615,"#),
+            Some(u64::MAX)
+        );
+        assert_eq!(line_seq(br#"{"tweet":{"seq":"#), None);
+        assert_eq!(line_seq("{\"tweet\":{\"seq\":é1".as_bytes()), None);
+        assert_eq!(line_seq(br#"{"tweet":{"seq":99999999999999999999"#), None);
         let (lines, _) = s.read(100, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![3, 4, 5, 6]);
     }

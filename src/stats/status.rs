@@ -51,8 +51,9 @@ pub struct Status {
     pub batch_size: usize,
     /// The last batch's write time in milliseconds.
     pub write_ms: f64,
-    /// The sink's state: `up`, `down` or `probing` (the database), or `paused`
-    /// (by the operator).
+    /// The sink's state: `up`, `down`, `probing`, `waiting` (reachable but refusing
+    /// writes, e.g. disk full), `failed` or `stopped` (never `up` without a writer),
+    /// or `paused` (by the operator).
     pub sink: String,
     /// Records waiting in memory for the sink.
     pub buffered: u64,

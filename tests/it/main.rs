@@ -24,6 +24,8 @@ mod pipeline;
 mod script_server;
 mod server_wait;
 mod sink;
+mod sink_db_errors;
+mod sink_hardening;
 mod sink_outage;
 #[allow(dead_code)]
 mod sink_util;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use postgres::{Client, NoTls};
 use tweetflow::testkit::records;
-use tweetflow::Record;
-use tweetflow::SinkConfig;
+use tweetflow::{spawn_sink, Record, SinkConfig, SinkError, SinkSummary};
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -135,6 +134,17 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs a sink over `records` (its input closed afterwards) to its end.
+pub fn run_sink(cfg: SinkConfig, records: Vec<Record>) -> Result<SinkSummary, SinkError> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let sink = spawn_sink(cfg, rx)?;
+    for r in records {
+        let _ = tx.send(r);
+    }
+    drop(tx);
+    sink.join()
 }
 
 /// Ids 1..=n with seq = base + id; every 10th id again later as version 2.
