@@ -14,6 +14,7 @@
 //!   fast as possible with the delay off: tweets/s and µs per tweet.
 //! * `CORE_BENCH_STEPS=1` (default off): 100 → 2,000 → 100 tweets/s (20 s, 30 s,
 //!   30 s) on real threads; when the pool got within 20% of Little's law.
+//! * `CORE_BENCH_SLACK_US`: the workers' timer slack (default the core's, 0 = the kernel's 50 µs).
 //! * `CORE_BENCH_MAX_WORKERS` (default 4096 per pool); `CORE_BENCH_INBOX`
 //!   (inbox capacity of the delay-off run, default the core's default, 2).
 
@@ -27,7 +28,9 @@ use crossbeam_channel::bounded;
 use tweetflow::testkit::test_tweet;
 use tweetflow::Histogram;
 use tweetflow::Lexicon;
-use tweetflow::{spawn_core, CoreConfig, CoreSnapshot, WorkDelay};
+use tweetflow::{
+    cpu_times, spawn_core, CoreConfig, CoreSnapshot, CpuBudget, ThreadGroup, WorkDelay,
+};
 use tweetflow::{unix_micros, AggMsg, Ingest, ScoreKind, Tweet};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -56,24 +59,6 @@ fn memory() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU time (s) of the thread named `name` (first match), from /proc/self/task.
-fn thread_cpu_secs(name: &str) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return f64::NAN;
-    };
-    for e in dir.flatten() {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            return (ticks(11) + ticks(12)) / 100.0;
-        }
-    }
-    f64::NAN
 }
 
 /// CPU time of the process (user + system) in seconds.
@@ -155,6 +140,10 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     let cfg = CoreConfig {
         work_delay: delay,
         max_workers: env("CORE_BENCH_MAX_WORKERS", 4096usize),
+        timer_slack: Duration::from_micros(env(
+            "CORE_BENCH_SLACK_US",
+            CoreConfig::default().timer_slack.as_micros() as u64,
+        )),
         ..CoreConfig::default()
     };
     let (in_tx, in_rx) = bounded(20_000);
@@ -194,6 +183,8 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     let mut samples: Vec<(f64, CoreSnapshot, usize)> = Vec::new();
     let mut peak_threads = 0;
     let mut warm = false;
+    // (CPU per thread group, tweets dispatched, when) at the end of the warm-up.
+    let mut window_start = (cpu_times(), 0u64, Instant::now());
     while start.elapsed().as_secs_f64() < secs {
         thread::sleep(Duration::from_secs(1));
         let t = start.elapsed().as_secs_f64();
@@ -202,6 +193,7 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
             for k in ScoreKind::ALL {
                 stats.pool(k).latency.reset();
             }
+            window_start = (cpu_times(), stats.snapshot().tweets, Instant::now());
         }
         let s = stats.snapshot();
         let th = threads();
@@ -224,7 +216,10 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     }
     let steady = stats.snapshot();
     let (rss, hwm) = memory();
-    let disp_cpu = thread_cpu_secs("dispatcher");
+    let window = cpu_times().since(&window_start.0).budget(
+        steady.tweets - window_start.1,
+        window_start.2.elapsed().as_secs_f64(),
+    );
     let cpu_total = cpu_secs();
     stop.store(true, Ordering::Relaxed);
     let (sent, kills, max_lag) = feeder.join().expect("feeder");
@@ -289,11 +284,9 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     println!(
         "threads peak {peak_threads}; memory VmRSS {rss:.0} MiB, VmHWM {hwm:.0} MiB (process, at the end of the feed)"
     );
+    print_budget("after warm-up", &window);
     println!(
-        "CPU: dispatcher thread {:.1} µs/tweet ({:.1}% of a core); whole process {:.1}% of a core \
-         (incl. feeder and collector; process total since start)",
-        disp_cpu * 1e6 / steady.tweets.max(1) as f64,
-        disp_cpu * 100.0 / secs,
+        "CPU: whole process {:.1}% of a core (process total since start)",
         cpu_total * 100.0 / secs,
     );
 }
@@ -423,6 +416,7 @@ fn off_run(n: usize) {
     let (agg_tx, agg_rx) = bounded(20_000);
     let pool = tweets(4096);
     let cpu0 = cpu_secs();
+    let groups0 = cpu_times();
     let start = Instant::now();
     let core = spawn_core(cfg, Arc::new(Lexicon::afinn_111()), in_rx, agg_tx).expect("core");
     let stats = core.stats();
@@ -437,7 +431,9 @@ fn off_run(n: usize) {
     while stats.snapshot().tweets < n as u64 {
         thread::sleep(Duration::from_millis(1));
     }
-    let disp_cpu = thread_cpu_secs("dispatcher");
+    let window = cpu_times()
+        .since(&groups0)
+        .budget(n as u64, start.elapsed().as_secs_f64());
     drop(in_tx);
     core.join().expect("join");
     let c = coll.join().expect("collector");
@@ -447,13 +443,25 @@ fn off_run(n: usize) {
     assert_eq!(c.scores, 2 * n as u64, "lost results");
     println!(
         "{n} tweets in {wall:.2} s: {:.0} tweets/s; wall {:.2} µs/tweet, CPU {:.2} µs/tweet (all threads, incl. feeder and collector); \
-         dispatcher thread CPU {:.2} µs/tweet; dispatch-to-result p99 {:.3} ms (inbox capacity {inbox})",
+         dispatch-to-result p99 {:.3} ms (inbox capacity {inbox})",
         n as f64 / wall,
         wall * 1e6 / n as f64,
         cpu * 1e6 / n as f64,
-        disp_cpu * 1e6 / n as f64,
         s.sentiment.latency_p99_ms.unwrap_or(f64::NAN),
     );
+    print_budget("delay off", &window);
+}
+
+/// The CPU budget per thread group (`other` is the bench's feeder, collector and
+/// sampling threads); workers also per message (two per tweet).
+fn print_budget(what: &str, b: &CpuBudget) {
+    println!(
+        "CPU per thread group ({what}, {} tweets in {:.1} s): {b}",
+        b.tweets, b.wall_seconds
+    );
+    if let Some(w) = b.group(ThreadGroup::Workers).and_then(|w| w.us_per_tweet) {
+        println!("CPU: workers {:.1} µs per message", w / 2.0);
+    }
 }
 
 fn main() {
@@ -465,7 +473,8 @@ fn main() {
     let rates: String = env("CORE_BENCH_RATES", "2000,10000".to_string());
     let off: usize = env("CORE_BENCH_OFF_TWEETS", 500_000);
     println!(
-        "core bench: {} cores, pid_max {}",
+        "core bench: pid {}, {} cores, pid_max {}",
+        std::process::id(),
         thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),

@@ -20,7 +20,7 @@ use common::{database_url, env_or, proc_status, Schema};
 
 use tweetflow::Rate;
 use tweetflow::Shutdown;
-use tweetflow::{start, PipelineConfig, StatusMeters};
+use tweetflow::{cpu_times, start, PipelineConfig, StatusMeters};
 
 fn threads() -> u64 {
     proc_status("Threads:")
@@ -58,8 +58,10 @@ fn part_a(secs: u64) {
 
     std::thread::sleep(Duration::from_secs(5)); // warm-up
     let (t0, c0, i0) = (Instant::now(), committed(), tweets_in());
+    let cpu0 = cpu_times();
     std::thread::sleep(Duration::from_secs(secs));
     let (dt, c1, i1) = (t0.elapsed().as_secs_f64(), committed(), tweets_in());
+    let cpu = cpu_times().since(&cpu0).budget(i1 - i0, dt);
     let snap = probes.sink.snapshot();
     shutdown.trigger();
     let summary = pipeline.wait().unwrap();
@@ -114,6 +116,7 @@ fn part_a(secs: u64) {
         (users.len() + tweets.len()) as f64 / 1e6
     );
     println!("ratio pipeline / raw COPY: {:.2}", pipeline_rate / raw_rate);
+    println!("CPU per thread group over the window: {cpu}");
 }
 
 fn part_b(rate: f64, warmup: u64, secs: u64) {
@@ -134,6 +137,7 @@ fn part_b(rate: f64, warmup: u64, secs: u64) {
     let tweets_in = || -> u64 { probes.sources.iter().map(|s| s.snapshot().tweets).sum() };
     let committed = || probes.sink.snapshot().records_committed;
     let (t0, i0, c0) = (Instant::now(), tweets_in(), committed());
+    let cpu0 = cpu_times();
     let _ = pipeline.status(&mut meters);
     let (mut max_threads, mut max_rss) = (0u64, 0f64);
     let mut size_err = Vec::new();
@@ -152,6 +156,7 @@ fn part_b(rate: f64, warmup: u64, secs: u64) {
     }
     let dt = t0.elapsed().as_secs_f64();
     let (i1, c1) = (tweets_in(), committed());
+    let cpu = cpu_times().since(&cpu0).budget(i1 - i0, dt);
     let p50 = probes.sink.latency.quantile(0.5).unwrap_or(0) as f64 / 1e3;
     let p99 = probes.sink.latency.quantile(0.99).unwrap_or(0) as f64 / 1e3;
     let status = pipeline.status(&mut meters);
@@ -179,6 +184,7 @@ fn part_b(rate: f64, warmup: u64, secs: u64) {
         core.sentiment.latency_p99_ms, core.engagement.latency_p99_ms, status.batch_size, status.write_ms
     );
     println!("threads max {max_threads}, RSS max {max_rss:.0} MiB");
+    println!("CPU per thread group over the window: {cpu}");
     let sustained = p99 < 1500.0 && (c1 - c0) as f64 >= 0.95 * (i1 - i0) as f64;
     println!(
         "sustained with p99 < 1.5 s: {}",

@@ -21,8 +21,10 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 // The toolkit every layer may use; these import nothing of the layers above.
+mod budget;
 mod log_limit;
 mod model;
+mod pace;
 mod shutdown;
 mod supervise;
 
@@ -36,6 +38,7 @@ mod sink;
 mod source;
 
 mod emulator;
+mod ops;
 mod pipeline;
 
 mod app;
@@ -44,7 +47,8 @@ mod app;
 pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
-pub use crate::app::{config_from_args, run_cli, Cli, Command, RunArgs};
+pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, LogFormat, RunArgs};
+pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
     EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,
@@ -59,18 +63,29 @@ pub use crate::engine::{
 pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
 };
+pub use crate::ops::{
+    check_bearer, readiness, Access, Exposition, Handler, HistogramSample, Labels, ListenAddr,
+    ListenAddrError, Method, NotReady, OpsConfig, OpsError, OpsServer, ReadyInput, Request,
+    Response, Routes, METRICS_CONTENT_TYPE,
+};
 pub use crate::pipeline::{
     run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
 };
-pub use crate::score::{engagement, sentiment, Lexicon, LexiconError, AFINN_111};
+pub use crate::score::{
+    engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,
+};
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
-    parse_twitter_time, spawn_sink, Sink, SinkConfig, SinkError, SinkSnapshot, SinkStats,
+    connect_database, parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass,
+    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkStats,
     SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
     SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
 };
-pub use crate::stats::{CountMinSketch, Histogram, TopHashtags};
+pub use crate::stats::{
+    cpu_times, ended_cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu,
+    Histogram, ThreadGroup, TopHashtags,
+};
 pub use crate::supervise::{install_panic_hook, KillPanic};

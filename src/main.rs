@@ -1,5 +1,6 @@
 //! The `tweetflow` binary: parses the command line, hands it to
-//! [`tweetflow::app`], and prints the error chain once if it fails.
+//! [`tweetflow::app`], and prints the error chain once if it fails; the exit
+//! code is 2 for a permanent database problem, 1 for any other error.
 
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // The whole chain, once: "context: cause: cause".
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(tweetflow::exit_code(&e))
         }
     }
 }

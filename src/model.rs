@@ -11,13 +11,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::MemoryPermit;
+
 /// Ingest sequence number.
 ///
-/// Increases across both streams *and across runs*: a [`SeqGen`] starts at the
-/// wall clock in microseconds, so a later run (or a replayed spool from an
-/// earlier one) never reuses a number as long as fewer than a million tweets a
-/// second arrive. It joins a tweet's results in the aggregator and decides
-/// "latest received wins" in the database.
+/// Increases across both streams *and across runs*: the sink starts its
+/// [`SeqGen`] above the highest `ingest_seq` already stored and above the
+/// records waiting in its spool (the wall clock only when the database cannot
+/// be asked at start, raised once it can), so a later run never loses to an
+/// earlier one, whatever the clock does. It joins a tweet's results in the
+/// aggregator and decides "latest received wins" in the database.
 pub type Seq = u64;
 
 /// Hands out [`Seq`] numbers; shared by the readers of both streams.
@@ -33,6 +36,11 @@ impl SeqGen {
     /// Starts at `first` (for tests).
     pub fn starting_at(first: Seq) -> SeqGen {
         SeqGen(AtomicU64::new(first))
+    }
+
+    /// Makes every later number at least `floor`; returns whether it moved.
+    pub fn raise_to(&self, floor: Seq) -> bool {
+        self.0.fetch_max(floor, Ordering::Relaxed) < floor
     }
 
     /// The next number; never returns the same number twice.
@@ -106,6 +114,11 @@ pub struct Tweet {
     /// The tweet object exactly as received (compact JSON text), `user` and any
     /// `retweeted_status` included.
     pub raw: String,
+    /// Its bytes of the memory budget, taken by the stream reader and given
+    /// back when the last copy of the tweet is dropped. Not stored anywhere
+    /// (a tweet read back from the spool holds none).
+    #[serde(skip)]
+    pub memory: MemoryPermit,
 }
 
 impl User {
@@ -127,6 +140,26 @@ impl User {
 }
 
 impl Tweet {
+    /// What the tweet takes in memory, as counted against the memory budget:
+    /// the struct and the capacity of every string it owns.
+    pub fn heap_bytes(&self) -> u64 {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let u = &self.user;
+        let bytes = std::mem::size_of::<Tweet>()
+            + self.text.capacity()
+            + self.raw.capacity()
+            + opt(&self.lang)
+            + opt(&self.created_at)
+            + self.hashtags.capacity() * std::mem::size_of::<String>()
+            + self.hashtags.iter().map(String::capacity).sum::<usize>()
+            + u.raw.capacity()
+            + opt(&u.screen_name)
+            + opt(&u.name)
+            + opt(&u.lang)
+            + opt(&u.created_at);
+        bytes as u64
+    }
+
     /// A tweet with only the required fields set: `id` = `seq`, stream 1, no
     /// counts, no hashtags, raw `{}` (tests and fixtures).
     pub fn minimal(seq: Seq, text: &str, user: User) -> Tweet {
@@ -144,6 +177,7 @@ impl Tweet {
             hashtags: Vec::new(),
             user,
             raw: "{}".into(),
+            memory: MemoryPermit::default(),
         }
     }
 }

@@ -4,5 +4,8 @@
 
 pub use crate::engine::{test_tweet, Fault, FaultFn};
 pub use crate::sink::fixture::{record, records, Spec};
-pub use crate::sink::{create_schema, CopyBuf, Jsonb, Prepared, WriterSession};
+pub use crate::sink::{
+    create_schema, encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, Prepared,
+    SeqPredicate, SinkFault, WriterSession, TWEET_FIELDS, USER_FIELDS,
+};
 pub use crate::source::fixture::{event_data, framed, sample_datas, tweet_json, user_json};

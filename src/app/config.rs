@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::cli::RunArgs;
+use crate::ops::ListenAddr;
 use crate::pipeline::PipelineConfig;
 
 /// Maps the command line onto the stages' configurations.
@@ -59,7 +60,9 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     if args.batch_min == 0 || args.batch_min > args.batch_max {
         bail!("--batch-min must be at least 1 and at most --batch-max");
     }
-    cfg.sink.database_url = args.database_url.clone();
+    cfg.sink.database_url = database_url(args);
+    cfg.sink.db_ca_file = args.db_ca_file.clone();
+    cfg.source.ca_file = args.server_ca_file.clone();
     cfg.sink.schema = args.schema.clone();
     cfg.sink.batch_min = args.batch_min;
     cfg.sink.batch_max = args.batch_max;
@@ -67,7 +70,29 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.linger = Duration::from_millis(args.linger_ms);
     cfg.sink.buffer_records = args.buffer_records;
     cfg.sink.spool_dir = args.spool_dir.clone();
+    cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
+    cfg.memory_limit = args.memory_limit;
+    cfg.sink.adopt_spool = args.adopt_spool;
+
+    cfg.ops.addr = args
+        .metrics_addr
+        .parse::<ListenAddr>()
+        .map_err(|e| anyhow::anyhow!("--metrics-addr: {e}"))?
+        .socket();
+    cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
     Ok(cfg)
+}
+
+/// The default database when neither `--database-url`, `TWEETFLOW_DATABASE_URL` nor
+/// `DATABASE_URL` names one.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `--database-url` (or `TWEETFLOW_DATABASE_URL`), else `DATABASE_URL`, else the default.
+fn database_url(args: &RunArgs) -> String {
+    args.database_url
+        .clone()
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
 }
 
 #[cfg(test)]
@@ -93,6 +118,12 @@ mod tests {
             "max",
             "--drain-timeout",
             "1.5",
+            "--memory-limit",
+            "256MiB",
+            "--metrics-addr",
+            "[::1]:0",
+            "--control-token",
+            "t0k",
         ]);
         let crate::app::cli::Command::Run(args) = cli.into_command() else {
             panic!("tweetflow alone must mean run");
@@ -101,11 +132,20 @@ mod tests {
         assert_eq!(cfg.core.min_workers, 3);
         assert_eq!(cfg.sink.batch_max, 999);
         assert_eq!(cfg.sink.schema, "s1");
+        assert_eq!(cfg.memory_limit, 256 << 20);
+        assert_eq!(cfg.sink.spool_max_bytes, Some(10 << 30));
         assert_eq!(cfg.duration, Some(Duration::from_millis(2500)));
         assert_eq!(cfg.drain_timeout, Duration::from_millis(1500));
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);
         assert_eq!(cfg.core.work_delay, crate::engine::WorkDelay::Off);
+        assert_eq!(cfg.ops.addr, Some("[::1]:0".parse().unwrap()));
+        assert_eq!(cfg.ops.control_token.as_deref(), Some("t0k"));
+        let off = crate::app::cli::Cli::parse_from(["tweetflow", "--metrics-addr", "off"]);
+        let crate::app::cli::Command::Run(args) = off.into_command() else {
+            panic!("tweetflow alone must mean run");
+        };
+        assert_eq!(config_from_args(&args).unwrap().ops.addr, None);
 
         for bad in [
             vec!["tweetflow", "--min-workers", "0"],
@@ -114,6 +154,7 @@ mod tests {
             vec!["tweetflow", "--duration=-1"],
             vec!["tweetflow", "--drain-timeout=-1"],
             vec!["tweetflow", "--utilisation", "1.5"],
+            vec!["tweetflow", "--metrics-addr", "localhost:9464"],
         ] {
             let cli = crate::app::cli::Cli::parse_from(bad.clone());
             let crate::app::cli::Command::Run(args) = cli.into_command() else {

@@ -18,40 +18,40 @@ pub struct EmulateArgs {
     #[arg(long, default_value = DEFAULT_BIND, env = "TWEETFLOW_EMULATE_BIND")]
     pub bind: SocketAddr,
     /// Seed of everything generated (users, tweets, kills, rate levels).
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_SEED", default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// `profile` (levels swinging between ~100 and a few thousand events/s per
     /// stream), a constant number of events/s per stream, or `max`.
-    #[arg(long, default_value = "profile")]
+    #[arg(long, env = "TWEETFLOW_EMULATE_RATE", default_value = "profile")]
     pub rate: Rate,
     /// On average one event in N is a kill message `{"message": panic}`; 0 = never.
-    #[arg(long, default_value_t = DEFAULT_KILL_EVERY)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_KILL_EVERY", default_value_t = DEFAULT_KILL_EVERY)]
     pub kill_every: u64,
     /// Cut each connection in the middle of an event after N events.
-    #[arg(long)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_CUT_AFTER")]
     pub cut_after: Option<u64>,
     /// On average one event in N is malformed (truncated JSON, no user, wrong
     /// types, not JSON).
-    #[arg(long)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_MALFORMED_EVERY")]
     pub malformed_every: Option<u64>,
     /// Add `id:` to every event and resume after `Last-Event-ID` on reconnect.
-    #[arg(long)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_IDS")]
     pub ids: bool,
     /// Split events over several HTTP chunks at random byte positions and join
     /// some with the next event (the real server sends one event per chunk).
-    #[arg(long)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_SPLIT_CHUNKS")]
     pub split_chunks: bool,
     /// Run the rate profile this many times faster (for tests and demos).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_TIME_SCALE", default_value_t = 1.0)]
     pub time_scale: f64,
     /// Share of retweets among tweet events.
-    #[arg(long, default_value_t = DEFAULT_RETWEET_SHARE)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_RETWEET_SHARE", default_value_t = DEFAULT_RETWEET_SHARE)]
     pub retweet_share: f64,
     /// Number of users in the generated population.
-    #[arg(long, default_value_t = DEFAULT_USERS)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_USERS", default_value_t = DEFAULT_USERS)]
     pub users: usize,
     /// Refuse connections beyond this many (503).
-    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "TWEETFLOW_EMULATE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 }
 

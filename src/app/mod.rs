@@ -1,12 +1,14 @@
 //! The application shell: what `main` calls.
 //!
-//! It turns the command line into configurations (`config.rs`), sets up the
+//! It turns the command line into configurations (`config.rs`), checks a setup
+//! without running it (`check.rs`, `tweetflow check`), sets up the
 //! logger (`logging.rs`) and the signal handlers (`signals.rs`), runs the
 //! library, and prints what a person needs at the end (the run's summary).
 //! It is the one place in the library where errors are `anyhow` chains:
 //! every stage below returns its own typed error, and here they only gain
 //! the context of the command that failed. `main` prints the chain once.
 
+mod check;
 mod cli;
 mod config;
 mod emulate;
@@ -15,17 +17,30 @@ mod signals;
 
 use std::io::IsTerminal;
 
-pub use cli::{Cli, Command, RunArgs};
+pub use cli::{Cli, Command, LogFormat, RunArgs};
 pub use config::config_from_args;
 
 use crate::shutdown::Shutdown;
 
-/// Runs the command the command line asks for: `run` (the default) or `emulate`.
+/// The exit code for an error of [`run_cli`]: the pipeline's
+/// [`PipelineError::exit_code`](crate::PipelineError::exit_code) (2 for a
+/// permanent database problem), 1 for anything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::pipeline::PipelineError>())
+        .map_or(1, crate::pipeline::PipelineError::exit_code)
+}
+
+/// Runs the command the command line asks for: `run` (the default), `check` or `emulate`.
 pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
     match cli.into_command() {
         Command::Run(args) => run(&args),
+        Command::Check(args) => {
+            logging::init(args.log_format, false);
+            check::run(&args)
+        }
         Command::Emulate(args) => {
-            logging::init(false);
+            logging::init(LogFormat::Text, false);
             emulate::run(args)
         }
     }
@@ -34,13 +49,20 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
 /// `tweetflow run`: builds the configuration from the flags, handles signals and
 /// logging, runs, prints the summary.
 fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let cfg = config_from_args(args)?;
+    let mut cfg = config_from_args(args)?;
+    let json = args.log_format == LogFormat::Json;
+    // JSON logs: stderr holds nothing but log objects.
+    cfg.status_line &= !json;
     let terminal = std::io::stderr().is_terminal() && cfg.status_line;
-    logging::init(terminal);
+    logging::init(args.log_format, terminal);
 
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;
     let summary = crate::pipeline::run(cfg, shutdown)?;
-    eprintln!("{summary}");
+    if json {
+        log::info!(target: "tweetflow::summary", "{summary}");
+    } else {
+        eprintln!("{summary}");
+    }
     Ok(())
 }

@@ -111,10 +111,9 @@ impl Emulator {
             emotion: emotion_values().into_bytes(),
         });
         let acc = Arc::clone(&inner);
-        let accept = std::thread::Builder::new()
-            .name("emulator-accept".into())
-            .spawn(move || accept_loop(acc, listener))
-            .map_err(EmulatorError::Spawn)?;
+        let accept =
+            crate::stats::spawn_thread("emulator-accept", None, move || accept_loop(acc, listener))
+                .map_err(EmulatorError::Spawn)?;
         log::debug!("emulator listening on {addr}");
         Ok(Emulator {
             addr,
@@ -241,12 +240,10 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             },
         );
         let conn_inner = Arc::clone(&inner);
-        let spawned = std::thread::Builder::new()
-            .name(format!("emulator-conn-{id}"))
-            .spawn(move || {
-                serve_connection(&conn_inner, stream);
-                conn_inner.conns.lock().remove(&id);
-            });
+        let spawned = crate::stats::spawn_thread(format!("emulator-conn-{id}"), None, move || {
+            serve_connection(&conn_inner, stream);
+            conn_inner.conns.lock().remove(&id);
+        });
         match spawned {
             Ok(h) => {
                 if let Some(c) = inner.conns.lock().get_mut(&id) {

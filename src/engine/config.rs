@@ -85,6 +85,12 @@ pub struct CoreConfig {
     pub inbox_capacity: usize,
     /// Worker thread stack size in bytes (default 128 KiB).
     pub stack_size: usize,
+    /// Timer slack of the worker threads (default `ZERO`: the kernel's 50 µs).
+    /// A worker's sleep lasts its sampled delay plus at most this, so the
+    /// kernel can end many sleeps with one timer interrupt. On the 2-core
+    /// development VM 5 ms made no measurable difference to the workers' CPU
+    /// (docs/BENCHMARKS.md), so it is off unless set.
+    pub timer_slack: Duration,
     /// Restart intensity and back-off.
     pub restart: RestartPolicy,
     /// Autoscaler/supervisor tick (default 250 ms, capped at 1 s).
@@ -106,6 +112,7 @@ impl Default for CoreConfig {
             work_delay: WorkDelay::default(),
             inbox_capacity: 2,
             stack_size: 128 * 1024,
+            timer_slack: Duration::ZERO,
             restart: RestartPolicy::default(),
             tick: Duration::from_millis(250),
             utilisation: 0.8,

@@ -6,6 +6,9 @@
 //! mean (MIN+MAX)/2 and sd (MAX−MIN)/6, clamped to MIN..MAX; `0` (or `off`)
 //! is no delay, for benchmarks of the overhead and for tests.
 //!
+//! With a timer slack (`CoreConfig::timer_slack`, off by default) a sleep
+//! lasts the sampled delay plus at most the slack.
+//!
 //! Pure: sampling takes the random generator as an argument.
 
 use std::fmt;

@@ -16,6 +16,10 @@
 //! frees up first, and visible to the autoscaler — instead of queueing behind
 //! individual workers (at 275 ms a message, a 64-deep inbox would be 17 s).
 //!
+//! The input is read paced (`crate::pace`): while tweets keep coming the
+//! dispatcher naps 1 ms between batches instead of parking, so the readers'
+//! sends do not have to wake it, and its jobs go out in bursts.
+//!
 //! The pool supervisor adds and retires workers through a control channel:
 //! `Add` hands the dispatcher the new inbox's sender, `Retire` makes it drop
 //! it, so the worker drains its inbox and exits. Only the dispatcher holds
@@ -31,6 +35,7 @@ use crossbeam_channel::{never, select, Receiver, SendTimeoutError, Sender, TrySe
 use super::error::Fatal;
 use super::stats::CoreStats;
 use crate::model::{AggMsg, Ingest, Job};
+use crate::pace::{Paced, Polled};
 
 /// How long the dispatcher pauses when every inbox of a pool is full.
 const FULL_PAUSE: Duration = Duration::from_micros(200);
@@ -120,7 +125,21 @@ pub(crate) fn run_dispatcher(
         stats,
         agg,
     };
+    // Paced: while tweets keep coming the dispatcher naps between batches
+    // instead of parking, so the readers' sends never have to wake it.
+    let mut paced = Paced::default();
     loop {
+        match paced.poll(&input) {
+            Polled::Msg(m) => {
+                d.drain_control();
+                if !d.handle(m) {
+                    break;
+                }
+                continue;
+            }
+            Polled::Disconnected => break,
+            Polled::Empty => {}
+        }
         let ctl = if d.control_open {
             d.control.clone()
         } else {
@@ -133,6 +152,7 @@ pub(crate) fn run_dispatcher(
             },
             recv(input) -> m => match m {
                 Ok(m) => {
+                    paced.took();
                     d.drain_control();
                     if !d.handle(m) {
                         break;

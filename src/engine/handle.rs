@@ -58,6 +58,11 @@ impl Core {
         self.dispatcher.is_finished() && self.supervisor.is_finished()
     }
 
+    /// Whether the dispatcher and the pool supervisor both still run.
+    pub fn is_running(&self) -> bool {
+        !self.dispatcher.is_finished() && !self.supervisor.is_finished()
+    }
+
     /// Waits until the input has disconnected and every worker has drained
     /// its inbox and exited (all `agg` senders are dropped by then).
     pub fn join(self) -> Result<(), CoreError> {
@@ -116,21 +121,19 @@ pub fn spawn_core(
     );
     sup.start_min_workers()?;
     let dstats = Arc::clone(&stats);
-    let dispatcher = std::thread::Builder::new()
-        .name("dispatcher".into())
-        .spawn(move || {
-            run_dispatcher(input, control_rx, agg, dstats, done_tx);
-        })
-        .map_err(|source| CoreError::Spawn {
-            thread: CoreThread::Dispatcher,
-            source,
-        })?;
-    let supervisor = std::thread::Builder::new()
-        .name("supervisor".into())
-        .spawn(move || sup.run())
-        .map_err(|source| CoreError::Spawn {
-            thread: CoreThread::Supervisor,
-            source,
+    let dispatcher = crate::stats::spawn_thread("dispatcher", None, move || {
+        run_dispatcher(input, control_rx, agg, dstats, done_tx);
+    })
+    .map_err(|source| CoreError::Spawn {
+        thread: CoreThread::Dispatcher,
+        source,
+    })?;
+    let supervisor =
+        crate::stats::spawn_thread("supervisor", None, move || sup.run()).map_err(|source| {
+            CoreError::Spawn {
+                thread: CoreThread::Supervisor,
+                source,
+            }
         })?;
     Ok(Core {
         stats,

@@ -185,14 +185,16 @@ impl Supervisor {
             stats: Arc::clone(&self.stats),
             lexicon: Arc::clone(&self.lexicon),
             delay: self.cfg.work_delay,
+            timer_slack: self.cfg.timer_slack,
             policy: self.cfg.restart.clone(),
             #[cfg(any(test, feature = "testkit"))]
             fault: self.cfg.fault.clone(),
         };
-        std::thread::Builder::new()
-            .name(format!("{}-{slot}", kind.name()))
-            .stack_size(self.cfg.stack_size)
-            .spawn(move || worker_main(ctx))
+        crate::stats::spawn_thread(
+            format!("{}-{slot}", kind.name()),
+            Some(self.cfg.stack_size),
+            move || worker_main(ctx),
+        )
     }
 
     fn add_worker(&mut self, pool: usize) -> std::io::Result<()> {

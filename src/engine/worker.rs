@@ -25,12 +25,14 @@
 //! worker asks the pool supervisor to restart the whole pool
 //! ([`Event::Escalate`]).
 
+use std::num::NonZeroU64;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -73,6 +75,8 @@ pub(crate) struct WorkerCtx {
     pub stats: Arc<CoreStats>,
     pub lexicon: Arc<Lexicon>,
     pub delay: WorkDelay,
+    /// Timer slack of this thread (`ZERO`: the kernel's default).
+    pub timer_slack: Duration,
     pub policy: RestartPolicy,
     #[cfg(any(test, feature = "testkit"))]
     pub fault: Option<Fault>,
@@ -124,6 +128,7 @@ impl Drop for Processing<'_> {
 
 /// The body of a worker thread: the supervised loop.
 pub(crate) fn worker_main(ctx: WorkerCtx) {
+    set_timer_slack(ctx.timer_slack);
     let mut st = WorkerState {
         rng: SmallRng::from_entropy(),
         current: None,
@@ -191,6 +196,26 @@ pub(crate) fn worker_main(ctx: WorkerCtx) {
                     std::thread::sleep(pause);
                 }
             }
+        }
+    }
+}
+
+/// A failure to set the timer slack is logged once per process.
+static SLACK_LOG: Mutex<LogLimiter> = Mutex::new(LogLimiter::once());
+
+/// Sets the calling thread's timer slack (PR_SET_TIMERSLACK); `ZERO` leaves it.
+/// The slack lets the kernel end this thread's sleeps up to `slack` late, so
+/// it can fire many of the workers' thousands of sleeps a second with one
+/// timer interrupt. A failure only costs that saving: logged once, the worker runs on.
+fn set_timer_slack(slack: Duration) {
+    let Some(ns) = NonZeroU64::new(u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX)) else {
+        return;
+    };
+    if let Err(e) = rustix::thread::set_current_timer_slack(Some(ns)) {
+        if SLACK_LOG.lock().check(Instant::now()).is_some() {
+            log::warn!(
+                "workers: cannot set the timer slack to {slack:?} ({e}); sleeping with the default"
+            );
         }
     }
 }

@@ -29,9 +29,15 @@ pub enum PipelineError {
     /// The sink could not start (bad database URL, spool directory, threads).
     #[error("starting the sink")]
     StartSink(#[source] SinkError),
+    /// The operator's endpoint could not listen or start its threads.
+    #[error("starting the operator's endpoint")]
+    Ops(#[source] crate::ops::OpsError),
     /// The server answered the lexicon request with something unusable.
     #[error("fetching the lexicon")]
     Lexicon(#[source] SourceError),
+    /// The thread that fetches the lexicon ended without an answer (a bug).
+    #[error("the thread fetching the lexicon panicked")]
+    LexiconFetchPanicked,
     /// The worker pools could not start (configuration or threads).
     #[error("starting the worker pools")]
     StartCore(#[source] CoreError),
@@ -81,12 +87,31 @@ pub enum PipelineError {
     /// dispatcher is gone; the pipeline drained and stopped.
     #[error("the worker pools failed: the stream readers stopped (the dispatcher is gone)")]
     ReadersStopped,
+    /// A stage ended for good while the pipeline ran; the pipeline drained (what
+    /// the sink could not write is in the spool) and stopped.
+    #[error("the {stage} stopped for good: {cause}")]
+    StageFailed {
+        /// The stage: `sink`, `aggregator`, `tap`, `status ticker`, `reader of /tweets/N`.
+        stage: &'static str,
+        /// Why, in words.
+        cause: String,
+    },
 }
 
 impl PipelineError {
     /// `true` for [`PipelineError::Stopped`]: shutdown came before anything ran.
     pub fn is_stopped(&self) -> bool {
         matches!(self, PipelineError::Stopped)
+    }
+
+    /// The process exit code for this error: 2 for a permanent database problem
+    /// (schema mismatch, privileges, read-only, login: fix the database or the
+    /// flags, then run again), 1 for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PipelineError::StartSink(e) | PipelineError::Sink(e) if e.is_database_problem() => 2,
+            _ => 1,
+        }
     }
 }
 

@@ -27,11 +27,13 @@
 //! last, so its final line shows the drained state.
 
 mod error;
-mod redact;
+mod metrics;
+mod ops;
 mod status;
 mod summary;
 mod tap;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,22 +44,36 @@ use log::{error, info, warn};
 use parking_lot::Mutex;
 
 use crate::aggregate::{self, AggConfig, AggStats, Aggregator};
+use crate::budget::Budget;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::engine::{self, Core, CoreConfig, CoreStats};
-use crate::model::{AggMsg, Ingest, Record, SeqGen};
+use crate::model::{AggMsg, Ingest, Record};
+use crate::ops::{OpsConfig, OpsServer};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkConfig, SinkStats};
-use crate::source::{self, SourceConfig, SourceStats};
+use crate::source::{self, FetchProgress, SourceConfig, SourceStats};
+use crate::stats::history::Live;
 use crate::stats::sketch::TopHashtags;
 use crate::stats::status::Status;
+use crate::stats::CpuTimes;
 use crate::supervise;
 
+pub(crate) use crate::sink::redact_url;
 pub use error::PipelineError;
-pub(crate) use redact::redact_url;
+use ops::OpsView;
 pub(crate) use status::erase_status_lines;
+use status::ServerWait;
 pub use status::StatusMeters;
 pub use summary::Summary;
 use tap::TapStats;
+
+/// Default of [`PipelineConfig::memory_limit`]: 1 GiB.
+pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// The sink's share of the memory limit and its largest batch, in bytes.
+fn sink_shares(limit: u64) -> (u64, u64) {
+    (limit / 2, (limit / 16).clamp(1 << 20, 64 << 20))
+}
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
@@ -76,6 +92,10 @@ pub struct PipelineConfig {
     pub sink: SinkConfig,
     /// Capacity of each channel between stages.
     pub channel_capacity: usize,
+    /// Most bytes of tweets alive in memory at once (`--memory-limit`): the
+    /// channels, inboxes, pending entries and the sink's buffer, together.
+    /// Beyond it the sink spills and the readers wait. Default 1 GiB.
+    pub memory_limit: u64,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
     /// After a stop (Ctrl-C, SIGTERM, `duration`), how long the drain may take before
@@ -85,6 +105,9 @@ pub struct PipelineConfig {
     pub stats_file: Option<PathBuf>,
     /// Print the status line on stderr once a second.
     pub status_line: bool,
+    /// The operator's endpoint (`/metrics`, `/healthz`, `/readyz`, pause and
+    /// resume); off unless an address is given.
+    pub ops: OpsConfig,
 }
 
 impl Default for PipelineConfig {
@@ -97,10 +120,12 @@ impl Default for PipelineConfig {
             aggregate: AggConfig::default(),
             sink: SinkConfig::default(),
             channel_capacity: 4096,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             duration: None,
             drain_timeout: Duration::from_secs(5),
             stats_file: None,
             status_line: false,
+            ops: OpsConfig::default(),
         }
     }
 }
@@ -120,7 +145,15 @@ pub struct Probes {
     pub sink: Arc<SinkStats>,
     /// The top hashtags, counted by the tap.
     pub hashtags: Arc<Mutex<TopHashtags>>,
+    /// The memory budget the readers take their permits from.
+    pub budget: Arc<Budget>,
     tap: Arc<TapStats>,
+    /// The pipeline's stop flag: the status says `stopped` once it is set.
+    stopping: Shutdown,
+    /// Every thread group's CPU time when [`start`] was called.
+    cpu_at_start: CpuTimes,
+    /// The latest status and the last ten minutes of it, kept by the status thread.
+    pub(crate) live: Arc<Mutex<Live>>,
     /// For the message shown when the database is unreachable.
     database: String,
     spool_dir: PathBuf,
@@ -141,6 +174,8 @@ pub struct Pipeline {
     sink: Sink,
     ticker: JoinHandle<()>,
     ticker_done: Shutdown,
+    view: Arc<OpsView>,
+    ops: Option<OpsServer>,
 }
 
 /// Why [`Pipeline::wait`] stopped the pipeline by itself.
@@ -149,6 +184,8 @@ enum Failure {
     Pools(crate::engine::Fatal),
     /// Both stream readers ended on their own.
     ReadersStopped,
+    /// Another stage ended for good.
+    Stage { stage: &'static str, cause: String },
 }
 
 /// Runs the pipeline until `shutdown` is triggered (or `duration` passes, or a
@@ -231,9 +268,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
     thread: &'static str,
     f: F,
 ) -> Result<JoinHandle<()>, PipelineError> {
-    std::thread::Builder::new()
-        .name(thread.to_string())
-        .spawn(f)
+    crate::stats::spawn_thread(thread, None, f)
         .map_err(|source| PipelineError::Spawn { thread, source })
 }
 
@@ -245,6 +280,7 @@ fn spawn_named<F: FnOnce() + Send + 'static>(
 /// server answered; the sink has drained by then.
 pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, PipelineError> {
     let started = Instant::now();
+    let cpu_at_start = crate::stats::cpu_times();
 
     // The server: the one given, or the built-in emulator.
     let (emulator, server) = match &cfg.server {
@@ -265,24 +301,102 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         cfg.sink.schema,
         cfg.sink.spool_dir.display()
     );
+    let budget = Budget::new(cfg.memory_limit);
+    let mut sink_cfg = cfg.sink.clone();
+    let (buffer_bytes, batch_bytes) = sink_shares(cfg.memory_limit);
+    sink_cfg.buffer_bytes = sink_cfg.buffer_bytes.min(buffer_bytes);
+    sink_cfg.batch_max_bytes = sink_cfg.batch_max_bytes.min(batch_bytes);
+    sink_cfg.budget = Arc::clone(&budget);
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
-    let sink = sink::spawn_sink(cfg.sink.clone(), rec_rx).map_err(PipelineError::StartSink)?;
+    let sink = sink::spawn_sink(sink_cfg, rec_rx).map_err(PipelineError::StartSink)?;
+
+    // The operator's endpoint next, so the probes answer while the lexicon
+    // fetch waits for the server (`/readyz` says `starting` meanwhile).
+    let view = Arc::new(OpsView::new(
+        sink.stats(),
+        sink.control(),
+        cfg.ops.control_token.clone(),
+    ));
+    let ops = match cfg.ops.addr {
+        None => None,
+        Some(addr) => match OpsServer::start(addr, ops::routes(), Arc::clone(&view)) {
+            Ok(server) => {
+                if !server.addr().ip().is_loopback() {
+                    warn!(
+                        "the operator's endpoint listens on {}: metrics and the dashboard are \
+                         reachable from the network (the control routes still need the token)",
+                        server.addr()
+                    );
+                }
+                let url = server.url();
+                info!(
+                    "dashboard at {url} (metrics at {url}metrics, probes at {url}healthz and \
+                     {url}readyz)"
+                );
+                Some(server)
+            }
+            Err(e) => {
+                drop(rec_tx);
+                if let Err(s) = sink.join() {
+                    warn!("the sink failed while stopping: {s}");
+                }
+                return Err(PipelineError::Ops(e));
+            }
+        },
+    };
 
     let mut source_cfg = cfg.source.clone();
     source_cfg.server = server.clone();
-    info!("fetching the lexicon from {server}/emotion_values");
-    let lexicon = match source::fetch_lexicon(&server, &source_cfg, &shutdown) {
-        Ok(lex) => Arc::new(lex),
-        Err(e) => {
+    // Created now: the wait for the server already writes to it.
+    let mut stats_file = cfg
+        .stats_file
+        .as_deref()
+        .map(status::create_stats_file)
+        .transpose()?;
+    let lexicon_url = format!("{server}/emotion_values");
+    info!("fetching the lexicon from {lexicon_url}");
+    // On a thread of its own, so that Ctrl-C is seen at once even while a
+    // request hangs on a server that accepts and never answers. On Ctrl-C it
+    // is left behind: it ends by itself at its next timeout or attempt.
+    let progress = Arc::new(FetchProgress::default());
+    let (fetched_tx, fetched_rx) = bounded(1);
+    {
+        let (server, source_cfg, shutdown) = (server.clone(), source_cfg.clone(), shutdown.clone());
+        let progress = Arc::clone(&progress);
+        spawn_named("source-lexicon", move || {
+            let answer =
+                source::fetch_lexicon_reporting(&server, &source_cfg, &shutdown, &progress);
+            let _ = fetched_tx.send(answer);
+        })?;
+    }
+    let waited = status::wait_for_server(
+        &fetched_rx,
+        &progress,
+        &lexicon_url,
+        started,
+        &sink.stats(),
+        &mut stats_file,
+        cfg.status_line,
+        &shutdown,
+    );
+    let lexicon = match waited {
+        ServerWait::Answered(Ok(lex)) => Arc::new(lex),
+        other => {
+            let err = match other {
+                ServerWait::Answered(Err(e)) if !shutdown.is_triggered() => {
+                    PipelineError::Lexicon(e)
+                }
+                ServerWait::Vanished => PipelineError::LexiconFetchPanicked,
+                _ => PipelineError::Stopped,
+            };
             drop(rec_tx);
             // A spool being replayed must not hold a Ctrl-C either.
             let joined = sink.join_by(Instant::now() + cfg.drain_timeout, true);
-            if shutdown.is_triggered() {
+            if matches!(err, PipelineError::Stopped) {
                 info!("stopped before the server answered");
                 joined.map_err(PipelineError::Sink)?;
-                return Err(PipelineError::Stopped);
             }
-            return Err(PipelineError::Lexicon(e));
+            return Err(err);
         }
     };
     info!("lexicon: {} entries", lexicon.len());
@@ -298,15 +412,21 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
 
     let probes = Probes {
         started,
+        cpu_at_start,
         sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
         core: core.stats(),
         aggregate: aggregator.stats(),
         sink: sink.stats(),
         hashtags: Arc::new(Mutex::new(TopHashtags::default())),
+        budget: Arc::clone(&budget),
+        stopping: shutdown.clone(),
         tap: Arc::new(TapStats::default()),
+        live: Arc::new(Mutex::new(Live::default())),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),
     };
+    // The lexicon is loaded and the stages run: the endpoint sees them now.
+    let _ = view.stages.set(probes.clone());
 
     let tap = {
         let hashtags = Arc::clone(&probes.hashtags);
@@ -316,13 +436,16 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
             let kept = supervise::keep_alive("tap", &policy, || {
                 tap::tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
             });
-            if kept.is_err() {
-                error!("the tap failed for good; records can no longer reach the sink");
+            if let Err(e) = kept {
+                error!("the tap failed for good ({e}); passing records on to the sink uncounted");
+                *tap_stats.failure.lock() = Some(e.to_string());
+                tap::pass_through(&tap_rx, &rec_tx, &tap_stats);
             }
         })?
     };
 
-    let seq = Arc::new(SeqGen::from_clock());
+    // Starts above the highest ingest_seq stored and spooled (see `Sink::seq`).
+    let seq = sink.seq();
     let mut readers = Vec::new();
     for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
         let handle = source::spawn_reader(
@@ -331,6 +454,7 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
             Arc::clone(&seq),
             ingest_tx.clone(),
             Arc::clone(stats),
+            Arc::clone(&budget),
             shutdown.clone(),
         )
         .map_err(|source| PipelineError::StartReader { stream, source })?;
@@ -343,18 +467,13 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     let ticker = {
         let done = ticker_done.clone();
         let probes = probes.clone();
-        let stats_file = cfg
-            .stats_file
-            .as_deref()
-            .map(status::create_stats_file)
-            .transpose()?;
         let line = cfg.status_line;
         spawn_named("status", move || {
             status::status_loop(probes, stats_file, line, &done)
         })?
     };
 
-    Ok(Pipeline {
+    let pipeline = Pipeline {
         probes,
         duration: cfg.duration,
         drain_timeout: cfg.drain_timeout,
@@ -367,7 +486,11 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         sink,
         ticker,
         ticker_done,
-    })
+        view,
+        ops,
+    };
+    pipeline.publish_liveness();
+    Ok(pipeline)
 }
 
 impl Pipeline {
@@ -376,21 +499,84 @@ impl Pipeline {
         &self.probes
     }
 
+    /// Where the operator's endpoint listens (the real port), when it is on.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(OpsServer::addr)
+    }
+
+    /// Tells the endpoint which stage threads still run.
+    fn publish_liveness(&self) {
+        self.view.publish_liveness(liveness(
+            &self.readers,
+            &self.core,
+            &self.aggregator,
+            &self.tap,
+            &self.sink,
+            &self.ticker,
+        ));
+    }
+
     /// The status as the status line shows it now (rates over the time since
     /// the previous call with the same meters).
     pub fn status(&self, meters: &mut StatusMeters) -> Status {
         status::build_status(&self.probes, Instant::now(), meters)
     }
 
+    /// Watches the stages every 100 ms (publishing their liveness to the
+    /// endpoint) until it is time to stop; returns why, if not by request.
+    fn watch(&self) -> Option<Failure> {
+        let mut reader_gone: Option<Instant> = None;
+        loop {
+            self.publish_liveness();
+            if self.shutdown.sleep(Duration::from_millis(100)) {
+                info!("stopping: draining every stage");
+                return None;
+            }
+            if self
+                .duration
+                .is_some_and(|d| self.probes.started.elapsed() >= d)
+            {
+                info!("--duration reached: draining every stage");
+                self.shutdown.trigger();
+                return None;
+            }
+            if let Some(why) = self.core.fatal() {
+                error!("the worker pools failed: {why}");
+                self.shutdown.trigger();
+                return Some(Failure::Pools(why));
+            }
+            if self.readers.iter().all(|r| r.is_finished()) {
+                // Readers only end on their own when the dispatcher is gone.
+                error!("both stream readers have stopped: draining every stage");
+                self.shutdown.trigger();
+                return Some(Failure::ReadersStopped);
+            }
+            if let Some((stage, cause)) = stage_failure(
+                &self.probes,
+                &self.readers,
+                &self.aggregator,
+                &self.sink,
+                &self.ticker,
+                &mut reader_gone,
+            ) {
+                error!(
+                    "the {stage} stopped for good: {cause}; draining every stage (what the sink \
+                     cannot write is spooled)"
+                );
+                self.shutdown.trigger();
+                return Some(Failure::Stage { stage, cause });
+            }
+        }
+    }
+
     /// Runs until the shutdown flag, the configured duration or a fatal
     /// failure of the worker pools; then drains every stage front to back.
     pub fn wait(self) -> Result<Summary, PipelineError> {
+        let failure = self.watch();
+        self.view.set_stopping();
         let Pipeline {
             probes,
-            duration,
             drain_timeout,
-            shutdown,
-            _emulator,
             readers,
             core,
             aggregator,
@@ -398,32 +584,9 @@ impl Pipeline {
             sink,
             ticker,
             ticker_done,
+            ops,
+            ..
         } = self;
-        let mut failure = None;
-        loop {
-            if shutdown.sleep(Duration::from_millis(100)) {
-                info!("stopping: draining every stage");
-                break;
-            }
-            if duration.is_some_and(|d| probes.started.elapsed() >= d) {
-                info!("--duration reached: draining every stage");
-                shutdown.trigger();
-                break;
-            }
-            if let Some(why) = core.fatal() {
-                error!("the worker pools failed: {why}");
-                failure = Some(Failure::Pools(why));
-                shutdown.trigger();
-                break;
-            }
-            if readers.iter().all(|r| r.is_finished()) {
-                // Readers only end on their own when the dispatcher is gone.
-                error!("both stream readers have stopped: draining every stage");
-                failure = Some(Failure::ReadersStopped);
-                shutdown.trigger();
-                break;
-            }
-        }
 
         // Drain front to back: each stage ends when its input disconnects, all by
         // the deadline (see `drain`).
@@ -454,6 +617,8 @@ impl Pipeline {
         }
         ticker_done.trigger();
         let _ = ticker.join();
+        // The endpoint last, so it shows the drain to its end.
+        drop(ops);
 
         let mut summary = Summary::collect(&probes);
         summary.spooled_at_exit = sink_summary.map_err(PipelineError::Sink)?.left_in_spool;
@@ -462,6 +627,74 @@ impl Pipeline {
             None => Ok(summary),
             Some(Failure::Pools(reason)) => Err(PipelineError::PoolsFailed { reason }),
             Some(Failure::ReadersStopped) => Err(PipelineError::ReadersStopped),
+            Some(Failure::Stage { stage, cause }) => {
+                Err(PipelineError::StageFailed { stage, cause })
+            }
         }
     }
+}
+
+/// The first stage found ended for good while the pipeline runs (the worker pools
+/// and both readers are watched apart): `(stage, cause)`. A reader that ends alone
+/// gets a second for the other to follow (then the dispatcher is gone, which
+/// [`Failure::ReadersStopped`] reports).
+fn stage_failure(
+    probes: &Probes,
+    readers: &[JoinHandle<()>],
+    aggregator: &Aggregator,
+    sink: &Sink,
+    ticker: &JoinHandle<()>,
+    reader_gone: &mut Option<Instant>,
+) -> Option<(&'static str, String)> {
+    if let Some(f) = sink.failure() {
+        return Some(("sink", f.to_string()));
+    }
+    if let Some(why) = aggregator.failure() {
+        return Some(("aggregator", why));
+    }
+    if let Some(why) = probes.tap.failure.lock().clone() {
+        return Some(("tap", why));
+    }
+    if ticker.is_finished() {
+        return Some(("status ticker", "its thread ended".to_string()));
+    }
+    if let Some(i) = readers.iter().position(|r| r.is_finished()) {
+        let since = *reader_gone.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_secs(1) {
+            let stage = if i == 0 {
+                "reader of /tweets/1"
+            } else {
+                "reader of /tweets/2"
+            };
+            return Some((
+                stage,
+                "its thread ended (see the log for its panic)".to_string(),
+            ));
+        }
+    }
+    None
+}
+
+/// Each stage thread by name, and whether it still runs.
+fn liveness(
+    readers: &[JoinHandle<()>],
+    core: &Core,
+    aggregator: &Aggregator,
+    tap: &JoinHandle<()>,
+    sink: &Sink,
+    ticker: &JoinHandle<()>,
+) -> Vec<(&'static str, bool)> {
+    let mut stages: Vec<(&'static str, bool)> = ["reader /tweets/1", "reader /tweets/2"]
+        .into_iter()
+        .zip(readers)
+        .map(|(name, r)| (name, !r.is_finished()))
+        .collect();
+    stages.extend([
+        ("worker pools", core.is_running()),
+        ("aggregator", aggregator.is_running()),
+        ("tap", !tap.is_finished()),
+        ("sink writer", sink.writer_running()),
+        ("status ticker", !ticker.is_finished()),
+    ]);
+    stages
 }

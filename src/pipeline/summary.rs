@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::Probes;
 use crate::source::SourceSnapshot;
+use crate::stats::CpuBudget;
 
 /// What a run did, printed at exit.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -48,6 +49,8 @@ pub struct Summary {
     pub latency_p50_ms: Option<f64>,
     /// Receipt-to-commit latency, 99th percentile, milliseconds.
     pub latency_p99_ms: Option<f64>,
+    /// CPU per thread group over the run, per tweet received.
+    pub cpu: CpuBudget,
 }
 
 impl Summary {
@@ -81,6 +84,11 @@ impl Summary {
         summary.rejected_rows = sink_snap.rejected_rows;
         summary.latency_p50_ms = sink_snap.latency_p50_ms;
         summary.latency_p99_ms = sink_snap.latency_p99_ms;
+        // After every stage has drained: their threads have ended and are in
+        // the ledger; the emulator's still run and are read live.
+        summary.cpu = crate::stats::cpu_times()
+            .since(&probes.cpu_at_start)
+            .budget(summary.tweets_in, summary.seconds);
         summary
     }
 }
@@ -111,11 +119,12 @@ impl std::fmt::Display for Summary {
             "  out:    {} tweets and {} users written, {} rows rejected, {} left in the spool",
             self.written_tweets, self.written_users, self.rejected_rows, self.spooled_at_exit
         )?;
-        write!(
+        writeln!(
             f,
             "  latency receipt->commit: p50 {}, p99 {}",
             ms(self.latency_p50_ms),
             ms(self.latency_p99_ms)
-        )
+        )?;
+        write!(f, "  cpu:    {}", self.cpu)
     }
 }

@@ -1,5 +1,13 @@
 //! The sentiment lexicon served at `/emotion_values` (AFINN-111 on the lab's server).
 //!
+//! The lexicon comes from the network, so its size is capped where it costs: a
+//! phrase of more than [`MAX_PHRASE_WORDS`] words (scoring looks at up to
+//! [`Lexicon::max_words`] tokens at every position of every tweet, so one
+//! 10,000-word "phrase" would make each tweet take seconds) and more than
+//! [`MAX_LEXICON_ENTRIES`] entries (memory) make the whole lexicon unusable, with an
+//! error that says which limit and where. AFINN-111 has 2,477 entries and its
+//! longest phrase has 3 words.
+//!
 //! Pure: parsing and lookup only. Fetching it is `source::lexicon`'s job, scoring
 //! with it is [`super::sentiment`]'s.
 
@@ -7,6 +15,12 @@ use std::collections::HashMap;
 
 /// The AFINN-111 list shipped with tweetflow (ODbL 1.0, see `data/afinn/`).
 pub const AFINN_111: &str = include_str!("../../data/afinn/AFINN-111.txt");
+
+/// Most words a phrase of the lexicon may have.
+pub const MAX_PHRASE_WORDS: usize = 8;
+
+/// Most entries (words and phrases) a lexicon may have.
+pub const MAX_LEXICON_ENTRIES: usize = 100_000;
 
 /// Why a lexicon text is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,6 +30,24 @@ pub enum LexiconError {
     Empty {
         /// Lines that did not parse.
         skipped: usize,
+    },
+    /// A phrase longer than [`MAX_PHRASE_WORDS`].
+    #[error("line {line} of the lexicon is a phrase of {words} words; at most {max} are accepted")]
+    PhraseTooLong {
+        /// 1-based line number.
+        line: usize,
+        /// Its number of words.
+        words: usize,
+        /// [`MAX_PHRASE_WORDS`].
+        max: usize,
+    },
+    /// More than [`MAX_LEXICON_ENTRIES`] entries.
+    #[error("the lexicon has more than {max} entries (line {line} is one too many)")]
+    TooManyEntries {
+        /// 1-based line number of the first entry beyond the cap.
+        line: usize,
+        /// [`MAX_LEXICON_ENTRIES`].
+        max: usize,
     },
 }
 
@@ -32,23 +64,43 @@ impl Lexicon {
     ///
     /// Lines that do not parse (no tab, a score that is not an integer, an empty
     /// word) are skipped and counted in [`Lexicon::skipped`]; an input with no
-    /// valid line at all is an error.
+    /// valid line at all is an error, and so is one beyond [`MAX_PHRASE_WORDS`]
+    /// or [`MAX_LEXICON_ENTRIES`].
     pub fn parse(text: &str) -> Result<Lexicon, LexiconError> {
         let mut lex = Lexicon::default();
-        for line in text.split('\n') {
+        for (index, line) in text.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed = line.rsplit_once('\t').and_then(|(word, score)| {
-                let score = score.trim().parse::<i32>().ok()?;
-                let key = normalise_key(word);
-                (!key.is_empty()).then_some((key, score))
-            });
-            match parsed {
-                Some((key, score)) => lex.insert(key, score),
-                None => lex.skipped += 1,
+            let Some((word, score)) = line.rsplit_once('\t') else {
+                lex.skipped += 1;
+                continue;
+            };
+            let Ok(score) = score.trim().parse::<i32>() else {
+                lex.skipped += 1;
+                continue;
+            };
+            let words = word.split_whitespace().count();
+            if words == 0 {
+                lex.skipped += 1;
+                continue;
             }
+            if words > MAX_PHRASE_WORDS {
+                return Err(LexiconError::PhraseTooLong {
+                    line: index + 1,
+                    words,
+                    max: MAX_PHRASE_WORDS,
+                });
+            }
+            let key = normalise_key(word);
+            if lex.scores.len() >= MAX_LEXICON_ENTRIES && !lex.scores.contains_key(&key) {
+                return Err(LexiconError::TooManyEntries {
+                    line: index + 1,
+                    max: MAX_LEXICON_ENTRIES,
+                });
+            }
+            lex.insert(key, score);
         }
         if lex.scores.is_empty() {
             return Err(LexiconError::Empty {
@@ -134,6 +186,45 @@ mod tests {
         assert_eq!(lex.len(), 3);
         assert_eq!(lex.skipped(), 2);
         assert_eq!(lex.max_words(), 3);
+    }
+
+    #[test]
+    fn phrases_longer_than_the_cap_are_refused_with_their_line() {
+        let eight = ["w"; MAX_PHRASE_WORDS].join(" ");
+        let lex = Lexicon::parse(&format!("good\t3\n{eight}\t-1\n")).unwrap();
+        assert_eq!(lex.max_words(), MAX_PHRASE_WORDS);
+        let long = vec!["w"; 10_000].join(" ");
+        let err = Lexicon::parse(&format!("good\t3\r\nbad\t-3\r\n{long}\t-1\r\n")).unwrap_err();
+        assert_eq!(
+            err,
+            LexiconError::PhraseTooLong {
+                line: 3,
+                words: 10_000,
+                max: MAX_PHRASE_WORDS
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 3 of the lexicon is a phrase of 10000 words; at most 8 are accepted"
+        );
+    }
+
+    #[test]
+    fn more_entries_than_the_cap_are_refused() {
+        let mut text: String = (0..MAX_LEXICON_ENTRIES)
+            .map(|i| format!("w{i}\t1\n"))
+            .collect();
+        // A repeated key is not a new entry.
+        text.push_str("w0\t2\n");
+        assert_eq!(Lexicon::parse(&text).unwrap().len(), MAX_LEXICON_ENTRIES);
+        text.push_str("one-more\t1\n");
+        assert_eq!(
+            Lexicon::parse(&text),
+            Err(LexiconError::TooManyEntries {
+                line: MAX_LEXICON_ENTRIES + 2,
+                max: MAX_LEXICON_ENTRIES
+            })
+        );
     }
 
     #[test]

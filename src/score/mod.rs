@@ -12,5 +12,5 @@ mod lexicon;
 mod sentiment;
 
 pub use engagement::engagement;
-pub use lexicon::{Lexicon, LexiconError, AFINN_111};
+pub use lexicon::{Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS};
 pub use sentiment::sentiment;

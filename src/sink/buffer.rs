@@ -27,6 +27,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::spool::Spool;
 use super::SinkStats;
+use crate::budget::Budget;
 use crate::model::Record;
 
 /// Where a batch came from (needed to commit or put it back).
@@ -52,9 +53,36 @@ pub(super) struct Batch {
     pub source: Source,
 }
 
+/// The bounds of a [`Buffer`] beyond its record count.
+#[derive(Debug, Clone)]
+pub(super) struct Limits {
+    /// Most bytes of records kept in memory (see `Tweet::heap_bytes`);
+    /// beyond, records spill to the spool.
+    pub(super) memory_bytes: u64,
+    /// A batch stops growing at this many bytes (always at least one record).
+    pub(super) batch_bytes: u64,
+    /// Uncommitted spool bytes at which `budget` is told the spool is full.
+    pub(super) spool_max_bytes: Option<u64>,
+    /// Told when the spool is full, so that ingest waits.
+    pub(super) budget: Arc<Budget>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_bytes: u64::MAX,
+            batch_bytes: u64::MAX,
+            spool_max_bytes: None,
+            budget: Budget::unlimited(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     mem: VecDeque<Record>,
+    /// Bytes of the records in `mem` ([`mem_size`] of each).
+    mem_bytes: u64,
     spool: Spool,
     durable: bool,
     closed: bool,
@@ -66,25 +94,59 @@ pub(super) struct Buffer {
     inner: Mutex<Inner>,
     ready: Condvar,
     capacity: usize,
+    limits: Limits,
     stats: Arc<SinkStats>,
 }
 
 impl Buffer {
     /// A buffer over an opened spool (which may hold records to replay first).
-    pub(super) fn new(spool: Spool, capacity: usize, stats: Arc<SinkStats>) -> Buffer {
+    pub(super) fn new(
+        spool: Spool,
+        capacity: usize,
+        limits: Limits,
+        stats: Arc<SinkStats>,
+    ) -> Buffer {
         let b = Buffer {
             inner: Mutex::new(Inner {
                 mem: VecDeque::new(),
+                mem_bytes: 0,
                 spool,
                 durable: false,
                 closed: false,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            limits,
             stats,
         };
         b.update_gauges(&b.inner.lock());
         b
+    }
+
+    /// Tells the budget whether the spool is at its maximum (ingest then waits).
+    fn note_spool(&self, i: &Inner) {
+        let bytes = i.spool.pending_bytes();
+        let Some(max) = self.limits.spool_max_bytes else {
+            return;
+        };
+        let full = bytes >= max;
+        if full != self.limits.budget.spool_full() {
+            if full {
+                log::warn!(
+                    "sink: the spool holds {} MiB, --spool-max-bytes is {} MiB: ingest waits \
+                     until records are written (nothing is dropped; what is already in memory \
+                     still goes to the spool)",
+                    bytes >> 20,
+                    max >> 20
+                );
+            } else {
+                log::info!(
+                    "sink: the spool has room again ({} MiB): ingest resumes",
+                    bytes >> 20
+                );
+            }
+            self.limits.budget.set_spool_full(full);
+        }
     }
 
     fn update_gauges(&self, i: &Inner) {
@@ -94,6 +156,15 @@ impl Buffer {
         self.stats
             .spilled
             .store(i.spool.unread() + i.spool.inflight(), Ordering::Relaxed);
+        self.stats
+            .spool_unsynced
+            .store(i.spool.unsynced(), Ordering::Relaxed);
+        self.stats
+            .buffered_bytes
+            .store(i.mem_bytes, Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(i.spool.pending_bytes(), Ordering::Relaxed);
     }
 
     /// Adds a record; blocks only while the spool cannot be written (disk full).
@@ -101,7 +172,11 @@ impl Buffer {
         let mut failures = 0u32;
         loop {
             let mut i = self.inner.lock();
-            if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity {
+            let bytes = mem_size(&rec);
+            let fits =
+                i.mem.is_empty() || i.mem_bytes.saturating_add(bytes) <= self.limits.memory_bytes;
+            if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity && fits {
+                i.mem_bytes += bytes;
                 i.mem.push_back(rec);
                 self.update_gauges(&i);
                 drop(i);
@@ -112,6 +187,7 @@ impl Buffer {
                 Ok(()) => {
                     self.stats.spilled_total.fetch_add(1, Ordering::Relaxed);
                     self.update_gauges(&i);
+                    self.note_spool(&i);
                     drop(i);
                     if failures > 0 {
                         log::info!("sink: spool writable again; ingest resumes");
@@ -172,8 +248,15 @@ impl Buffer {
             let now = Instant::now();
             if !i.mem.is_empty() {
                 let deadline = *fill_deadline.get_or_insert(now + linger);
-                if i.mem.len() >= max || i.closed || now >= deadline || i.spool.is_active() {
-                    let n = i.mem.len().min(max);
+                let full = i.mem.len() >= max || i.mem_bytes >= self.limits.batch_bytes;
+                if full || i.closed || now >= deadline || i.spool.is_active() {
+                    let mut n = 0;
+                    let mut bytes = 0u64;
+                    while n < i.mem.len().min(max) && (n == 0 || bytes < self.limits.batch_bytes) {
+                        bytes += mem_size(&i.mem[n]);
+                        n += 1;
+                    }
+                    i.mem_bytes = i.mem_bytes.saturating_sub(bytes);
                     let records: Vec<Record> = i.mem.drain(..n).collect();
                     self.update_gauges(&i);
                     return Some(Batch {
@@ -185,7 +268,7 @@ impl Buffer {
                 continue;
             }
             if i.spool.unread() > 0 {
-                let (lines, end) = match i.spool.read(max) {
+                let (lines, end) = match i.spool.read(max, self.limits.batch_bytes) {
                     Ok(x) => x,
                     Err(e) => {
                         log::error!("sink: cannot read the spool: {e}; retrying");
@@ -255,6 +338,7 @@ impl Buffer {
                 ),
             }
             self.update_gauges(&i);
+            self.note_spool(&i);
             drop(i);
             self.ready.notify_all();
         }
@@ -271,6 +355,7 @@ impl Buffer {
                 Source::Spool { .. } => i.spool.rewind(),
                 Source::Memory => {
                     for r in b.records.into_iter().rev() {
+                        i.mem_bytes += mem_size(&r);
                         i.mem.push_front(r);
                     }
                 }
@@ -287,7 +372,8 @@ impl Buffer {
                     self.update_gauges(&i);
                     return Err(e);
                 }
-                i.mem.drain(..k);
+                let gone: u64 = i.mem.drain(..k).map(|r| mem_size(&r)).sum();
+                i.mem_bytes = i.mem_bytes.saturating_sub(gone);
                 self.stats
                     .spilled_total
                     .fetch_add(k as u64, Ordering::Relaxed);
@@ -295,6 +381,7 @@ impl Buffer {
         }
         let r = i.spool.sync();
         self.update_gauges(&i);
+        self.note_spool(&i);
         r.map(|_| n)
     }
 
@@ -327,6 +414,22 @@ impl Buffer {
         self.inner.lock().durable = on;
     }
 
+    /// fsyncs the spool if its oldest unsynced append is due; returns how long until
+    /// the next one is (`None`: nothing unsynced). Errors are logged (the next
+    /// append or tick tries again).
+    pub(super) fn sync_if_due(&self) -> Option<Duration> {
+        let mut i = self.inner.lock();
+        let r = i.spool.sync_if_due();
+        self.update_gauges(&i);
+        match r {
+            Ok(next) => next,
+            Err(e) => {
+                log::error!("sink: fsync of the spool failed: {e}; retrying");
+                Some(Duration::from_millis(500))
+            }
+        }
+    }
+
     /// fsyncs the spool.
     pub(super) fn sync(&self) -> io::Result<()> {
         self.inner.lock().spool.sync()
@@ -336,6 +439,12 @@ impl Buffer {
     pub(super) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
+}
+
+/// The bytes a record holds in memory, as the memory budget counts them
+/// (`Tweet::heap_bytes`: the struct and every string it owns).
+fn mem_size(r: &Record) -> u64 {
+    r.tweet.heap_bytes()
 }
 
 #[cfg(test)]
@@ -360,7 +469,12 @@ mod tests {
 
     fn buffer(dir: &std::path::Path, cap: usize) -> Buffer {
         let (spool, _) = Spool::open(dir).unwrap();
-        Buffer::new(spool, cap, Arc::new(SinkStats::default()))
+        Buffer::new(
+            spool,
+            cap,
+            Limits::default(),
+            Arc::new(SinkStats::default()),
+        )
     }
 
     const Z: Duration = Duration::ZERO;
@@ -477,5 +591,71 @@ mod tests {
             .unwrap();
         assert_eq!(seqs(&x), vec![1, 2, 3]);
         t.join().unwrap();
+    }
+
+    fn buffer_with(dir: &std::path::Path, limits: Limits) -> Buffer {
+        let (spool, _) = Spool::open(dir).unwrap();
+        Buffer::new(spool, 1000, limits, Arc::new(SinkStats::default()))
+    }
+
+    #[test]
+    fn memory_is_bounded_in_bytes_and_batches_stop_at_their_byte_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = rec(1).tweet.heap_bytes();
+        let b = buffer_with(
+            dir.path(),
+            Limits {
+                memory_bytes: 3 * one,
+                batch_bytes: 2 * one,
+                ..Limits::default()
+            },
+        );
+        for s in 1..=5 {
+            b.push(rec(s));
+        }
+        // Three fit in memory by bytes (the count bound is 1000); two spill.
+        assert_eq!(b.stats.buffered.load(Ordering::Relaxed), 3);
+        assert_eq!(b.stats.spilled.load(Ordering::Relaxed), 2);
+        // Batches stop at two records' bytes, from memory and from the spool.
+        let x = b.pull(100, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![1, 2]);
+        b.commit(x.source);
+        let x = b.pull(100, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![3]);
+        b.commit(x.source);
+        let x = b.pull(100, Z, Z).unwrap();
+        assert!(matches!(x.source, Source::Spool { .. }));
+        // From the spool the cap counts line bytes (smaller than in memory): both fit.
+        assert_eq!(x.records.len(), 2);
+        b.commit(x.source);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_full_spool_is_reported_to_the_budget_until_commits_make_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Budget::new(1 << 30);
+        let b = buffer_with(
+            dir.path(),
+            Limits {
+                memory_bytes: 0,
+                spool_max_bytes: Some(1),
+                budget: Arc::clone(&budget),
+                ..Limits::default()
+            },
+        );
+        b.push(rec(1)); // memory takes one record even at 0 bytes
+        assert!(!budget.spool_full());
+        b.push(rec(2)); // spilled: the spool is at its maximum
+        assert!(budget.spool_full());
+        assert!(b.stats.spool_bytes.load(Ordering::Relaxed) > 0);
+        b.push(rec(3)); // never refused: it still lands in the spool
+        assert_eq!(b.len(), 3);
+        b.close();
+        while let Some(x) = b.pull(10, Z, Z) {
+            b.commit(x.source);
+        }
+        assert!(!budget.spool_full());
+        assert_eq!(b.stats.spool_bytes.load(Ordering::Relaxed), 0);
     }
 }

@@ -37,17 +37,18 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
 
 use postgres::{Client, Statement};
 
-use super::encode::{parse_twitter_time, sanitized, sanitized_json, CopyBuf};
-use super::error::WriteError;
-use super::raw_json::replace_user;
+use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
+use super::error::{db_message, DatabaseProblem, ErrorClass, Who, WriteError};
 use super::rejected::{save_rejected, REJECTED_FILE};
 use super::schema;
-use crate::model::{Record, Tweet, User};
+#[cfg(any(test, feature = "testkit"))]
+use super::SinkFault;
+use crate::model::{Record, User};
 
 /// One `COPY … FROM STDIN (FORMAT binary)` fed while it is encoded: rows are
 /// encoded into a [`CopyBuf`] and handed to the connection every 64 KiB, so the
@@ -103,6 +104,8 @@ pub(crate) struct WriteOutcome {
     pub(crate) users_changed: u64,
     /// Rows rejected by the database and saved to the rejected file.
     pub(crate) rejected: u64,
+    /// Records with a rejected part, or that could not be encoded.
+    pub(crate) records_rejected: u64,
     /// Values cleaned of NULs.
     pub(crate) sanitized: u64,
     /// Extra transactions caused by isolating bad rows.
@@ -116,6 +119,7 @@ impl WriteOutcome {
         self.tweets_changed += o.tweets_changed;
         self.users_changed += o.users_changed;
         self.rejected += o.rejected;
+        self.records_rejected += o.records_rejected;
         self.sanitized += o.sanitized;
         self.isolation_attempts += o.isolation_attempts;
     }
@@ -145,6 +149,9 @@ pub(crate) struct Conn {
     /// The schema of the tables.
     #[cfg_attr(not(any(test, feature = "testkit")), allow(dead_code))]
     schema: String,
+    /// Test hook.
+    #[cfg(any(test, feature = "testkit"))]
+    pub(super) fault: Option<SinkFault>,
 }
 
 /// The writer's prepared statements that have a plan (the COPYs have none).
@@ -217,12 +224,19 @@ impl Conn {
             upsert_tweets,
             direct: true,
             schema: schema_name.to_string(),
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
         })
     }
 
     /// What cancels the statement this connection runs (from another thread).
     pub(super) fn cancel_token(&self) -> postgres::CancelToken {
         self.client.cancel_token()
+    }
+
+    /// The highest `ingest_seq` stored ([`schema::stored_seq_max`]).
+    pub(super) fn stored_seq_max(&mut self, schema_name: &str) -> Result<Option<u64>, WriteError> {
+        Ok(schema::stored_seq_max(&mut self.client, schema_name)?)
     }
 
     /// Writes records in one transaction.
@@ -253,6 +267,11 @@ impl Conn {
         }
         let prof = log::log_enabled!(log::Level::Trace);
         let mut marks = vec![std::time::Instant::now()];
+        let mut enc = RowEncoder {
+            #[cfg(any(test, feature = "testkit"))]
+            fault: self.fault.clone(),
+            sanitized: 0,
+        };
         let mut tx = self.client.transaction()?;
         // Fast path as for tweets below: users not stored yet go straight in.
         let mut direct_users: Vec<(&User, u64)> = Vec::new();
@@ -283,27 +302,7 @@ impl Conn {
             }
             let mut cs = CopyStream::begin(&mut tx, stmt)?;
             for (u, seq) in rows.iter() {
-                let c = &mut cs.buf;
-                let screen_name = u
-                    .screen_name
-                    .as_deref()
-                    .map(|s| sanitized(s, &mut out.sanitized));
-                let name = u.name.as_deref().map(|s| sanitized(s, &mut out.sanitized));
-                let lang = u.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
-                let created = u.created_at.as_deref().and_then(parse_twitter_time);
-                let raw = sanitized_json(&u.raw, &mut out.sanitized);
-                c.row(11);
-                c.int8(Some(u.id));
-                c.text(screen_name.as_deref());
-                c.text(name.as_deref());
-                c.int8(Some(u.followers_count));
-                c.int8(u.friends_count);
-                c.int8(u.statuses_count);
-                c.bool(u.verified);
-                c.text(lang.as_deref());
-                c.timestamptz(created);
-                c.jsonb(&raw);
-                c.int8(Some(*seq as i64));
+                enc.row(&mut cs.buf, *seq, |c, n| encode_user_row(c, u, *seq, n))?;
                 cs.flush_if_full()?;
             }
             let n = cs.finish()?;
@@ -344,29 +343,7 @@ impl Conn {
             }
             let mut cs = CopyStream::begin(&mut tx, stmt)?;
             for r in rows.iter() {
-                let c = &mut cs.buf;
-                let t: &Tweet = &r.tweet;
-                let text = sanitized(&t.text, &mut out.sanitized);
-                let lang = t.lang.as_deref().map(|s| sanitized(s, &mut out.sanitized));
-                let created = t.created_at.as_deref().and_then(parse_twitter_time);
-                let raw = sanitized_json(&t.raw, &mut out.sanitized);
-                let raw = replace_user(&raw, t.user.id);
-                let received = UNIX_EPOCH + Duration::from_micros(t.received_unix_us);
-                c.row(14);
-                c.int8(Some(t.id));
-                c.int8(Some(t.user.id));
-                c.text(Some(&text));
-                c.text(lang.as_deref());
-                c.timestamptz(created);
-                c.int8(Some(t.favorite_count));
-                c.int8(Some(t.retweet_count));
-                c.int8(t.retweeted_status_id);
-                c.text_array(t.hashtags.iter().map(|h| sanitized(h, &mut out.sanitized)));
-                c.float8(r.sentiment);
-                c.float8(r.engagement);
-                c.jsonb(&raw);
-                c.int8(Some(t.seq as i64));
-                c.timestamptz(Some(received));
+                enc.row(&mut cs.buf, r.tweet.seq, |c, n| encode_tweet_row(c, r, n))?;
                 cs.flush_if_full()?;
             }
             let n = cs.finish()?;
@@ -398,6 +375,7 @@ impl Conn {
                 d.join(" ")
             );
         }
+        out.sanitized = enc.sanitized;
         out.users = users.len() as u64;
         out.tweets = tweets.len() as u64;
         Ok(out)
@@ -444,6 +422,22 @@ impl Conn {
                 out.add(&o);
                 Ok(())
             }
+            Err(e) if e.class() == ErrorClass::Encode => {
+                // One record cannot become a row: reject it, write the others.
+                let (seq, reason) = e.encode_failure().unwrap_or((0, "cannot be encoded"));
+                let (bad, rest): (Vec<&Record>, Vec<&Record>) =
+                    recs.iter().partition(|r| r.tweet.seq == seq);
+                if bad.is_empty() {
+                    // Cannot happen (the seq comes from this set); never loop on it.
+                    return Err(e);
+                }
+                for rec in bad {
+                    reject(rec, "record", reason, spool_dir);
+                    out.records_rejected += 1;
+                }
+                out.isolation_attempts += 1;
+                self.write_isolating(&rest, spool_dir, out)
+            }
             Err(e) if e.is_data() => {
                 out.isolation_attempts += 1;
                 if recs.len() > 1 {
@@ -473,12 +467,14 @@ impl Conn {
         spool_dir: &Path,
         out: &mut WriteOutcome,
     ) -> Result<(), WriteError> {
+        let mut any = false;
         for (parts, what) in [(Parts::UserOnly, "user"), (Parts::TweetOnly, "tweet")] {
             out.isolation_attempts += 1;
             match self.write_set(&[rec], parts, false) {
                 Ok(o) => out.add(&o),
                 Err(e) if e.is_data() => {
                     out.rejected += 1;
+                    any = true;
                     let msg = e.message();
                     log::error!(
                         "sink: the database rejected the {what} of tweet {} (user {}, seq {}): \
@@ -491,8 +487,16 @@ impl Conn {
                     let body = serde_json::to_string(rec).unwrap_or_default();
                     save_rejected(spool_dir, what, &msg, &body);
                 }
+                Err(e) if e.class() == ErrorClass::Encode => {
+                    let reason = e.encode_failure().map_or("cannot be encoded", |(_, r)| r);
+                    reject(rec, what, reason, spool_dir);
+                    any = true;
+                }
                 Err(e) => return Err(e),
             }
+        }
+        if any {
+            out.records_rejected += 1;
         }
         Ok(())
     }
@@ -540,18 +544,106 @@ impl Conn {
     }
 }
 
-/// Opens the write connection; creates the schema first unless `schema_ready`
-/// (which it then sets).
+/// Why the write connection could not be opened.
+#[derive(Debug)]
+pub(super) enum OpenError {
+    /// Connecting failed.
+    Connect(postgres::Error),
+    /// Creating the schema, the staging tables or the statements failed.
+    Setup(postgres::Error),
+    /// The tables do not fit, or the role may not write them.
+    Problem(DatabaseProblem),
+}
+
+impl OpenError {
+    /// The permanent problem behind it, if it is one.
+    pub(super) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
+        match self {
+            OpenError::Connect(e) => who.problem(e, true),
+            OpenError::Setup(e) => who.problem(e, false),
+            OpenError::Problem(p) => Some(p.clone()),
+        }
+    }
+
+    /// A one-line description.
+    pub(super) fn message(&self) -> String {
+        match self {
+            OpenError::Connect(e) | OpenError::Setup(e) => db_message(e),
+            OpenError::Problem(p) => p.to_string(),
+        }
+    }
+}
+
+/// Opens the write connection; unless `schema_ready` (which it then sets) first
+/// creates what is missing of the schema and checks the tables ([`schema::check`]).
 pub(super) fn open(
-    pg: &postgres::Config,
+    pg: &super::Db,
     schema_name: &str,
     schema_ready: &mut bool,
-) -> Result<Conn, postgres::Error> {
-    let mut client = pg.connect(postgres::NoTls)?;
+    who: &Who,
+) -> Result<Conn, OpenError> {
+    let mut client = pg.connect().map_err(OpenError::Connect)?;
     if !*schema_ready {
-        schema::create(&mut client, schema_name)?;
+        schema::prepare(&mut client, schema_name, who)?;
         *schema_ready = true;
         log::info!("sink: schema {schema_name:?} ready");
     }
-    Conn::from_client(client, schema_name)
+    Conn::from_client(client, schema_name).map_err(OpenError::Setup)
+}
+
+/// Rejects a record the encoder could not turn into a row: counted, logged and
+/// saved with its reason.
+fn reject(rec: &Record, what: &str, reason: &str, spool_dir: &Path) {
+    log::error!(
+        "sink: the {what} of tweet {} (user {}, seq {}) {reason}; saved to {}",
+        rec.tweet.id,
+        rec.tweet.user.id,
+        rec.tweet.seq,
+        spool_dir.join(REJECTED_FILE).display()
+    );
+    let body = serde_json::to_string(rec).unwrap_or_default();
+    save_rejected(spool_dir, what, reason, &body);
+}
+
+/// Encodes rows one at a time so that one record cannot spoil a COPY: on an
+/// [`EncodeError`] or a panic (a bug, caught here so one record cannot take the
+/// writer down) the bytes of the row are dropped and the record, known by its
+/// `seq`, is named in the error so the caller rejects it and writes the rest.
+struct RowEncoder {
+    /// Test hook: panics inside the encoder for the records it selects.
+    #[cfg(any(test, feature = "testkit"))]
+    fault: Option<SinkFault>,
+    /// Values cleaned of NULs.
+    sanitized: u64,
+}
+
+impl RowEncoder {
+    fn row(
+        &mut self,
+        c: &mut CopyBuf,
+        seq: u64,
+        f: impl FnOnce(&mut CopyBuf, &mut u64) -> Result<(), EncodeError>,
+    ) -> Result<(), WriteError> {
+        let mark = c.mark();
+        #[cfg(any(test, feature = "testkit"))]
+        let fault = self.fault.as_ref().is_some_and(|f| f.encode_panics(seq));
+        let sanitized = &mut self.sanitized;
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(any(test, feature = "testkit"))]
+            if fault {
+                panic!("test fault: encoder panic on seq {seq}");
+            }
+            f(c, sanitized)
+        }));
+        let reason = match res {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => format!("cannot be encoded: {e}"),
+            Err(p) => format!(
+                "the encoder panicked on it: {}",
+                crate::supervise::panic_message(p.as_ref())
+            ),
+        };
+        c.truncate(mark);
+        Err(WriteError::encode(seq, reason))
+    }
 }

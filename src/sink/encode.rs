@@ -24,6 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use postgres::types::ToSql;
 use postgres::types::Type;
 
+use super::raw_json::replace_user;
+use crate::model::{Record, Tweet, User};
+
 /// Parses Twitter's `Mon Apr 18 19:30:47 +0000 2016`. `None` if it does not parse
 /// or is not a real date.
 pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
@@ -44,26 +47,28 @@ pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
         "Dec" => 12,
         _ => return None,
     };
-    let day: i64 = it.next()?.parse().ok()?;
+    let day = digits(it.next()?, 2)?;
     let mut hms = it.next()?.split(':');
-    let h: i64 = hms.next()?.parse().ok()?;
-    let mi: i64 = hms.next()?.parse().ok()?;
-    let se: i64 = hms.next()?.parse().ok()?;
+    let h = digits(hms.next()?, 2)?;
+    let mi = digits(hms.next()?, 2)?;
+    let se = digits(hms.next()?, 2)?;
     if hms.next().is_some() {
         return None;
     }
     let off = it.next()?;
-    let year: i64 = it.next()?.parse().ok()?;
-    if it.next().is_some() || off.len() != 5 {
+    let year = digits(it.next()?, 4)?;
+    if it.next().is_some() {
         return None;
     }
-    let sign = match off.get(..1)? {
-        "+" => 1,
-        "-" => -1,
+    // The offset is `+hhmm` or `-hhmm`: checked byte by byte, so a multi-byte
+    // character anywhere in it is simply not a match (never a cut inside it).
+    let (sign, oh, om) = match *off.as_bytes() {
+        [s @ (b'+' | b'-'), h1, h2, m1, m2] if [h1, h2, m1, m2].iter().all(u8::is_ascii_digit) => {
+            let d = |a: u8, b: u8| i64::from(a - b'0') * 10 + i64::from(b - b'0');
+            (if s == b'+' { 1 } else { -1 }, d(h1, h2), d(m1, m2))
+        }
         _ => return None,
     };
-    let oh: i64 = off.get(1..3)?.parse().ok()?;
-    let om: i64 = off.get(3..5)?.parse().ok()?;
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let mdays = [
         31,
@@ -109,6 +114,14 @@ pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
     }
 }
 
+/// A field of 1 to `max` ASCII digits (no sign, no space), as a number.
+fn digits(s: &str, max: usize) -> Option<i64> {
+    if s.is_empty() || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// Removes NUL characters (PostgreSQL text cannot hold them).
 pub(crate) fn strip_nul(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
@@ -133,7 +146,9 @@ pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
     let mut last = 0;
     while let Some(&c) = b.get(i) {
         match c {
-            b'\\' if i + 1 < b.len() => {
+            // A backslash escapes the next byte, unless that is a raw NUL: it is removed
+            // below like any other (found by the `encode` fuzz target).
+            b'\\' if i + 1 < b.len() && b.get(i + 1) != Some(&0) => {
                 if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000") {
                     out.extend_from_slice(b.get(last..i).unwrap_or_default());
                     out.extend_from_slice(b"\\ufffd");
@@ -214,9 +229,155 @@ pub struct CopyBuf {
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
+/// PostgreSQL's timestamp range in µs since its epoch: 4713-11-24 BC (inclusive) to
+/// 294277-01-01 AD (exclusive), `MIN_TIMESTAMP` and `END_TIMESTAMP` in its sources.
+const PG_TIMESTAMP_US: std::ops::Range<i64> = -211_813_488_000_000_000..9_223_371_331_200_000_000;
+
+/// The largest value PostgreSQL accepts in one field (1 GB less one byte).
+pub(crate) const MAX_FIELD_BYTES: usize = (1 << 30) - 1;
+
+/// `t` in µs since PostgreSQL's epoch, if PostgreSQL can hold it.
+fn pg_micros(t: SystemTime) -> Option<i64> {
+    let unix = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).ok()?,
+        Err(e) => i64::try_from(e.duration().as_micros())
+            .ok()?
+            .checked_neg()?,
+    };
+    let pg = unix.checked_sub(PG_EPOCH_US)?;
+    PG_TIMESTAMP_US.contains(&pg).then_some(pg)
+}
+
+/// Why a record cannot be encoded. It is then rejected (saved to the rejected file
+/// with this reason) and the rest of its batch is written.
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A value larger than PostgreSQL can hold in one field.
+    #[error(
+        "{field} is {len} bytes, more than the {MAX_FIELD_BYTES} PostgreSQL holds in one value"
+    )]
+    TooLarge {
+        /// The column.
+        field: &'static str,
+        /// Its size in bytes.
+        len: usize,
+    },
+    /// A number beyond the column's type.
+    #[error("{field} is {value}, beyond bigint's range")]
+    OutOfRange {
+        /// The column.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
+}
+
+fn fits(field: &'static str, len: usize) -> Result<(), EncodeError> {
+    if len > MAX_FIELD_BYTES {
+        return Err(EncodeError::TooLarge { field, len });
+    }
+    Ok(())
+}
+
+fn seq_i64(seq: u64) -> Result<i64, EncodeError> {
+    i64::try_from(seq).map_err(|_| EncodeError::OutOfRange {
+        field: "ingest_seq",
+        value: seq,
+    })
+}
+
+/// Fields of a `users` row in the COPY (see `schema::COPY_USERS`).
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+pub const USER_FIELDS: i16 = 11;
+/// Fields of a `tweets` row in the COPY (see `schema::COPY_TWEETS`).
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+pub const TWEET_FIELDS: i16 = 14;
+
+/// Encodes one `users` row (the columns of `schema::COPY_USERS`, in order) with
+/// `seq` as its `ingest_seq`; counts cleaned values into `sanitized`. An error
+/// leaves bytes of a partial row behind: the caller truncates to its mark.
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+pub fn encode_user_row(
+    c: &mut CopyBuf,
+    u: &User,
+    seq: u64,
+    n: &mut u64,
+) -> Result<(), EncodeError> {
+    let seq = seq_i64(seq)?;
+    let screen_name = u.screen_name.as_deref().map(|s| sanitized(s, n));
+    let name = u.name.as_deref().map(|s| sanitized(s, n));
+    let lang = u.lang.as_deref().map(|s| sanitized(s, n));
+    let raw = sanitized_json(&u.raw, n);
+    for (field, v) in [
+        ("users.screen_name", &screen_name),
+        ("users.name", &name),
+        ("users.lang", &lang),
+    ] {
+        fits(field, v.as_deref().map_or(0, str::len))?;
+    }
+    fits("users.raw", raw.len() + 1)?;
+    // A date that does not parse is NULL; the raw JSON keeps it.
+    let created = u.created_at.as_deref().and_then(parse_twitter_time);
+    c.row(USER_FIELDS);
+    c.int8(Some(u.id));
+    c.text(screen_name.as_deref());
+    c.text(name.as_deref());
+    c.int8(Some(u.followers_count));
+    c.int8(u.friends_count);
+    c.int8(u.statuses_count);
+    c.bool(u.verified);
+    c.text(lang.as_deref());
+    c.timestamptz(created);
+    c.jsonb(&raw);
+    c.int8(Some(seq));
+    Ok(())
+}
+
+/// Encodes one `tweets` row (the columns of `schema::COPY_TWEETS`, in order): the
+/// raw tweet with its `user` replaced by the user id; counts cleaned values into
+/// `sanitized`. An error leaves bytes of a partial row behind: the caller truncates
+/// to its mark.
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+pub fn encode_tweet_row(c: &mut CopyBuf, r: &Record, n: &mut u64) -> Result<(), EncodeError> {
+    let t: &Tweet = &r.tweet;
+    let seq = seq_i64(t.seq)?;
+    let text = sanitized(&t.text, n);
+    let lang = t.lang.as_deref().map(|s| sanitized(s, n));
+    let raw = sanitized_json(&t.raw, n);
+    let raw = replace_user(&raw, t.user.id);
+    let hashtags: Vec<Cow<'_, str>> = t.hashtags.iter().map(|h| sanitized(h, n)).collect();
+    fits("tweets.text", text.len())?;
+    fits("tweets.lang", lang.as_deref().map_or(0, str::len))?;
+    fits("tweets.raw", raw.len() + 1)?;
+    // Header, then per element a length and the bytes (see `text_array`).
+    let array = 20 + hashtags.iter().map(|h| 4 + h.len()).sum::<usize>();
+    fits("tweets.hashtags", array)?;
+    // A date that does not parse is NULL; the raw JSON keeps it.
+    let created = t.created_at.as_deref().and_then(parse_twitter_time);
+    let received = UNIX_EPOCH.checked_add(Duration::from_micros(t.received_unix_us));
+    c.row(TWEET_FIELDS);
+    c.int8(Some(t.id));
+    c.int8(Some(t.user.id));
+    c.text(Some(&text));
+    c.text(lang.as_deref());
+    c.timestamptz(created);
+    c.int8(Some(t.favorite_count));
+    c.int8(Some(t.retweet_count));
+    c.int8(t.retweeted_status_id);
+    c.text_array(hashtags.iter());
+    c.float8(r.sentiment);
+    c.float8(r.engagement);
+    c.jsonb(&raw);
+    c.int8(Some(seq));
+    c.timestamptz(received);
+    Ok(())
+}
+
 impl CopyBuf {
     /// An empty payload (header only).
-    pub(crate) fn new(capacity: usize) -> CopyBuf {
+    #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+    pub fn new(capacity: usize) -> CopyBuf {
         let mut buf = Vec::with_capacity(capacity + 32);
         buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
@@ -280,12 +441,9 @@ impl CopyBuf {
     }
 
     /// A `timestamptz` field: microseconds since 2000-01-01 UTC (NULL for `None`).
+    /// A time beyond PostgreSQL's range (4713 BC to 294276 AD) is NULL.
     pub(crate) fn timestamptz(&mut self, v: Option<SystemTime>) {
-        let us = v.map(|t| match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_micros() as i64,
-            Err(e) => -(e.duration().as_micros() as i64),
-        });
-        self.int8(us.map(|u| u - PG_EPOCH_US));
+        self.int8(v.and_then(pg_micros));
     }
 
     /// A one-dimensional `text[]` without NULLs (empty: zero dimensions).
@@ -308,6 +466,16 @@ impl CopyBuf {
         self.len_prefixed(&a);
     }
 
+    /// The length so far, to undo a row that failed half-way ([`CopyBuf::truncate`]).
+    pub(crate) fn mark(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Drops everything after `mark` (a row that could not be encoded).
+    pub(crate) fn truncate(&mut self, mark: usize) {
+        self.buf.truncate(mark);
+    }
+
     /// The bytes encoded so far.
     pub(super) fn bytes(&self) -> &[u8] {
         &self.buf
@@ -319,7 +487,8 @@ impl CopyBuf {
     }
 
     /// The payload with its trailer.
-    pub(crate) fn finish(mut self) -> Vec<u8> {
+    #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+    pub fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
     }
@@ -354,6 +523,15 @@ mod tests {
             "Mon Apr 18 19:30:47 0000 2016",
             "Mon Apr 18 19:30:47 +0000 2016 x",
             "2016-04-18T19:30:47Z",
+            // Multi-byte characters where the offset's digits go: no cut inside them.
+            "Mon Apr 18 19:30:47 +0é0 2016",
+            "Mon Apr 18 19:30:47 é000 2016",
+            "Mon Apr 18 19:30:47 +00é 2016",
+            // Signs and spaces are not digits.
+            "Mon Apr +1 19:30:47 +0000 2016",
+            "Mon Apr 18 19:+3:47 +0000 2016",
+            "Mon Apr 18 19:30:47 +0000 +2016",
+            "Mon Apr 18 19:30:47 +-100 2016",
         ] {
             assert_eq!(parse_twitter_time(bad), None, "{bad:?}");
         }
@@ -370,5 +548,7 @@ mod tests {
         );
         assert_eq!(sanitize_json(r#"{"t":"\\\u0000"}"#), r#"{"t":"\\\ufffd"}"#);
         assert!(matches!(sanitize_json(r#"{"t":1}"#), Cow::Borrowed(_)));
+        // A raw NUL right after a backslash is removed too.
+        assert!(!sanitize_json("{\"t\":\"a\\\0b\"}").contains('\0'));
     }
 }

@@ -137,6 +137,7 @@ pub fn record(s: &Spec) -> Record {
             hashtags: s.hashtags.iter().map(|h| h.to_string()).collect(),
             user: u,
             raw: raw.to_string(),
+            memory: Default::default(),
         }),
         sentiment: s.sentiment,
         engagement: s.engagement,

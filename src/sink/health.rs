@@ -133,60 +133,55 @@ impl Breaker {
 /// The checker thread: probes every `interval` until `stop` is set.
 pub(crate) fn spawn_checker<B>(
     breaker: B,
-    config: postgres::Config,
+    config: super::Db,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>>
 where
     B: std::ops::Deref<Target = Breaker> + Send + 'static,
 {
-    std::thread::Builder::new()
-        .name("sink-health".into())
-        .spawn(move || {
-            let mut client: Option<postgres::Client> = None;
-            let mut last_error = String::new();
-            while !stop.load(Ordering::Relaxed) {
-                let state = breaker.state();
-                if state == BreakerState::Open {
-                    breaker.apply(Event::ProbeStart);
+    crate::stats::spawn_thread("sink-health", None, move || {
+        let mut client: Option<postgres::Client> = None;
+        let mut last_error = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            let state = breaker.state();
+            if state == BreakerState::Open {
+                breaker.apply(Event::ProbeStart);
+            }
+            match probe(&config, &mut client) {
+                Ok(()) => {
+                    if breaker.state() != BreakerState::Closed {
+                        log::info!("sink: database reachable; breaker closed");
+                        last_error.clear();
+                    }
+                    breaker.apply(Event::ProbeOk);
                 }
-                match probe(&config, &mut client) {
-                    Ok(()) => {
-                        if breaker.state() != BreakerState::Closed {
-                            log::info!("sink: database reachable; breaker closed");
-                            last_error.clear();
-                        }
-                        breaker.apply(Event::ProbeOk);
+                Err(e) => {
+                    client = None;
+                    let msg = config.describe(&e);
+                    if breaker.state() == BreakerState::Closed || msg != last_error {
+                        log::warn!("sink: database probe failed: {msg}; breaker open");
                     }
-                    Err(e) => {
-                        client = None;
-                        let msg = super::error::db_message(&e);
-                        if breaker.state() == BreakerState::Closed || msg != last_error {
-                            log::warn!("sink: database probe failed: {msg}; breaker open");
-                        }
-                        last_error = msg;
-                        breaker.apply(Event::ProbeFailed);
-                    }
-                }
-                // Sleep in small steps so `stop` is seen quickly.
-                let until = Instant::now() + interval;
-                while !stop.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if now >= until {
-                        break;
-                    }
-                    std::thread::sleep((until - now).min(Duration::from_millis(50)));
+                    last_error = msg;
+                    breaker.apply(Event::ProbeFailed);
                 }
             }
-        })
+            // Sleep in small steps so `stop` is seen quickly.
+            let until = Instant::now() + interval;
+            while !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                std::thread::sleep((until - now).min(Duration::from_millis(50)));
+            }
+        }
+    })
 }
 
-fn probe(
-    config: &postgres::Config,
-    client: &mut Option<postgres::Client>,
-) -> Result<(), postgres::Error> {
+fn probe(config: &super::Db, client: &mut Option<postgres::Client>) -> Result<(), postgres::Error> {
     if client.as_ref().is_none_or_closed() {
-        *client = Some(config.connect(postgres::NoTls)?);
+        *client = Some(config.connect()?);
     }
     match client {
         Some(c) => c.simple_query("SELECT 1").map(|_| ()),

@@ -28,14 +28,19 @@
 //! wiring of the threads.
 
 mod buffer;
+mod compat;
 mod conn;
+mod connect;
 mod drain;
 mod encode;
 mod error;
 #[cfg(any(test, feature = "testkit"))]
+mod fault;
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) mod fixture;
 mod health;
 mod monitor;
+mod pause;
 mod raw_json;
 mod rejected;
 mod schema;
@@ -44,40 +49,56 @@ mod session;
 mod spool;
 mod writer;
 
+pub(crate) use self::compat::check_tables;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::conn::Prepared;
+pub use self::connect::connect_database;
+pub(crate) use self::connect::{redact_url, Db};
 pub use self::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
-pub use self::encode::{CopyBuf, Jsonb};
-pub use self::error::WriteError;
+pub use self::encode::{
+    encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, TWEET_FIELDS, USER_FIELDS,
+};
+pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
+#[cfg(any(test, feature = "testkit"))]
+pub use self::fault::{SeqPredicate, SinkFault};
+pub use self::health::BreakerState;
+pub use self::pause::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::schema::create as create_schema;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::session::WriterSession;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 
 use self::buffer::Buffer;
 use self::drain::Drain;
-use self::health::{Breaker, BreakerState, Event};
-use self::writer::writer_loop;
-use crate::model::Record;
+use self::error::Who;
+use self::health::Breaker;
+use self::pause::Pause;
+use self::writer::{writer_thread, WriterState};
+use crate::budget::Budget;
+use crate::model::{unix_micros, Record, SeqGen};
 use crate::stats::Histogram;
+use crate::supervise::StagePolicy;
 
-/// Sink settings.
-#[derive(Debug, Clone)]
+/// Sink settings. Its `Debug` shows the database URL without its password.
+#[derive(Clone)]
 pub struct SinkConfig {
-    /// `postgres://user@host:port/db` or key=value form.
+    /// `postgres://user@host:port/db` or key=value form; `sslmode` (libpq's five
+    /// modes) and `sslrootcert` are honoured.
     pub database_url: String,
+    /// CA certificates (PEM) that sign the server's certificate, for
+    /// `sslmode=verify-ca` and `verify-full` (default: the URL's `sslrootcert`,
+    /// else the system's roots).
+    pub db_ca_file: Option<PathBuf>,
     /// Schema of the `users` and `tweets` tables (created if missing). Default `public`.
     pub schema: String,
     /// Smallest batch the monitor may choose (default 10).
@@ -106,12 +127,38 @@ pub struct SinkConfig {
     pub shutdown_grace: Duration,
     /// Longest time spooled appends may stay without fsync (default 200 ms).
     pub spool_sync: Duration,
+    /// Most bytes of records kept in memory (as `Tweet::heap_bytes` counts
+    /// them), besides `buffer_records`; beyond, records spill to the spool.
+    /// Default unlimited; the pipeline sets half of `--memory-limit`.
+    pub buffer_bytes: u64,
+    /// A batch stops growing at this many bytes (at least one record), which
+    /// bounds what the writer holds outside the memory budget: the spool lines
+    /// it read, their records and the COPY buffer. Default 64 MiB.
+    pub batch_max_bytes: u64,
+    /// Uncommitted spool bytes at which [`SinkConfig::budget`] is told the
+    /// spool is full, so that ingest waits (`--spool-max-bytes`). The sink itself
+    /// never refuses a record: what is already in memory still lands in the
+    /// spool. Default `None`: no maximum.
+    pub spool_max_bytes: Option<u64>,
+    /// The memory budget that the spool-full state is reported to.
+    pub budget: Arc<Budget>,
+    /// Restarts of the writer after a panic (a bug): at most 5 within 60 s by
+    /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
+    /// its records are spooled and the sink reports the failure.
+    pub restart: StagePolicy,
+    /// Replay a spool tagged for another target (database URL without password, and
+    /// schema) into this one; without it such a spool is refused (default false).
+    pub adopt_spool: bool,
+    /// Test hook, see [`SinkFault`].
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<SinkFault>,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
             database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            db_ca_file: None,
             schema: "public".into(),
             batch_min: 10,
             batch_max: 20_000,
@@ -125,7 +172,43 @@ impl Default for SinkConfig {
             statement_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             spool_sync: Duration::from_millis(200),
+            buffer_bytes: u64::MAX,
+            batch_max_bytes: 64 << 20,
+            spool_max_bytes: None,
+            budget: Budget::unlimited(),
+            restart: StagePolicy {
+                max_restarts: 5,
+                window: Duration::from_secs(60),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                backoff_reset: Duration::from_secs(30),
+            },
+            adopt_spool: false,
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
         }
+    }
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_ca_file", &self.db_ca_file)
+            .field("schema", &self.schema)
+            .field("batch_min", &self.batch_min)
+            .field("batch_max", &self.batch_max)
+            .field("batch_initial", &self.batch_initial)
+            .field("target_write", &self.target_write)
+            .field("linger", &self.linger)
+            .field("buffer_records", &self.buffer_records)
+            .field("spool_dir", &self.spool_dir)
+            .field("health_interval", &self.health_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("spool_sync", &self.spool_sync)
+            .finish()
     }
 }
 
@@ -156,6 +239,17 @@ pub enum SinkError {
     /// [`SinkConfig::database_url`] does not parse.
     #[error("invalid database URL: {0}")]
     Config(postgres::Error),
+    /// The TLS settings (`sslmode`, the CA file) are unusable.
+    #[error("database TLS: {0}")]
+    Tls(String),
+    /// A connection could not be opened ([`connect_database`]).
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The database URL, without its password.
+        url: String,
+        /// What failed, with the TLS settings when the handshake failed.
+        message: String,
+    },
     /// The spool directory cannot be created, opened or read.
     #[error("spool directory {path}")]
     Spool {
@@ -177,12 +271,65 @@ pub enum SinkError {
     /// A thread panicked; the writer's buffer was moved to the spool first.
     #[error("the sink's {0} thread panicked (its buffer was moved to the spool)")]
     Panicked(SinkThread),
+    /// The writer kept panicking and gave up; what it held is in the spool.
+    #[error("the sink's writer failed for good ({cause}); its records are in the spool")]
+    WriterFailed {
+        /// The supervisor's account (restarts, last panic).
+        cause: String,
+    },
+    /// The spool holds records written for another target; they are not replayed.
+    #[error(
+        "the spool {} holds {pending} records for {found}, not for {expected}; they are not \
+         replayed into another database. Use another --spool-dir for this target, or run \
+         once with --adopt-spool to write them into {expected} deliberately",
+        dir.display()
+    )]
+    SpoolTarget {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The target its tag names.
+        found: String,
+        /// This run's target.
+        expected: String,
+        /// Records waiting in it.
+        pending: u64,
+    },
+    /// The database cannot take the records and no retry can help (schema mismatch,
+    /// privileges, read-only, login); what the sink held is in the spool.
+    #[error(transparent)]
+    Database(DatabaseProblem),
+}
+
+impl SinkError {
+    /// Whether this is a permanent database problem (the process exits with code 2).
+    pub fn is_database_problem(&self) -> bool {
+        matches!(self, SinkError::Database(_))
+    }
+}
+
+/// A thread of the sink that ended for good while the sink should still run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    /// Which thread.
+    pub thread: SinkThread,
+    /// Why, in words.
+    pub cause: String,
+    /// The database problem behind it, when it is one.
+    pub problem: Option<DatabaseProblem>,
+}
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the sink's {} stopped: {}", self.thread, self.cause)
+    }
 }
 
 /// Live counters of the sink (all relaxed atomics), plus the breaker.
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub(crate) breaker: Breaker,
+    /// The operator's pause switch and the writer's answer.
+    pub(crate) pause: Pause,
     /// Current batch size chosen by the monitor.
     pub batch_size: AtomicU64,
     /// Write time of the last batch, µs.
@@ -199,16 +346,33 @@ pub struct SinkStats {
     pub spilled_total: AtomicU64,
     /// Records found in the spool at start.
     pub replayed_at_start: AtomicU64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: AtomicU64,
+    /// Approximate bytes of the records in memory (their JSON and text).
+    pub buffered_bytes: AtomicU64,
+    /// Bytes of the spool file not committed yet (what `--spool-max-bytes` bounds).
+    pub spool_bytes: AtomicU64,
     /// Torn last lines cut at start.
     pub torn_lines: AtomicU64,
     /// Spool lines that did not parse (saved to the rejected file).
     pub spool_corrupt: AtomicU64,
     /// Failed spool appends (disk full …); ingest blocks meanwhile.
     pub spool_write_errors: AtomicU64,
+    /// Bytes appended to the spool and not yet fsync'd (0 within `spool_sync` of
+    /// the last append).
+    pub spool_unsynced: AtomicU64,
     /// Records received on the input channel.
     pub records_in: AtomicU64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: AtomicU64,
+    /// Records with a part (user or tweet) that was rejected, or that could not be
+    /// encoded (saved to `rejected.jsonl`); with `records_committed` they add up
+    /// to the records written.
+    pub records_rejected: AtomicU64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: AtomicU64,
+    /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
+    pub committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
     pub written_tweets: AtomicU64,
     /// User rows sent in committed batches.
@@ -229,6 +393,12 @@ pub struct SinkStats {
     pub latency: Histogram,
     /// Batch write times, µs.
     pub write_time: Histogram,
+    /// A thread that ended for good (the first one).
+    failure: parking_lot::Mutex<Option<SinkFailure>>,
+    /// Why the writer waits although the database is reachable (disk full …).
+    waiting: parking_lot::Mutex<Option<String>>,
+    /// The writer thread has ended.
+    writer_done: AtomicBool,
 }
 
 /// A copy of [`SinkStats`] for the status line and the stats file.
@@ -242,8 +412,13 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing`.
+    /// `up`, `down` or `probing` (the breaker), `paused` (by the operator, whatever
+    /// the breaker says), `waiting` (the database refuses writes for now, e.g. its
+    /// disk is full), `failed` (a thread of the sink ended for good) or `stopped`
+    /// (the writer has finished). Never `up` without a writer.
     pub sink_state: &'static str,
+    /// Why the state is `waiting` or `failed`.
+    pub sink_reason: Option<String>,
     /// Times the breaker opened.
     pub breaker_trips: u64,
     /// Records in memory.
@@ -254,16 +429,30 @@ pub struct SinkSnapshot {
     pub spilled_total: u64,
     /// Records found in the spool at start.
     pub replayed_at_start: u64,
+    /// Records read back from the spool and committed.
+    pub records_replayed: u64,
+    /// Approximate bytes of the records in memory.
+    pub buffered_bytes: u64,
+    /// Bytes of the spool file not committed yet.
+    pub spool_bytes: u64,
     /// Torn last lines cut at start.
     pub torn_lines: u64,
     /// Spool lines that did not parse (saved to the rejected file).
     pub spool_corrupt: u64,
     /// Failed spool appends.
     pub spool_write_errors: u64,
+    /// Bytes appended to the spool and not yet fsync'd.
+    pub spool_unsynced: u64,
     /// Records received on the input channel.
     pub records_in: u64,
-    /// Records whose batch committed.
+    /// Records whose batch committed, rejected ones not included.
     pub records_committed: u64,
+    /// Records with a rejected part (saved to `rejected.jsonl`).
+    pub records_rejected: u64,
+    /// Writer restarts after a panic.
+    pub writer_restarts: u64,
+    /// Records whose batch committed, from `/tweets/1` and `/tweets/2`.
+    pub committed_streams: [u64; 2],
     /// Tweet rows sent in committed batches.
     pub written_tweets: u64,
     /// User rows sent in committed batches.
@@ -295,6 +484,7 @@ impl SinkStats {
     pub fn snapshot(&self) -> SinkSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+        let (sink_state, sink_reason) = self.state();
         SinkSnapshot {
             batch_size: l(&self.batch_size),
             last_write_ms: l(&self.last_write_us) as f64 / 1000.0,
@@ -304,17 +494,25 @@ impl SinkStats {
                 2 => "shrink",
                 _ => "hold",
             },
-            sink_state: self.breaker.state().name(),
+            sink_state,
+            sink_reason,
             breaker_trips: l(&self.breaker.trips),
             buffered: l(&self.buffered),
             spilled: l(&self.spilled),
             spilled_total: l(&self.spilled_total),
             replayed_at_start: l(&self.replayed_at_start),
+            records_replayed: l(&self.records_replayed),
+            buffered_bytes: l(&self.buffered_bytes),
+            spool_bytes: l(&self.spool_bytes),
             torn_lines: l(&self.torn_lines),
             spool_corrupt: l(&self.spool_corrupt),
             spool_write_errors: l(&self.spool_write_errors),
+            spool_unsynced: l(&self.spool_unsynced),
             records_in: l(&self.records_in),
             records_committed: l(&self.records_committed),
+            records_rejected: l(&self.records_rejected),
+            writer_restarts: l(&self.writer_restarts),
+            committed_streams: [l(&self.committed_streams[0]), l(&self.committed_streams[1])],
             written_tweets: l(&self.written_tweets),
             written_users: l(&self.written_users),
             tweets_changed: l(&self.tweets_changed),
@@ -334,6 +532,43 @@ impl SinkStats {
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }
+
+    /// The state shown to people, and why (see [`SinkSnapshot::sink_state`]).
+    fn state(&self) -> (&'static str, Option<String>) {
+        if let Some(f) = self.failure.lock().as_ref() {
+            return ("failed", Some(f.to_string()));
+        }
+        if self.writer_done.load(Ordering::Relaxed) {
+            return ("stopped", None);
+        }
+        if self.pause.is_requested() {
+            return ("paused", None);
+        }
+        if let Some(w) = self.waiting.lock().as_ref() {
+            return ("waiting", Some(w.clone()));
+        }
+        (self.breaker.state().name(), None)
+    }
+
+    /// The first thread that ended for good, if any.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.failure.lock().clone()
+    }
+
+    /// Records a thread's end for good (the first one is kept).
+    pub(crate) fn fail(&self, f: SinkFailure) {
+        let mut slot = self.failure.lock();
+        if slot.is_none() {
+            log::error!("sink: {f}");
+            *slot = Some(f);
+        }
+    }
+
+    /// The writer waits for `why` (a reachable database refusing writes), or no
+    /// longer (`None`).
+    pub(crate) fn set_waiting(&self, why: Option<String>) {
+        *self.waiting.lock() = why;
+    }
 }
 
 /// What the sink did, returned by [`Sink::join`].
@@ -350,6 +585,7 @@ pub struct SinkSummary {
 /// The running sink.
 #[derive(Debug)]
 pub struct Sink {
+    seq: Arc<SeqGen>,
     stats: Arc<SinkStats>,
     ingest: JoinHandle<()>,
     writer: JoinHandle<Result<SinkSummary, SinkError>>,
@@ -363,6 +599,49 @@ impl Sink {
     /// Shared counters.
     pub fn stats(&self) -> Arc<SinkStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The ingest sequence for this run's records: it starts above the highest
+    /// `ingest_seq` stored and above the records waiting in the spool, so new
+    /// versions always win (the wall clock only if the database could not be asked
+    /// at start; the writer then raises it once it can).
+    pub fn seq(&self) -> Arc<SeqGen> {
+        Arc::clone(&self.seq)
+    }
+
+    /// A thread of the sink that ended for good while input may still come (the
+    /// writer gave up, a permanent database error, the ingest or health thread
+    /// died): the pipeline then stops. `None` while the sink works.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.stats.failure().or_else(|| {
+            let dead = |h: &JoinHandle<()>| h.is_finished();
+            if dead(&self.health) {
+                Some(SinkFailure {
+                    thread: SinkThread::Health,
+                    cause: "the health checker ended".into(),
+                    problem: None,
+                })
+            } else if self.writer.is_finished() && !self.ingest.is_finished() {
+                Some(SinkFailure {
+                    thread: SinkThread::Writer,
+                    cause: "the writer ended while input was still coming".into(),
+                    problem: None,
+                })
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The operator's handle: pause and resume writing.
+    pub fn control(&self) -> SinkControl {
+        SinkControl::new(Arc::clone(&self.stats))
+    }
+
+    /// Whether the writer thread still runs and has not failed for good (a writer
+    /// that gave up only waits for the input to close, spooling).
+    pub fn writer_running(&self) -> bool {
+        !self.writer.is_finished() && self.stats.failure().is_none()
     }
 
     /// Waits until the input disconnected and everything is committed (or, if the
@@ -512,13 +791,14 @@ fn summary_now(stats: &SinkStats, buffer: &Buffer) -> SinkSummary {
     }
 }
 
-/// Builds the connection settings from the URL.
-fn pg_config(
+/// Builds the connection settings (TLS included) from the URL.
+pub(crate) fn pg_config(
     cfg: &SinkConfig,
     statement_timeout: Duration,
     app: &str,
-) -> Result<postgres::Config, SinkError> {
-    let mut c = postgres::Config::from_str(&cfg.database_url).map_err(SinkError::Config)?;
+) -> Result<Db, SinkError> {
+    let mut db = Db::new(cfg)?;
+    let c = &mut db.config;
     if c.get_connect_timeout().is_none() {
         c.connect_timeout(cfg.connect_timeout);
     }
@@ -537,7 +817,7 @@ fn pg_config(
         statement_timeout.as_millis().max(1)
     );
     c.options(opts.trim());
-    Ok(c)
+    Ok(db)
 }
 
 /// The writer's connection settings: [`pg_config`] plus what only the writer needs.
@@ -549,14 +829,15 @@ fn pg_config(
 /// nothing but ANALYZE or DDL replaces it; a batch then costs O(table × batch). A
 /// custom plan costs a few milliseconds per batch at most (2.9 ms for 10,000 ids)
 /// and is right at any table size, analyzed or not.
-pub(crate) fn writer_pg_config(cfg: &SinkConfig) -> Result<postgres::Config, SinkError> {
-    let mut c = pg_config(cfg, cfg.statement_timeout, "tweetflow-sink")?;
+pub(crate) fn writer_pg_config(cfg: &SinkConfig) -> Result<Db, SinkError> {
+    let mut db = pg_config(cfg, cfg.statement_timeout, "tweetflow-sink")?;
+    let c = &mut db.config;
     let opts = format!(
         "{} -c plan_cache_mode=force_custom_plan",
         c.get_options().unwrap_or("")
     );
     c.options(opts.trim());
-    Ok(c)
+    Ok(db)
 }
 
 /// Starts the sink. Fails only on a bad URL, an unusable spool directory or a thread
@@ -573,6 +854,28 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         source,
     };
     let (mut spool, report) = spool::Spool::open(&cfg.spool_dir).map_err(spool_err)?;
+    // The spool belongs to one target: never replay it into another by accident.
+    let target = target_tag(&writer_pg.config, &cfg.schema);
+    match spool::read_tag(&cfg.spool_dir) {
+        Some(t) if t == target => {}
+        found if report.pending == 0 || cfg.adopt_spool => {
+            if let (Some(f), true) = (&found, report.pending > 0) {
+                log::warn!(
+                    "sink: adopting the spool of {f}: its {} records are written into {target}",
+                    report.pending
+                );
+            }
+            spool::write_tag(&cfg.spool_dir, &target).map_err(spool_err)?;
+        }
+        found => {
+            return Err(SinkError::SpoolTarget {
+                dir: cfg.spool_dir.clone(),
+                found: found.unwrap_or_else(|| "no recorded target (an older tweetflow)".into()),
+                expected: target,
+                pending: report.pending,
+            })
+        }
+    }
     spool.sync_interval = cfg.spool_sync;
     let stats = Arc::new(SinkStats::default());
     stats
@@ -588,7 +891,28 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
             spool.path().display()
         );
     }
-    let buffer = Arc::new(Buffer::new(spool, cfg.buffer_records, Arc::clone(&stats)));
+    // Before a single record: the tables are checked (a mismatch or a missing
+    // privilege stops here), and the sequence starts above what is stored.
+    let who = Who::new(&writer_pg.config, &cfg.schema);
+    let stored = preflight(&cfg, &who)?;
+    let spool_next = report.max_seq.map_or(0, |m| m.saturating_add(1));
+    let first = match stored {
+        Some(max) => max.map_or(0, |m| m.saturating_add(1)).max(spool_next),
+        None => unix_micros().max(spool_next),
+    };
+    let seq = Arc::new(SeqGen::starting_at(first.max(1)));
+    let limits = buffer::Limits {
+        memory_bytes: cfg.buffer_bytes,
+        batch_bytes: cfg.batch_max_bytes,
+        spool_max_bytes: cfg.spool_max_bytes,
+        budget: Arc::clone(&cfg.budget),
+    };
+    let buffer = Arc::new(Buffer::new(
+        spool,
+        cfg.buffer_records,
+        limits,
+        Arc::clone(&stats),
+    ));
     let stop_health = Arc::new(AtomicBool::new(false));
 
     let health = {
@@ -606,24 +930,12 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         let buf = Arc::clone(&buffer);
         let drain = Arc::clone(&drain);
         let cfg = cfg.clone();
-        std::thread::Builder::new()
-            .name("sink-writer".into())
-            .spawn(move || {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    writer_loop(&cfg, &st, &buf, &writer_pg, &drain)
-                }));
-                match r {
-                    Ok(s) => Ok(s),
-                    Err(_) => {
-                        log::error!("sink: writer panicked; moving the buffer to the spool");
-                        st.breaker.apply(Event::WriteFailed);
-                        if let Err(e) = buf.evacuate(None) {
-                            log::error!("sink: cannot spool the buffer after the panic: {e}");
-                        }
-                        Err(SinkError::Panicked(SinkThread::Writer))
-                    }
-                }
-            })
+        let state = WriterState::new(&cfg, Arc::clone(&seq), stored.is_some());
+        crate::stats::spawn_thread("sink-writer", None, move || {
+            let r = writer_thread(&cfg, &st, &buf, &writer_pg, &drain, state);
+            st.writer_done.store(true, Ordering::Relaxed);
+            r
+        })
     };
     let writer = match writer {
         Ok(w) => w,
@@ -638,15 +950,23 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
     let ingest = {
         let st = Arc::clone(&stats);
         let buf = Arc::clone(&buffer);
-        std::thread::Builder::new()
-            .name("sink-ingest".into())
-            .spawn(move || {
-                for rec in input.iter() {
-                    st.records_in.fetch_add(1, Ordering::Relaxed);
-                    buf.push(rec);
+        crate::stats::spawn_thread("sink-ingest", None, move || {
+            // The thread that appends owns the fsync timer: an idle tail of the
+            // spool is synced within `spool_sync`, not only on a later append.
+            let mut wait = None;
+            loop {
+                match input.recv_timeout(wait.unwrap_or(Duration::from_secs(1))) {
+                    Ok(rec) => {
+                        st.records_in.fetch_add(1, Ordering::Relaxed);
+                        buf.push(rec);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-                buf.close();
-            })
+                wait = buf.sync_if_due();
+            }
+            buf.close();
+        })
     };
     let ingest = match ingest {
         Ok(i) => i,
@@ -661,6 +981,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         }
     };
     Ok(Sink {
+        seq,
         stats,
         ingest,
         writer,
@@ -671,9 +992,69 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
     })
 }
 
+/// The target a spool belongs to: `postgres://user@host:port/database schema=<s>`,
+/// from the parsed settings (never the password; URL and key=value forms of the
+/// same target give the same tag).
+fn target_tag(pg: &postgres::Config, schema: &str) -> String {
+    let who = Who::new(pg, schema);
+    let host = match pg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{} schema={schema}",
+        who.role, who.database
+    )
+}
+
+/// The start-up check: if the database answers, creates what is missing, checks
+/// the tables and privileges, and reads the highest stored `ingest_seq`
+/// (`Some(max)`); `None` when it cannot be reached now (the writer does it all once
+/// it can). A permanent problem is an error: the sink does not start.
+fn preflight(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkError> {
+    let pg = pg_config(cfg, cfg.statement_timeout, "tweetflow-check")?;
+    let mut client = match pg.connect() {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = who.problem(&e, true) {
+                return Err(SinkError::Database(p));
+            }
+            log::warn!(
+                "sink: the database cannot be reached at start ({}); the tables are checked \
+                 once it can",
+                error::db_message(&e)
+            );
+            return Ok(None);
+        }
+    };
+    if let Err(e) = schema::prepare(&mut client, &cfg.schema, who) {
+        if let Some(p) = e.problem(who) {
+            return Err(SinkError::Database(p));
+        }
+        log::warn!(
+            "sink: cannot check the tables at start ({}); the writer does once it can",
+            e.message()
+        );
+        return Ok(None);
+    }
+    match schema::stored_seq_max(&mut client, &cfg.schema) {
+        Ok(max) => Ok(Some(max)),
+        Err(e) => {
+            log::warn!(
+                "sink: cannot read the highest stored ingest_seq ({}); the writer does once it \
+                 can",
+                error::db_message(&e)
+            );
+            Ok(None)
+        }
+    }
+}
+
 fn spawn_health(
     stats: Arc<SinkStats>,
-    pg: postgres::Config,
+    pg: Db,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {

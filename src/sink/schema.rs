@@ -2,58 +2,108 @@
 //!
 //! `create` runs in one transaction under `pg_advisory_xact_lock`, so two instances
 //! starting at once do not race on `CREATE … IF NOT EXISTS` (which alone can fail
-//! with a unique violation on the catalog).
+//! with a unique violation on the catalog). It creates only what is missing.
+//! `prepare` then checks what exists against the one column list ([`USERS`],
+//! [`TWEETS`]) the DDL is generated from, so a table of another application with
+//! the same name is reported before a single record is read, not discovered
+//! batch by batch.
 
 use postgres::Client;
+
+use super::conn::OpenError;
+use super::error::{DatabaseProblem, Who};
 
 /// Quotes an identifier (`"` doubled).
 pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The DDL of the schema and its two tables. With `lz4`, the `raw` columns use
-/// PostgreSQL 14+'s lz4 TOAST compression (several times faster than the default pglz
-/// on ~2 KB tweets).
-pub(super) fn create_sql(schema: &str, lz4: bool) -> String {
-    let s = ident(schema);
-    let c = if lz4 { " COMPRESSION lz4" } else { "" };
+/// One column as tweetflow creates and writes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Column {
+    /// Its name.
+    pub(super) name: &'static str,
+    /// Its type as `format_type` spells it.
+    pub(super) ty: &'static str,
+    /// Whether tweetflow may write NULL into it (then it must not be NOT NULL).
+    pub(super) may_be_null: bool,
+    /// What follows the type in the DDL (constraints, default).
+    pub(super) ddl: &'static str,
+}
+
+const fn col(name: &'static str, ty: &'static str, may_be_null: bool, ddl: &'static str) -> Column {
+    Column {
+        name,
+        ty,
+        may_be_null,
+        ddl,
+    }
+}
+
+const TSTZ: &str = "timestamp with time zone";
+
+/// The `users` table.
+pub(super) const USERS: &[Column] = &[
+    col("id", "bigint", false, " PRIMARY KEY"),
+    col("screen_name", "text", true, ""),
+    col("name", "text", true, ""),
+    col("followers_count", "bigint", false, ""),
+    col("friends_count", "bigint", true, ""),
+    col("statuses_count", "bigint", true, ""),
+    col("verified", "boolean", true, ""),
+    col("lang", "text", true, ""),
+    col("created_at", TSTZ, true, ""),
+    col("raw", "jsonb", false, " NOT NULL"),
+    col("ingest_seq", "bigint", false, " NOT NULL"),
+    col("updated_at", TSTZ, false, " NOT NULL DEFAULT now()"),
+];
+
+/// The `tweets` table.
+pub(super) const TWEETS: &[Column] = &[
+    col("id", "bigint", false, " PRIMARY KEY"),
+    col("user_id", "bigint", false, " NOT NULL"),
+    col("text", "text", false, ""),
+    col("lang", "text", true, ""),
+    col("created_at", TSTZ, true, ""),
+    col("favorite_count", "bigint", false, " NOT NULL DEFAULT 0"),
+    col("retweet_count", "bigint", false, " NOT NULL DEFAULT 0"),
+    col("retweeted_status_id", "bigint", true, ""),
+    col("hashtags", "text[]", false, " NOT NULL DEFAULT '{}'"),
+    col("sentiment", "double precision", true, ""),
+    col("engagement", "double precision", true, ""),
+    col("raw", "jsonb", false, " NOT NULL"),
+    col("ingest_seq", "bigint", false, " NOT NULL"),
+    col("received_at", TSTZ, true, ""),
+    col("ingested_at", TSTZ, false, " NOT NULL DEFAULT now()"),
+];
+
+/// The two tables: name and columns.
+pub(super) const TABLES: [(&str, &[Column]); 2] = [("users", USERS), ("tweets", TWEETS)];
+
+/// The DDL of one table. With `lz4`, the `raw` column uses PostgreSQL 14+'s lz4
+/// TOAST compression (several times faster than the default pglz on ~2 KB tweets).
+pub(super) fn table_sql(schema: &str, table: &str, columns: &[Column], lz4: bool) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let compression = if lz4 && c.ty == "jsonb" {
+                " COMPRESSION lz4"
+            } else {
+                ""
+            };
+            format!("    {} {}{compression}{}", c.name, c.ty, c.ddl)
+        })
+        .collect();
     format!(
-        "CREATE SCHEMA IF NOT EXISTS {s};
-CREATE TABLE IF NOT EXISTS {s}.users (
-    id              bigint PRIMARY KEY,
-    screen_name     text,
-    name            text,
-    followers_count bigint,
-    friends_count   bigint,
-    statuses_count  bigint,
-    verified        boolean,
-    lang            text,
-    created_at      timestamptz,
-    raw             jsonb{c} NOT NULL,
-    ingest_seq      bigint NOT NULL,
-    updated_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS {s}.tweets (
-    id                  bigint PRIMARY KEY,
-    user_id             bigint NOT NULL,
-    text                text,
-    lang                text,
-    created_at          timestamptz,
-    favorite_count      bigint NOT NULL DEFAULT 0,
-    retweet_count       bigint NOT NULL DEFAULT 0,
-    retweeted_status_id bigint,
-    hashtags            text[] NOT NULL DEFAULT '{{}}',
-    sentiment           double precision,
-    engagement          double precision,
-    raw                 jsonb{c} NOT NULL,
-    ingest_seq          bigint NOT NULL,
-    received_at         timestamptz,
-    ingested_at         timestamptz NOT NULL DEFAULT now()
-);"
+        "CREATE TABLE IF NOT EXISTS {}.{table} (\n{}\n);",
+        ident(schema),
+        cols.join(",\n")
     )
 }
 
-/// Creates the schema and tables if missing (idempotent, safe concurrently).
+/// Creates the schema and the tables that are missing (idempotent, safe
+/// concurrently). What exists is left alone, so a role with the table privileges
+/// but no `CREATE` works on tables created for it.
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
@@ -61,10 +111,187 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
         "SELECT pg_advisory_xact_lock(hashtext('tweetflow.schema.' || $1::text))",
         &[&schema],
     )?;
+    let schema_exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )?
+        .get(0);
+    if !schema_exists {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)))?;
+    }
     // lz4 where the server has it (14+, built with lz4); plain DDL otherwise.
     let lz4 = has_lz4(&mut tx)?;
-    tx.batch_execute(&create_sql(schema, lz4))?;
+    for (table, columns) in TABLES {
+        let exists: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n \
+                 ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+                &[&schema, &table],
+            )?
+            .get(0);
+        if !exists {
+            tx.batch_execute(&table_sql(schema, table, columns, lz4))?;
+        }
+    }
     tx.commit()
+}
+
+/// Gets the schema ready for writing, before a single record: refuses a read-only
+/// server, creates what is missing ([`create`]), then checks the tables: every
+/// expected column with its type, no NOT NULL where tweetflow may write NULL, no
+/// extra NOT NULL column without a default, a unique index on `id`, and the
+/// privileges the writer needs.
+pub(super) fn prepare(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> {
+    let setup = OpenError::Setup;
+    let ro: String = client
+        .query_one("SELECT current_setting('transaction_read_only')", &[])
+        .map_err(setup)?
+        .get(0);
+    if ro == "on" {
+        return Err(OpenError::Problem(DatabaseProblem::ReadOnly {
+            database: who.database.clone(),
+            message: "transactions are read-only on it (default_transaction_read_only, or a \
+                      standby)"
+                .into(),
+        }));
+    }
+    create(client, schema).map_err(setup)?;
+    check(client, schema, who)
+}
+
+/// The highest `ingest_seq` stored in either table (`None` when both are empty).
+/// A sequential scan of both tables (there is no index on `ingest_seq`, so that
+/// updates of users stay HOT); it runs once per start.
+pub(super) fn stored_seq_max(
+    client: &mut impl postgres::GenericClient,
+    schema: &str,
+) -> Result<Option<u64>, postgres::Error> {
+    let s = ident(schema);
+    let max: Option<i64> = client
+        .query_one(
+            &format!(
+                "SELECT greatest((SELECT max(ingest_seq) FROM {s}.users), \
+                 (SELECT max(ingest_seq) FROM {s}.tweets))"
+            ),
+            &[],
+        )?
+        .get(0);
+    Ok(max.map(|m| u64::try_from(m).unwrap_or(0)))
+}
+
+/// The checks of [`prepare`] on existing tables.
+fn check(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> {
+    let setup = OpenError::Setup;
+    let names: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
+    let rows = client
+        .query(
+            "SELECT c.relname::text, c.relkind::text, a.attname::text, \
+                    format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                    (a.atthasdef OR a.attidentity::text <> '' OR a.attgenerated::text <> ''), \
+                    (has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT') \
+                     AND has_table_privilege(c.oid, 'UPDATE')) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+                  AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relname = ANY($2)",
+            &[&schema, &names],
+        )
+        .map_err(setup)?;
+    let unique_id: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+             WHERE n.nspname = $1 AND i.indisunique AND i.indnkeyatts = 1 \
+               AND i.indpred IS NULL AND a.attname = 'id'",
+            &[&schema],
+        )
+        .map_err(setup)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut denied = Vec::new();
+    for (table, columns) in TABLES {
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|r| r.get::<_, String>(0) == table)
+            .collect();
+        let mut problems = Vec::new();
+        let kind: Option<String> = mine.first().map(|r| r.get(1));
+        if !matches!(kind.as_deref(), Some("r" | "p")) {
+            problems.push(format!(
+                "it is not a table (pg_class.relkind {})",
+                kind.as_deref().unwrap_or("?")
+            ));
+        }
+        let found = |name: &str| {
+            mine.iter()
+                .find(|r| r.get::<_, Option<String>>(2).as_deref() == Some(name))
+        };
+        for c in columns {
+            match found(c.name) {
+                None => problems.push(format!("column {} ({}) is missing", c.name, c.ty)),
+                Some(r) => {
+                    let ty: String = r.get(3);
+                    if ty != c.ty {
+                        problems.push(format!("column {} is {ty}, expected {}", c.name, c.ty));
+                    }
+                    let not_null: bool = r.get(4);
+                    if not_null && c.may_be_null {
+                        problems.push(format!(
+                            "column {} is NOT NULL, but tweetflow writes NULL when a tweet has \
+                             no value for it",
+                            c.name
+                        ));
+                    }
+                }
+            }
+        }
+        for r in &mine {
+            let Some(name) = r.get::<_, Option<String>>(2) else {
+                continue;
+            };
+            let (not_null, has_default): (bool, bool) = (r.get(4), r.get(5));
+            if not_null && !has_default && !columns.iter().any(|c| c.name == name) {
+                problems.push(format!(
+                    "column {name} is NOT NULL without a default, and tweetflow does not \
+                     write it"
+                ));
+            }
+        }
+        if !unique_id.iter().any(|t| t == table) {
+            problems.push("no unique index on id alone (the upsert needs one)".into());
+        }
+        if !problems.is_empty() {
+            return Err(OpenError::Problem(DatabaseProblem::SchemaMismatch {
+                table: format!("{schema}.{table}"),
+                problems,
+            }));
+        }
+        if mine.first().is_some_and(|r| !r.get::<_, bool>(6)) {
+            denied.push(format!("SELECT, INSERT, UPDATE on {schema}.{table}"));
+        }
+    }
+    let temp: bool = client
+        .query_one(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY')",
+            &[],
+        )
+        .map_err(setup)?
+        .get(0);
+    if !temp {
+        denied.push(format!("TEMPORARY on database {}", who.database));
+    }
+    if !denied.is_empty() {
+        return Err(OpenError::Problem(DatabaseProblem::Privilege {
+            role: who.role.clone(),
+            message: format!("the role {} lacks {}", who.role, denied.join(" and ")),
+            needs: who.needs(),
+        }));
+    }
+    Ok(())
 }
 
 /// Whether the server offers lz4 TOAST compression (PostgreSQL 14+ built with lz4).

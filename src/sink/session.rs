@@ -25,7 +25,11 @@ impl WriterSession {
             other => unreachable_config(other),
         })?;
         let mut ready = false;
-        let conn = conn::open(&pg, &cfg.schema, &mut ready)?;
+        let who = super::error::Who::new(&pg.config, &cfg.schema);
+        let conn = conn::open(&pg, &cfg.schema, &mut ready, &who).map_err(|e| match e {
+            conn::OpenError::Connect(e) | conn::OpenError::Setup(e) => WriteError::from(e),
+            conn::OpenError::Problem(p) => panic!("the test database does not fit: {p}"),
+        })?;
         Ok(WriterSession {
             conn,
             spool_dir: cfg.spool_dir.clone(),

@@ -9,10 +9,12 @@
 //! harmless.
 //!
 //! Durability: every append is one `write` of whole lines into the file (so a
-//! killed process loses nothing that was appended); `fsync` runs at most every
-//! [`Spool::sync_interval`] on appends, and always when the writer evacuates memory
-//! to disk and at shutdown. A power loss can thus lose the last `sync_interval` of
-//! appends; a process kill cannot. A write that fails (disk full) is undone with
+//! killed process loses nothing that was appended); `fsync` runs once the oldest
+//! unsynced append is [`Spool::sync_interval`] old — on the next append or on the
+//! owner's timer ([`Spool::sync_if_due`], the sink's ingest thread), so an idle
+//! tail is synced too — and always when the writer evacuates memory to disk and at
+//! shutdown. The directory is fsync'd after the file is created. A power loss can
+//! thus lose at most the last `sync_interval` of appends; a process kill cannot. A write that fails (disk full) is undone with
 //! `set_len` so no partial line stays behind; a torn last line found at open (a
 //! crash in the middle of a write) is cut off, counted and saved to `torn` under
 //! the spool directory.
@@ -34,6 +36,8 @@ pub(super) struct OpenReport {
     pub pending: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
     pub torn_bytes: u64,
+    /// The highest `seq` of the records waiting (`None` when none is waiting).
+    pub max_seq: Option<u64>,
 }
 
 /// The spill file and its read/commit positions.
@@ -53,8 +57,10 @@ pub(super) struct Spool {
     unread: u64,
     /// Lines in `[committed_off, read_off)`.
     inflight: u64,
-    last_sync: Instant,
-    dirty: bool,
+    /// When the oldest append not yet fsync'd was made (`None`: all synced).
+    dirty_since: Option<Instant>,
+    /// Bytes appended since the last fsync.
+    unsynced: u64,
     /// Longest time appended data may stay without fsync.
     pub sync_interval: Duration,
 }
@@ -76,12 +82,43 @@ fn count_lines(file: &File, from: u64, to: u64) -> io::Result<u64> {
     Ok(n)
 }
 
+/// The prefix serde writes for a [`Record`]: `tweet` is its first field and `seq`
+/// the tweet's first.
+const SEQ_PREFIX: &[u8] = br#"{"tweet":{"seq":"#;
+
+/// The `seq` of a spool line, read from its prefix without parsing the rest
+/// (`None` for a line that does not start so; it is caught when replayed).
+fn line_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(SEQ_PREFIX)?;
+    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(rest.get(..n)?).ok()?.parse().ok()
+}
+
+/// The highest `seq` of the lines in `[from, to)`.
+fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut r = BufReader::with_capacity(1 << 20, f.take(to - from));
+    let mut line = Vec::new();
+    let mut max = None;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(max);
+        }
+        if let Some(s) = line_seq(&line) {
+            max = max.max(Some(s));
+        }
+    }
+}
+
 impl Spool {
     /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
     /// reader at the committed offset.
     pub(super) fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("spool.jsonl");
+        let new = !path.exists();
         let offset_path = dir.join("spool.offset");
         let file = OpenOptions::new()
             .read(true)
@@ -89,6 +126,10 @@ impl Spool {
             .create(true)
             .truncate(false)
             .open(&path)?;
+        if new {
+            // The file's name must survive a power loss too: fsync the directory.
+            File::open(dir)?.sync_all()?;
+        }
         let mut len = file.metadata()?.len();
         let mut report = OpenReport::default();
         if len > 0 {
@@ -133,6 +174,9 @@ impl Spool {
         let committed = read_offset(&offset_path, &file, len);
         let unread = count_lines(&file, committed, len)?;
         report.pending = unread;
+        if unread > 0 {
+            report.max_seq = max_seq(&file, committed, len)?;
+        }
         let spool = Spool {
             dir: dir.to_path_buf(),
             path,
@@ -143,8 +187,8 @@ impl Spool {
             committed_off: committed,
             unread,
             inflight: 0,
-            last_sync: Instant::now(),
-            dirty: false,
+            dirty_since: None,
+            unsynced: 0,
             sync_interval: Duration::from_millis(200),
         };
         Ok((spool, report))
@@ -164,6 +208,11 @@ impl Spool {
     /// appended behind them to keep the order).
     pub(super) fn is_active(&self) -> bool {
         self.write_len > 0
+    }
+
+    /// Bytes appended and not committed yet.
+    pub(super) fn pending_bytes(&self) -> u64 {
+        self.write_len.saturating_sub(self.committed_off)
     }
 
     /// Lines not yet handed out.
@@ -200,26 +249,46 @@ impl Spool {
         }
         self.write_len += buf.len() as u64;
         self.unread += lines;
-        self.dirty = true;
-        if self.last_sync.elapsed() >= self.sync_interval {
-            self.sync()?;
-        }
-        Ok(())
+        self.unsynced += buf.len() as u64;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        self.sync_if_due().map(|_| ())
     }
 
     /// fsyncs the file if anything was appended since the last sync.
     pub(super) fn sync(&mut self) -> io::Result<()> {
-        if self.dirty {
+        if self.dirty_since.is_some() {
             self.file.sync_data()?;
-            self.dirty = false;
+            self.dirty_since = None;
+            self.unsynced = 0;
         }
-        self.last_sync = Instant::now();
         Ok(())
     }
 
+    /// fsyncs if the oldest unsynced append is `sync_interval` old; returns how
+    /// long until the next fsync is due (`None`: nothing is unsynced). The owner
+    /// calls it on a timer, so an idle tail is synced too, not only on a later
+    /// append.
+    pub(super) fn sync_if_due(&mut self) -> io::Result<Option<Duration>> {
+        let Some(since) = self.dirty_since else {
+            return Ok(None);
+        };
+        let age = since.elapsed();
+        if age >= self.sync_interval {
+            self.sync()?;
+            return Ok(None);
+        }
+        Ok(Some(self.sync_interval - age))
+    }
+
+    /// Bytes appended and not yet fsync'd.
+    pub(super) fn unsynced(&self) -> u64 {
+        self.unsynced
+    }
+
     /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
-    pub(super) fn read(&mut self, max: usize) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    pub(super) fn read(&mut self, max: usize, max_bytes: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
         let mut out = Vec::new();
+        let mut bytes = 0u64;
         if self.unread == 0 || max == 0 {
             return Ok((out, self.read_off));
         }
@@ -227,13 +296,15 @@ impl Spool {
         f.seek(SeekFrom::Start(self.read_off))?;
         let mut r = BufReader::with_capacity(1 << 20, f.take(self.write_len - self.read_off));
         let mut off = self.read_off;
-        while out.len() < max {
+        // At least one line, however long; then up to `max` lines and `max_bytes`.
+        while out.len() < max && (out.is_empty() || bytes < max_bytes) {
             let mut line = Vec::with_capacity(2400);
             let n = r.read_until(b'\n', &mut line)?;
             if n == 0 {
                 break;
             }
             off += n as u64;
+            bytes += n as u64;
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
@@ -271,7 +342,8 @@ impl Spool {
             self.read_off = 0;
             self.committed_off = 0;
             self.inflight = 0;
-            self.dirty = false;
+            self.dirty_since = None;
+            self.unsynced = 0;
             match std::fs::remove_file(&self.offset_path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -282,6 +354,25 @@ impl Spool {
         std::fs::write(&self.offset_path, offset.to_string())?;
         Ok(false)
     }
+}
+
+/// Name of the tag file: the target the spool's records are for.
+const TAG_FILE: &str = "spool.target";
+
+/// The target recorded in the spool directory (`None` if there is none).
+pub(super) fn read_tag(dir: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(dir.join(TAG_FILE)).ok()?;
+    Some(t.trim_end().to_string())
+}
+
+/// Records `target` as the spool's target (written aside, renamed, fsync'd).
+pub(super) fn write_tag(dir: &Path, target: &str) -> io::Result<()> {
+    let tmp = dir.join("spool.target.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(format!("{target}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(TAG_FILE))?;
+    File::open(dir)?.sync_all()
 }
 
 /// The committed offset from the offset file, validated: it must lie within the
@@ -347,14 +438,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep, OpenReport::default());
+        assert_eq!(rep.max_seq, None);
         let recs: Vec<Record> = (1..=5).map(rec).collect();
         s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         assert!(s.is_active());
-        let (lines, off) = s.read(3).unwrap();
+        let (lines, off) = s.read(3, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![1, 2, 3]);
-        assert_eq!(s.read(0).unwrap().0.len(), 0);
+        assert_eq!(s.read(0, u64::MAX).unwrap().0.len(), 0);
         assert!(!s.commit(off, 3).unwrap());
-        let (lines, off) = s.read(10).unwrap();
+        let (lines, off) = s.read(10, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![4, 5]);
         assert!(s.commit(off, 2).unwrap());
         assert!(!s.is_active());
@@ -368,18 +460,27 @@ mod tests {
             let (mut s, _) = Spool::open(dir.path()).unwrap();
             let recs: Vec<Record> = (1..=6).map(rec).collect();
             s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
-            let (_, off) = s.read(2).unwrap();
+            let (_, off) = s.read(2, u64::MAX).unwrap();
             s.commit(off, 2).unwrap();
-            let (lines, _) = s.read(2).unwrap();
+            let (lines, _) = s.read(2, u64::MAX).unwrap();
             assert_eq!(parse(&lines), vec![3, 4]);
             s.rewind();
-            let (lines, _) = s.read(1).unwrap();
+            let (lines, _) = s.read(1, u64::MAX).unwrap();
             assert_eq!(parse(&lines), vec![3]);
             // Not committed: dropped as if the process died.
         }
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 4);
-        let (lines, _) = s.read(100).unwrap();
+        // The highest seq waiting, for the next run's sequence to start above it.
+        assert_eq!(rep.max_seq, Some(6));
+        assert_eq!(
+            line_seq(br#"{"tweet":{"seq":18446744073709551615,"#),
+            Some(u64::MAX)
+        );
+        assert_eq!(line_seq(br#"{"tweet":{"seq":"#), None);
+        assert_eq!(line_seq("{\"tweet\":{\"seq\":é1".as_bytes()), None);
+        assert_eq!(line_seq(br#"{"tweet":{"seq":99999999999999999999"#), None);
+        let (lines, _) = s.read(100, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![3, 4, 5, 6]);
     }
 
@@ -400,7 +501,7 @@ mod tests {
         let (mut s, rep) = Spool::open(dir.path()).unwrap();
         assert_eq!(rep.pending, 2);
         assert_eq!(rep.torn_bytes, 18);
-        let (lines, _) = s.read(10).unwrap();
+        let (lines, _) = s.read(10, u64::MAX).unwrap();
         assert_eq!(parse(&lines), vec![1, 2]);
         let torn = std::fs::read_to_string(dir.path().join("torn")).unwrap();
         assert!(torn.starts_with("{\"tweet\":{\"seq\":3,"));

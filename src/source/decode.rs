@@ -36,6 +36,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::budget::MemoryPermit;
 use crate::model::{Seq, Tweet, User};
 
 /// Visitor methods mapping every scalar to a default value.
@@ -247,6 +248,7 @@ fn build_tweet(raw: &str, f: TweetFields<'_>) -> Result<Tweet, serde_json::Error
             raw: f.user.get().to_owned(),
         },
         raw: raw.to_owned(),
+        memory: MemoryPermit::default(),
     })
 }
 

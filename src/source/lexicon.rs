@@ -1,8 +1,10 @@
 //! Fetching the sentiment lexicon from `<server>/emotion_values`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use log::{info, warn};
+use log::{debug, info};
+use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -17,17 +19,44 @@ use crate::supervise::Backoff;
 /// Retries with the capped exponential backoff of `cfg` (connect and read
 /// timeouts from `cfg` too) until the server answers `200` with a body, or
 /// until `shutdown` ([`SourceError::Shutdown`]). A `200` whose body holds no
-/// valid line is [`SourceError::Lexicon`], not retried.
+/// valid line is [`SourceError::Lexicon`], not retried. Failed attempts are
+/// logged at debug level only: telling the user that the server is not
+/// answering is the caller's job (the pipeline does it on a timer, see
+/// `FetchProgress`).
 pub fn fetch_lexicon(
     server: &str,
     cfg: &SourceConfig,
     shutdown: &Shutdown,
 ) -> Result<Lexicon, SourceError> {
+    fetch_lexicon_reporting(server, cfg, shutdown, &FetchProgress::default())
+}
+
+/// How far [`fetch_lexicon`] got, for whoever reports the wait.
+#[derive(Debug, Default)]
+pub(crate) struct FetchProgress {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl FetchProgress {
+    /// Attempts that failed so far, and the error of the last one.
+    pub(crate) fn failures(&self) -> (u64, Option<String>) {
+        (
+            self.failed.load(Ordering::Relaxed),
+            self.last_error.lock().clone(),
+        )
+    }
+}
+
+/// [`fetch_lexicon`], recording every failed attempt in `progress`.
+pub(crate) fn fetch_lexicon_reporting(
+    server: &str,
+    cfg: &SourceConfig,
+    shutdown: &Shutdown,
+    progress: &FetchProgress,
+) -> Result<Lexicon, SourceError> {
     let url = join_url(server, "/emotion_values");
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(cfg.connect_timeout)
-        .timeout_read(cfg.read_timeout)
-        .build();
+    let agent = super::agent(cfg)?;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut rng = SmallRng::from_entropy();
     let mut attempt = 0u64;
@@ -58,9 +87,9 @@ pub fn fetch_lexicon(
                 return Ok(lex);
             }
             Err(e) => {
-                if attempt <= 10 || attempt % 100 == 0 {
-                    warn!("lexicon: fetching {url} failed (attempt {attempt}): {e}; retrying");
-                }
+                debug!("lexicon: fetching {url} failed (attempt {attempt}): {e}; retrying");
+                *progress.last_error.lock() = Some(e);
+                progress.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
         let wait: Duration = backoff.next_wait(None, &mut rng);

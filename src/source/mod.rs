@@ -9,18 +9,22 @@
 //!   capped exponential backoff and jitter;
 //! - [`fetch_lexicon`]: the sentiment lexicon from `<server>/emotion_values`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod decode;
 #[cfg(any(test, feature = "testkit"))]
 pub(crate) mod fixture;
+mod http;
+pub(crate) use http::agent;
 mod lexicon;
 mod reader;
 mod sse;
 
 pub use decode::{decode, Decoded, DecodedTweets, KILL_MESSAGE};
 pub use lexicon::fetch_lexicon;
+pub(crate) use lexicon::{fetch_lexicon_reporting, FetchProgress};
 pub use reader::spawn_reader;
 pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
@@ -42,6 +46,9 @@ pub struct SourceConfig {
     pub backoff_initial: Duration,
     /// Cap of the exponential backoff. Default 10 s.
     pub backoff_max: Duration,
+    /// CA certificates (PEM) an `https://` server's certificate must be signed
+    /// by, instead of the system's roots (for a private or self-signed CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SourceConfig {
@@ -53,6 +60,7 @@ impl Default for SourceConfig {
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -73,6 +81,14 @@ pub enum SourceError {
         #[source]
         source: crate::score::LexiconError,
     },
+    /// TLS for `https://` servers cannot be set up.
+    #[error("TLS for the tweet server (CA file {}): {message}", ca_file.display())]
+    Tls {
+        /// [`SourceConfig::ca_file`] (empty when none was given).
+        ca_file: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// Live counters of one stream reader (all monotonic).
@@ -80,6 +96,8 @@ pub enum SourceError {
 pub struct SourceStats {
     /// Connections that got a `200` answer.
     pub connects: AtomicU64,
+    /// 1 while a connection's body is being read, else 0 (a gauge).
+    pub connected: AtomicU64,
     /// Times the reader went back to connect after a connection ended or failed.
     pub reconnects: AtomicU64,
     /// Connection attempts that failed (transport error or non-200 status).
@@ -94,6 +112,10 @@ pub struct SourceStats {
     pub retweets: AtomicU64,
     /// Kill messages sent on.
     pub kills: AtomicU64,
+    /// Times a tweet had to wait for room in the memory budget (or the spool).
+    pub waits: AtomicU64,
+    /// Milliseconds spent waiting so.
+    pub waited_ms: AtomicU64,
     /// Events skipped because their data is neither a kill nor a valid tweet.
     pub malformed: AtomicU64,
     /// Malformed `retweeted_status` objects dropped while their retweet went on.
@@ -107,6 +129,8 @@ pub struct SourceStats {
 pub struct SourceSnapshot {
     /// Successful connections (first and later).
     pub connects: u64,
+    /// Streams connected now (1 or 0 for one reader; the sum of both).
+    pub connected: u64,
     /// Connections after the first.
     pub reconnects: u64,
     /// Connection attempts that failed.
@@ -121,6 +145,10 @@ pub struct SourceSnapshot {
     pub retweets: u64,
     /// Kill messages forwarded.
     pub kills: u64,
+    /// Times a tweet waited for the memory budget or the spool.
+    pub waits: u64,
+    /// Milliseconds spent waiting so.
+    pub waited_ms: u64,
     /// Events that were not a tweet nor a kill (counted and skipped).
     pub malformed: u64,
     /// Retweets whose embedded original was malformed (the retweet is kept).
@@ -140,6 +168,7 @@ impl SourceStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SourceSnapshot {
             connects: g(&self.connects),
+            connected: g(&self.connected),
             reconnects: g(&self.reconnects),
             connect_failures: g(&self.connect_failures),
             events: g(&self.events),
@@ -147,6 +176,8 @@ impl SourceStats {
             tweets: g(&self.tweets),
             retweets: g(&self.retweets),
             kills: g(&self.kills),
+            waits: g(&self.waits),
+            waited_ms: g(&self.waited_ms),
             malformed: g(&self.malformed),
             malformed_originals: g(&self.malformed_originals),
             oversized: g(&self.oversized),
@@ -159,6 +190,7 @@ impl SourceSnapshot {
     pub fn sum(&self, o: &SourceSnapshot) -> SourceSnapshot {
         SourceSnapshot {
             connects: self.connects + o.connects,
+            connected: self.connected + o.connected,
             reconnects: self.reconnects + o.reconnects,
             connect_failures: self.connect_failures + o.connect_failures,
             events: self.events + o.events,
@@ -166,6 +198,8 @@ impl SourceSnapshot {
             tweets: self.tweets + o.tweets,
             retweets: self.retweets + o.retweets,
             kills: self.kills + o.kills,
+            waits: self.waits + o.waits,
+            waited_ms: self.waited_ms + o.waited_ms,
             malformed: self.malformed + o.malformed,
             malformed_originals: self.malformed_originals + o.malformed_originals,
             oversized: self.oversized + o.oversized,

@@ -24,7 +24,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{debug, info, warn};
@@ -34,13 +34,22 @@ use rand::SeedableRng;
 use super::decode::{decode, Decoded};
 use super::sse::{SseEvent, SseParser};
 use super::{join_url, SourceConfig, SourceStats};
+use crate::budget::{Budget, Wait};
 use crate::log_limit::LogLimiter;
-use crate::model::{unix_micros, Ingest, SeqGen};
+use crate::model::{unix_micros, Ingest, SeqGen, Tweet};
 use crate::shutdown::Shutdown;
 use crate::supervise::Backoff;
 
 /// A server's `retry:` is honoured up to this (10 minutes).
 const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
+
+/// A server that cannot be reached is named in the log at most this often.
+const CONNECT_LOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Ingest waits are logged at most this often.
+const WAIT_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often a reader waiting for the memory budget checks for shutdown.
+const ADMIT_POLL: Duration = Duration::from_millis(100);
 
 /// Size of the fixed read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -53,30 +62,29 @@ pub fn spawn_reader(
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
+    budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("source-{stream}"))
-        .spawn(move || {
-            let mut r = Reader {
-                stream,
-                url: join_url(&cfg.server, &format!("/tweets/{stream}")),
-                agent: ureq::AgentBuilder::new()
-                    .timeout_connect(cfg.connect_timeout)
-                    .timeout_read(cfg.read_timeout)
-                    .build(),
-                cfg,
-                seq,
-                out,
-                stats,
-                shutdown,
-                last_event_id: String::new(),
-                retry: None,
-                warned_content_type: false,
-                warned_id: false,
-            };
-            r.run();
-        })
+    let agent = super::agent(&cfg).map_err(io::Error::other)?;
+    crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
+        let mut r = Reader {
+            stream,
+            url: join_url(&cfg.server, &format!("/tweets/{stream}")),
+            agent,
+            cfg,
+            seq,
+            out,
+            stats,
+            budget,
+            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
+            shutdown,
+            last_event_id: String::new(),
+            retry: None,
+            warned_content_type: false,
+            warned_id: false,
+        };
+        r.run();
+    })
 }
 
 /// Why a connection ended.
@@ -98,6 +106,8 @@ struct Reader {
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
+    budget: Arc<Budget>,
+    wait_log: LogLimiter,
     shutdown: Shutdown,
     last_event_id: String,
     retry: Option<Duration>,
@@ -130,6 +140,7 @@ impl Reader {
         let mut rng = SmallRng::from_entropy();
         let mut buf = vec![0u8; READ_BUF];
         let mut failures: u64 = 0;
+        let mut connect_log = LogLimiter::every(CONNECT_LOG_EVERY);
         let mut first = true;
         info!("stream {}: reading {}", self.stream, self.url);
         while !self.shutdown.is_triggered() {
@@ -142,12 +153,17 @@ impl Reader {
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.connect().map(|body| {
                     inc(&self.stats.connects, 1);
-                    self.read_body(body, &mut buf)
+                    self.stats.connected.store(1, Ordering::Relaxed);
+                    let ended = self.read_body(body, &mut buf);
+                    self.stats.connected.store(0, Ordering::Relaxed);
+                    ended
                 })
             }));
             match attempt {
                 Ok(Ok((end, events))) => {
                     failures = 0;
+                    // The next outage is named at once.
+                    connect_log = LogLimiter::every(CONNECT_LOG_EVERY);
                     if end == End::Stop {
                         break;
                     }
@@ -156,6 +172,7 @@ impl Reader {
                     }
                 }
                 Err(_) => {
+                    self.stats.connected.store(0, Ordering::Relaxed);
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
                     log::error!(
@@ -166,10 +183,13 @@ impl Reader {
                 Ok(Err(e)) => {
                     failures += 1;
                     inc(&self.stats.connect_failures, 1);
-                    if REPEATED.allows_count(failures) {
+                    if connect_log.check(Instant::now()).is_some() {
                         warn!(
-                            "stream {}: connecting to {} failed ({failures} in a row): {e}",
-                            self.stream, self.url
+                            "stream {}: connecting to {} failed ({failures} in a row): {e}; \
+                             retrying (said again at most every {} s while it fails)",
+                            self.stream,
+                            self.url,
+                            CONNECT_LOG_EVERY.as_secs()
                         );
                     }
                 }
@@ -288,6 +308,48 @@ impl Reader {
         }
     }
 
+    /// Gives `tweet` its permit of the memory budget, waiting while there is
+    /// no room (the socket is not read meanwhile, so TCP holds the server
+    /// back). On shutdown the permit is taken regardless: an event completely
+    /// received is still sent on.
+    fn admit(&mut self, tweet: &mut Tweet) {
+        let bytes = tweet.heap_bytes();
+        let mut waited: Option<(Instant, Wait)> = None;
+        tweet.memory = loop {
+            match self.budget.acquire_timeout(bytes, ADMIT_POLL) {
+                Ok(permit) => break permit,
+                Err(_) if self.shutdown.is_triggered() => break self.budget.force(bytes),
+                Err(why) => {
+                    if waited.is_none() {
+                        waited = Some((Instant::now(), why));
+                        inc(&self.stats.waits, 1);
+                        if let Some(more) = self.wait_log.check(Instant::now()) {
+                            warn!(
+                                "stream {}: ingest waits ({}): {} MiB of tweets are in memory \
+                                 against --memory-limit {} MiB, and the spool is {}; \
+                                 {more} more waits since the last message",
+                                self.stream,
+                                why.name(),
+                                self.budget.used() >> 20,
+                                self.budget.limit() >> 20,
+                                if self.budget.spool_full() {
+                                    "full (--spool-max-bytes)"
+                                } else {
+                                    "not full"
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        if let Some((since, _)) = waited {
+            let ms = since.elapsed().as_millis() as u64;
+            inc(&self.stats.waited_ms, ms);
+            debug!("stream {}: ingest resumes after {ms} ms", self.stream);
+        }
+    }
+
     /// Decodes and sends one event; `false` when `out` is disconnected.
     fn handle(&mut self, ev: &SseEvent, received: u64) -> bool {
         let stats = &self.stats;
@@ -313,15 +375,18 @@ impl Reader {
                     }
                 }
                 let seq = &self.seq;
-                let (original, tweet) = d.stamp(self.stream, received, || seq.next());
-                if let Some(o) = original {
+                let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
+                let stats = Arc::clone(stats);
+                if let Some(mut o) = original {
                     inc(&stats.tweets, 1);
                     inc(&stats.retweets, 1);
+                    self.admit(&mut o);
                     if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
                         return false;
                     }
                 }
                 inc(&stats.tweets, 1);
+                self.admit(&mut tweet);
                 self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
             }
             Decoded::Malformed(e) => {

@@ -1,12 +1,19 @@
 //! Counters, the status line, the stats file and the top-hashtags sketch.
 //!
 //! Shared measuring tools live here too: [`Histogram`] records latencies from many
-//! threads without locks.
+//! threads without locks; [`cpu_times`] reads the CPU time of every thread group
+//! (the CPU budget per stage, `cpu.rs` pure, `threads.rs` the I/O).
 
+mod cpu;
+pub(crate) mod history;
 pub(crate) mod sketch;
 pub(crate) mod status;
+mod threads;
 
+pub use cpu::{CpuBudget, CpuTimes, GroupCpu, ThreadGroup};
 pub use sketch::{CountMinSketch, TopHashtags};
+pub(crate) use threads::spawn_thread;
+pub use threads::{cpu_times, ended_cpu_times};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +31,19 @@ const POWERS: usize = 41;
 #[derive(Debug)]
 pub struct Histogram {
     counts: Box<[AtomicU64]>,
+    /// The sum of every recorded value, µs (a Prometheus histogram's `_sum`).
+    sum: AtomicU64,
+}
+
+/// A [`Histogram`]'s counts at chosen bounds, for a Prometheus histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cumulative {
+    /// Per bound: the values recorded in buckets that lie wholly at or below it.
+    pub le: Vec<u64>,
+    /// Every value recorded.
+    pub count: u64,
+    /// Their sum, µs.
+    pub sum: u64,
 }
 
 impl Default for Histogram {
@@ -37,6 +57,7 @@ impl Histogram {
     pub fn new() -> Histogram {
         Histogram {
             counts: (0..POWERS * SUB).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +85,33 @@ impl Histogram {
     /// Records one value in µs (lock-free; any thread).
     pub fn record(&self, micros: u64) {
         self.counts[Self::index(micros)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The counts at `bounds` (µs, ascending), for a Prometheus histogram.
+    ///
+    /// For each bound: the values in buckets that lie wholly at or below it.
+    /// That is exact when the bound is the top of a bucket; otherwise only
+    /// values less than 1/16 below the bound are left out (the bucket that
+    /// straddles it counts towards the next bound), and none above it is
+    /// counted. `le` and `count` come from one read of the counts, so no bound
+    /// counts more than `count`.
+    pub fn cumulative(&self, bounds: &[u64]) -> Cumulative {
+        let mut le = Vec::with_capacity(bounds.len());
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            let top = Self::upper(i);
+            while le.len() < bounds.len() && top > bounds[le.len()] {
+                le.push(seen);
+            }
+            seen += c.load(Ordering::Relaxed);
+        }
+        le.resize(bounds.len(), seen);
+        Cumulative {
+            le,
+            count: seen,
+            sum: self.sum.load(Ordering::Relaxed),
+        }
     }
 
     /// How many values were recorded.
@@ -98,12 +146,34 @@ impl Histogram {
         for c in self.counts.iter() {
             c.store(0, Ordering::Relaxed);
         }
+        self.sum.store(0, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cumulative_counts_at_bounds() {
+        let h = Histogram::new();
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        let c = h.cumulative(&[15, 1023, 5000, 20_000]);
+        assert_eq!(c.count, 10_000);
+        assert_eq!(c.sum, 10_000 * 10_001 / 2);
+        // Below 16 every value has a bucket of its own; 1023 is a bucket's top.
+        assert_eq!(c.le[0], 15);
+        assert_eq!(c.le[1], 1023);
+        // 5000 lies inside a bucket: less than 1/16 of it is left out, nothing added.
+        assert!(c.le[2] <= 5000 && c.le[2] > 5000 - 5000 / 16, "{}", c.le[2]);
+        assert_eq!(c.le[3], 10_000);
+        let empty = Histogram::new().cumulative(&[1, 2]);
+        assert_eq!((empty.le, empty.count, empty.sum), (vec![0, 0], 0, 0));
+        h.reset();
+        assert_eq!(h.cumulative(&[]).sum, 0);
+    }
 
     #[test]
     fn quantiles_within_one_sixteenth() {

@@ -22,6 +22,13 @@ pub struct TagCount {
 pub struct Status {
     /// Seconds since the pipeline started.
     pub t: f64,
+    /// What ingest is doing: `up` (reading), `waiting for server` (no stream
+    /// connected, or the lexicon not fetched yet), `waiting: memory limit` or
+    /// `waiting: spool full` (the readers hold back, see `--memory-limit` and
+    /// `--spool-max-bytes`), `stopped` (draining after Ctrl-C or `--duration`).
+    pub ingest: String,
+    /// Times a reader had to wait for the memory budget or the spool, so far.
+    pub ingest_waits: u64,
     /// Tweets received per second, both streams (extracted retweeted statuses included).
     pub rate_in: f64,
     /// Tweets received per second on `/tweets/1` and `/tweets/2`.
@@ -30,6 +37,10 @@ pub struct Status {
     pub sentiment_workers: usize,
     /// Workers in the engagement pool now.
     pub engagement_workers: usize,
+    /// The autoscaler's target size of the sentiment pool.
+    pub sentiment_target: usize,
+    /// The autoscaler's target size of the engagement pool.
+    pub engagement_target: usize,
     /// Jobs dispatched to workers and not finished yet (both pools).
     pub in_flight: u64,
     /// Kill messages received so far.
@@ -40,14 +51,24 @@ pub struct Status {
     pub batch_size: usize,
     /// The last batch's write time in milliseconds.
     pub write_ms: f64,
-    /// The sink's state: `up`, `down` or `probing`.
+    /// The sink's state: `up`, `down`, `probing`, `waiting` (reachable but refusing
+    /// writes, e.g. disk full), `failed` or `stopped` (never `up` without a writer),
+    /// or `paused` (by the operator).
     pub sink: String,
     /// Records waiting in memory for the sink.
     pub buffered: u64,
     /// Records waiting in the spool file.
     pub spilled: u64,
-    /// Tweet rows written per second.
+    /// Bytes in the spool file not yet committed.
+    pub spool_bytes: u64,
+    /// Bytes of tweets in memory now (counted against `memory_limit`).
+    pub memory_used: u64,
+    /// `--memory-limit`.
+    pub memory_limit: u64,
+    /// Records committed per second.
     pub rate_out: f64,
+    /// Records committed per second that came from `/tweets/1` and `/tweets/2`.
+    pub rate_out_streams: [f64; 2],
     /// Tweet rows written so far.
     pub written_tweets: u64,
     /// User rows written so far.
@@ -62,8 +83,9 @@ impl Status {
     /// The figures: rates, pools, restarts, batch, sink, totals.
     pub fn figures(&self) -> String {
         format!(
-            "{:>5.0}s in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
+            "{:>5.0}s {} │ in {:>6}/s ({}+{}) │ workers S{} E{} │ in-flight {} │ kills {} restarts {} │ batch {} {:.0}ms │ mem {}/{}M │ sink {} buf {} spool {} │ out {:>6}/s │ tweets {} users {}",
             self.t,
+            self.ingest,
             human(self.rate_in),
             human(self.rate_in_streams[0]),
             human(self.rate_in_streams[1]),
@@ -74,6 +96,8 @@ impl Status {
             self.restarts,
             self.batch_size,
             self.write_ms,
+            self.memory_used >> 20,
+            self.memory_limit >> 20,
             self.sink,
             self.buffered,
             self.spilled,
@@ -178,10 +202,14 @@ mod tests {
     fn sample() -> Status {
         Status {
             t: 12.0,
+            ingest: "up".into(),
+            ingest_waits: 3,
             rate_in: 1843.0,
             rate_in_streams: [912.0, 931.0],
             sentiment_workers: 612,
             engagement_workers: 598,
+            sentiment_target: 620,
+            engagement_target: 600,
             in_flight: 1020,
             kills: 7,
             restarts: 7,
@@ -190,7 +218,11 @@ mod tests {
             sink: "up".into(),
             buffered: 120,
             spilled: 0,
+            spool_bytes: 0,
+            memory_used: 300 << 20,
+            memory_limit: 1 << 30,
             rate_out: 1790.0,
+            rate_out_streams: [900.0, 890.0],
             written_tweets: 20311,
             written_users: 15002,
             committed: 20400,
@@ -211,7 +243,7 @@ mod tests {
     fn line_shows_every_figure() {
         let line = sample().line();
         for part in [
-            "12s",
+            "12s up │ in",
             "1.8k/s",
             "(912+931)",
             "S612 E598",
@@ -219,6 +251,7 @@ mod tests {
             "kills 7",
             "restarts 7",
             "batch 850 42ms",
+            "mem 300/1024M",
             "sink up",
             "buf 120",
             "spool 0",
@@ -248,9 +281,13 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&sample().json()).unwrap();
         for key in [
             "t",
+            "ingest",
+            "ingest_waits",
             "rate_in",
             "sentiment_workers",
             "engagement_workers",
+            "sentiment_target",
+            "engagement_target",
             "in_flight",
             "restarts",
             "batch_size",
@@ -258,6 +295,10 @@ mod tests {
             "sink",
             "buffered",
             "spilled",
+            "spool_bytes",
+            "memory_used",
+            "memory_limit",
+            "rate_out_streams",
             "written_tweets",
             "written_users",
             "committed",

@@ -159,3 +159,94 @@ fn memory_is_bounded_by_what_is_in_flight() {
     assert_eq!(st.incomplete.load(Ordering::Relaxed), 550);
     assert_eq!(st.emitted.load(Ordering::Relaxed), 20_500);
 }
+
+/// Receives one record (failure guard: 30 s).
+fn next(orx: &crossbeam_channel::Receiver<Record>) -> Record {
+    orx.recv_timeout(GUARD).expect("a record within 30 s")
+}
+
+#[test]
+fn a_blocked_send_longer_than_the_timeout_loses_no_waiting_score() {
+    let (tx, rx) = unbounded();
+    // The sink does not read: the second record blocks the aggregator in `send`.
+    let (otx, orx) = bounded::<Record>(1);
+    let cfg = AggConfig {
+        timeout: Duration::from_millis(200),
+        ..AggConfig::default()
+    };
+    let agg = spawn_aggregator(cfg, rx, otx).unwrap();
+    let st = agg.stats();
+    let complete = |seq| {
+        tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+        tx.send(score(seq, ScoreKind::Sentiment, Some(1.0)))
+            .unwrap();
+        tx.send(score(seq, ScoreKind::Engagement, Some(1.0)))
+            .unwrap();
+    };
+    // Seq 3 is pending before the stall; 1 fills the output, 2 blocks the send.
+    tx.send(AggMsg::Tweet(tweet(3))).unwrap();
+    complete(1);
+    complete(2);
+    // Seq 3's scores arrive while the aggregator is blocked, and wait in its channel.
+    tx.send(score(3, ScoreKind::Sentiment, Some(2.0))).unwrap();
+    tx.send(score(3, ScoreKind::Engagement, Some(0.5))).unwrap();
+    // Blocked for five times the timeout.
+    std::thread::sleep(Duration::from_secs(1));
+    let got: Vec<Record> = (0..3).map(|_| next(&orx)).collect();
+    let three = got.iter().find(|r| r.tweet.seq == 3).expect("record 3");
+    assert_eq!((three.sentiment, three.engagement), (Some(2.0), Some(0.5)));
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 0);
+    assert_eq!(st.orphan_scores.load(Ordering::Relaxed), 0);
+    drop(tx);
+    agg.join();
+}
+
+#[test]
+fn entries_whose_scores_never_come_expire_even_when_the_input_never_empties() {
+    let (tx, rx) = bounded(64);
+    let (otx, orx) = unbounded::<Record>();
+    let cfg = AggConfig {
+        timeout: Duration::from_millis(200),
+        ..AggConfig::default()
+    };
+    let agg = spawn_aggregator(cfg, rx, otx).unwrap();
+    let st = agg.stats();
+    // Seq 1 never gets its scores.
+    tx.send(AggMsg::Tweet(tweet(1))).unwrap();
+    // A producer that keeps the channel busy with complete records.
+    let feeder = std::thread::spawn(move || {
+        let t = tweet(2);
+        let start = std::time::Instant::now();
+        let mut seq = 2u64;
+        while start.elapsed() < Duration::from_secs(3) {
+            let mut tw = (*t).clone();
+            tw.seq = seq;
+            for m in [
+                AggMsg::Tweet(Arc::new(tw)),
+                score(seq, ScoreKind::Sentiment, Some(0.0)),
+                score(seq, ScoreKind::Engagement, Some(0.0)),
+            ] {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+            seq += 1;
+        }
+    });
+    let start = std::time::Instant::now();
+    let one = loop {
+        let r = next(&orx);
+        if r.tweet.seq == 1 {
+            break r;
+        }
+    };
+    assert!(one.sentiment.is_none() && one.engagement.is_none());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "seq 1 was held until the input stopped"
+    );
+    assert_eq!(st.incomplete.load(Ordering::Relaxed), 1);
+    feeder.join().unwrap();
+    drop(orx);
+    agg.join();
+}

@@ -504,3 +504,28 @@ fn a_vanished_aggregator_is_fatal_not_a_hang() {
         matches!(core.join(), Err(CoreError::Fatal(m)) if m.to_string().contains("aggregator"))
     );
 }
+
+#[test]
+fn workers_sleep_with_the_configured_timer_slack() {
+    // The fault hook runs inside the worker thread: it reads that thread's slack.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    let h = Harness::start(CoreConfig {
+        timer_slack: Duration::from_millis(3),
+        fault: Some(Fault(Arc::new(move |_, _| {
+            s2.lock()
+                .push(rustix::thread::current_timer_slack().unwrap());
+            false
+        }))),
+        ..fixed_pool(2)
+    });
+    for s in 0..4 {
+        h.tweet(test_tweet(s, "x"));
+    }
+    let (r, msgs, _) = h.finish();
+    r.unwrap();
+    check_results(&msgs, &(0..4).collect());
+    let seen = seen.lock();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert!(seen.iter().all(|&ns| ns == 3_000_000), "{seen:?}");
+}

@@ -93,6 +93,7 @@ fn every_valid_event_exactly_once_across_cuts() {
                 Arc::clone(&seq),
                 tx.clone(),
                 Arc::clone(&stats[usize::from(s) - 1]),
+                tweetflow::Budget::unlimited(),
                 shutdown.clone(),
             )
             .unwrap()
@@ -264,6 +265,7 @@ fn cuts_without_ids_never_yield_malformed_or_partial_events() {
         Arc::new(SeqGen::starting_at(1)),
         tx,
         Arc::clone(&stats),
+        tweetflow::Budget::unlimited(),
         shutdown.clone(),
     )
     .unwrap();

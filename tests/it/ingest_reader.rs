@@ -175,6 +175,7 @@ fn start(cfg: SourceConfig, stream: u8) -> Running {
         Arc::new(SeqGen::starting_at(1)),
         tx,
         Arc::clone(&stats),
+        tweetflow::Budget::unlimited(),
         shutdown.clone(),
     )
     .unwrap();
@@ -414,4 +415,55 @@ fn lexicon_is_fetched_after_failures() {
         t.join().unwrap(),
         Err(tweetflow::SourceError::Shutdown)
     ));
+}
+
+/// Serves `body` as the answer to every request.
+fn serve_body(body: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn a_lexicon_beyond_the_caps_is_refused_at_once_naming_the_url_and_line() {
+    let long = vec!["word"; 10_000].join(" ");
+    let url = serve_body(format!("good\t3\r\n{long}\t-2\r\nbad\t-3"));
+    let t = Instant::now();
+    let err = fetch_lexicon(&url, &cfg(&url), &Shutdown::new()).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "not retried");
+    let msg = err.to_string();
+    let cause = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(msg.contains(&format!("{url}/emotion_values")), "{msg}");
+    assert_eq!(
+        cause.as_deref(),
+        Some("line 2 of the lexicon is a phrase of 10000 words; at most 8 are accepted")
+    );
+
+    let many: String = (0..=tweetflow::MAX_LEXICON_ENTRIES)
+        .map(|i| format!("w{i}\t1\n"))
+        .collect();
+    let url = serve_body(many);
+    let err = fetch_lexicon(&url, &cfg(&url), &Shutdown::new()).unwrap_err();
+    let cause = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("more than 100000 entries")),
+        "{cause:?}"
+    );
 }

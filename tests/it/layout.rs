@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 /// Lowest first. The first layer is the toolkit everyone may use; it imports
 /// nothing from the crate.
 const LAYERS: &[&[&str]] = &[
-    &["supervise", "shutdown", "log_limit", "model"],
+    &["budget"],
+    &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
     &["score"],
     &["source"],
@@ -25,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["aggregate"],
     &["sink"],
     &["emulator"],
+    &["ops"],
     &["pipeline"],
     &["app"],
     &["testkit"],

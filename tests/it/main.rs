@@ -6,14 +6,29 @@
 //! process-wide.
 
 mod aggregate;
+mod check;
+#[allow(dead_code)]
+mod child;
+mod dashboard;
+mod db_tls;
 mod emulator;
 mod engine;
+mod https_source;
 mod ingest;
 mod ingest_reader;
 mod layout;
+mod memory;
+mod ops;
 mod pipeline;
+#[allow(dead_code)]
+mod script_server;
+mod server_wait;
 mod sink;
+mod sink_db_errors;
+mod sink_hardening;
 mod sink_outage;
 mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
+#[allow(dead_code)]
+mod tls_util;

@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 use serde_json::Value;
-use tweetflow::sentiment;
-use tweetflow::Lexicon;
 use tweetflow::Shutdown;
 use tweetflow::{run, PipelineConfig};
 use tweetflow::{Corpus, EventKind, TweetGen};
@@ -62,10 +60,13 @@ struct Expected {
     zero_follower_tweets: BTreeSet<i64>,
     kills: u64,
     malformed: u64,
+    /// Tweets sent, extracted originals included (a repeated id counts again).
+    sent: u64,
 }
 
 impl Expected {
     fn add_tweet(&mut self, t: &Value) {
+        self.sent += 1;
         let id = t["id"].as_i64().unwrap();
         self.tweets
             .insert(id, t["text"].as_str().unwrap().to_string());
@@ -177,16 +178,17 @@ fn every_tweet_lands_once_scored_and_every_kill_is_survived() {
         "tweet ids in the table != distinct tweet ids sent"
     );
 
-    let lexicon = Lexicon::afinn_111();
     for r in &rows {
         let id: i64 = r.get(0);
         let text: String = r.get(2);
         assert_eq!(&text, &want.tweets[&id]);
+        // Scored (the exact values are checked against a hand-computed table in
+        // `sentiment_end_to_end_matches_a_hand_computed_table`): AFINN scores are
+        // −5..5, so their mean per token is too.
         let s: Option<f64> = r.get(3);
-        assert_eq!(
-            s,
-            Some(sentiment(&text, &lexicon)),
-            "sentiment of tweet {id}"
+        assert!(
+            s.is_some_and(|s| (-5.0..=5.0).contains(&s)),
+            "sentiment of tweet {id}: {s:?}"
         );
         let e: Option<f64> = r.get(4);
         assert_eq!(
@@ -516,4 +518,236 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
     );
     assert_eq!(ids(&mut db, &schema.name, "users"), want.users);
     assert_eq!(unscored(&mut db, &schema.name), 0);
+}
+
+/// Texts and their sentiment under AFINN-111, worked out by hand from the
+/// contract (README, `score::sentiment`): sum of the scores of the longest
+/// matching entries over the number of whitespace-separated tokens; tokens
+/// lower-cased and trimmed of leading and trailing characters that are
+/// neither alphanumeric nor `'`; 0 for no token. The AFINN-111 entries used
+/// are named on each line.
+const SENTIMENT_TABLE: &[(&str, f64)] = &[
+    // "can't stand" −3 (a phrase, its apostrophe kept); 4 tokens.
+    ("I can't stand Mondays", -3.0 / 4.0),
+    // "some kind" 0 is the longest match, so "kind" (+2) does not count; "love" +3.
+    ("some kind of love", 3.0 / 4.0),
+    // "does not work" −3, the three-word phrase.
+    ("this does not work", -3.0 / 4.0),
+    // "not good" −2 twice: case and the comma between the phrases do not matter.
+    ("not good, NOT GOOD!", -1.0), // −4 / 4
+    // "don't" is no entry (AFINN-111 has "dont like"); "like" +2.
+    ("don't like it", 2.0 / 3.0),
+    // Punctuation-only and emoji tokens count in N and match nothing; "good" +3.
+    ("good !!! ... 🙂", 3.0 / 4.0),
+    // U+212A KELVIN SIGN lower-cases to an ASCII "k": "kind" +2.
+    ("\u{212A}ind people", 1.0), // 2 / 2
+    // Non-ASCII upper case folds; "énorme" is no entry, "happy" +3.
+    ("ÉNORME HAPPY", 3.0 / 2.0),
+    // The apostrophes are kept at the ends: "'good'" is no entry.
+    ("'good'", 0.0),
+    // No token at all.
+    ("", 0.0),
+    ("   \t ", 0.0),
+    // '#' and '@' are trimmed: "happy" +3, "fine" +2.
+    ("#happy @fine", 5.0 / 2.0),
+];
+
+#[test]
+fn sentiment_end_to_end_matches_a_hand_computed_table() {
+    use crate::script_server::{serve, tweet_event, Streams};
+    let schema = Schema::new("table");
+    let spool = tempfile::tempdir().unwrap();
+    let events: Vec<String> = SENTIMENT_TABLE
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| tweet_event(i as i64 + 1, text, None))
+        .collect();
+    let server = serve(Streams::Fixed(Arc::new([events, Vec::new()])));
+    let mut cfg = PipelineConfig {
+        server: Some(server.url.clone()),
+        duration: Some(Duration::from_secs(4)),
+        ..PipelineConfig::default()
+    };
+    cfg.core.work_delay = "1..5".parse().unwrap();
+    // The stream goes silent after the table: reconnect (to an empty stream) soon.
+    cfg.source.read_timeout = Duration::from_secs(1);
+    cfg.sink.database_url = DB_URL.into();
+    cfg.sink.schema = schema.name.clone();
+    cfg.sink.spool_dir = spool.path().to_path_buf();
+    let summary = run(cfg, Shutdown::new()).unwrap();
+    assert_eq!(summary.committed, SENTIMENT_TABLE.len() as u64);
+
+    let mut db = schema.client();
+    for (i, (text, want)) in SENTIMENT_TABLE.iter().enumerate() {
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT text, sentiment FROM {}.tweets WHERE id = $1",
+                    schema.name
+                ),
+                &[&(i as i64 + 1)],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), *text);
+        let got: Option<f64> = row.get(1);
+        assert_eq!(got, Some(*want), "sentiment of {text:?}");
+    }
+}
+
+/// The emulator's streams, cut after every `cut` complete events; the tweet ids
+/// in the table, and the summary.
+fn run_with_cuts(
+    tag: &str,
+    ids: bool,
+    cut: u64,
+) -> (EmulatorConfig, tweetflow::Summary, BTreeSet<i64>) {
+    let schema = Schema::new(tag);
+    let spool = tempfile::tempdir().unwrap();
+    let emu_cfg = EmulatorConfig {
+        cut_after: Some(cut),
+        ids,
+        ..emulator_config()
+    };
+    let emulator = Emulator::start(emu_cfg.clone()).unwrap();
+    let mut cfg = PipelineConfig {
+        server: Some(emulator.url()),
+        duration: Some(Duration::from_secs(4)),
+        channel_capacity: 512,
+        ..PipelineConfig::default()
+    };
+    cfg.core.work_delay = "1..5".parse().unwrap();
+    cfg.core.min_workers = 2;
+    cfg.core.max_workers = 64;
+    cfg.source.backoff_initial = Duration::from_millis(10);
+    cfg.source.backoff_max = Duration::from_millis(50);
+    cfg.sink.database_url = DB_URL.into();
+    cfg.sink.schema = schema.name.clone();
+    cfg.sink.spool_dir = spool.path().to_path_buf();
+    let summary = run(cfg, Shutdown::new()).unwrap();
+    emulator.stop();
+    let mut db = schema.client();
+    let got: BTreeSet<i64> = db
+        .query(&format!("SELECT id FROM {}.tweets", schema.name), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (emu_cfg, summary, got)
+}
+
+#[test]
+fn every_tweet_lands_once_across_reconnects_with_event_ids() {
+    let (emu, summary, got) = run_with_cuts("ids", true, 150);
+    assert!(summary.reconnects >= 2, "precondition: reconnects happened");
+    // With ids every event comes once: the cut event again after Last-Event-ID.
+    let mut want = Expected::default();
+    for (i, n) in summary.events_per_stream.iter().enumerate() {
+        assert!(*n > 150, "stream {} delivered only {n} events", i + 1);
+        want.stream(&emu, i as u32 + 1, *n);
+    }
+    assert_eq!(got, want.tweets.keys().copied().collect::<BTreeSet<_>>());
+    assert_eq!(summary.tweets_in, want.sent, "each tweet exactly once");
+    assert_eq!(summary.records, summary.tweets_in);
+    assert_eq!(summary.committed, summary.records);
+    assert_eq!(summary.incomplete, 0);
+}
+
+#[test]
+fn without_event_ids_a_reconnect_replays_and_the_rows_stay_one_per_tweet() {
+    let cut = 150;
+    let (emu, summary, got) = run_with_cuts("noids", false, cut);
+    assert!(summary.reconnects >= 2, "precondition: reconnects happened");
+    // Without ids the emulator, like a server that keeps no position, starts
+    // each connection again from its first event; the event cut in the middle
+    // is lost on that connection. Every event completely received is
+    // processed, and a replayed tweet updates its row: one row per tweet id.
+    let mut distinct = Expected::default();
+    let mut sent = 0;
+    for (i, n) in summary.events_per_stream.iter().enumerate() {
+        let stream = i as u32 + 1;
+        assert!(*n > cut, "stream {stream} delivered only {n} events");
+        distinct.stream(&emu, stream, (*n).min(cut));
+        let mut full = Expected::default();
+        full.stream(&emu, stream, cut);
+        let mut rest = Expected::default();
+        rest.stream(&emu, stream, n % cut);
+        sent += (n / cut) * full.sent + rest.sent;
+    }
+    assert_eq!(
+        got,
+        distinct.tweets.keys().copied().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        summary.tweets_in, sent,
+        "every completely received tweet, replays included"
+    );
+    assert_eq!(summary.records, summary.tweets_in);
+    assert_eq!(summary.committed, summary.records);
+}
+
+/// The exit summary's CPU line: `(group, µs/tweet)` pairs.
+fn cpu_groups(summary: &str) -> Vec<(String, f64)> {
+    let line = summary
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("cpu:"))
+        .unwrap_or_else(|| panic!("no cpu line in:\n{summary}"));
+    let groups = line
+        .trim()
+        .strip_prefix("µs/tweet:")
+        .unwrap_or_else(|| panic!("no µs/tweet in {line:?}"));
+    let groups = groups.split(';').next().unwrap_or("");
+    groups
+        .split(',')
+        .filter_map(|g| {
+            let (name, v) = g.trim().rsplit_once(' ')?;
+            Some((name.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_exit_summary_charges_every_threads_cpu_to_its_stage() {
+    let schema = Schema::new("cpu");
+    let dir = tempfile::tempdir().unwrap();
+    // The binary, so no other test's threads share the process.
+    let out = Command::new(env!("CARGO_BIN_EXE_tweetflow"))
+        .args(["--database-url", DB_URL, "--schema", &schema.name])
+        .args([
+            "--emulator-rate",
+            "300",
+            "--work-delay",
+            "0",
+            "--duration",
+            "4",
+        ])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let groups = cpu_groups(&err);
+    let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+    for stage in [
+        "readers",
+        "dispatcher",
+        "workers",
+        "supervisor",
+        "aggregator",
+        "tap",
+        "sink",
+        "emulator",
+    ] {
+        assert!(names.contains(&stage), "no CPU charged to {stage}: {err}");
+    }
+    // A thread whose name identifies no stage would be charged to `other`.
+    assert!(!names.contains(&"other"), "{err}");
+    assert!(
+        groups.iter().all(|(_, v)| v.is_finite() && *v >= 0.0),
+        "{err}"
+    );
 }

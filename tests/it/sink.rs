@@ -4,20 +4,13 @@
 use std::time::Duration;
 
 use crate::sink_util::*;
-use crossbeam_channel::bounded;
 use tweetflow::testkit::{record, Spec};
 use tweetflow::Record;
-use tweetflow::{spawn_sink, SinkConfig, SinkSummary};
+use tweetflow::{SinkConfig, SinkSummary};
 
 /// Runs a sink over `records` (channel closed afterwards) and returns its summary.
 fn run(cfg: SinkConfig, records: Vec<Record>) -> SinkSummary {
-    let (tx, rx) = bounded(64);
-    let sink = spawn_sink(cfg, rx).unwrap();
-    for r in records {
-        tx.send(r).unwrap();
-    }
-    drop(tx);
-    sink.join().unwrap()
+    run_sink(cfg, records).unwrap()
 }
 
 #[test]
@@ -145,6 +138,23 @@ fn exact_rows_for_a_known_input() {
     assert!(u.get::<_, bool>(11));
     assert_eq!(users[1].get::<_, i64>(0), 78);
     assert_eq!(users[1].get::<_, Option<i64>>(3), Some(0));
+}
+
+#[test]
+fn committed_records_are_counted_by_their_stream() {
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let mut records = tweetflow::testkit::records(1_000, 70_000, 10);
+    for r in records.iter_mut().take(3) {
+        std::sync::Arc::make_mut(&mut r.tweet).stream = 2;
+    }
+    let cfg = SinkConfig {
+        linger: Duration::from_millis(5),
+        ..schema.config(spool.path())
+    };
+    let summary = run(cfg, records);
+    assert_eq!(summary.stats.records_committed, 10);
+    assert_eq!(summary.stats.committed_streams, [7, 3]);
 }
 
 fn text_and_seq(schema: &str, id: i64) -> (String, i64) {
@@ -281,7 +291,13 @@ fn rows_the_database_refuses_are_isolated_saved_and_counted() {
     let s = run(cfg, recs);
     assert_eq!(s.stats.rejected_rows, 2);
     assert!(s.stats.sanitized >= 2, "{:?}", s.stats);
-    assert_eq!(s.stats.records_committed, 60);
+    // Rejected records are counted apart: committed + rejected == records.
+    assert_eq!(s.stats.records_rejected, 2);
+    assert_eq!(s.stats.records_committed, 58);
+    assert_eq!(
+        s.stats.records_committed + s.stats.records_rejected,
+        s.stats.records_in
+    );
     let mut db = admin();
     let n = |sql: &str| -> i64 {
         admin()

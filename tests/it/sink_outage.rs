@@ -2,50 +2,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sink_util::*;
 use crossbeam_channel::bounded;
-use tweetflow::testkit::records;
-use tweetflow::Record;
-use tweetflow::{spawn_sink, SinkConfig};
-
-/// Ids 1..=n with seq = base + id; every 10th id again later as version 2.
-fn workload(base: u64, n: usize) -> (Vec<Record>, Vec<(i64, i64, String)>) {
-    let mut recs = records(base + 1, 1, n);
-    let mut expect: Vec<(i64, i64, String)> = recs
-        .iter()
-        .map(|r| (r.tweet.id, r.tweet.seq as i64, r.tweet.text.clone()))
-        .collect();
-    let later_base = base + 10 * n as u64;
-    for id in (10..=n as i64).step_by(10) {
-        let mut t = (*recs[(id - 1) as usize].tweet).clone();
-        t.seq = later_base + id as u64;
-        t.text = format!("version 2 of {id}");
-        let e = &mut expect[(id - 1) as usize];
-        e.1 = t.seq as i64;
-        e.2 = t.text.clone();
-        recs.push(Record {
-            tweet: Arc::new(t),
-            sentiment: Some(0.25),
-            engagement: None,
-        });
-    }
-    (recs, expect)
-}
-
-fn check_rows(db: &TestDb, expect: &[(i64, i64, String)]) {
-    let rows = db
-        .client()
-        .query("SELECT id, ingest_seq, text FROM tweets ORDER BY id", &[])
-        .unwrap();
-    assert_eq!(rows.len(), expect.len(), "every tweet exactly once");
-    for (r, e) in rows.iter().zip(expect) {
-        let got: (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
-        assert_eq!(&got, e);
-    }
-}
+use tweetflow::{spawn_sink, Record, SinkConfig};
 
 #[test]
 fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
@@ -62,14 +23,7 @@ fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
     let sink = spawn_sink(cfg, rx).unwrap();
     let stats = sink.stats();
     // ~18 s of input at ~185 records/s.
-    let feeder = std::thread::spawn(move || {
-        for chunk in recs.chunks(37) {
-            for r in chunk {
-                tx.send(r.clone()).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    let feeder = feed_slowly(tx, recs, 37, Duration::from_millis(200));
     wait_for("first commits", Duration::from_secs(60), || {
         stats
             .records_committed

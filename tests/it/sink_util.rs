@@ -5,8 +5,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use postgres::{Client, NoTls};
-use tweetflow::SinkConfig;
+use tweetflow::testkit::records;
+use tweetflow::{spawn_sink, Record, SinkConfig, SinkError, SinkSummary};
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -131,4 +134,69 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs a sink over `records` (its input closed afterwards) to its end.
+pub fn run_sink(cfg: SinkConfig, records: Vec<Record>) -> Result<SinkSummary, SinkError> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let sink = spawn_sink(cfg, rx)?;
+    for r in records {
+        let _ = tx.send(r);
+    }
+    drop(tx);
+    sink.join()
+}
+
+/// Ids 1..=n with seq = base + id; every 10th id again later as version 2.
+pub fn workload(base: u64, n: usize) -> (Vec<Record>, Vec<(i64, i64, String)>) {
+    let mut recs = records(base + 1, 1, n);
+    let mut expect: Vec<(i64, i64, String)> = recs
+        .iter()
+        .map(|r| (r.tweet.id, r.tweet.seq as i64, r.tweet.text.clone()))
+        .collect();
+    let later_base = base + 10 * n as u64;
+    for id in (10..=n as i64).step_by(10) {
+        let mut t = (*recs[(id - 1) as usize].tweet).clone();
+        t.seq = later_base + id as u64;
+        t.text = format!("version 2 of {id}");
+        let e = &mut expect[(id - 1) as usize];
+        e.1 = t.seq as i64;
+        e.2 = t.text.clone();
+        recs.push(Record {
+            tweet: Arc::new(t),
+            sentiment: Some(0.25),
+            engagement: None,
+        });
+    }
+    (recs, expect)
+}
+
+pub fn check_rows(db: &TestDb, expect: &[(i64, i64, String)]) {
+    let rows = db
+        .client()
+        .query("SELECT id, ingest_seq, text FROM tweets ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows.len(), expect.len(), "every tweet exactly once");
+    for (r, e) in rows.iter().zip(expect) {
+        let got: (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(&got, e);
+    }
+}
+
+/// Sends `recs` in chunks of `chunk`, one chunk every `every`, on a thread of its
+/// own; the sender drops (closing the sink's input) when all are sent.
+pub fn feed_slowly(
+    tx: crossbeam_channel::Sender<Record>,
+    recs: Vec<Record>,
+    chunk: usize,
+    every: Duration,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for part in recs.chunks(chunk) {
+            for r in part {
+                tx.send(r.clone()).unwrap();
+            }
+            std::thread::sleep(every);
+        }
+    })
 }

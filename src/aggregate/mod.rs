@@ -5,7 +5,12 @@
 //! half of the join arrives first (the tweet, or a score that overtook it) and is
 //! emitted as a [`Record`] as soon as the tweet and both scores are there. An entry
 //! still incomplete [`AggConfig::timeout`] after its first message is emitted with
-//! the missing scores `NULL` and counted in [`AggStats::incomplete`]; scores whose
+//! the missing scores `NULL` and counted in [`AggStats::incomplete`]. The timeout is
+//! measured on the aggregator's input progress, not on the wall clock
+//! (`progress`): an entry expires only once every message sent within `timeout` of
+//! its birth has been read, and time the aggregator spends held up (blocked in
+//! `send`, the process stopped) does not count, so a stall never turns scores that
+//! wait in the channel into NULLs. Scores whose
 //! tweet never arrived cannot form a record and are counted in
 //! [`AggStats::orphan_scores`] (and logged, rate-limited).
 //!
@@ -26,10 +31,19 @@ use serde::Serialize;
 
 use crate::log_limit::LogLimiter;
 use crate::model::{AggMsg, Record, ScoreKind, Seq, Tweet};
+use crate::pace::Paced;
 use crate::supervise::{self, StagePolicy};
+
+mod progress;
+
+use progress::Progress;
 
 /// Orphan scores are logged at most this often.
 const ORPHAN_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Stalls of the aggregator are logged at most this often.
+const STALL_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How long the loop waits for input when nothing is pending.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 /// Aggregator settings.
 #[derive(Debug, Clone)]
@@ -66,6 +80,15 @@ pub struct AggStats {
     pub duplicates: AtomicU64,
     /// Entries currently waiting.
     pub pending: AtomicU64,
+    /// Times the aggregator was held up (blocked in `send`, or the process
+    /// stopped) for longer than it meant to wait; that time does not count
+    /// towards the timeout.
+    pub stalls: AtomicU64,
+    /// Records that could not be passed on because the output was gone (never
+    /// counted as emitted).
+    pub lost: AtomicU64,
+    /// Why the join loop gave up for good (it then passes tweets on unscored).
+    failure: parking_lot::Mutex<Option<String>>,
 }
 
 /// A copy of [`AggStats`] for the status line and stats file.
@@ -85,6 +108,10 @@ pub struct AggSnapshot {
     pub duplicates: u64,
     /// Tweets waiting for a score now.
     pub pending: u64,
+    /// Times the aggregator was held up; see [`AggStats::stalls`].
+    pub stalls: u64,
+    /// Records that could not be passed on (the output was gone).
+    pub lost: u64,
 }
 
 impl AggStats {
@@ -99,7 +126,14 @@ impl AggStats {
             orphan_scores: l(&self.orphan_scores),
             duplicates: l(&self.duplicates),
             pending: l(&self.pending),
+            stalls: l(&self.stalls),
+            lost: l(&self.lost),
         }
+    }
+
+    /// Why the join loop failed for good, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
     }
 }
 
@@ -121,6 +155,16 @@ impl Aggregator {
         self.handle.is_finished()
     }
 
+    /// Why the join loop failed for good, if it did (the pipeline then stops).
+    pub fn failure(&self) -> Option<String> {
+        self.stats.failure()
+    }
+
+    /// Whether the aggregator thread still runs.
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
     /// Waits for the thread: it ends once `input` disconnected and every pending record
     /// was emitted.
     pub fn join(self) {
@@ -138,9 +182,7 @@ pub fn spawn_aggregator(
 ) -> std::io::Result<Aggregator> {
     let stats = Arc::new(AggStats::default());
     let st = Arc::clone(&stats);
-    let handle = std::thread::Builder::new()
-        .name("aggregate".into())
-        .spawn(move || run(cfg, input, out, &st))?;
+    let handle = crate::stats::spawn_thread("aggregate", None, move || run(cfg, input, out, &st))?;
     Ok(Aggregator { stats, handle })
 }
 
@@ -149,8 +191,9 @@ struct Pending {
     tweet: Option<Arc<Tweet>>,
     sentiment: Option<Option<f64>>,
     engagement: Option<Option<f64>>,
-    /// When the first half arrived; the key of its entry in the expiry queue.
-    born: Instant,
+    /// When the first half arrived, in the [`Progress`] clock's awake time;
+    /// the key of its entry in the expiry queue.
+    born: Duration,
 }
 
 impl Pending {
@@ -165,7 +208,7 @@ struct Joiner {
     map: HashMap<Seq, Pending>,
     /// Entries in order of creation (timeout is constant, so also in deadline order).
     /// May hold stale seqs of entries already emitted; they are skipped.
-    order: VecDeque<(Instant, Seq)>,
+    order: VecDeque<(Duration, Seq)>,
 }
 
 /// Why a record leaves the joiner before it is complete.
@@ -209,8 +252,14 @@ impl Out<'_> {
             sentiment: p.sentiment.flatten(),
             engagement: p.engagement.flatten(),
         };
-        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.open && self.tx.send(rec).is_err() {
+        if !self.open {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(rec).is_ok() {
+            self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
             self.open = false;
             log::error!(
                 "aggregator: the sink's channel is closed; records can no longer be passed on"
@@ -220,7 +269,7 @@ impl Out<'_> {
 }
 
 impl Joiner {
-    fn entry(&mut self, seq: Seq, now: Instant) -> &mut Pending {
+    fn entry(&mut self, seq: Seq, now: Duration) -> &mut Pending {
         let order = &mut self.order;
         self.map.entry(seq).or_insert_with(|| {
             order.push_back((now, seq));
@@ -234,7 +283,7 @@ impl Joiner {
     }
 
     /// Applies one message; returns the seq if its entry became complete.
-    fn apply(&mut self, msg: AggMsg, now: Instant, stats: &AggStats) -> Option<Seq> {
+    fn apply(&mut self, msg: AggMsg, now: Duration, stats: &AggStats) -> Option<Seq> {
         let (seq, dup) = match msg {
             AggMsg::Tweet(t) => {
                 stats.tweets_in.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +316,7 @@ impl Joiner {
     }
 
     /// Removes and returns the oldest entry still present, if `pred(born)` holds.
-    fn pop_oldest(&mut self, pred: impl Fn(Instant) -> bool) -> Option<(Seq, Pending)> {
+    fn pop_oldest(&mut self, pred: impl Fn(Duration) -> bool) -> Option<(Seq, Pending)> {
         while let Some(&(born, seq)) = self.order.front() {
             match self.map.get(&seq) {
                 Some(p) if p.born == born => {
@@ -305,11 +354,46 @@ fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggS
         join_loop(&cfg, &input, &tx, stats, &mut j)
     }) {
         log::error!(
-            "aggregator failed for good ({}); emitting what is pending",
+            "aggregator failed for good ({}); emitting what is pending, then passing tweets \
+             on without their scores until the input closes",
             why.last_panic
         );
+        *stats.failure.lock() = Some(why.to_string());
+        flush(&tx, stats, &mut j);
+        pass_through(&input, &tx, stats);
+        return;
     }
     flush(&tx, stats, &mut j);
+}
+
+/// After a give-up: every tweet still arriving goes on at once with NULL scores
+/// (counted incomplete), so no record is lost while the pipeline stops.
+fn pass_through(input: &Receiver<AggMsg>, tx: &Sender<Record>, stats: &AggStats) {
+    let mut out = Out {
+        tx,
+        stats,
+        open: true,
+        orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
+    };
+    for msg in input {
+        match msg {
+            AggMsg::Tweet(t) => {
+                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
+                let seq = t.seq;
+                let p = Pending {
+                    tweet: Some(t),
+                    sentiment: None,
+                    engagement: None,
+                    born: Duration::ZERO,
+                };
+                out.emit(p, Some(Cause::Shutdown), seq);
+            }
+            AggMsg::Score { .. } => {
+                stats.scores_in.fetch_add(1, Ordering::Relaxed);
+                stats.orphan_scores.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Joins until the input disconnects.
@@ -327,10 +411,32 @@ fn join_loop(
         orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
     };
     let max_pending = cfg.max_pending.max(1);
+    let mut clock = Progress::new(Instant::now());
+    let mut stall_log = LogLimiter::every(STALL_LOG_EVERY);
+    let mut tick = |clock: &mut Progress, meant: Duration| {
+        if let Some(stall) = clock.tick(Instant::now(), meant) {
+            stats.stalls.fetch_add(1, Ordering::Relaxed);
+            if let Some(more) = stall_log.check(Instant::now()) {
+                log::info!(
+                    "aggregator: held up for {:.1} s (blocked in send, or the process stopped); \
+                     that time does not count towards the timeout ({more} more such stalls since \
+                     the last message)",
+                    stall.as_secs_f64()
+                );
+            }
+        }
+    };
+    // Paced: while scores keep coming the aggregator naps between batches
+    // instead of parking, so the workers' and the dispatcher's sends never
+    // have to wake it.
+    let mut paced = Paced::default();
     loop {
-        let now = Instant::now();
-        // Expire what is due.
-        while let Some((seq, p)) = j.pop_oldest(|born| now.duration_since(born) >= cfg.timeout) {
+        // The time spent since the last look (processing, sending) was not a wait.
+        tick(&mut clock, Duration::ZERO);
+        clock.sample(input.len());
+        // Expire what is due, on the input's progress: what was sent is read first.
+        let caught_up = clock.caught_up();
+        while let Some((seq, p)) = j.pop_oldest(|born| born + cfg.timeout <= caught_up) {
             out.emit(p, Some(Cause::Timeout), seq);
         }
         while j.map.len() > max_pending {
@@ -341,14 +447,21 @@ fn join_loop(
         }
         j.compact();
         stats.pending.store(j.map.len() as u64, Ordering::Relaxed);
-        let wait = j
-            .order
-            .front()
-            .map(|(born, _)| (*born + cfg.timeout).saturating_duration_since(now))
-            .unwrap_or(Duration::from_secs(3600));
-        match input.recv_timeout(wait) {
+        tick(&mut clock, Duration::ZERO);
+        let wait = if input.is_empty() {
+            j.order
+                .front()
+                .map(|(born, _)| (*born + cfg.timeout).saturating_sub(clock.now()))
+                .unwrap_or(IDLE_WAIT)
+        } else {
+            Duration::ZERO
+        };
+        let got = paced.recv_timeout(input, wait);
+        tick(&mut clock, wait);
+        match got {
             Ok(msg) => {
-                if let Some(seq) = j.apply(msg, Instant::now(), stats) {
+                clock.received();
+                if let Some(seq) = j.apply(msg, clock.now(), stats) {
                     if let Some(p) = j.map.remove(&seq) {
                         out.emit(p, None, seq);
                     }
@@ -390,10 +503,36 @@ mod tests {
     }
 
     #[test]
+    fn records_that_cannot_be_passed_on_are_lost_not_emitted() {
+        let (in_tx, in_rx) = crossbeam_channel::bounded(16);
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Record>(16);
+        drop(out_rx); // the output is gone
+        let agg = spawn_aggregator(AggConfig::default(), in_rx, out_tx).unwrap();
+        let stats = agg.stats();
+        for seq in 1..=3 {
+            in_tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+            for kind in ScoreKind::ALL {
+                in_tx
+                    .send(AggMsg::Score {
+                        seq,
+                        kind,
+                        value: Some(0.0),
+                    })
+                    .unwrap();
+            }
+        }
+        drop(in_tx);
+        agg.join();
+        let s = stats.snapshot();
+        assert_eq!(s.emitted, 0, "nothing reached a sink");
+        assert_eq!(s.lost, 3);
+    }
+
+    #[test]
     fn joins_in_any_order_and_counts_duplicates() {
         let st = AggStats::default();
         let mut j = Joiner::default();
-        let now = Instant::now();
+        let now = Duration::ZERO;
         let s = |seq, kind| AggMsg::Score {
             seq,
             kind,
@@ -409,7 +548,7 @@ mod tests {
     #[test]
     fn pop_oldest_skips_stale_entries() {
         let mut j = Joiner::default();
-        let t0 = Instant::now();
+        let t0 = Duration::ZERO;
         let st = AggStats::default();
         j.apply(AggMsg::Tweet(tweet(1)), t0, &st);
         j.apply(AggMsg::Tweet(tweet(2)), t0 + Duration::from_millis(1), &st);

@@ -1,0 +1,66 @@
+//! The operator's endpoint: one small blocking HTTP listener that answers
+//! the probes, the metrics and the control requests of a running pipeline.
+//!
+//! What it must do:
+//!
+//! - listen on one address (`--metrics-addr`, default `127.0.0.1:9464`:
+//!   loopback unless told otherwise); when that port is taken, listen on a
+//!   free port of the same address and log it; [`ListenAddr::Off`] disables it;
+//! - answer each request from a table of [`Routes`]: a method and a path map
+//!   to one plain function of the shared state, so adding a route is one line
+//!   where the pipeline wires them (`src/pipeline/ops.rs`);
+//! - never die of a request: malformed HTTP is answered 400 by the parser, an
+//!   unknown path 404, a known path with another method 405 with `Allow`, and
+//!   a handler that panics 500 — the listener goes on;
+//! - end when stopped: [`OpsServer`] unblocks and joins its threads when it
+//!   is dropped.
+//!
+//! HTTP parsing is `tiny_http`'s (blocking, OS threads, no async of ours).
+//! Its buffered responses suit these small request/response routes; the
+//! emulator keeps its own server because SSE needs one write per event.
+//!
+//! The live dashboard (`GET /` and the JSON it polls) is [`dashboard`].
+//!
+//! Pure parts, apart from the I/O of [`server`]: the listen address
+//! ([`ListenAddr`]), the route table ([`Routes`]), the bearer check
+//! ([`check_bearer`]), the exposition text ([`Exposition`]) and readiness
+//! ([`readiness`]).
+
+mod addr;
+mod auth;
+pub(crate) mod dashboard;
+mod metrics;
+mod ready;
+mod routes;
+mod server;
+
+pub use addr::{ListenAddr, ListenAddrError};
+pub use auth::{check_bearer, Access};
+pub use metrics::{Exposition, HistogramSample, Labels, METRICS_CONTENT_TYPE};
+pub use ready::{readiness, NotReady, ReadyInput};
+pub use routes::{Handler, Method, Request, Response, Routes};
+pub use server::{OpsError, OpsServer};
+
+/// Settings of the operator's endpoint.
+#[derive(Clone, Default)]
+pub struct OpsConfig {
+    /// Where to listen; `None` disables the endpoint (the library's default,
+    /// so tests and embedders bind nothing unless asked).
+    pub addr: Option<std::net::SocketAddr>,
+    /// The bearer token of the control routes; `None` (or empty) disables
+    /// them (they answer 403).
+    pub control_token: Option<String>,
+}
+
+impl std::fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("OpsConfig")
+            .field("addr", &self.addr)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,126 @@
+//! Readiness: whether the pipeline can take tweets in and store them now,
+//! and if not, every reason why.
+//!
+//! Ready means all of: the lexicon is loaded (the stages run only after it),
+//! every stage thread is alive, the pipeline is not stopping, the sink is not
+//! paused by the operator, and the sink's breaker is closed (the database
+//! answers). A health endpoint that says 200 while the sink is down misleads
+//! whoever routes work by it (vectordotdev/vector#4249), so the breaker's
+//! state is part of readiness, not only of the metrics.
+
+use serde::Serialize;
+
+use crate::sink::BreakerState;
+
+/// What readiness is decided from.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyInput<'a> {
+    /// The lexicon was fetched and the stages were started.
+    pub lexicon_loaded: bool,
+    /// The pipeline is draining to a stop.
+    pub stopping: bool,
+    /// The operator paused the sink.
+    pub paused: bool,
+    /// The sink's breaker.
+    pub breaker: BreakerState,
+    /// Each stage by name, and whether its thread runs.
+    pub stages: &'a [(&'static str, bool)],
+}
+
+/// One reason the pipeline is not ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotReady {
+    /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`,
+    /// `database_down` or `database_probing`.
+    pub reason: &'static str,
+    /// The same in words, for people.
+    pub detail: String,
+}
+
+/// Every reason the pipeline is not ready; empty when it is.
+pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
+    let mut out = Vec::new();
+    let mut not = |reason, detail: String| out.push(NotReady { reason, detail });
+    if !i.lexicon_loaded {
+        not(
+            "starting",
+            "the lexicon is not loaded yet (waiting for the tweet server)".into(),
+        );
+    }
+    if i.stopping {
+        not("stopping", "the pipeline is draining to a stop".into());
+    }
+    for (stage, alive) in i.stages {
+        if !alive {
+            not(
+                "stage_stopped",
+                format!("the {stage} thread is not running"),
+            );
+        }
+    }
+    if i.paused {
+        not(
+            "paused",
+            "the sink is paused (POST /sink/resume to write again); records go to the spool".into(),
+        );
+    }
+    match i.breaker {
+        BreakerState::Closed => {}
+        BreakerState::Open => not(
+            "database_down",
+            "the database is unreachable (breaker open); records go to the spool".into(),
+        ),
+        BreakerState::HalfOpen => not(
+            "database_probing",
+            "the database has not answered a probe yet (breaker half-open)".into(),
+        ),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(stages: &'a [(&'static str, bool)]) -> ReadyInput<'a> {
+        ReadyInput {
+            lexicon_loaded: true,
+            stopping: false,
+            paused: false,
+            breaker: BreakerState::Closed,
+            stages,
+        }
+    }
+
+    fn reasons(i: &ReadyInput<'_>) -> Vec<&'static str> {
+        readiness(i).into_iter().map(|r| r.reason).collect()
+    }
+
+    #[test]
+    fn ready_only_when_everything_holds() {
+        let up = [("aggregator", true), ("sink writer", true)];
+        assert!(readiness(&input(&up)).is_empty());
+        let down = [("aggregator", true), ("sink writer", false)];
+        let r = readiness(&input(&down));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].reason, "stage_stopped");
+        assert!(r[0].detail.contains("sink writer"), "{}", r[0].detail);
+        let i = ReadyInput {
+            paused: true,
+            breaker: BreakerState::Open,
+            ..input(&up)
+        };
+        assert_eq!(reasons(&i), ["paused", "database_down"]);
+        let i = ReadyInput {
+            lexicon_loaded: false,
+            breaker: BreakerState::HalfOpen,
+            ..input(&[])
+        };
+        assert_eq!(reasons(&i), ["starting", "database_probing"]);
+        let i = ReadyInput {
+            stopping: true,
+            ..input(&up)
+        };
+        assert_eq!(reasons(&i), ["stopping"]);
+    }
+}

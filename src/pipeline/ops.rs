@@ -1,0 +1,185 @@
+//! The operator's endpoint, wired: what each route answers, from the
+//! pipeline's live statistics.
+//!
+//! [`OpsView`] is the endpoint's state: the sink's counters and control
+//! handle (there from the start), the stages' probes (set once the lexicon
+//! is loaded and every stage has started) and the liveness of every stage
+//! thread, which [`Pipeline::wait`](super::Pipeline::wait) publishes every
+//! 100 ms. [`routes`] is the table: one line, one plain function per route.
+//!
+//! - `GET /`: the live dashboard; `GET /api/stats`: the status and its
+//!   ten-minute history, which the dashboard polls ([`crate::ops::dashboard`]).
+//! - `GET /healthz`: 200 while the process runs.
+//! - `GET /readyz`: 200 `{"ready":true}`, or 503 with every reason
+//!   ([`crate::ops::readiness`]).
+//! - `GET /metrics`: the Prometheus text ([`super::metrics`]).
+//! - `POST /sink/pause`, `POST /sink/resume`: need
+//!   `Authorization: Bearer <TWEETFLOW_CONTROL_TOKEN>`; without a configured
+//!   token they answer 403, with a wrong or missing one 401.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::json;
+
+use super::Probes;
+use crate::log_limit::LogLimiter;
+use crate::ops::{
+    check_bearer, readiness, Access, NotReady, ReadyInput, Request, Response, Routes,
+};
+use crate::sink::{PauseOutcome, SinkControl, SinkStats};
+use crate::stats::history::Live;
+
+/// How long `POST /sink/pause` waits for the writer to finish its batch.
+const PAUSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The endpoint's view of the pipeline.
+#[derive(Debug)]
+pub(crate) struct OpsView {
+    pub(super) sink: Arc<SinkStats>,
+    control: SinkControl,
+    token: Option<String>,
+    /// Set once every stage has started (the lexicon is loaded by then).
+    pub(super) stages: OnceLock<Probes>,
+    /// Each stage thread and whether it runs, as last published.
+    liveness: Mutex<Vec<(&'static str, bool)>>,
+    stopping: AtomicBool,
+    denied_log: Mutex<LogLimiter>,
+}
+
+impl OpsView {
+    pub(super) fn new(
+        sink: Arc<SinkStats>,
+        control: SinkControl,
+        token: Option<String>,
+    ) -> OpsView {
+        OpsView {
+            sink,
+            control,
+            token: token.filter(|t| !t.is_empty()),
+            stages: OnceLock::new(),
+            liveness: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            denied_log: Mutex::new(LogLimiter::every(Duration::from_secs(60))),
+        }
+    }
+
+    /// Publishes which stage threads run.
+    pub(super) fn publish_liveness(&self, stages: Vec<(&'static str, bool)>) {
+        *self.liveness.lock() = stages;
+    }
+
+    /// The pipeline is draining: not ready any more.
+    pub(super) fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Every reason the pipeline is not ready now.
+    pub(super) fn not_ready(&self) -> Vec<NotReady> {
+        let stages = self.liveness.lock().clone();
+        readiness(&ReadyInput {
+            lexicon_loaded: self.stages.get().is_some(),
+            stopping: self.stopping.load(Ordering::Relaxed),
+            paused: self.control.is_paused(),
+            breaker: self.sink.breaker_state(),
+            stages: &stages,
+        })
+    }
+
+    /// `None` when the request may control the sink, else the answer.
+    fn refuse(&self, req: &Request<'_>) -> Option<Response> {
+        match check_bearer(self.token.as_deref(), req.authorization) {
+            Access::Granted => None,
+            Access::Disabled => Some(Response::json(
+                403,
+                &json!({"error": "control routes are off: start tweetflow with \
+                                   TWEETFLOW_CONTROL_TOKEN set to use them"}),
+            )),
+            Access::Denied => {
+                if let Some(more) = self.denied_log.lock().check(Instant::now()) {
+                    log::warn!(
+                        "ops: refused POST {}: missing or wrong bearer token ({more} more \
+                         refused since the last such line)",
+                        req.path
+                    );
+                }
+                Some(
+                    Response::json(401, &json!({"error": "missing or wrong bearer token"}))
+                        .with_header("WWW-Authenticate", "Bearer realm=\"tweetflow\""),
+                )
+            }
+        }
+    }
+}
+
+/// The route table of the endpoint.
+pub(super) fn routes() -> Routes<OpsView> {
+    Routes::new()
+        .get("/", dashboard)
+        .get("/api/stats", api_stats)
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+        .post("/sink/pause", pause)
+        .post("/sink/resume", resume)
+}
+
+fn dashboard(_: &OpsView, _: &Request<'_>) -> Response {
+    crate::ops::dashboard::page()
+}
+
+fn api_stats(v: &OpsView, _: &Request<'_>) -> Response {
+    // Before the stages run there is no status yet: an empty history.
+    let json = match v.stages.get() {
+        Some(probes) => probes.live.lock().to_json(),
+        None => Live::default().to_json(),
+    };
+    crate::ops::dashboard::stats(json)
+}
+
+fn healthz(_: &OpsView, _: &Request<'_>) -> Response {
+    Response::text(200, "ok\n")
+}
+
+fn readyz(v: &OpsView, _: &Request<'_>) -> Response {
+    let reasons = v.not_ready();
+    if reasons.is_empty() {
+        Response::json(200, &json!({"ready": true}))
+    } else {
+        Response::json(503, &json!({"ready": false, "reasons": reasons}))
+    }
+}
+
+fn metrics(v: &OpsView, _: &Request<'_>) -> Response {
+    Response::new(
+        200,
+        crate::ops::METRICS_CONTENT_TYPE,
+        super::metrics::render(v),
+    )
+}
+
+fn pause(v: &OpsView, req: &Request<'_>) -> Response {
+    if let Some(refused) = v.refuse(req) {
+        return refused;
+    }
+    log::info!("ops: sink pause requested (POST /sink/pause)");
+    match v.control.pause(PAUSE_WAIT) {
+        PauseOutcome::Paused => Response::json(200, &json!({"sink": "paused"})),
+        PauseOutcome::Pausing => Response::json(
+            202,
+            &json!({"sink": "pausing",
+                    "detail": "the writer is finishing its batch; it writes nothing after it"}),
+        ),
+    }
+}
+
+fn resume(v: &OpsView, req: &Request<'_>) -> Response {
+    if let Some(refused) = v.refuse(req) {
+        return refused;
+    }
+    log::info!("ops: sink resume requested (POST /sink/resume)");
+    v.control.resume();
+    Response::json(200, &json!({"sink": "resumed"}))
+}

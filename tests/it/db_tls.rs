@@ -1,0 +1,162 @@
+//! PostgreSQL over TLS: `sslmode` is honoured by every connection of the sink,
+//! a certificate that does not check out stops the connection with a message
+//! that names the TLS settings, and the default URL still connects.
+//!
+//! The local PostgreSQL must have `ssl = on` (`.ci/run` turns it on with a
+//! self-signed certificate when it is off); these tests fail, not skip, when
+//! it is off.
+
+use std::time::Duration;
+
+use tweetflow::{connect_database, SinkConfig};
+
+use crate::sink_util::{admin, unique, wait_for, TestSchema, ADMIN_URL};
+use crate::tls_util::SelfSigned;
+
+fn require_server_ssl() {
+    let ssl: String = admin().query_one("SHOW ssl", &[]).unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "the local PostgreSQL has ssl off: run .ci/run, which turns it on"
+    );
+}
+
+fn encrypted(c: &mut postgres::Client) -> bool {
+    c.query_one(
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn cfg(url: &str) -> SinkConfig {
+    SinkConfig {
+        database_url: url.into(),
+        ..SinkConfig::default()
+    }
+}
+
+#[test]
+fn sslmode_require_connects_encrypted_and_disable_does_not() {
+    require_server_ssl();
+    let mut c = connect_database(&cfg(&format!("{ADMIN_URL}?sslmode=require"))).unwrap();
+    assert!(encrypted(&mut c), "sslmode=require gave a plain connection");
+    let mut c = connect_database(&cfg(&format!("{ADMIN_URL}?sslmode=disable"))).unwrap();
+    assert!(!encrypted(&mut c), "sslmode=disable gave TLS");
+    let mut c = connect_database(&cfg("host=127.0.0.1 user=postgres sslmode=require")).unwrap();
+    assert!(
+        encrypted(&mut c),
+        "key=value sslmode=require gave a plain connection"
+    );
+}
+
+#[test]
+fn the_default_url_still_connects_and_prefers_tls() {
+    require_server_ssl();
+    let mut c = connect_database(&SinkConfig::default()).unwrap();
+    // libpq's default, prefer: TLS when the server offers it (it does here).
+    assert!(encrypted(&mut c));
+}
+
+#[test]
+fn every_connection_of_the_sink_uses_the_chosen_tls() {
+    require_server_ssl();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let app = unique("tf_tls");
+    let sink_cfg = SinkConfig {
+        database_url: format!("{ADMIN_URL}?sslmode=require&application_name={app}"),
+        health_interval: Duration::from_millis(100),
+        ..schema.config(spool.path())
+    };
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let sink = tweetflow::spawn_sink(sink_cfg, rx).unwrap();
+    for r in tweetflow::testkit::records(1, 1, 20) {
+        tx.send(r).unwrap();
+    }
+    let mut a = admin();
+    let mut rows = Vec::new();
+    wait_for(
+        "the writer and the probe to connect",
+        Duration::from_secs(20),
+        || {
+            rows = a
+                .query(
+                    "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                 WHERE a.application_name = $1",
+                    &[&app],
+                )
+                .unwrap();
+            rows.len() >= 2
+        },
+    );
+    assert!(
+        rows.iter().all(|r| r.get::<_, bool>(0)),
+        "a connection of the sink is not encrypted"
+    );
+    drop(tx);
+    let summary = sink.join().unwrap();
+    assert_eq!(summary.stats.records_committed, 20);
+}
+
+#[test]
+fn verify_full_against_the_wrong_ca_fails_with_a_clear_message() {
+    require_server_ssl();
+    let wrong = SelfSigned::new("not the server's CA");
+    let c = SinkConfig {
+        database_url: format!("{ADMIN_URL}?sslmode=verify-full"),
+        db_ca_file: Some(wrong.cert_file.clone()),
+        ..SinkConfig::default()
+    };
+    let msg = connect_database(&c)
+        .err()
+        .expect("connected with the wrong CA")
+        .to_string();
+    for part in [
+        "sslmode=verify-full",
+        &wrong.cert_file.display().to_string(),
+        "certificate verify failed",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from {msg:?}");
+    }
+    // The same through the URL's sslrootcert.
+    let c = cfg(&format!(
+        "{ADMIN_URL}?sslmode=verify-ca&sslrootcert={}",
+        wrong.cert_file.display()
+    ));
+    let msg = connect_database(&c)
+        .err()
+        .expect("connected with the wrong CA")
+        .to_string();
+    assert!(
+        msg.contains("sslmode=verify-ca") && msg.contains("certificate verify failed"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn verify_ca_accepts_the_servers_own_certificate() {
+    require_server_ssl();
+    // The server's certificate is self-signed: it is its own CA. It is readable
+    // when the test runs on the database's machine (as root here).
+    let file: String = admin().query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
+    let data_dir: String = admin()
+        .query_one("SHOW data_directory", &[])
+        .unwrap()
+        .get(0);
+    let path = std::path::Path::new(&data_dir).join(&file);
+    assert!(
+        path.exists(),
+        "the server's certificate {} is not readable here",
+        path.display()
+    );
+    let c = SinkConfig {
+        database_url: format!("{ADMIN_URL}?sslmode=verify-ca"),
+        db_ca_file: Some(path),
+        ..SinkConfig::default()
+    };
+    let mut client = connect_database(&c).unwrap();
+    assert!(encrypted(&mut client));
+}

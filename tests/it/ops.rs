@@ -1,0 +1,470 @@
+//! The operator's endpoint against a running pipeline: /metrics parsed by a
+//! real exposition-format parser and checked against the stages' counters,
+//! /readyz through a database outage, pause and resume with and without the
+//! token, and the sink's pause on its own (every record exactly once).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
+use serde_json::Value;
+use tweetflow::{
+    spawn_sink, start, Emulator, EmulatorConfig, OpsConfig, PauseOutcome, PipelineConfig,
+    PipelineError, Probes, Rate, Shutdown, SinkConfig, SourceSnapshot, Summary,
+};
+
+use crate::sink_util::*;
+
+/// One request; the status and the body, whatever the status.
+fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(15));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+/// A pipeline reading its own emulator, with the endpoint on a free port.
+struct Running {
+    addr: SocketAddr,
+    probes: Probes,
+    shutdown: Shutdown,
+    wait: std::thread::JoinHandle<Result<Summary, PipelineError>>,
+    _emulator: Emulator,
+}
+
+impl Running {
+    fn start(sink: SinkConfig, token: Option<&str>) -> Running {
+        Running::start_with(sink, token, None)
+    }
+
+    fn start_with(
+        sink: SinkConfig,
+        token: Option<&str>,
+        stats_file: Option<std::path::PathBuf>,
+    ) -> Running {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let emulator = Emulator::start(EmulatorConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            seed: 77,
+            rate: Rate::Constant(300.0),
+            kill_every: Some(50),
+            ..EmulatorConfig::default()
+        })
+        .unwrap();
+        let mut cfg = PipelineConfig {
+            server: Some(emulator.url()),
+            channel_capacity: 512,
+            stats_file,
+            sink,
+            ops: OpsConfig {
+                addr: Some("127.0.0.1:0".parse().unwrap()),
+                control_token: token.map(str::to_string),
+            },
+            ..PipelineConfig::default()
+        };
+        cfg.core.work_delay = "1..5".parse().unwrap();
+        cfg.core.min_workers = 2;
+        cfg.core.max_workers = 64;
+        let shutdown = Shutdown::new();
+        let pipeline = start(cfg, shutdown.clone()).unwrap();
+        let addr = pipeline.ops_addr().expect("the endpoint listens");
+        let probes = pipeline.probes().clone();
+        let wait = std::thread::spawn(move || pipeline.wait());
+        Running {
+            addr,
+            probes,
+            shutdown,
+            wait,
+            _emulator: emulator,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn committed(&self) -> u64 {
+        self.probes.sink.records_committed.load(Ordering::Relaxed)
+    }
+
+    fn stop(self) -> Summary {
+        self.shutdown.trigger();
+        self.wait.join().unwrap().unwrap()
+    }
+}
+
+type Exp = MetricsExposition<PrometheusType, PrometheusValue>;
+
+/// The value of the sample of `family` with exactly `labels`.
+fn sample(exp: &Exp, family: &str, labels: &[(&str, &str)]) -> f64 {
+    let fam = exp
+        .families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"));
+    let want: HashMap<&str, &str> = labels.iter().copied().collect();
+    for m in fam.iter_samples() {
+        let set = m.get_labelset().unwrap();
+        let got: HashMap<&str, &str> = set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if got == want {
+            return match &m.value {
+                PrometheusValue::Counter(c) => c.value.as_f64(),
+                PrometheusValue::Gauge(g) => g.as_f64(),
+                PrometheusValue::Histogram(h) => h.count.map_or(f64::NAN, |c| c as f64),
+                other => panic!("{family}: unexpected {other:?}"),
+            };
+        }
+    }
+    panic!("{family}: no sample with {labels:?}");
+}
+
+fn between(what: &str, lo: u64, got: f64, hi: u64) {
+    assert!(
+        lo as f64 <= got && got <= hi as f64,
+        "{what}: {got} not within [{lo}, {hi}]"
+    );
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_match_the_stats() {
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let run = Running::start(schema.config(spool.path()), None);
+    wait_for("commits", Duration::from_secs(60), || run.committed() > 300);
+
+    let src = |p: &Probes| -> Vec<_> { p.sources.iter().map(|s| s.snapshot()).collect() };
+    let (s0, c0, k0) = (
+        src(&run.probes),
+        run.probes.sink.snapshot(),
+        run.probes.core.snapshot(),
+    );
+    let (status, text) = http("GET", &run.url("/metrics"), None);
+    let (s1, c1, k1) = (
+        src(&run.probes),
+        run.probes.sink.snapshot(),
+        run.probes.core.snapshot(),
+    );
+    assert_eq!(status, 200);
+
+    let exp = openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("not the exposition format: {e:?}\n{text}"));
+    for (name, fam) in &exp.families {
+        assert!(name.starts_with("tweetflow_"), "{name}");
+        assert!(!fam.help.is_empty(), "{name}: no HELP");
+        if fam.family_type == PrometheusType::Counter {
+            assert!(name.ends_with("_total"), "counter {name}");
+        }
+    }
+    type Field = fn(&SourceSnapshot) -> u64;
+    let per_stream: [(&str, Field); 4] = [
+        ("tweetflow_tweets_received_total", |s| s.tweets),
+        ("tweetflow_kill_messages_total", |s| s.kills),
+        ("tweetflow_malformed_events_total", |s| s.malformed),
+        ("tweetflow_reconnects_total", |s| s.reconnects),
+    ];
+    for (i, stream) in ["1", "2"].into_iter().enumerate() {
+        for (name, field) in per_stream {
+            let got = sample(&exp, name, &[("stream", stream)]);
+            between(name, field(&s0[i]), got, field(&s1[i]));
+        }
+    }
+    assert!(
+        s1.iter().map(|s| s.kills).sum::<u64>() > 0,
+        "precondition: kills were sent"
+    );
+    between(
+        "restarts",
+        k0.sentiment.restarts,
+        sample(
+            &exp,
+            "tweetflow_worker_restarts_total",
+            &[("pool", "sentiment")],
+        ),
+        k1.sentiment.restarts,
+    );
+    between(
+        "committed",
+        c0.records_committed,
+        sample(&exp, "tweetflow_records_committed_total", &[]),
+        c1.records_committed,
+    );
+    between(
+        "tweet rows",
+        c0.written_tweets,
+        sample(&exp, "tweetflow_rows_written_total", &[("table", "tweets")]),
+        c1.written_tweets,
+    );
+    // One latency per committed record, one write time per batch.
+    between(
+        "latency count",
+        c0.records_committed,
+        sample(&exp, "tweetflow_receipt_to_commit_seconds", &[]),
+        c1.records_committed,
+    );
+    between(
+        "write count",
+        c0.batches,
+        sample(&exp, "tweetflow_sink_batch_write_seconds", &[]),
+        c1.batches,
+    );
+    let workers = sample(&exp, "tweetflow_pool_workers", &[("pool", "engagement")]);
+    assert!((2.0..=64.0).contains(&workers), "{workers}");
+    assert_eq!(
+        sample(&exp, "tweetflow_sink_state", &[("state", "up")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&exp, "tweetflow_sink_state", &[("state", "paused")]),
+        0.0
+    );
+    assert_eq!(sample(&exp, "tweetflow_ready", &[]), 1.0);
+
+    // The buckets are cumulative and end with the count.
+    let Some(PrometheusValue::Histogram(h)) = exp.families["tweetflow_receipt_to_commit_seconds"]
+        .iter_samples()
+        .next()
+        .map(|m| &m.value)
+    else {
+        panic!("latency is not a histogram")
+    };
+    let counts: Vec<f64> = h.buckets.iter().map(|b| b.count.as_f64()).collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert!(h.sum.as_ref().is_some_and(|s| s.as_f64() > 0.0));
+
+    // The other routes, and control without a configured token.
+    assert_eq!(http("GET", &run.url("/healthz"), None).0, 200);
+    assert_eq!(http("GET", &run.url("/readyz"), None).0, 200);
+    assert_eq!(http("GET", &run.url("/nowhere"), None).0, 404);
+    assert_eq!(
+        http("POST", &run.url("/sink/pause"), Some("anything")).0,
+        403
+    );
+    assert_eq!(http("POST", &run.url("/sink/pause"), None).0, 403);
+    assert_eq!(
+        run.probes.sink.snapshot().sink_state,
+        "up",
+        "a refused pause pauses nothing"
+    );
+    run.stop();
+}
+
+fn reasons(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn readyz_turns_503_while_the_database_is_away_and_200_when_it_returns() {
+    let db = TestDb::new();
+    let spool = tempfile::tempdir().unwrap();
+    let run = Running::start(db.config(spool.path()), None);
+    let ready = || http("GET", &run.url("/readyz"), None);
+    wait_for("ready", Duration::from_secs(60), || ready().0 == 200);
+
+    db.go_down();
+    let t = Instant::now();
+    wait_for(
+        "503 after the database went away",
+        Duration::from_secs(10),
+        || {
+            let (status, body) = ready();
+            status == 503 && reasons(&body).iter().any(|r| r.starts_with("database_"))
+        },
+    );
+    eprintln!(
+        "not ready {:.1} s after the outage began",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        http("GET", &run.url("/healthz"), None).0,
+        200,
+        "alive all along"
+    );
+
+    db.come_back();
+    wait_for(
+        "200 after the database returned",
+        Duration::from_secs(10),
+        || ready().0 == 200,
+    );
+    let summary = run.stop();
+    assert_eq!(summary.spooled_at_exit, 0);
+}
+
+#[test]
+fn pause_and_resume_over_http_need_the_token_and_write_nothing_while_paused() {
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let stats_file = spool.path().join("stats.jsonl");
+    let run = Running::start_with(
+        schema.config(spool.path()),
+        Some("t0ken"),
+        Some(stats_file.clone()),
+    );
+    wait_for("commits", Duration::from_secs(60), || run.committed() > 100);
+    let pause = run.url("/sink/pause");
+    let resume = run.url("/sink/resume");
+
+    assert_eq!(http("POST", &pause, None).0, 401);
+    assert_eq!(http("POST", &pause, Some("t0ken2")).0, 401);
+    assert_eq!(http("GET", &pause, Some("t0ken")).0, 405);
+    assert_eq!(run.probes.sink.snapshot().sink_state, "up");
+
+    let (status, body) = http("POST", &pause, Some("t0ken"));
+    assert_eq!((status, body.trim()), (200, r#"{"sink":"paused"}"#));
+    let committed = run.committed();
+    let received: u64 = run.probes.sources.iter().map(|s| s.snapshot().tweets).sum();
+    let (status, body) = http("GET", &run.url("/readyz"), None);
+    assert_eq!(status, 503);
+    assert_eq!(reasons(&body), ["paused"]);
+    let (_, text) = http("GET", &run.url("/metrics"), None);
+    assert!(
+        text.contains("tweetflow_sink_state{state=\"paused\"} 1\n"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(run.committed(), committed, "nothing written while paused");
+    let later: u64 = run.probes.sources.iter().map(|s| s.snapshot().tweets).sum();
+    assert!(later > received, "ingest keeps running");
+    assert!(
+        run.probes.sink.snapshot().spilled > 0,
+        "records go to the spool"
+    );
+    let stats = std::fs::read_to_string(&stats_file).unwrap();
+    let last: Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    assert_eq!(last["sink"], "paused", "the stats file shows the pause");
+
+    assert_eq!(http("POST", &resume, Some("wrong")).0, 401);
+    assert_eq!(run.committed(), committed);
+    assert_eq!(http("POST", &resume, Some("t0ken")).0, 200);
+    wait_for("the backlog drains", Duration::from_secs(20), || {
+        run.committed() > committed
+    });
+    let summary = run.stop();
+    assert_eq!(summary.spooled_at_exit, 0);
+    assert_eq!(
+        summary.committed, summary.records,
+        "every record committed once"
+    );
+}
+
+#[test]
+fn a_paused_sink_writes_nothing_and_after_resume_every_record_lands_once() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = TestDb::new();
+    let spool = tempfile::tempdir().unwrap();
+    let (recs, expect) = workload(3_000_000, 2_000);
+    let cfg = SinkConfig {
+        buffer_records: 500,
+        ..db.config(spool.path())
+    };
+    let (tx, rx) = bounded(256);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    let stats = sink.stats();
+    let control = sink.control();
+    // ~5 s of input.
+    let feeder = feed_slowly(tx, recs, 45, Duration::from_millis(100));
+    wait_for("first commits", Duration::from_secs(60), || {
+        stats.records_committed.load(Ordering::Relaxed) > 100
+    });
+    assert_eq!(control.pause(Duration::from_secs(10)), PauseOutcome::Paused);
+    let count = || -> i64 {
+        db.client()
+            .query_one("SELECT count(*) FROM tweets", &[])
+            .unwrap()
+            .get(0)
+    };
+    let (rows, committed) = (count(), stats.records_committed.load(Ordering::Relaxed));
+    let records_in = stats.records_in.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count(), rows, "no row written while paused");
+    assert_eq!(stats.records_committed.load(Ordering::Relaxed), committed);
+    assert!(
+        stats.records_in.load(Ordering::Relaxed) > records_in,
+        "ingest goes on"
+    );
+    let snap = stats.snapshot();
+    assert_eq!(snap.sink_state, "paused");
+    assert!(
+        snap.spilled > 0 && snap.buffered == 0,
+        "records wait in the spool"
+    );
+
+    control.resume();
+    feeder.join().unwrap();
+    let summary = sink.join().unwrap();
+    assert_eq!(summary.left_in_spool, 0);
+    assert!(
+        summary.stats.records_replayed > 0,
+        "the backlog came from the spool"
+    );
+    check_rows(&db, &expect);
+}
+
+fn hello(_: &(), r: &tweetflow::Request<'_>) -> tweetflow::Response {
+    tweetflow::Response::text(200, format!("hello {}", r.query))
+}
+
+fn boom(_: &(), _: &tweetflow::Request<'_>) -> tweetflow::Response {
+    panic!("a handler that fails");
+}
+
+#[test]
+fn the_listener_takes_a_free_port_when_its_own_is_taken_and_survives_bad_requests() {
+    use std::io::{Read, Write};
+    let _ = env_logger::builder().is_test(true).try_init();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let routes = tweetflow::Routes::new()
+        .get("/hello", hello)
+        .get("/boom", boom);
+    let want: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = tweetflow::OpsServer::start(want, routes, std::sync::Arc::new(())).unwrap();
+    assert_ne!(
+        server.addr().port(),
+        port,
+        "a free port instead of the taken one"
+    );
+    let url = |p: &str| format!("{}{}", server.url().trim_end_matches('/'), p);
+
+    assert_eq!(
+        http("GET", &url("/hello?x=1"), None),
+        (200, "hello x=1".into())
+    );
+    assert_eq!(http("GET", &url("/boom"), None).0, 500);
+    assert_eq!(http("PUT", &url("/hello"), None).0, 405);
+    assert_eq!(http("POST", &url("/hello"), None).0, 405);
+    assert_eq!(http("HEAD", &url("/hello"), None), (200, String::new()));
+    let mut raw = std::net::TcpStream::connect(server.addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(b"\x00\x01 not http at all\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(http("GET", &url("/hello"), None).0, 200, "still serving");
+
+    let addr = server.addr();
+    drop(server);
+    // tiny_http closes its listening socket from its own accept thread, just after.
+    wait_for("the socket to close", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+}

@@ -1,0 +1,384 @@
+//! The sink against bad input and its own bugs, on the real PostgreSQL: a field
+//! that does not parse is stored as NULL, a record that cannot be encoded is
+//! rejected on its own, a panicking writer restarts with the batch it held or, if it
+//! keeps panicking, stops with everything spooled.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::sink_util::*;
+use crossbeam_channel::bounded;
+use tweetflow::testkit::{records, SinkFault};
+use tweetflow::{spawn_sink, Record, SinkConfig, SinkError};
+
+fn count(schema: &str, sql: &str) -> i64 {
+    admin()
+        .query_one(&sql.replace("S.", &format!("\"{schema}\".")), &[])
+        .unwrap()
+        .get(0)
+}
+
+fn cfg(schema: &TestSchema, spool: &std::path::Path, batch: usize) -> SinkConfig {
+    SinkConfig {
+        batch_min: batch,
+        batch_max: batch,
+        batch_initial: batch,
+        linger: Duration::from_millis(300),
+        ..schema.config(spool)
+    }
+}
+
+use crate::sink_util::run_sink as send_all;
+
+#[test]
+fn a_bad_date_is_stored_as_null_with_the_raw_json_kept() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let mut recs = records(1, 1, 20);
+    // Five-byte offsets holding a multi-byte character: a byte-slicing parser cuts
+    // inside it and panics.
+    let bad_tweet = "Mon Apr 18 19:30:47 +0é0 2016";
+    let bad_user = "Wed Jul 11 09:12:03 é000 2012";
+    let mut t = (*recs[7].tweet).clone();
+    t.created_at = Some(bad_tweet.into());
+    t.raw = t.raw.replacen(
+        "\"created_at\":\"",
+        &format!("\"created_at\":\"{bad_tweet}"),
+        1,
+    );
+    t.user.id = 4242;
+    t.user.created_at = Some(bad_user.into());
+    t.user.raw = format!(r#"{{"id":4242,"created_at":"{bad_user}"}}"#);
+    recs[7].tweet = t.into();
+    let s = send_all(cfg(&schema, spool.path(), 20), recs).unwrap();
+    assert_eq!(s.stats.records_committed, 20);
+    assert_eq!(s.stats.records_rejected, 0);
+    assert_eq!(s.left_in_spool, 0);
+    let n = |sql: &str| count(&schema.name, sql);
+    assert_eq!(n("SELECT count(*) FROM S.tweets"), 20);
+    assert_eq!(
+        n(
+            "SELECT count(*) FROM S.tweets WHERE id = 8 AND created_at IS NULL \
+           AND starts_with(raw->>'created_at', 'Mon Apr 18 19:30:47 +0é0 2016')"
+        ),
+        1
+    );
+    assert_eq!(
+        n(
+            "SELECT count(*) FROM S.users WHERE id = 4242 AND created_at IS NULL \
+           AND raw->>'created_at' = 'Wed Jul 11 09:12:03 é000 2012'"
+        ),
+        1
+    );
+    // The good dates are still parsed.
+    assert_eq!(
+        n("SELECT count(*) FROM S.tweets WHERE created_at IS NOT NULL"),
+        19
+    );
+}
+
+#[test]
+fn a_record_that_cannot_be_encoded_is_rejected_and_the_rest_lands() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let recs = records(1, 1, 50);
+    let fault = SinkFault {
+        encode: Some(Arc::new(|seq| seq == 17)),
+        ..SinkFault::default()
+    };
+    let c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 50)
+    };
+    let s = send_all(c, recs).unwrap();
+    assert_eq!(s.stats.records_rejected, 1);
+    assert_eq!(s.stats.records_committed, 49);
+    assert_eq!(
+        s.stats.records_committed + s.stats.records_rejected,
+        s.stats.records_in
+    );
+    assert_eq!(s.left_in_spool, 0);
+    let n = |sql: &str| count(&schema.name, sql);
+    assert_eq!(n("SELECT count(*) FROM S.tweets"), 49);
+    assert_eq!(n("SELECT count(*) FROM S.tweets WHERE id = 17"), 0);
+    let rejected = std::fs::read_to_string(spool.path().join("rejected.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{rejected}");
+    assert_eq!(lines[0]["record"]["tweet"]["seq"], 17);
+    let why = lines[0]["error"].as_str().unwrap();
+    assert!(why.contains("encoder panicked"), "{why}");
+}
+
+#[test]
+fn a_writer_panic_restarts_it_with_the_batch_it_held() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let recs = records(1, 1, 60);
+    let fired = Arc::new(AtomicU64::new(0));
+    let f2 = Arc::clone(&fired);
+    let fault = SinkFault {
+        // The first batch holding seq 25 panics once; it must then land anyway.
+        batch: Some(Arc::new(move |seq| {
+            seq == 25 && f2.fetch_add(1, Ordering::SeqCst) == 0
+        })),
+        ..SinkFault::default()
+    };
+    let c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 20)
+    };
+    let s = send_all(c, recs).unwrap();
+    assert!(fired.load(Ordering::SeqCst) >= 1, "the fault never fired");
+    assert_eq!(s.stats.writer_restarts, 1);
+    assert_eq!(s.stats.records_committed, 60);
+    assert_eq!(s.left_in_spool, 0);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 60);
+}
+
+#[test]
+fn a_writer_that_keeps_panicking_stops_the_sink_with_its_records_spooled() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let fault = SinkFault {
+        batch: Some(Arc::new(|_| true)),
+        ..SinkFault::default()
+    };
+    let mut c = SinkConfig {
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 20)
+    };
+    c.restart.max_restarts = 2;
+    c.restart.backoff_base = Duration::from_millis(1);
+    c.restart.backoff_max = Duration::from_millis(5);
+    let (tx, rx) = bounded(64);
+    let sink = spawn_sink(c.clone(), rx).unwrap();
+    let stats = sink.stats();
+    for r in records(1, 1, 40) {
+        tx.send(r).unwrap();
+    }
+    wait_for("the writer to give up", Duration::from_secs(30), || {
+        sink.failure().is_some()
+    });
+    let f = sink.failure().unwrap();
+    assert_eq!(f.thread, tweetflow::SinkThread::Writer);
+    assert!(f.cause.contains("test fault"), "{}", f.cause);
+    // From now on the sink never says "up", however the health probe goes.
+    for r in records(41, 41, 20) {
+        tx.send(r).unwrap();
+    }
+    for _ in 0..10 {
+        assert_eq!(stats.snapshot().sink_state, "failed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(tx);
+    match sink.join() {
+        Err(SinkError::WriterFailed { cause }) => assert!(cause.contains("test fault"), "{cause}"),
+        other => panic!("expected WriterFailed, got {other:?}"),
+    }
+    let snap = stats.snapshot();
+    assert_eq!(snap.records_committed, 0);
+    assert_eq!(snap.spilled, 60, "every record is in the spool");
+    // The next start, without the bug, writes them all.
+    let s = send_all(SinkConfig { fault: None, ..c }, Vec::new()).unwrap();
+    assert_eq!(s.stats.replayed_at_start, 60);
+    assert_eq!(s.stats.records_committed, 60);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 60);
+}
+
+#[test]
+fn an_idle_spool_tail_is_fsynced_on_a_timer() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = SinkConfig {
+        // Nothing listens there: the sink spools everything.
+        database_url: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        spool_dir: spool.path().to_path_buf(),
+        spool_sync: Duration::from_millis(100),
+        connect_timeout: Duration::from_millis(500),
+        ..SinkConfig::default()
+    };
+    let (tx, rx) = bounded(16);
+    let sink = spawn_sink(cfg, rx).unwrap();
+    let stats = sink.stats();
+    let mut recs = records(1, 1, 2).into_iter();
+    tx.send(recs.next().unwrap()).unwrap();
+    wait_for("the outage to be seen", Duration::from_secs(30), || {
+        stats.snapshot().spilled == 1 && stats.snapshot().sink_state == "down"
+    });
+    // One more record, then nothing: it is appended straight to the spool.
+    tx.send(recs.next().unwrap()).unwrap();
+    wait_for("the append", Duration::from_secs(10), || {
+        stats.snapshot().spilled == 2
+    });
+    // No further append comes; the timer alone must fsync it.
+    wait_for(
+        "the idle tail to be fsynced",
+        Duration::from_secs(2),
+        || stats.snapshot().spool_unsynced == 0,
+    );
+    drop(tx);
+    let _ = sink.join();
+}
+
+#[test]
+fn a_spool_for_another_target_is_not_replayed_unless_adopted() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // A run against a database that is down leaves its records in the spool.
+    let other = SinkConfig {
+        database_url: "postgres://postgres:secret@127.0.0.1:1/postgres".into(),
+        schema: "elsewhere".into(),
+        spool_dir: spool.path().to_path_buf(),
+        connect_timeout: Duration::from_millis(500),
+        shutdown_grace: Duration::from_millis(300),
+        ..SinkConfig::default()
+    };
+    let s = send_all(other, records(1, 1, 5)).unwrap();
+    assert_eq!(s.left_in_spool, 5);
+    let tag = std::fs::read_to_string(spool.path().join("spool.target")).unwrap();
+    assert_eq!(
+        tag.trim(),
+        "postgres://postgres@127.0.0.1:1/postgres schema=elsewhere"
+    );
+    assert!(!tag.contains("secret"), "no password in the tag");
+    // Another target: refused, with what was found and how to replay deliberately.
+    let (_tx, rx) = bounded::<Record>(1);
+    let e = spawn_sink(schema.config(spool.path()), rx).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        matches!(e, SinkError::SpoolTarget { pending: 5, .. }),
+        "{e:?}"
+    );
+    assert!(m.contains("127.0.0.1:1/postgres schema=elsewhere"), "{m}");
+    assert!(m.contains(&format!("schema={}", schema.name)), "{m}");
+    assert!(m.contains("--adopt-spool"), "{m}");
+    // Deliberately adopted: replayed into this target.
+    let s = send_all(
+        SinkConfig {
+            adopt_spool: true,
+            ..schema.config(spool.path())
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(s.stats.replayed_at_start, 5);
+    assert_eq!(s.stats.records_committed, 5);
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 5);
+}
+
+#[test]
+fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled() {
+    use tweetflow::{Emulator, EmulatorConfig, PipelineConfig, PipelineError, Rate, Shutdown};
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let stats_file = spool.path().join("stats.jsonl");
+    let emulator = Emulator::start(EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        rate: Rate::Constant(200.0),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let mut cfg = PipelineConfig {
+        server: Some(emulator.url()),
+        duration: Some(Duration::from_secs(60)),
+        channel_capacity: 256,
+        stats_file: Some(stats_file.clone()),
+        ..PipelineConfig::default()
+    };
+    cfg.core.work_delay = "1..5".parse().unwrap();
+    cfg.sink = SinkConfig {
+        fault: Some(SinkFault {
+            batch: Some(Arc::new(|_| true)),
+            ..SinkFault::default()
+        }),
+        ..schema.config(spool.path())
+    };
+    cfg.sink.restart.max_restarts = 2;
+    cfg.sink.restart.backoff_base = Duration::from_millis(1);
+    cfg.sink.restart.backoff_max = Duration::from_millis(5);
+    let t = std::time::Instant::now();
+    let err = tweetflow::run(cfg, Shutdown::new()).unwrap_err();
+    emulator.stop();
+    // Stopped by the failure, long before --duration.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    // The whole chain, as main prints it.
+    let mut m = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(e) = src {
+        m = format!("{m}: {e}");
+        src = e.source();
+    }
+    assert!(
+        matches!(err, PipelineError::Sink(SinkError::WriterFailed { .. })),
+        "{err:?}"
+    );
+    assert!(m.contains("writer failed for good"), "{m}");
+    assert_eq!(err.exit_code(), 1);
+    // Every record of the run is in the spool; none was written.
+    assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 0);
+    let lines = std::fs::read_to_string(spool.path().join("spool.jsonl")).unwrap();
+    assert!(lines.lines().count() > 0);
+    // Once failed, the stats file never says "up" again.
+    let states: Vec<String> = std::fs::read_to_string(&stats_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["sink"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let first_failed = states.iter().position(|s| s == "failed");
+    if let Some(i) = first_failed {
+        assert!(states[i..].iter().all(|s| s != "up"), "{states:?}");
+    }
+    assert_ne!(states.last().map(String::as_str), Some("up"), "{states:?}");
+}
+
+#[test]
+fn the_sequence_starts_above_the_highest_stored_whatever_the_clock() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // An earlier run, ten years "ahead" of this clock (the clock stepped back since).
+    let ahead = tweetflow::unix_micros() + 10 * 365 * 86_400 * 1_000_000;
+    let mut old = records(ahead, 7, 1);
+    let mut t = (*old[0].tweet).clone();
+    t.text = "old text".into();
+    old[0].tweet = t.into();
+    let s = send_all(schema.config(spool.path()), old).unwrap();
+    assert_eq!(s.stats.records_committed, 1);
+    // This run: its records must win over the stored ones.
+    let (tx, rx) = bounded(4);
+    let sink = spawn_sink(schema.config(spool.path()), rx).unwrap();
+    let seq = sink.seq().next();
+    assert!(seq > ahead, "seq {seq} is not above the stored {ahead}");
+    let mut new = records(seq, 7, 1);
+    let mut t = (*new[0].tweet).clone();
+    t.text = "new text".into();
+    new[0].tweet = t.into();
+    tx.send(new.remove(0)).unwrap();
+    drop(tx);
+    let s = sink.join().unwrap();
+    assert_eq!(s.stats.tweets_changed, 1, "the newer version was applied");
+    let row = admin()
+        .query_one(
+            &format!(
+                "SELECT text, ingest_seq FROM \"{}\".tweets WHERE id = 7",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "new text");
+    assert_eq!(row.get::<_, i64>(1) as u64, seq);
+}
