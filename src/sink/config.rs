@@ -1,0 +1,134 @@
+//! The sink's settings, each with its default.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(any(test, feature = "testkit"))]
+use super::fault::SinkFault;
+use super::redact_url;
+use crate::budget::Budget;
+use crate::supervise::StagePolicy;
+
+/// Sink settings. Its `Debug` shows the database URL without its password.
+#[derive(Clone)]
+pub struct SinkConfig {
+    /// `postgres://user@host:port/db` or key=value form; `sslmode` (libpq's five
+    /// modes) and `sslrootcert` are honoured.
+    pub database_url: String,
+    /// CA certificates (PEM) that sign the server's certificate, for
+    /// `sslmode=verify-ca` and `verify-full` (default: the URL's `sslrootcert`,
+    /// else the system's roots).
+    pub db_ca_file: Option<PathBuf>,
+    /// Schema of the `users` and `tweets` tables (created if missing). Default `public`.
+    pub schema: String,
+    /// Smallest batch the monitor may choose (default 10).
+    pub batch_min: usize,
+    /// Largest batch (default 20,000).
+    pub batch_max: usize,
+    /// First batch size (default 500).
+    pub batch_initial: usize,
+    /// Target write time of one batch (default 200 ms).
+    pub target_write: Duration,
+    /// Longest wait for a batch to fill once its first record is there (default 50 ms).
+    pub linger: Duration,
+    /// Records kept in memory before spilling to the spool (default 100,000).
+    pub buffer_records: usize,
+    /// Directory of `spool.jsonl`, `spool.offset`, `rejected.jsonl` (default `spool`).
+    pub spool_dir: PathBuf,
+    /// Probe period of the health checker (default 500 ms).
+    pub health_interval: Duration,
+    /// Connect timeout of both connections (default 3 s).
+    pub connect_timeout: Duration,
+    /// Statement timeout of the writer's connection (default 60 s); a batch that takes
+    /// longer is treated as a timeout (retried after recovery).
+    pub statement_timeout: Duration,
+    /// When the input has closed while the database is down, how long to wait for it
+    /// before leaving the rest in the spool (default 5 s).
+    pub shutdown_grace: Duration,
+    /// Longest time spooled appends may stay without fsync (default 200 ms).
+    pub spool_sync: Duration,
+    /// Most bytes of records kept in memory (as `Tweet::heap_bytes` counts
+    /// them), besides `buffer_records`; beyond, records spill to the spool.
+    /// Default unlimited; the pipeline sets half of `--memory-limit`.
+    pub buffer_bytes: u64,
+    /// A batch stops growing at this many bytes (at least one record), which
+    /// bounds what the writer holds outside the memory budget: the spool lines
+    /// it read, their records and the COPY buffer. Default 64 MiB.
+    pub batch_max_bytes: u64,
+    /// Uncommitted spool bytes at which [`SinkConfig::budget`] is told the
+    /// spool is full, so that ingest waits (`--spool-max-bytes`). The sink itself
+    /// never refuses a record: what is already in memory still lands in the
+    /// spool. Default `None`: no maximum.
+    pub spool_max_bytes: Option<u64>,
+    /// The memory budget that the spool-full state is reported to.
+    pub budget: Arc<Budget>,
+    /// Restarts of the writer after a panic (a bug): at most 5 within 60 s by
+    /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
+    /// its records are spooled and the sink reports the failure.
+    pub restart: StagePolicy,
+    /// Replay a spool tagged for another target (database URL without password, and
+    /// schema) into this one; without it such a spool is refused (default false).
+    pub adopt_spool: bool,
+    /// Test hook, see [`SinkFault`].
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<SinkFault>,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            db_ca_file: None,
+            schema: "public".into(),
+            batch_min: 10,
+            batch_max: 20_000,
+            batch_initial: 500,
+            target_write: Duration::from_millis(200),
+            linger: Duration::from_millis(50),
+            buffer_records: 100_000,
+            spool_dir: PathBuf::from("spool"),
+            health_interval: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+            spool_sync: Duration::from_millis(200),
+            buffer_bytes: u64::MAX,
+            batch_max_bytes: 64 << 20,
+            spool_max_bytes: None,
+            budget: Budget::unlimited(),
+            restart: StagePolicy {
+                max_restarts: 5,
+                window: Duration::from_secs(60),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+                backoff_reset: Duration::from_secs(30),
+            },
+            adopt_spool: false,
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_ca_file", &self.db_ca_file)
+            .field("schema", &self.schema)
+            .field("batch_min", &self.batch_min)
+            .field("batch_max", &self.batch_max)
+            .field("batch_initial", &self.batch_initial)
+            .field("target_write", &self.target_write)
+            .field("linger", &self.linger)
+            .field("buffer_records", &self.buffer_records)
+            .field("spool_dir", &self.spool_dir)
+            .field("health_interval", &self.health_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("spool_sync", &self.spool_sync)
+            .finish()
+    }
+}
