@@ -128,6 +128,7 @@ fn record(t: T) -> Record {
                 raw: u.raw,
             },
             raw: t.raw.text(),
+            memory: Default::default(),
         }),
         sentiment: t.sentiment,
         engagement: t.engagement,
