@@ -38,7 +38,7 @@ fuzz_target!(|input: &[u8]| {
     };
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let routes = Routes::new().get("/open", open).post("/control", control);
-    let words: Vec<&str> = authorization.map_or(Vec::new(), |a| a.split_whitespace().collect());
+    let words: Vec<&str> = authorization.map_or(Vec::new(), |a| a.split_ascii_whitespace().collect());
     let exact = words.len() == 2 && words[0].eq_ignore_ascii_case("bearer") && words[1] == TOKEN;
     for token in [Some(TOKEN), None] {
         let req = Request {

@@ -29,11 +29,14 @@ pub fn check_bearer(configured: Option<&str>, authorization: Option<&str>) -> Ac
 
 /// The token of a `Bearer <token>` value.
 fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(|c: char| c.is_ascii_whitespace())?;
+    // HTTP's whitespace is ASCII: a Unicode space (U+0085, U+00A0, …) or a vertical
+    // tab is part of the value, never a separator (so it never matches a token).
+    let ascii_ws = |c: char| c.is_ascii_whitespace();
+    let (scheme, token) = value.trim_matches(ascii_ws).split_once(ascii_ws)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    let token = token.trim();
+    let token = token.trim_matches(ascii_ws);
     (!token.is_empty()).then_some(token)
 }
 
