@@ -263,19 +263,10 @@ fn sigint_drains_every_stage_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.jsonl");
     // The binary as a user runs it: built-in emulator, the mandated work delay.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tweetflow"))
-        .args(["--database-url", DB_URL, "--schema", &schema.name])
+    let mut child = tweetflow(&schema.name, &dir.path().join("spool"), &stats)
         .args(["--emulator-rate", "300", "--emulator-seed", "9"])
         // Everything is to be committed in the drain, however loaded the machine is.
         .args(["--drain-timeout", "120"])
-        .arg("--spool-dir")
-        .arg(dir.path().join("spool"))
-        .arg("--stats-file")
-        .arg(&stats)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = child.stderr.take().unwrap();
