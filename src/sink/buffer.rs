@@ -230,6 +230,13 @@ impl Buffer {
         i.mem.len() as u64 + i.spool.unread() + i.spool.inflight()
     }
 
+    /// Closed and nothing waits (memory and spool empty, nothing handed out): the
+    /// writer has nothing left to do, whatever the database's state.
+    pub(super) fn is_finished(&self) -> bool {
+        let i = self.inner.lock();
+        i.closed && i.mem.is_empty() && i.spool.unread() == 0 && i.spool.inflight() == 0
+    }
+
     #[cfg(test)]
     /// True when nothing waits.
     pub(super) fn is_empty(&self) -> bool {

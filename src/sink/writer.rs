@@ -29,8 +29,9 @@
 //! wins: the writer drops its connection and spools what it holds exactly as in an
 //! outage, says it is parked, and waits for the resume; nothing is written meanwhile.
 //!
-//! The loop ends when the input is closed and drained, or, while the database is
-//! down, `shutdown_grace` after the input closed, or at once while paused, leaving
+//! The loop ends when the input is closed and drained (at once when nothing is
+//! left, whatever the database's state), or, while the database is down and records
+//! wait, `shutdown_grace` after the input closed, or at once while paused, leaving
 //! the rest in the spool for the next start.
 
 use std::path::Path;
@@ -178,6 +179,11 @@ fn writer_loop(
             if drain.was_cancelled() || Instant::now() + expected.mul_f64(1.5) >= stop {
                 return Ok(leave_to_spool(st, buffer, state.held.take(), &spool_dir));
             }
+        }
+        if state.held.is_none() && buffer.is_finished() {
+            // Input closed and nothing left to write or spool: end now, also while
+            // the database is down or the writer waits to retry (no grace to wait).
+            break;
         }
         if st.pause.is_requested() {
             conn = None;

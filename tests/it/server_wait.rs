@@ -1,6 +1,7 @@
 //! A wrong `--server` is never silent: the URL is named within 5 s and again at
 //! least every 30 s, the status says `waiting for server`, and Ctrl-C ends the
-//! wait within 2 s. The binary runs as a user runs it.
+//! wait within 2 s, with the database up or unreachable too. The binary runs as a
+//! user runs it.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -8,13 +9,25 @@ use std::time::Duration;
 use crate::child::Tweetflow;
 use crate::sink_util::{TestSchema, ADMIN_URL};
 
+/// A URL of nothing: a port that was free a moment ago (connections are refused).
+fn closed_port_url() -> String {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    format!("http://{addr}")
+}
+
 fn check_waiting_then_ctrl_c(server: &str) {
+    check_waiting_then_ctrl_c_writing_to(server, ADMIN_URL);
+}
+
+fn check_waiting_then_ctrl_c_writing_to(server: &str, database_url: &str) {
     let schema = TestSchema::new();
     let mut tf = Tweetflow::start(&[
         "--server",
         server,
         "--database-url",
-        ADMIN_URL,
+        database_url,
         "--schema",
         &schema.name,
     ]);
@@ -53,10 +66,16 @@ fn check_waiting_then_ctrl_c(server: &str) {
 
 #[test]
 fn a_refused_server_is_named_within_5_s_and_ctrl_c_exits_within_2_s() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    check_waiting_then_ctrl_c(&server);
+    check_waiting_then_ctrl_c(&closed_port_url());
+}
+
+#[test]
+fn with_the_database_unreachable_too_ctrl_c_exits_within_2_s() {
+    // Nothing was received, so the sink has nothing to write or spool: it must not
+    // wait out the database (`shutdown_grace`) for an empty buffer.
+    let server = closed_port_url();
+    let database = closed_port_url().replace("http://", "postgres://postgres@") + "/postgres";
+    check_waiting_then_ctrl_c_writing_to(&server, &database);
 }
 
 #[test]
