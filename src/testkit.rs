@@ -2,6 +2,7 @@
 //! `testkit` feature, which they enable through a self dev-dependency); not part
 //! of the default API.
 
+pub use crate::aggregate::StageFault;
 pub use crate::engine::{test_tweet, Fault, FaultFn};
 pub use crate::sink::fixture::{record, records, Spec};
 pub use crate::sink::{

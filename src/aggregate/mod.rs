@@ -19,6 +19,17 @@
 //! is emitted early as if it had timed out). When the input channel disconnects,
 //! every pending record is emitted (incomplete ones with NULLs, counted), then the
 //! output sender is dropped, which ends the sink.
+//!
+//! The join loop runs under `supervise::keep_alive` with the pending entries and
+//! the message in hand kept outside the unwind, so a panic (a bug) loses neither:
+//! the restarted loop takes that message in again first; if it panics on it once
+//! more, the message goes on unjoined (a tweet with NULL scores, counted
+//! incomplete; a score as an orphan), so one bad message can neither be lost nor
+//! wedge the stage. A loop that keeps panicking
+//! gives up for good ([`AggConfig::restart`]): the failure is recorded
+//! ([`Aggregator::failure`], the pipeline then stops), what is pending is emitted,
+//! and the message in hand and every later tweet go on with NULL scores until the
+//! input closes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +63,13 @@ pub struct AggConfig {
     pub timeout: Duration,
     /// Most entries kept at once; beyond, the oldest is emitted early (default 1,000,000).
     pub max_pending: usize,
+    /// Restarts of the join loop after a panic (a bug); beyond, it gives up for
+    /// good (the pipeline then stops). Default: at most 500 restarts within 5 s,
+    /// with a back-off from 10 ms to 1 s.
+    pub restart: StagePolicy,
+    /// Test hook, see [`StageFault`].
+    #[cfg(any(test, feature = "testkit"))]
+    pub fault: Option<StageFault>,
 }
 
 impl Default for AggConfig {
@@ -59,7 +77,43 @@ impl Default for AggConfig {
         AggConfig {
             timeout: Duration::from_secs(30),
             max_pending: 1_000_000,
+            restart: StagePolicy::default(),
+            #[cfg(any(test, feature = "testkit"))]
+            fault: None,
         }
+    }
+}
+
+/// A predicate on a record's ingest sequence number: which records a test hook
+/// picks (the `testkit` feature only).
+#[cfg(any(test, feature = "testkit"))]
+pub type SeqPredicate = dyn Fn(u64) -> bool + Send + Sync;
+
+/// A test hook of a stage loop under `keep_alive` (the aggregator, the tap; the
+/// `testkit` feature only): the loop panics each time it takes in a message of a
+/// sequence number the predicate selects, before handling it — a bug that a
+/// restart does not cure, so the stage ends up giving up for good.
+#[cfg(any(test, feature = "testkit"))]
+#[derive(Clone)]
+pub struct StageFault(
+    /// The predicate (asked on every take-in, so it may answer differently each time).
+    pub Arc<SeqPredicate>,
+);
+
+#[cfg(any(test, feature = "testkit"))]
+impl StageFault {
+    /// Panics if the predicate selects `seq` (`stage` names the loop in the message).
+    pub(crate) fn check(&self, stage: &str, seq: Seq) {
+        if (self.0)(seq) {
+            panic!("test fault: {stage} panic on seq {seq}");
+        }
+    }
+}
+
+#[cfg(any(test, feature = "testkit"))]
+impl std::fmt::Debug for StageFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageFault(..)")
     }
 }
 
@@ -209,6 +263,11 @@ struct Joiner {
     /// Entries in order of creation (timeout is constant, so also in deadline order).
     /// May hold stale seqs of entries already emitted; they are skipped.
     order: VecDeque<(Duration, Seq)>,
+    /// The message being taken in ([`take_in`]), and whether this is its retry: a
+    /// panic leaves it here, and the restarted loop takes it in again first, once;
+    /// a message that panics on its retry too is passed on unjoined
+    /// ([`pass_on`]), as it is after a give-up.
+    held: Option<(AggMsg, bool)>,
 }
 
 /// Why a record leaves the joiner before it is complete.
@@ -217,6 +276,8 @@ enum Cause {
     Timeout,
     Overflow,
     Shutdown,
+    /// Its message made the join loop panic twice (a bug).
+    Panic,
 }
 
 struct Out<'a> {
@@ -282,11 +343,11 @@ impl Joiner {
         })
     }
 
-    /// Applies one message; returns the seq if its entry became complete.
+    /// Applies one message (counted on receipt, [`count_in`]); returns the seq if
+    /// its entry became complete.
     fn apply(&mut self, msg: AggMsg, now: Duration, stats: &AggStats) -> Option<Seq> {
         let (seq, dup) = match msg {
             AggMsg::Tweet(t) => {
-                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
                 let seq = t.seq;
                 let e = self.entry(seq, now);
                 let dup = e.tweet.is_some();
@@ -296,7 +357,6 @@ impl Joiner {
                 (seq, dup)
             }
             AggMsg::Score { seq, kind, value } => {
-                stats.scores_in.fetch_add(1, Ordering::Relaxed);
                 let e = self.entry(seq, now);
                 let slot = match kind {
                     ScoreKind::Sentiment => &mut e.sentiment,
@@ -346,11 +406,11 @@ impl Joiner {
 }
 
 /// The aggregator thread: [`join_loop`] under [`supervise::keep_alive`], the
-/// pending entries kept outside it, so a panic (a bug) loses no pending record.
+/// pending entries and the message in hand kept outside it, so a panic (a bug)
+/// loses no record.
 fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggStats) {
     let mut j = Joiner::default();
-    let policy = StagePolicy::default();
-    if let Err(why) = supervise::keep_alive("aggregator", &policy, || {
+    if let Err(why) = supervise::keep_alive("aggregator", &cfg.restart, || {
         join_loop(&cfg, &input, &tx, stats, &mut j)
     }) {
         log::error!(
@@ -359,39 +419,95 @@ fn run(cfg: AggConfig, input: Receiver<AggMsg>, tx: Sender<Record>, stats: &AggS
             why.last_panic
         );
         *stats.failure.lock() = Some(why.to_string());
+        let held = j.held.take().map(|(msg, _)| msg);
         flush(&tx, stats, &mut j);
-        pass_through(&input, &tx, stats);
+        pass_through(held, &input, &tx, stats);
         return;
     }
     flush(&tx, stats, &mut j);
 }
 
-/// After a give-up: every tweet still arriving goes on at once with NULL scores
-/// (counted incomplete), so no record is lost while the pipeline stops.
-fn pass_through(input: &Receiver<AggMsg>, tx: &Sender<Record>, stats: &AggStats) {
+/// The seq a message is about.
+fn msg_seq(msg: &AggMsg) -> Seq {
+    match msg {
+        AggMsg::Tweet(t) => t.seq,
+        AggMsg::Score { seq, .. } => *seq,
+    }
+}
+
+/// Counts a message received.
+fn count_in(msg: &AggMsg, stats: &AggStats) {
+    let counter = match msg {
+        AggMsg::Tweet(_) => &stats.tweets_in,
+        AggMsg::Score { .. } => &stats.scores_in,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Takes one message in, keeping it in `j.held` meanwhile (see [`Joiner::held`];
+/// `retry`: it made the loop panic once already), and emits the record it
+/// completes.
+fn take_in(
+    cfg: &AggConfig,
+    j: &mut Joiner,
+    out: &mut Out<'_>,
+    msg: AggMsg,
+    retry: bool,
+    now: Duration,
+    stats: &AggStats,
+) {
+    j.held = Some((msg.clone(), retry));
+    #[cfg(any(test, feature = "testkit"))]
+    if let Some(f) = &cfg.fault {
+        f.check("aggregator", msg_seq(&msg));
+    }
+    #[cfg(not(any(test, feature = "testkit")))]
+    let _ = cfg;
+    if let Some(seq) = j.apply(msg, now, stats) {
+        if let Some(p) = j.map.remove(&seq) {
+            out.emit(p, None, seq);
+        }
+    }
+    j.held = None;
+}
+
+/// After a give-up: the message that was in hand (`held`, counted already), then
+/// every tweet still arriving, goes on at once with NULL scores (counted
+/// incomplete), so no record is lost while the pipeline stops.
+fn pass_through(
+    held: Option<AggMsg>,
+    input: &Receiver<AggMsg>,
+    tx: &Sender<Record>,
+    stats: &AggStats,
+) {
     let mut out = Out {
         tx,
         stats,
         open: true,
         orphan_log: LogLimiter::every(ORPHAN_LOG_EVERY),
     };
-    for msg in input {
-        match msg {
-            AggMsg::Tweet(t) => {
-                stats.tweets_in.fetch_add(1, Ordering::Relaxed);
-                let seq = t.seq;
-                let p = Pending {
-                    tweet: Some(t),
-                    sentiment: None,
-                    engagement: None,
-                    born: Duration::ZERO,
-                };
-                out.emit(p, Some(Cause::Shutdown), seq);
-            }
-            AggMsg::Score { .. } => {
-                stats.scores_in.fetch_add(1, Ordering::Relaxed);
-                stats.orphan_scores.fetch_add(1, Ordering::Relaxed);
-            }
+    let received = input.iter().inspect(|msg| count_in(msg, stats));
+    for msg in held.into_iter().chain(received) {
+        pass_on(&mut out, msg, Cause::Shutdown);
+    }
+}
+
+/// A message that is not joined: a tweet goes on at once with NULL scores
+/// (counted incomplete); a score is counted as an orphan.
+fn pass_on(out: &mut Out<'_>, msg: AggMsg, cause: Cause) {
+    match msg {
+        AggMsg::Tweet(t) => {
+            let seq = t.seq;
+            let p = Pending {
+                tweet: Some(t),
+                sentiment: None,
+                engagement: None,
+                born: Duration::ZERO,
+            };
+            out.emit(p, Some(cause), seq);
+        }
+        AggMsg::Score { .. } => {
+            out.stats.orphan_scores.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -430,6 +546,20 @@ fn join_loop(
     // instead of parking, so the workers' and the dispatcher's sends never
     // have to wake it.
     let mut paced = Paced::default();
+    // Restarted after a panic: the message it happened on first, once; if it
+    // did so on its retry too, it goes on unjoined.
+    match j.held.take() {
+        Some((msg, false)) => take_in(cfg, j, &mut out, msg, true, clock.now(), stats),
+        Some((msg, true)) => {
+            log::error!(
+                "aggregator: the message of seq {} made the join loop panic twice; passing it \
+                 on unjoined",
+                msg_seq(&msg)
+            );
+            pass_on(&mut out, msg, Cause::Panic);
+        }
+        None => {}
+    }
     loop {
         // The time spent since the last look (processing, sending) was not a wait.
         tick(&mut clock, Duration::ZERO);
@@ -461,11 +591,8 @@ fn join_loop(
         match got {
             Ok(msg) => {
                 clock.received();
-                if let Some(seq) = j.apply(msg, clock.now(), stats) {
-                    if let Some(p) = j.map.remove(&seq) {
-                        out.emit(p, None, seq);
-                    }
-                }
+                count_in(&msg, stats);
+                take_in(cfg, j, &mut out, msg, false, clock.now(), stats);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

@@ -108,6 +108,10 @@ pub struct PipelineConfig {
     /// The operator's endpoint (`/metrics`, `/healthz`, `/readyz`, pause and
     /// resume); off unless an address is given.
     pub ops: OpsConfig,
+    /// Test hook of the tap (between the aggregator and the sink), see
+    /// `testkit::StageFault`; the tap restarts under `core.restart`.
+    #[cfg(any(test, feature = "testkit"))]
+    pub tap_fault: Option<crate::aggregate::StageFault>,
 }
 
 impl Default for PipelineConfig {
@@ -126,6 +130,8 @@ impl Default for PipelineConfig {
             stats_file: None,
             status_line: false,
             ops: OpsConfig::default(),
+            #[cfg(any(test, feature = "testkit"))]
+            tap_fault: None,
         }
     }
 }
@@ -432,14 +438,26 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         let hashtags = Arc::clone(&probes.hashtags);
         let tap_stats = Arc::clone(&probes.tap);
         let policy = cfg.core.restart.stage();
+        #[cfg(any(test, feature = "testkit"))]
+        let fault = cfg.tap_fault.clone();
         spawn_named("tap", move || {
+            // The record in hand, outside the unwind (see `tap`).
+            let mut held = None;
             let kept = supervise::keep_alive("tap", &policy, || {
-                tap::tap_loop(&tap_rx, &rec_tx, &hashtags, &tap_stats)
+                tap::tap_loop(
+                    &tap_rx,
+                    &rec_tx,
+                    &hashtags,
+                    &tap_stats,
+                    &mut held,
+                    #[cfg(any(test, feature = "testkit"))]
+                    fault.as_ref(),
+                )
             });
             if let Err(e) = kept {
                 error!("the tap failed for good ({e}); passing records on to the sink uncounted");
                 *tap_stats.failure.lock() = Some(e.to_string());
-                tap::pass_through(&tap_rx, &rec_tx, &tap_stats);
+                tap::pass_through(held.map(|(r, _)| r), &tap_rx, &rec_tx, &tap_stats);
             }
         })?
     };

@@ -7,10 +7,13 @@
 //! sink's input in turn, so shutdown flows on downstream. If the sink is gone
 //! it stops at once: records could no longer be written.
 //!
-//! If the loop keeps panicking (a bug in the counting) it gives up: the failure
-//! is recorded for [`Pipeline::wait`](super::Pipeline::wait), which stops the
-//! pipeline, and records are passed on uncounted ([`pass_through`]) so none is
-//! lost meanwhile.
+//! The record in hand is kept outside the loop (`held`), so a panic (a bug in
+//! the counting) loses it not: the restarted loop takes it in again first, and if
+//! it panics on it once more, passes it on uncounted. If the loop
+//! keeps panicking it gives up: the failure is recorded for
+//! [`Pipeline::wait`](super::Pipeline::wait), which stops the pipeline, and
+//! records, the one in hand first, are passed on uncounted ([`pass_through`]) so
+//! none is lost meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +21,8 @@ use crossbeam_channel::{Receiver, Sender};
 use log::error;
 use parking_lot::Mutex;
 
+#[cfg(any(test, feature = "testkit"))]
+use crate::aggregate::StageFault;
 use crate::model::Record;
 use crate::pace::Paced;
 use crate::stats::sketch::TopHashtags;
@@ -31,22 +36,54 @@ pub(super) struct TapStats {
     pub(super) failure: Mutex<Option<String>>,
 }
 
-/// Between the aggregator and the sink: counts hashtags into the sketch.
+/// Between the aggregator and the sink: counts hashtags into the sketch. The
+/// record in hand stays in `held` (with whether this is its retry) until it is
+/// sent, so that a panic leaves it there for the restarted loop (or
+/// [`pass_through`]).
 pub(super) fn tap_loop(
     input: &Receiver<Record>,
     output: &Sender<Record>,
     hashtags: &Mutex<TopHashtags>,
     stats: &TapStats,
+    held: &mut Option<(Record, bool)>,
+    #[cfg(any(test, feature = "testkit"))] fault: Option<&StageFault>,
 ) {
     // Paced, so the aggregator's sends never have to wake the tap.
     let mut paced = Paced::default();
-    while let Ok(record) = paced.recv(input) {
+    loop {
+        let (record, retry) = match held.take() {
+            Some((r, false)) => (r, true),
+            Some((r, true)) => {
+                error!(
+                    "the tap panicked twice on the record of seq {}; passing it on uncounted",
+                    r.tweet.seq
+                );
+                if output.send(r).is_err() {
+                    error!("the sink is gone: stopping the tap");
+                    return;
+                }
+                stats.records.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            None => match paced.recv(input) {
+                Ok(r) => (r, false),
+                Err(_) => return,
+            },
+        };
+        let (record, _) = held.insert((record, retry));
+        #[cfg(any(test, feature = "testkit"))]
+        if let Some(f) = fault {
+            f.check("tap", record.tweet.seq);
+        }
         if !record.tweet.hashtags.is_empty() {
             let mut top = hashtags.lock();
             for tag in &record.tweet.hashtags {
                 top.add(tag);
             }
         }
+        let Some((record, _)) = held.take() else {
+            continue;
+        };
         if output.send(record).is_err() {
             error!("the sink is gone: stopping the tap");
             return;
@@ -55,10 +92,15 @@ pub(super) fn tap_loop(
     }
 }
 
-/// After the loop gave up: records go on to the sink unchanged and uncounted in
-/// the sketch, until the input disconnects.
-pub(super) fn pass_through(input: &Receiver<Record>, output: &Sender<Record>, stats: &TapStats) {
-    for record in input {
+/// After the loop gave up: the record it held, then every later one, go on to
+/// the sink unchanged and uncounted in the sketch, until the input disconnects.
+pub(super) fn pass_through(
+    held: Option<Record>,
+    input: &Receiver<Record>,
+    output: &Sender<Record>,
+    stats: &TapStats,
+) {
+    for record in held.into_iter().chain(input) {
         if output.send(record).is_err() {
             return;
         }

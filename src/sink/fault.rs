@@ -5,8 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// A predicate on a record's ingest sequence number.
-pub type SeqPredicate = dyn Fn(u64) -> bool + Send + Sync;
+pub use crate::aggregate::SeqPredicate;
 
 /// Where the sink panics on purpose, for tests. `None` fields do nothing.
 #[derive(Clone, Default)]

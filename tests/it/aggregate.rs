@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded};
+use tweetflow::testkit::StageFault;
 use tweetflow::{spawn_aggregator, AggConfig};
 use tweetflow::{AggMsg, Record, ScoreKind, Seq, Tweet};
 
@@ -126,6 +127,7 @@ fn memory_is_bounded_by_what_is_in_flight() {
     let cfg = AggConfig {
         timeout: Duration::from_secs(3600),
         max_pending: 100,
+        ..AggConfig::default()
     };
     let agg = spawn_aggregator(cfg, rx, otx).unwrap();
     let st = agg.stats();
@@ -249,4 +251,72 @@ fn entries_whose_scores_never_come_expire_even_when_the_input_never_empties() {
     feeder.join().unwrap();
     drop(orx);
     agg.join();
+}
+
+/// Joined (seq, sentiment, engagement) in seq order.
+type Joined = Vec<(Seq, Option<f64>, Option<f64>)>;
+
+/// Runs an aggregator with `fault` (and quick restarts) over ten tweets, seqs
+/// 1..=10, each followed by both its scores (sentiment = seq, engagement 0.5);
+/// returns what came out, sorted by seq, and the final counters.
+fn ten_through(fault: StageFault) -> (Joined, tweetflow::AggSnapshot, Option<String>) {
+    let mut cfg = AggConfig {
+        fault: Some(fault),
+        ..AggConfig::default()
+    };
+    cfg.restart.backoff_base = Duration::from_millis(1);
+    cfg.restart.backoff_max = Duration::from_millis(5);
+    let (tx, rx) = unbounded();
+    let (otx, orx) = unbounded::<Record>();
+    let agg = spawn_aggregator(cfg, rx, otx).unwrap();
+    let st = agg.stats();
+    for seq in 1..=10 {
+        tx.send(AggMsg::Tweet(tweet(seq))).unwrap();
+        tx.send(score(seq, ScoreKind::Sentiment, Some(seq as f64)))
+            .unwrap();
+        tx.send(score(seq, ScoreKind::Engagement, Some(0.5)))
+            .unwrap();
+    }
+    drop(tx);
+    agg.join();
+    let mut got: Joined = orx
+        .iter()
+        .map(|r| (r.tweet.seq, r.sentiment, r.engagement))
+        .collect();
+    got.sort_by_key(|g| g.0);
+    (got, st.snapshot(), st.failure())
+}
+
+fn joined(s: Seq) -> (Seq, Option<f64>, Option<f64>) {
+    (s, Some(s as f64), Some(0.5))
+}
+
+#[test]
+fn the_message_a_panic_happened_on_is_joined_after_the_restart() {
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = Arc::clone(&fired);
+    // The tweet of seq 5 makes the join loop panic once (a bug that a restart cures).
+    let (got, s, failure) = ten_through(StageFault(Arc::new(move |seq| {
+        seq == 5 && !f.swap(true, Ordering::SeqCst)
+    })));
+    assert!(fired.load(Ordering::SeqCst), "the fault never fired");
+    let want: Joined = (1..=10).map(joined).collect();
+    assert_eq!(got, want, "every record once, joined");
+    assert_eq!((s.tweets_in, s.scores_in, s.emitted), (10, 20, 10));
+    assert_eq!((s.incomplete, s.orphan_scores, s.duplicates), (0, 0, 0));
+    assert_eq!(failure, None);
+}
+
+#[test]
+fn a_message_that_panics_again_on_its_retry_goes_on_unjoined_and_the_loop_goes_on() {
+    // Every message of seq 5 (its tweet and both scores) makes the loop panic, each
+    // time: a poison message must neither be lost nor wedge the stage.
+    let (got, s, failure) = ten_through(StageFault(Arc::new(|seq| seq == 5)));
+    let want: Joined = (1..=10)
+        .map(|s| if s == 5 { (5, None, None) } else { joined(s) })
+        .collect();
+    assert_eq!(got, want, "seq 5 with NULL scores, the rest joined");
+    assert_eq!((s.tweets_in, s.scores_in, s.emitted), (10, 20, 10));
+    assert_eq!((s.incomplete, s.orphan_scores, s.lost), (1, 2, 0));
+    assert_eq!(failure, None, "six panics are within the restart intensity");
 }

@@ -30,5 +30,6 @@ mod sink_outage;
 mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
+mod stage_failure;
 #[allow(dead_code)]
 mod tls_util;
