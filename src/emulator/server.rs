@@ -478,6 +478,10 @@ fn serve_connection(inner: &Inner, mut stream: TcpStream) {
     }
 }
 
+/// Pending events are written once they reach this many bytes, or when the next
+/// event is not due yet.
+const WRITE_COALESCE: usize = 64 * 1024;
+
 /// Writes the SSE stream until the client goes, the cut knob fires or the
 /// emulator stops. Returns the number of complete events sent.
 fn stream_events(
@@ -560,8 +564,8 @@ fn stream_events(
         event.clear();
         frame_event(&payload, cfg.ids.then_some(index + 1), &mut event);
         if cfg.cut_after == Some(sent) {
-            // Cut in the middle of the event (inside its chunk), then drop the connection.
-            out.clear();
+            // Cut in the middle of the event (inside its chunk), then drop the connection;
+            // the events still pending in `out` go first.
             if !held.is_empty() {
                 push_chunk(&mut out, &held, chunked);
             }
@@ -579,7 +583,6 @@ fn stream_events(
         if !matches!(cfg.rate, Rate::Max) {
             pacer.sent(Instant::now());
         }
-        out.clear();
         match split_rng.as_mut() {
             None => push_chunk(&mut out, &event, chunked),
             Some(rng) => {
@@ -594,13 +597,22 @@ fn stream_events(
                 held.clear();
             }
         }
+        // Events that are due now anyway go out in one write (each still its own
+        // chunk): TCP would merge them too, and a write per event costs the
+        // emulator and the client a system call each.
+        let more_due = out.len() < WRITE_COALESCE
+            && (matches!(cfg.rate, Rate::Max) || pacer.ready(Instant::now()));
+        if more_due {
+            continue;
+        }
         if let Err(e) = stream.write_all(&out) {
             log::debug!("emulator: stream {n}: client gone ({e})");
             return sent;
         }
+        out.clear();
     }
-    // Stopping: end the chunked body properly if the socket still takes it.
-    out.clear();
+    // Stopping: send what is pending and end the chunked body properly if the
+    // socket still takes it.
     if !held.is_empty() {
         push_chunk(&mut out, &held, chunked);
     }
