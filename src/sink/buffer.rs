@@ -475,7 +475,7 @@ mod tests {
     }
 
     fn buffer(dir: &std::path::Path, cap: usize) -> Buffer {
-        let (spool, _) = Spool::open(dir).unwrap();
+        let (spool, _) = Spool::open(dir, &super::super::spool::fsync_dir).unwrap();
         Buffer::new(
             spool,
             cap,
@@ -601,7 +601,7 @@ mod tests {
     }
 
     fn buffer_with(dir: &std::path::Path, limits: Limits) -> Buffer {
-        let (spool, _) = Spool::open(dir).unwrap();
+        let (spool, _) = Spool::open(dir, &super::super::spool::fsync_dir).unwrap();
         Buffer::new(spool, 1000, limits, Arc::new(SinkStats::default()))
     }
 

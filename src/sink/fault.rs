@@ -1,11 +1,17 @@
 //! Test hooks of the sink (the `testkit` feature only): make the encoder or the
 //! writer loop panic on chosen records, to exercise what a bug must not do (lose
-//! a record, or stop the sink without saying so).
+//! a record, or stop the sink without saying so); and stand in for the spool's
+//! directory fsync, to count or fail it.
 
 use std::fmt;
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 pub use crate::aggregate::SeqPredicate;
+
+/// What fsyncs a directory of the spool (called with the directory).
+pub type DirSyncFn = dyn Fn(&Path) -> io::Result<()> + Send + Sync;
 
 /// Where the sink panics on purpose, for tests. `None` fields do nothing.
 #[derive(Clone, Default)]
@@ -16,6 +22,9 @@ pub struct SinkFault {
     /// The writer loop panics before writing a batch holding a record this selects
     /// (asked once per batch attempt, so it may answer differently each time).
     pub batch: Option<Arc<SeqPredicate>>,
+    /// Called instead of the spool's directory fsync (after the spool file or its
+    /// target tag is created); what it returns is what the fsync returned.
+    pub sync_dir: Option<Arc<DirSyncFn>>,
 }
 
 impl SinkFault {
@@ -38,6 +47,7 @@ impl fmt::Debug for SinkFault {
         f.debug_struct("SinkFault")
             .field("encode", &self.encode.is_some())
             .field("batch", &self.batch.is_some())
+            .field("sync_dir", &self.sync_dir.is_some())
             .finish()
     }
 }

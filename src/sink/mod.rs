@@ -64,7 +64,7 @@ pub use self::encode::{
 };
 pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
 #[cfg(any(test, feature = "testkit"))]
-pub use self::fault::{SeqPredicate, SinkFault};
+pub use self::fault::{DirSyncFn, SeqPredicate, SinkFault};
 pub use self::health::BreakerState;
 pub use self::pause::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
@@ -471,7 +471,16 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         path: cfg.spool_dir.clone(),
         source,
     };
-    let (mut spool, report) = spool::Spool::open(&cfg.spool_dir).map_err(spool_err)?;
+    #[cfg(any(test, feature = "testkit"))]
+    let hook = cfg.fault.as_ref().and_then(|f| f.sync_dir.clone());
+    #[cfg(any(test, feature = "testkit"))]
+    let sync_dir = |d: &std::path::Path| match &hook {
+        Some(h) => h(d),
+        None => spool::fsync_dir(d),
+    };
+    #[cfg(not(any(test, feature = "testkit")))]
+    let sync_dir = spool::fsync_dir;
+    let (mut spool, report) = spool::Spool::open(&cfg.spool_dir, &sync_dir).map_err(spool_err)?;
     // The spool belongs to one target: never replay it into another by accident.
     let target = target_tag(&writer_pg.config, &cfg.schema);
     match spool::read_tag(&cfg.spool_dir) {
@@ -483,7 +492,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
                     report.pending
                 );
             }
-            spool::write_tag(&cfg.spool_dir, &target).map_err(spool_err)?;
+            spool::write_tag(&cfg.spool_dir, &target, &sync_dir).map_err(spool_err)?;
         }
         found => {
             return Err(SinkError::SpoolTarget {

@@ -13,7 +13,11 @@
 //! unsynced append is [`Spool::sync_interval`] old — on the next append or on the
 //! owner's timer ([`Spool::sync_if_due`], the sink's ingest thread), so an idle
 //! tail is synced too — and always when the writer evacuates memory to disk and at
-//! shutdown. The directory is fsync'd after the file is created. A power loss can
+//! shutdown. The directory is fsync'd after the file is created (and after the
+//! target tag is renamed into place), through the `sync_dir` seam that
+//! [`Spool::open`] and [`write_tag`] take ([`fsync_dir`] in production; the
+//! testkit's `SinkFault::sync_dir` counts or fails it); a failure is an error of
+//! the open, never ignored. A power loss can
 //! thus lose at most the last `sync_interval` of appends; a process kill cannot. A write that fails (disk full) is undone with
 //! `set_len` so no partial line stays behind; a torn last line found at open (a
 //! crash in the middle of a write) is cut off, counted and saved to `torn` under
@@ -112,10 +116,19 @@ fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
     }
 }
 
+/// fsyncs a directory, so that the names just created in it survive a power loss.
+pub(super) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 impl Spool {
     /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
-    /// reader at the committed offset.
-    pub(super) fn open(dir: &Path) -> io::Result<(Spool, OpenReport)> {
+    /// reader at the committed offset. When it creates the file, it fsyncs `dir`
+    /// with `sync_dir` ([`fsync_dir`]) and fails if that fails.
+    pub(super) fn open(
+        dir: &Path,
+        sync_dir: &dyn Fn(&Path) -> io::Result<()>,
+    ) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("spool.jsonl");
         let new = !path.exists();
@@ -128,7 +141,7 @@ impl Spool {
             .open(&path)?;
         if new {
             // The file's name must survive a power loss too: fsync the directory.
-            File::open(dir)?.sync_all()?;
+            sync_dir(dir)?;
         }
         let mut len = file.metadata()?.len();
         let mut report = OpenReport::default();
@@ -365,14 +378,19 @@ pub(super) fn read_tag(dir: &Path) -> Option<String> {
     Some(t.trim_end().to_string())
 }
 
-/// Records `target` as the spool's target (written aside, renamed, fsync'd).
-pub(super) fn write_tag(dir: &Path, target: &str) -> io::Result<()> {
+/// Records `target` as the spool's target (written aside, renamed, fsync'd; the
+/// directory with `sync_dir`).
+pub(super) fn write_tag(
+    dir: &Path,
+    target: &str,
+    sync_dir: &dyn Fn(&Path) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join("spool.target.tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(format!("{target}\n").as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(TAG_FILE))?;
-    File::open(dir)?.sync_all()
+    sync_dir(dir)
 }
 
 /// The committed offset from the offset file, validated: it must lie within the
@@ -436,7 +454,7 @@ mod tests {
     #[test]
     fn append_read_commit_truncates_when_drained() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        let (mut s, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
         assert_eq!(rep, OpenReport::default());
         assert_eq!(rep.max_seq, None);
         let recs: Vec<Record> = (1..=5).map(rec).collect();
@@ -457,7 +475,7 @@ mod tests {
     fn reopen_resumes_at_committed_offset_and_rewind_rereads() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut s, _) = Spool::open(dir.path()).unwrap();
+            let (mut s, _) = Spool::open(dir.path(), &fsync_dir).unwrap();
             let recs: Vec<Record> = (1..=6).map(rec).collect();
             s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
             let (_, off) = s.read(2, u64::MAX).unwrap();
@@ -469,7 +487,7 @@ mod tests {
             assert_eq!(parse(&lines), vec![3]);
             // Not committed: dropped as if the process died.
         }
-        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        let (mut s, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
         assert_eq!(rep.pending, 4);
         // The highest seq waiting, for the next run's sequence to start above it.
         assert_eq!(rep.max_seq, Some(6));
@@ -488,7 +506,7 @@ mod tests {
     fn torn_last_line_is_cut_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut s, _) = Spool::open(dir.path()).unwrap();
+            let (mut s, _) = Spool::open(dir.path(), &fsync_dir).unwrap();
             let recs: Vec<Record> = (1..=2).map(rec).collect();
             s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         }
@@ -498,7 +516,7 @@ mod tests {
         drop(f);
         // A bogus offset (not at a line end) is ignored too.
         std::fs::write(dir.path().join("spool.offset"), "7").unwrap();
-        let (mut s, rep) = Spool::open(dir.path()).unwrap();
+        let (mut s, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
         assert_eq!(rep.pending, 2);
         assert_eq!(rep.torn_bytes, 18);
         let (lines, _) = s.read(10, u64::MAX).unwrap();

@@ -3,6 +3,7 @@
 //! rejected on its own, a panicking writer restarts with the batch it held or, if it
 //! keeps panicking, stops with everything spooled.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -381,4 +382,75 @@ fn the_sequence_starts_above_the_highest_stored_whatever_the_clock() {
         .unwrap();
     assert_eq!(row.get::<_, &str>(0), "new text");
     assert_eq!(row.get::<_, i64>(1) as u64, seq);
+}
+
+/// A sink configuration against nothing (the database is never reached), with
+/// `sync_dir` standing in for the spool's directory fsync.
+fn with_dir_sync(
+    dir: &std::path::Path,
+    sync_dir: Arc<tweetflow::testkit::DirSyncFn>,
+) -> SinkConfig {
+    SinkConfig {
+        database_url: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        spool_dir: dir.to_path_buf(),
+        connect_timeout: Duration::from_millis(500),
+        fault: Some(SinkFault {
+            sync_dir: Some(sync_dir),
+            ..SinkFault::default()
+        }),
+        ..SinkConfig::default()
+    }
+}
+
+#[test]
+fn the_spool_directory_is_fsynced_after_its_files_are_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spool");
+    // Each call: the directory, and the names in it at that moment.
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<(PathBuf, Vec<String>)>::new()));
+    let seen = Arc::clone(&calls);
+    let cfg = with_dir_sync(
+        &dir,
+        Arc::new(move |d: &std::path::Path| {
+            let mut names = std::fs::read_dir(d)?
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            names.sort();
+            seen.lock().unwrap().push((d.to_path_buf(), names));
+            std::fs::File::open(d)?.sync_all()
+        }),
+    );
+    send_all(cfg.clone(), Vec::new()).unwrap();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![
+            (dir.clone(), names(&["spool.jsonl"])),
+            (dir.clone(), names(&["spool.jsonl", "spool.target"])),
+        ],
+        "once the spool file exists, and once its target tag is in place"
+    );
+    // A second start creates nothing: no directory fsync is needed.
+    send_all(cfg, Vec::new()).unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_failing_directory_fsync_is_reported_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spool");
+    let cfg = with_dir_sync(
+        &dir,
+        Arc::new(|_: &std::path::Path| Err(std::io::Error::other("injected: EIO on fsync"))),
+    );
+    let (_tx, rx) = bounded::<Record>(1);
+    let e = spawn_sink(cfg, rx).unwrap_err();
+    match &e {
+        SinkError::Spool { path, source } => {
+            assert_eq!(path, &dir);
+            assert_eq!(source.to_string(), "injected: EIO on fsync");
+        }
+        other => panic!("expected SinkError::Spool, got {other:?}"),
+    }
+    assert_eq!(e.to_string(), format!("spool directory {}", dir.display()));
 }
