@@ -511,6 +511,87 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
     assert_eq!(unscored(&mut db, &schema.name), 0);
 }
 
+/// Whole lines of a spool file (a torn last line, cut by an exit in the middle of
+/// an append, does not count); each must be a record.
+fn spool_records(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |i| &text[..i]);
+    whole
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert!(v["tweet"]["seq"].is_u64(), "{l}");
+        })
+        .count() as u64
+}
+
+#[test]
+fn a_second_signal_during_the_drain_exits_at_once_with_130_and_the_spool_stays() {
+    let schema = Schema::new("second");
+    let mut db = schema.client();
+    tweetflow::testkit::create_schema(&mut db, &schema.name).unwrap();
+    // The binary as a user runs it; a drain that may take two minutes, and a small
+    // memory buffer, so that a backlog goes to the spool.
+    let mut tf = crate::child::Tweetflow::start(&[
+        "--database-url",
+        DB_URL,
+        "--schema",
+        &schema.name,
+        "--emulator-rate",
+        "500",
+        "--emulator-seed",
+        "13",
+        "--buffer-records",
+        "100",
+        "--drain-timeout",
+        "120",
+    ]);
+    let last = |tf: &crate::child::Tweetflow, key: &str| {
+        tf.stats().last().and_then(|v| v[key].as_u64()).unwrap_or(0)
+    };
+    let until = |tf: &crate::child::Tweetflow, what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within 90 s\n{}",
+                tf.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until(&tf, "tweets written", &|| last(&tf, "written_tweets") > 200);
+    // Writes into `tweets` now wait for this lock: the writer sticks in a batch and
+    // the backlog goes to the spool.
+    let mut locker = schema.client();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {}.tweets IN EXCLUSIVE MODE",
+            schema.name
+        ))
+        .unwrap();
+    until(&tf, "a spooled backlog", &|| last(&tf, "spilled") >= 500);
+    tf.signal("INT");
+    // The drain is stuck on the lock (a stuck batch is cancelled only after a
+    // quarter of the 120 s): it is still running a second later.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        tf.child.try_wait().unwrap().is_none(),
+        "exited on the first signal\n{}",
+        tf.stderr()
+    );
+    let spool = tf.spool_dir().join("spool.jsonl");
+    let before = spool_records(&spool);
+    assert!(before >= 500, "{before} records in the spool");
+    tf.signal("INT");
+    let (status, took) = tf.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{status:?}\n{}", tf.stderr());
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    // What was already in the spool stays there, line for line.
+    assert!(spool_records(&spool) >= before);
+    locker.batch_execute("COMMIT").unwrap();
+}
+
 /// Texts and their sentiment under AFINN-111, worked out by hand from the
 /// contract (README, `score::sentiment`): sum of the scores of the longest
 /// matching entries over the number of whitespace-separated tokens; tokens
