@@ -41,6 +41,19 @@ impl Schema {
     fn client(&self) -> Client {
         Client::connect(DB, NoTls).unwrap()
     }
+
+    /// A client in a transaction that holds an exclusive lock on `tweets`: writes
+    /// into it wait (reads do not) until it commits.
+    fn lock_tweets(&self) -> Client {
+        let mut locker = self.client();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {}.tweets IN EXCLUSIVE MODE",
+                self.name
+            ))
+            .unwrap();
+        locker
+    }
 }
 
 impl Drop for Schema {
@@ -436,13 +449,7 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
     });
     // Writes into `tweets` now wait for this lock (reads do not): the writer sticks in
     // the middle of a batch, as against a database that stalls, and a backlog builds.
-    let mut locker = schema.client();
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {}.tweets IN EXCLUSIVE MODE",
-            schema.name
-        ))
-        .unwrap();
+    let mut locker = schema.lock_tweets();
     wait_stats(&stats1, "a backlog", |v| {
         v["buffered"].as_u64().unwrap_or(0) + v["spilled"].as_u64().unwrap_or(0) >= 1_000
             && v["in_flight"].as_u64().unwrap_or(0) > 0
@@ -563,13 +570,7 @@ fn a_second_signal_during_the_drain_exits_at_once_with_130_and_the_spool_stays()
     until(&tf, "tweets written", &|| last(&tf, "written_tweets") > 200);
     // Writes into `tweets` now wait for this lock: the writer sticks in a batch and
     // the backlog goes to the spool.
-    let mut locker = schema.client();
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {}.tweets IN EXCLUSIVE MODE",
-            schema.name
-        ))
-        .unwrap();
+    let mut locker = schema.lock_tweets();
     until(&tf, "a spooled backlog", &|| last(&tf, "spilled") >= 500);
     tf.signal("INT");
     // The drain is stuck on the lock (a stuck batch is cancelled only after a
