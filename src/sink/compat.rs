@@ -1,57 +1,25 @@
-//! Whether existing `users` and `tweets` tables can take the sink's writes.
+//! Whether existing `users` and `tweets` tables can take the sink's writes: the
+//! one rule, used by the start-up check (`schema::prepare`) and by `tweetflow
+//! check` ([`check_tables`]).
 //!
 //! The sink creates its tables only when they are missing (`CREATE TABLE IF
 //! NOT EXISTS`), so a table made by someone else, or by an older tweetflow,
 //! is used as it is. It is compatible when it is an ordinary or partitioned
-//! table, has every column the sink writes with the same type, has a unique
-//! key on `id` alone (the upserts' `ON CONFLICT (id)`), and has no extra
-//! `NOT NULL` column without a default (the sink's rows would not fill it),
-//! nor `NOT NULL` where the sink may write a NULL.
+//! table, has every column the sink writes ([`schema::USERS`], [`schema::TWEETS`],
+//! the lists the DDL is generated from) with the same type, has a unique key on
+//! `id` alone (the upserts' `ON CONFLICT (id)`), and has no extra `NOT NULL`
+//! column without a default (the sink's rows would not fill it), nor `NOT NULL`
+//! where the sink may write a NULL.
 //!
-//! [`table_problems`] is the pure rule over catalog rows; [`check_tables`] reads
-//! the rows from `pg_catalog` (`format_type` names types the way the DDL does,
-//! `text[]` rather than information_schema's `ARRAY`).
+//! [`mismatches`] is the pure rule over catalog rows, [`read_table`] reads the
+//! rows from `pg_catalog` (`format_type` names types the way the DDL does,
+//! `text[]` rather than information_schema's `ARRAY`). Each caller words the
+//! findings its own way: [`Mismatch::check_message`] for `tweetflow check`,
+//! [`Mismatch::startup_message`] for the start-up error.
 
 use postgres::GenericClient;
 
-/// One column the sink writes: name, type as `format_type` prints it, whether
-/// the sink may write NULL into it.
-pub(crate) type Column = (&'static str, &'static str, bool);
-
-/// The columns of `users`, as `schema::create_sql` makes them.
-pub(crate) const USERS: &[Column] = &[
-    ("id", "bigint", false),
-    ("screen_name", "text", true),
-    ("name", "text", true),
-    ("followers_count", "bigint", true),
-    ("friends_count", "bigint", true),
-    ("statuses_count", "bigint", true),
-    ("verified", "boolean", true),
-    ("lang", "text", true),
-    ("created_at", "timestamp with time zone", true),
-    ("raw", "jsonb", false),
-    ("ingest_seq", "bigint", false),
-    ("updated_at", "timestamp with time zone", false),
-];
-
-/// The columns of `tweets`, as `schema::create_sql` makes them.
-pub(crate) const TWEETS: &[Column] = &[
-    ("id", "bigint", false),
-    ("user_id", "bigint", false),
-    ("text", "text", true),
-    ("lang", "text", true),
-    ("created_at", "timestamp with time zone", true),
-    ("favorite_count", "bigint", false),
-    ("retweet_count", "bigint", false),
-    ("retweeted_status_id", "bigint", true),
-    ("hashtags", "text[]", false),
-    ("sentiment", "double precision", true),
-    ("engagement", "double precision", true),
-    ("raw", "jsonb", false),
-    ("ingest_seq", "bigint", false),
-    ("received_at", "timestamp with time zone", true),
-    ("ingested_at", "timestamp with time zone", false),
-];
+use super::schema::{Column, TABLES};
 
 /// A column of an existing table, from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +30,7 @@ pub(crate) struct ColumnRow {
     pub(crate) type_name: String,
     /// `attnotnull`.
     pub(crate) not_null: bool,
-    /// `atthasdef`.
+    /// Filled when not written: `atthasdef`, an identity or a generated column.
     pub(crate) has_default: bool,
 }
 
@@ -73,144 +41,241 @@ pub(crate) struct TableRow {
     pub(crate) kind: char,
     /// A unique index (or primary key) on `id` alone, without a predicate.
     pub(crate) unique_id: bool,
+    /// The role may SELECT, INSERT and UPDATE it.
+    pub(crate) writable: bool,
     /// Its columns.
     pub(crate) columns: Vec<ColumnRow>,
 }
 
-/// What makes an existing table unusable for the sink (empty: compatible).
-pub(crate) fn table_problems(table: &str, want: &[Column], have: &TableRow) -> Vec<String> {
-    let mut out = Vec::new();
-    if have.kind != 'r' && have.kind != 'p' {
-        out.push(format!("{table} is not a table (relkind {:?})", have.kind));
-        return out;
-    }
-    for (name, ty, nullable) in want {
-        match have.columns.iter().find(|c| c.name == *name) {
-            None => out.push(format!("{table}.{name} is missing (expected {ty})")),
-            Some(c) if c.type_name != *ty => {
-                out.push(format!("{table}.{name} is {}, expected {ty}", c.type_name))
+/// One way an existing table does not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// Not an ordinary or partitioned table (its `relkind`).
+    NotATable(char),
+    /// An expected column is missing.
+    Missing {
+        /// The column.
+        column: &'static str,
+        /// Its expected type.
+        ty: &'static str,
+    },
+    /// An expected column has another type.
+    WrongType {
+        /// The column.
+        column: &'static str,
+        /// Its type in the table.
+        found: String,
+        /// Its expected type.
+        ty: &'static str,
+    },
+    /// `NOT NULL` where tweetflow may write NULL.
+    NotNull {
+        /// The column.
+        column: &'static str,
+    },
+    /// An extra `NOT NULL` column without a default: tweetflow does not fill it.
+    ExtraNotNull {
+        /// The column.
+        column: String,
+    },
+    /// No unique index on `id` alone (the upserts' `ON CONFLICT (id)` needs one).
+    NoUniqueId,
+}
+
+impl Mismatch {
+    /// As `tweetflow check` words it, naming the table.
+    pub(crate) fn check_message(&self, table: &str) -> String {
+        match self {
+            Mismatch::NotATable(kind) => format!("{table} is not a table (relkind {kind:?})"),
+            Mismatch::Missing { column, ty } => {
+                format!("{table}.{column} is missing (expected {ty})")
             }
-            Some(c) if *nullable && c.not_null => out.push(format!(
-                "{table}.{name} is NOT NULL, but tweetflow may write NULL into it"
-            )),
-            Some(_) => {}
+            Mismatch::WrongType { column, found, ty } => {
+                format!("{table}.{column} is {found}, expected {ty}")
+            }
+            Mismatch::NotNull { column } => format!(
+                "{table}.{column} is NOT NULL, but tweetflow may write NULL into it"
+            ),
+            Mismatch::ExtraNotNull { column } => format!(
+                "{table}.{column} is an extra NOT NULL column without a default (tweetflow does \
+                 not fill it)"
+            ),
+            Mismatch::NoUniqueId => format!(
+                "{table} has no primary key or unique index on id alone (needed by ON CONFLICT \
+                 (id))"
+            ),
         }
     }
-    for c in &have.columns {
-        if !want.iter().any(|(n, _, _)| *n == c.name) && c.not_null && !c.has_default {
-            out.push(format!(
-                "{table}.{} is an extra NOT NULL column without a default (tweetflow does not \
-                 fill it)",
-                c.name
-            ));
+
+    /// As the start-up error words it (the table is named beside it).
+    pub(crate) fn startup_message(&self) -> String {
+        match self {
+            Mismatch::NotATable(kind) => format!("it is not a table (pg_class.relkind {kind})"),
+            Mismatch::Missing { column, ty } => format!("column {column} ({ty}) is missing"),
+            Mismatch::WrongType { column, found, ty } => {
+                format!("column {column} is {found}, expected {ty}")
+            }
+            Mismatch::NotNull { column } => format!(
+                "column {column} is NOT NULL, but tweetflow writes NULL when a tweet has no \
+                 value for it"
+            ),
+            Mismatch::ExtraNotNull { column } => format!(
+                "column {column} is NOT NULL without a default, and tweetflow does not write it"
+            ),
+            Mismatch::NoUniqueId => "no unique index on id alone (the upsert needs one)".into(),
+        }
+    }
+}
+
+/// Every way the existing table `have` does not fit the columns `want` (empty:
+/// compatible), in order: the kind, each expected column (its type, then its
+/// nullability), the extra columns, the unique key.
+pub(crate) fn mismatches(want: &[Column], have: &TableRow) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    if have.kind != 'r' && have.kind != 'p' {
+        out.push(Mismatch::NotATable(have.kind));
+    }
+    for c in want {
+        match have.columns.iter().find(|h| h.name == c.name) {
+            None => out.push(Mismatch::Missing {
+                column: c.name,
+                ty: c.ty,
+            }),
+            Some(h) => {
+                if h.type_name != c.ty {
+                    out.push(Mismatch::WrongType {
+                        column: c.name,
+                        found: h.type_name.clone(),
+                        ty: c.ty,
+                    });
+                }
+                if h.not_null && c.may_be_null {
+                    out.push(Mismatch::NotNull { column: c.name });
+                }
+            }
+        }
+    }
+    for h in &have.columns {
+        if h.not_null && !h.has_default && !want.iter().any(|c| c.name == h.name) {
+            out.push(Mismatch::ExtraNotNull {
+                column: h.name.clone(),
+            });
         }
     }
     if !have.unique_id {
-        out.push(format!(
-            "{table} has no primary key or unique index on id alone (needed by ON CONFLICT (id))"
-        ));
+        out.push(Mismatch::NoUniqueId);
     }
     out
 }
 
-/// Reads `schema`.`users` and `schema`.`tweets` from the catalog and checks them;
-/// a missing table is fine (the sink creates it). Returns the problems of both
-/// tables and the names of those that exist.
+/// Reads `schema`.`table` from the catalog (`None`: there is no such relation).
+pub(crate) fn read_table(
+    client: &mut impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Option<TableRow>, postgres::Error> {
+    let rel = client.query_opt(
+        "SELECT c.oid, c.relkind::text, EXISTS (
+             SELECT 1 FROM pg_index i JOIN pg_attribute a
+               ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
+                AND i.indpred IS NULL AND a.attname = 'id'),
+                has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
+                AND has_table_privilege(c.oid, 'UPDATE')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2",
+        &[&schema, &table],
+    )?;
+    let Some(rel) = rel else { return Ok(None) };
+    let oid: postgres::types::Oid = rel.get(0);
+    let kind: String = rel.get(1);
+    let columns = client
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull,
+                    (atthasdef OR attidentity::text <> '' OR attgenerated::text <> '')
+               FROM pg_attribute
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
+              ORDER BY attnum",
+            &[&oid],
+        )?
+        .iter()
+        .map(|r| ColumnRow {
+            name: r.get(0),
+            type_name: r.get(1),
+            not_null: r.get(2),
+            has_default: r.get(3),
+        })
+        .collect();
+    Ok(Some(TableRow {
+        kind: kind.chars().next().unwrap_or('?'),
+        unique_id: rel.get(2),
+        writable: rel.get(3),
+        columns,
+    }))
+}
+
+/// `tweetflow check`: reads `schema`.`users` and `schema`.`tweets` and checks
+/// them; a missing table is fine (the sink creates it). Returns the problems of
+/// both tables, worded for the check, and the names of those that exist. A
+/// relation that is no table is reported as that alone.
 pub(crate) fn check_tables(
     client: &mut impl GenericClient,
     schema: &str,
 ) -> Result<(Vec<String>, Vec<&'static str>), postgres::Error> {
     let mut problems = Vec::new();
     let mut present = Vec::new();
-    for (table, want) in [("users", USERS), ("tweets", TWEETS)] {
-        let rel = client.query_opt(
-            "SELECT c.oid, c.relkind::text, EXISTS (
-                 SELECT 1 FROM pg_index i JOIN pg_attribute a
-                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                  WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
-                    AND i.indpred IS NULL AND a.attname = 'id')
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = $1 AND c.relname = $2",
-            &[&schema, &table],
-        )?;
-        let Some(rel) = rel else { continue };
-        present.push(table);
-        let oid: postgres::types::Oid = rel.get(0);
-        let kind: String = rel.get(1);
-        let columns = client
-            .query(
-                "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull, atthasdef
-                   FROM pg_attribute
-                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
-                  ORDER BY attnum",
-                &[&oid],
-            )?
-            .iter()
-            .map(|r| ColumnRow {
-                name: r.get(0),
-                type_name: r.get(1),
-                not_null: r.get(2),
-                has_default: r.get(3),
-            })
-            .collect();
-        let row = TableRow {
-            kind: kind.chars().next().unwrap_or('?'),
-            unique_id: rel.get(2),
-            columns,
+    for (table, want) in TABLES {
+        let Some(row) = read_table(client, schema, table)? else {
+            continue;
         };
-        problems.extend(table_problems(table, want, &row));
+        present.push(table);
+        problems.extend(check_messages(table, &mismatches(want, &row)));
     }
     Ok((problems, present))
 }
 
+/// The check's wording of `found`: a relation that is no table is reported as that
+/// alone, and a column of the wrong type not also for its nullability.
+fn check_messages(table: &str, found: &[Mismatch]) -> Vec<String> {
+    if let Some(m) = found.iter().find(|m| matches!(m, Mismatch::NotATable(_))) {
+        return vec![m.check_message(table)];
+    }
+    found
+        .iter()
+        .filter(|m| match m {
+            Mismatch::NotNull { column } => !found.iter().any(
+                |w| matches!(w, Mismatch::WrongType { column: c, .. } if c == column),
+            ),
+            _ => true,
+        })
+        .map(|m| m.check_message(table))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::schema::{TWEETS, USERS};
     use super::*;
 
     fn as_created(want: &[Column]) -> TableRow {
         TableRow {
             kind: 'r',
             unique_id: true,
+            writable: true,
             columns: want
                 .iter()
-                .map(|(n, t, nullable)| ColumnRow {
-                    name: n.to_string(),
-                    type_name: t.to_string(),
-                    not_null: !nullable,
+                .map(|c| ColumnRow {
+                    name: c.name.to_string(),
+                    type_name: c.ty.to_string(),
+                    not_null: !c.may_be_null,
                     has_default: false,
                 })
                 .collect(),
         }
     }
 
-    /// The column lists follow the DDL: the names, in order, as written in it.
-    #[test]
-    fn the_lists_match_the_ddl() {
-        let schema_ddl = |table, cols| super::super::schema::table_sql("s", table, cols, false);
-        let ddl = format!(
-            "{}\n{}",
-            schema_ddl("users", super::super::schema::USERS),
-            schema_ddl("tweets", super::super::schema::TWEETS)
-        );
-        for (table, want) in [("users", USERS), ("tweets", TWEETS)] {
-            let start = ddl
-                .find(&format!("\"s\".{table} ("))
-                .or_else(|| ddl.find(&format!("s.{table} (")))
-                .unwrap_or_else(|| panic!("no CREATE TABLE {table} in {ddl}"));
-            let body = &ddl[start..];
-            let body = &body[..body.find(");").unwrap()];
-            let cols: Vec<(&str, bool)> = body
-                .lines()
-                .skip(1)
-                .filter_map(|l| {
-                    let mut w = l.split_whitespace();
-                    let name = w.next()?;
-                    Some((name, !l.contains("NOT NULL") && !l.contains("PRIMARY KEY")))
-                })
-                .collect();
-            let listed: Vec<(&str, bool)> = want.iter().map(|(n, _, nl)| (*n, *nl)).collect();
-            assert_eq!(cols, listed, "{table}");
-        }
+    fn table_problems(table: &str, want: &[Column], have: &TableRow) -> Vec<String> {
+        check_messages(table, &mismatches(want, have))
     }
 
     #[test]
@@ -260,6 +325,25 @@ mod tests {
         assert_eq!(
             table_problems("users", USERS, &view),
             vec!["users is not a table (relkind 'v')".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_start_up_wording_reports_every_finding() {
+        let mut t = as_created(TWEETS);
+        t.kind = 'v';
+        t.columns[0].type_name = "text".into();
+        t.columns[0].not_null = true;
+        let found: Vec<String> = mismatches(TWEETS, &t)
+            .iter()
+            .map(Mismatch::startup_message)
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "it is not a table (pg_class.relkind v)".to_string(),
+                "column id is text, expected bigint".into(),
+            ]
         );
     }
 }

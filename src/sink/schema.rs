@@ -4,12 +4,14 @@
 //! starting at once do not race on `CREATE … IF NOT EXISTS` (which alone can fail
 //! with a unique violation on the catalog). It creates only what is missing.
 //! `prepare` then checks what exists against the one column list ([`USERS`],
-//! [`TWEETS`]) the DDL is generated from, so a table of another application with
+//! [`TWEETS`]) the DDL is generated from, with the one compatibility rule that
+//! `tweetflow check` uses too (`compat`), so a table of another application with
 //! the same name is reported before a single record is read, not discovered
 //! batch by batch.
 
 use postgres::Client;
 
+use super::compat;
 use super::conn::OpenError;
 use super::error::{DatabaseProblem, Who};
 
@@ -180,97 +182,32 @@ pub(super) fn stored_seq_max(
     Ok(max.map(|m| u64::try_from(m).unwrap_or(0)))
 }
 
-/// The checks of [`prepare`] on existing tables.
+/// The checks of [`prepare`] on existing tables: the one compatibility rule
+/// ([`compat::mismatches`], worded for the start-up error), then the privileges.
 fn check(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> {
     let setup = OpenError::Setup;
-    let names: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
-    let rows = client
-        .query(
-            "SELECT c.relname::text, c.relkind::text, a.attname::text, \
-                    format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                    (a.atthasdef OR a.attidentity::text <> '' OR a.attgenerated::text <> ''), \
-                    (has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT') \
-                     AND has_table_privilege(c.oid, 'UPDATE')) \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
-                  AND NOT a.attisdropped \
-             WHERE n.nspname = $1 AND c.relname = ANY($2)",
-            &[&schema, &names],
-        )
-        .map_err(setup)?;
-    let unique_id: Vec<String> = client
-        .query(
-            "SELECT c.relname::text FROM pg_index i \
-             JOIN pg_class c ON c.oid = i.indrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
-             WHERE n.nspname = $1 AND i.indisunique AND i.indnkeyatts = 1 \
-               AND i.indpred IS NULL AND a.attname = 'id'",
-            &[&schema],
-        )
-        .map_err(setup)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let mut denied = Vec::new();
     for (table, columns) in TABLES {
-        let mine: Vec<_> = rows
+        // `prepare` created what was missing; a relation gone since is no table.
+        let row = compat::read_table(client, schema, table)
+            .map_err(setup)?
+            .unwrap_or(compat::TableRow {
+                kind: '?',
+                unique_id: false,
+                writable: true,
+                columns: Vec::new(),
+            });
+        let problems: Vec<String> = compat::mismatches(columns, &row)
             .iter()
-            .filter(|r| r.get::<_, String>(0) == table)
+            .map(compat::Mismatch::startup_message)
             .collect();
-        let mut problems = Vec::new();
-        let kind: Option<String> = mine.first().map(|r| r.get(1));
-        if !matches!(kind.as_deref(), Some("r" | "p")) {
-            problems.push(format!(
-                "it is not a table (pg_class.relkind {})",
-                kind.as_deref().unwrap_or("?")
-            ));
-        }
-        let found = |name: &str| {
-            mine.iter()
-                .find(|r| r.get::<_, Option<String>>(2).as_deref() == Some(name))
-        };
-        for c in columns {
-            match found(c.name) {
-                None => problems.push(format!("column {} ({}) is missing", c.name, c.ty)),
-                Some(r) => {
-                    let ty: String = r.get(3);
-                    if ty != c.ty {
-                        problems.push(format!("column {} is {ty}, expected {}", c.name, c.ty));
-                    }
-                    let not_null: bool = r.get(4);
-                    if not_null && c.may_be_null {
-                        problems.push(format!(
-                            "column {} is NOT NULL, but tweetflow writes NULL when a tweet has \
-                             no value for it",
-                            c.name
-                        ));
-                    }
-                }
-            }
-        }
-        for r in &mine {
-            let Some(name) = r.get::<_, Option<String>>(2) else {
-                continue;
-            };
-            let (not_null, has_default): (bool, bool) = (r.get(4), r.get(5));
-            if not_null && !has_default && !columns.iter().any(|c| c.name == name) {
-                problems.push(format!(
-                    "column {name} is NOT NULL without a default, and tweetflow does not \
-                     write it"
-                ));
-            }
-        }
-        if !unique_id.iter().any(|t| t == table) {
-            problems.push("no unique index on id alone (the upsert needs one)".into());
-        }
         if !problems.is_empty() {
             return Err(OpenError::Problem(DatabaseProblem::SchemaMismatch {
                 table: format!("{schema}.{table}"),
                 problems,
             }));
         }
-        if mine.first().is_some_and(|r| !r.get::<_, bool>(6)) {
+        if !row.writable {
             denied.push(format!("SELECT, INSERT, UPDATE on {schema}.{table}"));
         }
     }
