@@ -93,9 +93,9 @@ impl Mismatch {
             Mismatch::WrongType { column, found, ty } => {
                 format!("{table}.{column} is {found}, expected {ty}")
             }
-            Mismatch::NotNull { column } => format!(
-                "{table}.{column} is NOT NULL, but tweetflow may write NULL into it"
-            ),
+            Mismatch::NotNull { column } => {
+                format!("{table}.{column} is NOT NULL, but tweetflow may write NULL into it")
+            }
             Mismatch::ExtraNotNull { column } => format!(
                 "{table}.{column} is an extra NOT NULL column without a default (tweetflow does \
                  not fill it)"
@@ -243,9 +243,9 @@ fn check_messages(table: &str, found: &[Mismatch]) -> Vec<String> {
     found
         .iter()
         .filter(|m| match m {
-            Mismatch::NotNull { column } => !found.iter().any(
-                |w| matches!(w, Mismatch::WrongType { column: c, .. } if c == column),
-            ),
+            Mismatch::NotNull { column } => !found
+                .iter()
+                .any(|w| matches!(w, Mismatch::WrongType { column: c, .. } if c == column)),
             _ => true,
         })
         .map(|m| m.check_message(table))
