@@ -454,3 +454,54 @@ fn a_failing_directory_fsync_is_reported_not_ignored() {
     }
     assert_eq!(e.to_string(), format!("spool directory {}", dir.display()));
 }
+
+/// How many valid indexes of `schema`.`table` lead with `ingest_seq`.
+fn seq_indexes(schema: &str, table: &str) -> i64 {
+    admin()
+        .query_one(
+            "SELECT count(*) FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+              WHERE n.nspname = $1 AND c.relname = $2 AND i.indisvalid
+                AND a.attname = 'ingest_seq'",
+            &[&schema, &table],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn the_tables_get_an_ingest_seq_index_and_tables_of_earlier_versions_without_it_are_accepted() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // A first start creates the tables, each with the index the start-up's
+    // max(ingest_seq) reads.
+    let s = send_all(schema.config(spool.path()), records(1, 1, 3)).unwrap();
+    assert_eq!(s.stats.records_committed, 3);
+    for table in ["users", "tweets"] {
+        assert_eq!(seq_indexes(&schema.name, table), 1, "{table}");
+    }
+    // Tables as an earlier tweetflow made them: no such index; a stored version
+    // ten years "ahead" of this clock.
+    let ahead = tweetflow::unix_micros() + 10 * 365 * 86_400 * 1_000_000;
+    admin()
+        .batch_execute(&format!(
+            "DROP INDEX \"{0}\".users_ingest_seq_idx; DROP INDEX \"{0}\".tweets_ingest_seq_idx;
+             UPDATE \"{0}\".tweets SET ingest_seq = {ahead} WHERE id = 2",
+            schema.name
+        ))
+        .unwrap();
+    // Accepted as they are, the sequence still starts above the stored, and the
+    // small tables get their index back.
+    let (tx, rx) = bounded::<Record>(1);
+    let sink = spawn_sink(schema.config(spool.path()), rx).unwrap();
+    let seq = sink.seq().next();
+    assert!(seq > ahead, "seq {seq} is not above the stored {ahead}");
+    drop(tx);
+    sink.join().unwrap();
+    for table in ["users", "tweets"] {
+        assert_eq!(seq_indexes(&schema.name, table), 1, "{table}");
+    }
+}
