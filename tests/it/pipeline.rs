@@ -18,6 +18,8 @@ use tweetflow::{run, PipelineConfig};
 use tweetflow::{Corpus, EventKind, TweetGen};
 use tweetflow::{Emulator, EmulatorConfig, Rate};
 
+use crate::child::number_before;
+
 const DB: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 const DB_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -251,18 +253,6 @@ fn ids(db: &mut Client, schema: &str, table: &str) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Reads the number after `label` in the exit summary.
-fn number_after(text: &str, label: &str) -> u64 {
-    let at = text
-        .find(label)
-        .unwrap_or_else(|| panic!("{label:?} not in:\n{text}"));
-    text[..at]
-        .split_whitespace()
-        .last()
-        .and_then(|w| w.trim_start_matches('(').parse().ok())
-        .unwrap_or_else(|| panic!("no number before {label:?} in:\n{text}"))
-}
-
 fn last_stats(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
@@ -326,10 +316,10 @@ fn sigint_drains_every_stage_and_exits_zero() {
     let err = reader.join().unwrap();
     assert!(status.success(), "exit status {status:?}\n{err}");
 
-    let records = number_after(&err, "records (");
-    let committed = number_after(&err, "committed");
-    let incomplete = number_after(&err, "incomplete)");
-    let spooled = number_after(&err, "left in the spool");
+    let records = number_before(&err, "records (");
+    let committed = number_before(&err, "committed");
+    let incomplete = number_before(&err, "incomplete)");
+    let spooled = number_before(&err, "left in the spool");
     assert!(records > 200, "{err}");
     assert_eq!(committed, records, "{err}");
     assert_eq!(incomplete, 0, "{err}");
@@ -460,12 +450,12 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
         took <= Duration::from_secs(5),
         "exited {took:?} after SIGINT (default --drain-timeout 5)\n{err}"
     );
-    let records = number_after(&err, "records (");
-    let committed1 = number_after(&err, " committed\n");
-    let left = number_after(&err, "left in the spool");
-    assert_eq!(number_after(&err, "incomplete)"), 0, "{err}");
+    let records = number_before(&err, "records (");
+    let committed1 = number_before(&err, " committed\n");
+    let left = number_before(&err, "left in the spool");
+    assert_eq!(number_before(&err, "incomplete)"), 0, "{err}");
     assert_eq!(
-        number_after(&err, "reconnects"),
+        number_before(&err, "reconnects"),
         0,
         "precondition: one connection per stream\n{err}"
     );
@@ -491,10 +481,10 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
         .unwrap();
     let err2 = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{err2}");
-    let records2 = number_after(&err2, "records (");
-    let committed2 = number_after(&err2, " committed\n");
-    assert_eq!(number_after(&err2, "left in the spool"), 0, "{err2}");
-    assert_eq!(number_after(&err2, "reconnects"), 0, "{err2}");
+    let records2 = number_before(&err2, "records (");
+    let committed2 = number_before(&err2, " committed\n");
+    assert_eq!(number_before(&err2, "left in the spool"), 0, "{err2}");
+    assert_eq!(number_before(&err2, "reconnects"), 0, "{err2}");
     // Every record of both runs committed, none twice.
     assert_eq!(committed1 + committed2, records + records2, "{err}\n{err2}");
 
