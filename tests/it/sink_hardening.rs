@@ -365,10 +365,14 @@ fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled
             v["sink"].as_str().unwrap().to_string()
         })
         .collect();
-    let first_failed = states.iter().position(|s| s == "failed");
-    if let Some(i) = first_failed {
-        assert!(states[i..].iter().all(|s| s != "up"), "{states:?}");
-    }
+    let first_failed = states
+        .iter()
+        .position(|s| s == "failed")
+        .unwrap_or_else(|| panic!("the stats file never says failed: {states:?}"));
+    assert!(
+        states[first_failed..].iter().all(|s| s != "up"),
+        "{states:?}"
+    );
     assert_ne!(states.last().map(String::as_str), Some("up"), "{states:?}");
 }
 
