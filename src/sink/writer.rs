@@ -40,9 +40,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::buffer::{self, Buffer};
-use super::conn::{self, Conn};
+use super::db::batch::{self as conn, Conn};
+use super::db::error::{ErrorClass, Who};
 use super::drain::Drain;
-use super::error::{ErrorClass, Who};
 use super::health::{BreakerState, Event};
 use super::monitor::{self, Monitor};
 use super::{SinkConfig, SinkError, SinkFailure, SinkStats, SinkSummary, SinkThread};

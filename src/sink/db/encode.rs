@@ -174,7 +174,7 @@ pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
 }
 
 /// [`strip_nul`], counting into `n` the values it changed.
-pub(super) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
+pub(in crate::sink) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
     let c = strip_nul(s);
     if matches!(c, Cow::Owned(_)) {
         *n += 1;
@@ -183,7 +183,7 @@ pub(super) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
 }
 
 /// [`sanitize_json`], counting into `n` the values it changed.
-pub(super) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
+pub(in crate::sink) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
     let c = sanitize_json(s);
     if matches!(c, Cow::Owned(_)) {
         *n += 1;
@@ -477,12 +477,12 @@ impl CopyBuf {
     }
 
     /// The bytes encoded so far.
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(in crate::sink) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Forgets the bytes encoded so far (they were sent); the header is not repeated.
-    pub(super) fn clear(&mut self) {
+    pub(in crate::sink) fn clear(&mut self) {
         self.buf.clear();
     }
 

@@ -23,7 +23,7 @@
 //! written again through staging.
 //!
 //! Plans: the session runs with `plan_cache_mode = force_custom_plan`
-//! ([`super::writer_pg_config`]), so the lookups and upserts are planned for each
+//! ([`super::connect::writer_pg_config`]), so the lookups and upserts are planned for each
 //! batch's own ids and the tables' size at that moment. A cached generic plan would
 //! be made once on whatever the tables held then and kept until an ANALYZE; made on
 //! tiny first batches it is a sequential scan with a per-row search of the id array,
@@ -32,7 +32,7 @@
 //! A data error ([`WriteError::is_data`]) is the rows' fault: the batch is bisected
 //! until the bad record is alone; then its user and its tweet are tried apart, and
 //! what still fails is rejected: counted, logged and appended to the rejected file
-//! ([`super::rejected`]). Any other error is returned to the writer loop, which keeps
+//! ([`crate::sink::rejected`]). Any other error is returned to the writer loop, which keeps
 //! the batch.
 
 use std::collections::BTreeMap;
@@ -44,11 +44,11 @@ use postgres::{Client, Statement};
 
 use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
 use super::error::{db_message, DatabaseProblem, ErrorClass, Who, WriteError};
-use super::rejected::{save_rejected, REJECTED_FILE};
 use super::schema;
-#[cfg(any(test, feature = "testkit"))]
-use super::SinkFault;
 use crate::model::{Record, User};
+#[cfg(any(test, feature = "testkit"))]
+use crate::sink::fault::SinkFault;
+use crate::sink::rejected::{save_rejected, REJECTED_FILE};
 
 /// One `COPY … FROM STDIN (FORMAT binary)` fed while it is encoded: rows are
 /// encoded into a [`CopyBuf`] and handed to the connection every 64 KiB, so the
@@ -151,7 +151,7 @@ pub(crate) struct Conn {
     schema: String,
     /// Test hook.
     #[cfg(any(test, feature = "testkit"))]
-    pub(super) fault: Option<SinkFault>,
+    pub(in crate::sink) fault: Option<SinkFault>,
 }
 
 /// The writer's prepared statements that have a plan (the COPYs have none).
@@ -198,7 +198,7 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// Creates the staging tables and prepares the statements on a connected client.
     /// The schema (`schema::create`) must exist.
-    pub(super) fn from_client(
+    pub(in crate::sink) fn from_client(
         mut client: Client,
         schema_name: &str,
     ) -> Result<Conn, postgres::Error> {
@@ -230,12 +230,15 @@ impl Conn {
     }
 
     /// What cancels the statement this connection runs (from another thread).
-    pub(super) fn cancel_token(&self) -> postgres::CancelToken {
+    pub(in crate::sink) fn cancel_token(&self) -> postgres::CancelToken {
         self.client.cancel_token()
     }
 
     /// The highest `ingest_seq` stored ([`schema::stored_seq_max`]).
-    pub(super) fn stored_seq_max(&mut self, schema_name: &str) -> Result<Option<u64>, WriteError> {
+    pub(in crate::sink) fn stored_seq_max(
+        &mut self,
+        schema_name: &str,
+    ) -> Result<Option<u64>, WriteError> {
         Ok(schema::stored_seq_max(&mut self.client, schema_name)?)
     }
 
@@ -508,7 +511,7 @@ impl Conn {
     /// plan its next execution gets from the plan cache. rust-postgres keeps statement
     /// names to itself, so the name is looked up in the session's
     /// `pg_prepared_statements` by the statement's text.
-    pub(super) fn explain(
+    pub(in crate::sink) fn explain(
         &mut self,
         stmt: Prepared,
         ids: &[i64],
@@ -546,7 +549,7 @@ impl Conn {
 
 /// Why the write connection could not be opened.
 #[derive(Debug)]
-pub(super) enum OpenError {
+pub(in crate::sink) enum OpenError {
     /// Connecting failed.
     Connect(postgres::Error),
     /// Creating the schema, the staging tables or the statements failed.
@@ -557,7 +560,7 @@ pub(super) enum OpenError {
 
 impl OpenError {
     /// The permanent problem behind it, if it is one.
-    pub(super) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
+    pub(in crate::sink) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
         match self {
             OpenError::Connect(e) => who.problem(e, true),
             OpenError::Setup(e) => who.problem(e, false),
@@ -566,7 +569,7 @@ impl OpenError {
     }
 
     /// A one-line description.
-    pub(super) fn message(&self) -> String {
+    pub(in crate::sink) fn message(&self) -> String {
         match self {
             OpenError::Connect(e) | OpenError::Setup(e) => db_message(e),
             OpenError::Problem(p) => p.to_string(),
@@ -576,8 +579,8 @@ impl OpenError {
 
 /// Opens the write connection; unless `schema_ready` (which it then sets) first
 /// creates what is missing of the schema and checks the tables ([`schema::check`]).
-pub(super) fn open(
-    pg: &super::Db,
+pub(in crate::sink) fn open(
+    pg: &super::connect::Db,
     schema_name: &str,
     schema_ready: &mut bool,
     who: &Who,

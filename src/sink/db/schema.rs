@@ -11,26 +11,26 @@
 
 use postgres::Client;
 
+use super::batch::OpenError;
 use super::compat;
-use super::conn::OpenError;
 use super::error::{DatabaseProblem, Who};
 
 /// Quotes an identifier (`"` doubled).
-pub(super) fn ident(name: &str) -> String {
+pub(in crate::sink) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// One column as tweetflow creates and writes it.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Column {
+pub(in crate::sink) struct Column {
     /// Its name.
-    pub(super) name: &'static str,
+    pub(in crate::sink) name: &'static str,
     /// Its type as `format_type` spells it.
-    pub(super) ty: &'static str,
+    pub(in crate::sink) ty: &'static str,
     /// Whether tweetflow may write NULL into it (then it must not be NOT NULL).
-    pub(super) may_be_null: bool,
+    pub(in crate::sink) may_be_null: bool,
     /// What follows the type in the DDL (constraints, default).
-    pub(super) ddl: &'static str,
+    pub(in crate::sink) ddl: &'static str,
 }
 
 const fn col(name: &'static str, ty: &'static str, may_be_null: bool, ddl: &'static str) -> Column {
@@ -45,7 +45,7 @@ const fn col(name: &'static str, ty: &'static str, may_be_null: bool, ddl: &'sta
 const TSTZ: &str = "timestamp with time zone";
 
 /// The `users` table.
-pub(super) const USERS: &[Column] = &[
+pub(in crate::sink) const USERS: &[Column] = &[
     col("id", "bigint", false, " PRIMARY KEY"),
     col("screen_name", "text", true, ""),
     col("name", "text", true, ""),
@@ -61,7 +61,7 @@ pub(super) const USERS: &[Column] = &[
 ];
 
 /// The `tweets` table.
-pub(super) const TWEETS: &[Column] = &[
+pub(in crate::sink) const TWEETS: &[Column] = &[
     col("id", "bigint", false, " PRIMARY KEY"),
     col("user_id", "bigint", false, " NOT NULL"),
     col("text", "text", false, ""),
@@ -80,11 +80,16 @@ pub(super) const TWEETS: &[Column] = &[
 ];
 
 /// The two tables: name and columns.
-pub(super) const TABLES: [(&str, &[Column]); 2] = [("users", USERS), ("tweets", TWEETS)];
+pub(in crate::sink) const TABLES: [(&str, &[Column]); 2] = [("users", USERS), ("tweets", TWEETS)];
 
 /// The DDL of one table. With `lz4`, the `raw` column uses PostgreSQL 14+'s lz4
 /// TOAST compression (several times faster than the default pglz on ~2 KB tweets).
-pub(super) fn table_sql(schema: &str, table: &str, columns: &[Column], lz4: bool) -> String {
+pub(in crate::sink) fn table_sql(
+    schema: &str,
+    table: &str,
+    columns: &[Column],
+    lz4: bool,
+) -> String {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| {
@@ -235,7 +240,11 @@ fn create_seq_index(client: &mut Client, schema: &str, table: &str) -> Result<()
 /// expected column with its type, no NOT NULL where tweetflow may write NULL, no
 /// extra NOT NULL column without a default, a unique index on `id`, and the
 /// privileges the writer needs.
-pub(super) fn prepare(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> {
+pub(in crate::sink) fn prepare(
+    client: &mut Client,
+    schema: &str,
+    who: &Who,
+) -> Result<(), OpenError> {
     let setup = OpenError::Setup;
     let ro: String = client
         .query_one("SELECT current_setting('transaction_read_only')", &[])
@@ -258,7 +267,7 @@ pub(super) fn prepare(client: &mut Client, schema: &str, who: &Who) -> Result<()
 /// The highest `ingest_seq` stored in either table (`None` when both are empty).
 /// Read from the `ingest_seq` indexes ([`seq_index_sql`]); a table of an earlier
 /// version without one is scanned whole. It runs once per start.
-pub(super) fn stored_seq_max(
+pub(in crate::sink) fn stored_seq_max(
     client: &mut impl postgres::GenericClient,
     schema: &str,
 ) -> Result<Option<u64>, postgres::Error> {
@@ -325,7 +334,9 @@ fn check(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> 
 }
 
 /// Whether the server offers lz4 TOAST compression (PostgreSQL 14+ built with lz4).
-pub(super) fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+pub(in crate::sink) fn has_lz4(
+    c: &mut impl postgres::GenericClient,
+) -> Result<bool, postgres::Error> {
     Ok(c.query_one(
         "SELECT current_setting('server_version_num')::int >= 140000 \
          AND EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
@@ -341,7 +352,7 @@ pub(super) fn has_lz4(c: &mut impl postgres::GenericClient) -> Result<bool, post
 /// the compressed value into the (also lz4) table without compressing it again.
 /// Without lz4 they are stored uncompressed (`EXTERNAL`), so pglz runs only once,
 /// in the final table.
-pub(super) fn staging_sql(lz4: bool) -> String {
+pub(in crate::sink) fn staging_sql(lz4: bool) -> String {
     let storage = if lz4 {
         "ALTER TABLE tf_stage_users ALTER raw SET COMPRESSION lz4;
 ALTER TABLE tf_stage_tweets ALTER raw SET COMPRESSION lz4;"
@@ -366,17 +377,19 @@ CREATE TEMP TABLE IF NOT EXISTS tf_stage_tweets (
 }
 
 /// Binary COPY into the users staging table.
-pub(super) const COPY_USERS: &str = "COPY tf_stage_users (id, screen_name, name, followers_count, \
+pub(in crate::sink) const COPY_USERS: &str =
+    "COPY tf_stage_users (id, screen_name, name, followers_count, \
      friends_count, statuses_count, verified, lang, created_at, raw, ingest_seq) \
      FROM STDIN (FORMAT binary)";
 
 /// Binary COPY into the tweets staging table.
-pub(super) const COPY_TWEETS: &str = "COPY tf_stage_tweets (id, user_id, text, lang, created_at, \
+pub(in crate::sink) const COPY_TWEETS: &str =
+    "COPY tf_stage_tweets (id, user_id, text, lang, created_at, \
      favorite_count, retweet_count, retweeted_status_id, hashtags, sentiment, engagement, raw, \
      ingest_seq, received_at) FROM STDIN (FORMAT binary)";
 
 /// Binary COPY straight into the tweets table (the fast path for ids not in it yet).
-pub(super) fn copy_tweets_direct_sql(schema: &str) -> String {
+pub(in crate::sink) fn copy_tweets_direct_sql(schema: &str) -> String {
     format!(
         "COPY {}.tweets (id, user_id, text, lang, created_at, favorite_count, retweet_count, \
          retweeted_status_id, hashtags, sentiment, engagement, raw, ingest_seq, received_at) \
@@ -386,7 +399,7 @@ pub(super) fn copy_tweets_direct_sql(schema: &str) -> String {
 }
 
 /// Binary COPY straight into the users table (the fast path for ids not in it yet).
-pub(super) fn copy_users_direct_sql(schema: &str) -> String {
+pub(in crate::sink) fn copy_users_direct_sql(schema: &str) -> String {
     format!(
         "COPY {}.users (id, screen_name, name, followers_count, friends_count, \
          statuses_count, verified, lang, created_at, raw, ingest_seq) FROM STDIN (FORMAT binary)",
@@ -395,7 +408,7 @@ pub(super) fn copy_users_direct_sql(schema: &str) -> String {
 }
 
 /// Which of the given user ids are already stored.
-pub(super) fn existing_users_sql(schema: &str) -> String {
+pub(in crate::sink) fn existing_users_sql(schema: &str) -> String {
     format!(
         "SELECT id FROM {}.users WHERE id = ANY($1::bigint[])",
         ident(schema)
@@ -403,7 +416,7 @@ pub(super) fn existing_users_sql(schema: &str) -> String {
 }
 
 /// Which of the given tweet ids are already stored.
-pub(super) fn existing_tweets_sql(schema: &str) -> String {
+pub(in crate::sink) fn existing_tweets_sql(schema: &str) -> String {
     format!(
         "SELECT id FROM {}.tweets WHERE id = ANY($1::bigint[])",
         ident(schema)
@@ -411,7 +424,7 @@ pub(super) fn existing_tweets_sql(schema: &str) -> String {
 }
 
 /// Staging → users: newest version per id, and only if newer than the stored row.
-pub(super) fn upsert_users_sql(schema: &str) -> String {
+pub(in crate::sink) fn upsert_users_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
         "INSERT INTO {s}.users AS t (id, screen_name, name, followers_count, friends_count,
@@ -431,9 +444,9 @@ WHERE excluded.ingest_seq > t.ingest_seq"
 }
 
 /// Staging → tweets: as for users. The raw tweet's `user` was already replaced by the
-/// user id on the client ([`replace_user`](super::replace_user)), before the binary
+/// user id on the client ([`replace_user`](super::raw_json::replace_user)), before the binary
 /// COPY as jsonb.
-pub(super) fn upsert_tweets_sql(schema: &str) -> String {
+pub(in crate::sink) fn upsert_tweets_sql(schema: &str) -> String {
     let s = ident(schema);
     format!(
         "INSERT INTO {s}.tweets AS t (id, user_id, text, lang, created_at, favorite_count,

@@ -51,7 +51,7 @@ pub enum ErrorClass {
 
 /// Classifies a SQLSTATE of a failed statement (`None`: the client saw no server
 /// error, e.g. a lost connection); see the module docs for the table.
-pub(super) fn classify_code(code: Option<&str>) -> ErrorClass {
+pub(in crate::sink) fn classify_code(code: Option<&str>) -> ErrorClass {
     let Some(c) = code else {
         return ErrorClass::Connection;
     };
@@ -70,7 +70,7 @@ pub(super) fn classify_code(code: Option<&str>) -> ErrorClass {
 
 /// Classifies the failure to connect: only a refused login, a missing database and
 /// a missing `CONNECT` privilege are permanent; anything else is an outage.
-pub(super) fn classify_connect(code: Option<&str>) -> ErrorClass {
+pub(in crate::sink) fn classify_connect(code: Option<&str>) -> ErrorClass {
     match code {
         Some(c) if c.starts_with("28") || c == "3D000" || c == "42501" => ErrorClass::Permanent,
         _ => ErrorClass::Connection,
@@ -259,7 +259,7 @@ impl From<postgres::Error> for WriteError {
 impl WriteError {
     /// An I/O error of the COPY stream. The COPY writer wraps the client's error in an
     /// I/O error; that one is unwrapped, so its SQLSTATE is seen.
-    pub(super) fn from_io(e: std::io::Error) -> WriteError {
+    pub(in crate::sink) fn from_io(e: std::io::Error) -> WriteError {
         if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
             if let Some(Ok(pe)) = e.into_inner().map(|b| b.downcast::<postgres::Error>()) {
                 return WriteError(Repr::Db(*pe));
@@ -270,12 +270,12 @@ impl WriteError {
     }
 
     /// The record of `seq` cannot be encoded, for `reason`.
-    pub(super) fn encode(seq: u64, reason: String) -> WriteError {
+    pub(in crate::sink) fn encode(seq: u64, reason: String) -> WriteError {
         WriteError(Repr::Encode { seq, reason })
     }
 
     /// The record the encoder failed on, and why ([`ErrorClass::Encode`] only).
-    pub(super) fn encode_failure(&self) -> Option<(u64, &str)> {
+    pub(in crate::sink) fn encode_failure(&self) -> Option<(u64, &str)> {
         match &self.0 {
             Repr::Encode { seq, reason } => Some((*seq, reason)),
             _ => None,
@@ -283,7 +283,7 @@ impl WriteError {
     }
 
     /// The client's error, if it is one (to build a [`DatabaseProblem`]).
-    pub(super) fn db(&self) -> Option<&postgres::Error> {
+    pub(in crate::sink) fn db(&self) -> Option<&postgres::Error> {
         match &self.0 {
             Repr::Db(e) => Some(e),
             _ => None,
