@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use super::db::error::DatabaseProblem;
 #[cfg(doc)]
 use super::{connect_database, SinkConfig};
 
@@ -118,4 +117,76 @@ impl std::fmt::Display for SinkFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "the sink's {} stopped: {}", self.thread, self.cause)
     }
+}
+
+/// A permanent database problem: what is wrong, where, and how to fix it. The
+/// pipeline stops on it (exit code 2) after spooling what the sink held.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatabaseProblem {
+    /// An existing table has other columns or types than tweetflow writes.
+    #[error(
+        "the table {table} does not match what tweetflow writes: {}. Fix: give tweetflow a \
+         schema of its own with --schema, or rename or drop that table (tweetflow creates \
+         missing tables itself)",
+        problems.join("; ")
+    )]
+    SchemaMismatch {
+        /// `schema.table`.
+        table: String,
+        /// One entry per column or property that differs.
+        problems: Vec<String>,
+    },
+    /// The role lacks a privilege.
+    #[error(
+        "permission denied: {message}. Fix: grant the role {role} {needs}, or give \
+         tweetflow a schema the role owns with --schema"
+    )]
+    Privilege {
+        /// The role tweetflow logs in as.
+        role: String,
+        /// What the server (or the start-up check) said.
+        message: String,
+        /// The privileges it needs, as a `GRANT` clause would name them.
+        needs: String,
+    },
+    /// The server accepts no writes.
+    #[error(
+        "the database {database} is read-only: {message}. Fix: point --database-url at the \
+         primary server; if default_transaction_read_only is set, run `ALTER DATABASE \
+         {database} SET default_transaction_read_only = off` (or `ALTER ROLE … SET …` for \
+         the role)"
+    )]
+    ReadOnly {
+        /// The database.
+        database: String,
+        /// What the server (or the start-up check) said.
+        message: String,
+    },
+    /// The login was refused.
+    #[error(
+        "the server refused the login: {message}. Fix: check the user and password in \
+         --database-url (or DATABASE_URL) and the server's pg_hba.conf"
+    )]
+    Authentication {
+        /// What the server said.
+        message: String,
+    },
+    /// The database does not exist.
+    #[error(
+        "the database {database} does not exist: {message}. Fix: create it (`createdb \
+         {database}`) or correct --database-url"
+    )]
+    NoDatabase {
+        /// The database.
+        database: String,
+        /// What the server said.
+        message: String,
+    },
+    /// Another error no retry can help with.
+    #[error("the database refused tweetflow's statements: {message}")]
+    Other {
+        /// What the server said.
+        message: String,
+    },
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use super::config::SinkConfig;
-use super::db::batch::{self, Conn, OpenError, Prepared};
+use super::db::batch::{self, Conn, Prepared};
 use super::db::connect::writer_pg_config;
-use super::db::error::{Who, WriteError};
+use super::db::error::{OpenError, Who, WriteError};
 use super::failure::SinkError;
 use crate::model::Record;
 

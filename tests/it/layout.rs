@@ -238,3 +238,99 @@ fn the_scanner_sees_plain_and_grouped_paths() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// The sink, lowest first, one entry per file or folder of `src/sink/`: what
+/// fails and how, the test hooks, the pure pull policy, the rejected file and the
+/// URL; the settings and the pause switch; PostgreSQL (`db/`); the controllers
+/// that hold a connection (drain's cancel, the health checker) and the test
+/// session; the counters; the buffer and the operator's handle; the writer; the
+/// start. Inside `db/` and `buffer/` the files follow [`SINK_DB_LAYERS`] and
+/// [`SINK_BUFFER_LAYERS`]. `mod.rs` files only declare and re-export (and
+/// `sink/mod.rs` holds the handle), so they are in no layer.
+const SINK_LAYERS: &[&[&str]] = &[
+    &["failure", "fault", "fixture", "monitor", "rejected", "url"],
+    &["config", "pause"],
+    &["db"],
+    &["drain", "health", "session"],
+    &["stats"],
+    &["buffer", "control"],
+    &["writer"],
+    &["start"],
+];
+
+/// `src/sink/db/`, lowest first: the column list and the raw JSON rewriting;
+/// the COPY encoding and the errors; the compatibility rule and the
+/// connections; creating and checking the tables; the batch write.
+const SINK_DB_LAYERS: &[&[&str]] = &[
+    &["raw_json", "tables"],
+    &["encode", "error"],
+    &["compat", "connect"],
+    &["schema"],
+    &["batch"],
+];
+
+/// `src/sink/buffer/`, lowest first: the spool, then the memory buffer.
+const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["spool"], &["memory"]];
+
+/// What the files under `dir` (`src/<module>`) name against `layers`, whose
+/// units are the files and folders directly in `dir`: a file directly in it
+/// names units by `super::` and `crate::<module>::`, a file in a subfolder by
+/// `crate::<module>::` and `super::super::`. Every unit must be in a layer.
+fn sink_layer_violations(module: &str, layers: &[&[&str]]) -> Vec<String> {
+    let dir = src().join(module);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let absolute = format!("crate::{}::", module.replace('/', "::"));
+    let mut units = BTreeSet::new();
+    let mut violations = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(&dir).expect("under its folder");
+        let nested = rel.components().count() > 1;
+        if !nested && rel == Path::new("mod.rs") {
+            continue;
+        }
+        let first = rel.components().next().expect("a file");
+        let unit = first.as_os_str().to_str().expect("UTF-8 name");
+        let unit = unit.trim_end_matches(".rs").to_string();
+        units.insert(unit.clone());
+        let Some(own) = layer_of(layers, &unit) else {
+            violations.push(format!("{module}/{unit} is in no layer"));
+            continue;
+        };
+        let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        let mut used = named_after(&code, &absolute);
+        used.extend(named_after(
+            &code,
+            if nested { "super::super::" } else { "super::" },
+        ));
+        for u in used {
+            if u == unit {
+                continue;
+            }
+            match layer_of(layers, &u) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "{module}/{} (layer {own}) names `{u}`, which is not below it",
+                    rel.display()
+                )),
+                None => {} // a re-export of mod.rs or an item, not a file
+            }
+        }
+    }
+    for l in layers.iter().flat_map(|l| l.iter()) {
+        if !units.contains(*l) {
+            violations.push(format!(
+                "{module}: the layer names `{l}`, which does not exist"
+            ));
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_sink_depends_one_way_inside() {
+    let mut violations = sink_layer_violations("sink", SINK_LAYERS);
+    violations.extend(sink_layer_violations("sink/db", SINK_DB_LAYERS));
+    violations.extend(sink_layer_violations("sink/buffer", SINK_BUFFER_LAYERS));
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}

@@ -43,8 +43,9 @@ use std::path::Path;
 use postgres::{Client, Statement};
 
 use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
-use super::error::{db_message, DatabaseProblem, ErrorClass, Who, WriteError};
+use super::error::{ErrorClass, OpenError, Who, WriteError};
 use super::schema;
+use super::tables;
 use crate::model::{Record, User};
 #[cfg(any(test, feature = "testkit"))]
 use crate::sink::fault::SinkFault;
@@ -181,10 +182,10 @@ impl Prepared {
     /// Its SQL text, as prepared.
     fn sql(self, schema_name: &str) -> String {
         match self {
-            Prepared::ExistingUsers => schema::existing_users_sql(schema_name),
-            Prepared::ExistingTweets => schema::existing_tweets_sql(schema_name),
-            Prepared::UpsertUsers => schema::upsert_users_sql(schema_name),
-            Prepared::UpsertTweets => schema::upsert_tweets_sql(schema_name),
+            Prepared::ExistingUsers => tables::existing_users_sql(schema_name),
+            Prepared::ExistingTweets => tables::existing_tweets_sql(schema_name),
+            Prepared::UpsertUsers => tables::upsert_users_sql(schema_name),
+            Prepared::UpsertTweets => tables::upsert_tweets_sql(schema_name),
         }
     }
 }
@@ -203,12 +204,12 @@ impl Conn {
         schema_name: &str,
     ) -> Result<Conn, postgres::Error> {
         let lz4 = schema::has_lz4(&mut client)?;
-        client.batch_execute(&schema::staging_sql(lz4))?;
-        let copy_users = client.prepare(schema::COPY_USERS)?;
-        let copy_users_direct = client.prepare(&schema::copy_users_direct_sql(schema_name))?;
+        client.batch_execute(&tables::staging_sql(lz4))?;
+        let copy_users = client.prepare(tables::COPY_USERS)?;
+        let copy_users_direct = client.prepare(&tables::copy_users_direct_sql(schema_name))?;
         let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
-        let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
-        let copy_tweets_direct = client.prepare(&schema::copy_tweets_direct_sql(schema_name))?;
+        let copy_tweets = client.prepare(tables::COPY_TWEETS)?;
+        let copy_tweets_direct = client.prepare(&tables::copy_tweets_direct_sql(schema_name))?;
         let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
         let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
         let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
@@ -535,7 +536,7 @@ impl Conn {
             .client
             .simple_query(&format!(
                 "EXPLAIN (FORMAT JSON) EXECUTE {}{args}",
-                schema::ident(&name)
+                tables::ident(&name)
             ))?
             .into_iter()
             .find_map(|m| match m {
@@ -544,36 +545,6 @@ impl Conn {
             })
             .unwrap_or_default();
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
-    }
-}
-
-/// Why the write connection could not be opened.
-#[derive(Debug)]
-pub(in crate::sink) enum OpenError {
-    /// Connecting failed.
-    Connect(postgres::Error),
-    /// Creating the schema, the staging tables or the statements failed.
-    Setup(postgres::Error),
-    /// The tables do not fit, or the role may not write them.
-    Problem(DatabaseProblem),
-}
-
-impl OpenError {
-    /// The permanent problem behind it, if it is one.
-    pub(in crate::sink) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
-        match self {
-            OpenError::Connect(e) => who.problem(e, true),
-            OpenError::Setup(e) => who.problem(e, false),
-            OpenError::Problem(p) => Some(p.clone()),
-        }
-    }
-
-    /// A one-line description.
-    pub(in crate::sink) fn message(&self) -> String {
-        match self {
-            OpenError::Connect(e) | OpenError::Setup(e) => db_message(e),
-            OpenError::Problem(p) => p.to_string(),
-        }
     }
 }
 

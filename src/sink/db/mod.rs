@@ -7,3 +7,4 @@ pub(super) mod encode;
 pub(super) mod error;
 pub(super) mod raw_json;
 pub(super) mod schema;
+pub(super) mod tables;
