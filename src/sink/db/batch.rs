@@ -45,7 +45,7 @@ use postgres::{Client, Statement};
 use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
 use super::error::{ErrorClass, OpenError, Who, WriteError};
 use super::schema;
-use super::tables;
+use super::tables::{self, CopyInto, TWEETS, USERS};
 use crate::model::{Record, User};
 #[cfg(any(test, feature = "testkit"))]
 use crate::sink::fault::SinkFault;
@@ -182,10 +182,10 @@ impl Prepared {
     /// Its SQL text, as prepared.
     fn sql(self, schema_name: &str) -> String {
         match self {
-            Prepared::ExistingUsers => tables::existing_users_sql(schema_name),
-            Prepared::ExistingTweets => tables::existing_tweets_sql(schema_name),
-            Prepared::UpsertUsers => tables::upsert_users_sql(schema_name),
-            Prepared::UpsertTweets => tables::upsert_tweets_sql(schema_name),
+            Prepared::ExistingUsers => USERS.lookup_sql(schema_name),
+            Prepared::ExistingTweets => TWEETS.lookup_sql(schema_name),
+            Prepared::UpsertUsers => USERS.upsert_sql(schema_name),
+            Prepared::UpsertTweets => TWEETS.upsert_sql(schema_name),
         }
     }
 }
@@ -205,11 +205,11 @@ impl Conn {
     ) -> Result<Conn, postgres::Error> {
         let lz4 = schema::has_lz4(&mut client)?;
         client.batch_execute(&tables::staging_sql(lz4))?;
-        let copy_users = client.prepare(tables::COPY_USERS)?;
-        let copy_users_direct = client.prepare(&tables::copy_users_direct_sql(schema_name))?;
+        let copy_users = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Staging))?;
+        let copy_users_direct = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Table))?;
         let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
-        let copy_tweets = client.prepare(tables::COPY_TWEETS)?;
-        let copy_tweets_direct = client.prepare(&tables::copy_tweets_direct_sql(schema_name))?;
+        let copy_tweets = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Staging))?;
+        let copy_tweets_direct = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Table))?;
         let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
         let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
         let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
