@@ -6,7 +6,7 @@
 //!
 //! * **closed**: open the connection if needed (creating the schema the first time it
 //!   is reachable), *pull* up to the monitor's batch size (waiting at most `linger`
-//!   for the batch to fill), write it ([`Conn::write_batch`]), commit it in the
+//!   for the batch to fill), write it ([`Conn::write_batch`](super::conn::Conn::write_batch)), commit it in the
 //!   buffer and feed the write time to the [`Monitor`], which picks the next batch
 //!   size. A failed write keeps the batch, counts a retry and trips the breaker; a
 //!   statement timeout also shrinks the batch; a vanished schema is recreated.
@@ -34,9 +34,9 @@
 //! outage, says it is parked, and waits for the resume; nothing is written meanwhile.
 //!
 //! The loop ends when the input is closed and drained (at once when nothing is
-//! left, whatever the database's state), or, while the database is down and records
-//! wait, `shutdown_grace` after the input closed, or at once while paused, leaving
-//! the rest in the spool for the next start.
+//! left, whatever the database's state), or, while the database is down (or refuses
+//! writes) and records wait, `shutdown_grace` after its first wait with the input
+//! closed, or at once while paused, leaving the rest in the spool for the next start.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
