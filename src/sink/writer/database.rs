@@ -7,8 +7,8 @@ use super::policy::Failure;
 use crate::model::Record;
 use crate::sink::conn::{self, Conn, OpenError, WriteOutcome};
 use crate::sink::drain::Drain;
-use crate::sink::error::{ErrorClass, Who, WriteError};
-use crate::sink::DatabaseProblem;
+use crate::sink::error::Who;
+use crate::sink::{DatabaseProblem, ErrorClass, WriteError};
 
 /// A failed connect or write, with what the writer needs of it.
 #[derive(Debug, Clone)]

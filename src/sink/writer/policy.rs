@@ -25,8 +25,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sink::error::ErrorClass;
 use crate::sink::health::BreakerState;
+use crate::sink::ErrorClass;
 
 /// What the writer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
