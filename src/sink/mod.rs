@@ -71,7 +71,7 @@ pub use self::pause::{PauseOutcome, SinkControl};
 pub use self::schema::create as create_schema;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::session::WriterSession;
-pub use self::stats::{SinkSnapshot, SinkStats, SinkSummary};
+pub use self::stats::{SinkSnapshot, SinkState, SinkStats, SinkSummary};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
