@@ -1,5 +1,6 @@
-//! The status ticker: once a second it reads every stage's counters into a
-//! [`Status`], appends it to the stats file, and draws it on stderr.
+//! The status ticker: once a second it takes a [`Snapshot`] of every stage,
+//! appends its [`Status`] view ([`status_of`]) to the stats file, and draws
+//! it on stderr.
 //!
 //! On a terminal the status is two lines (figures, then top hashtags) redrawn
 //! in place, each cut to the terminal's width so they never wrap; elsewhere
