@@ -80,7 +80,7 @@ pub use self::health::BreakerState;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::session::WriterSession;
 pub use self::start::spawn_sink;
-pub use self::stats::{SinkSnapshot, SinkStats, SinkSummary};
+pub use self::stats::{SinkSnapshot, SinkState, SinkStats, SinkSummary};
 pub(crate) use self::url::redact_url;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,8 @@
 //! Every top-level module of the library sits in one layer of [`LAYERS`]; a
 //! module may name (`crate::x`, `use crate::{x, …}`) only modules of lower
 //! layers, never its own layer's neighbours or anything above it. Inside
-//! `src/engine/` the files follow [`ENGINE_LAYERS`] the same way. A module
+//! `src/engine/` the files follow [`ENGINE_LAYERS`] the same way, inside
+//! `src/pipeline/` [`PIPELINE_LAYERS`]. A module
 //! that is in no layer fails the check, so a new module has to be placed.
 //!
 //! This is a plain text scan of the sources (comments skipped), not a compiler
@@ -45,6 +46,20 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["autoscale"],
     &["pool"],
     &["handle"],
+];
+
+/// The pipeline, lowest first: its settings, errors, the tap, readiness and
+/// the one snapshot type; then the probes that read the snapshot and the
+/// stage handles; then the views of the snapshot (status ticker, metrics,
+/// summary); then the operator's endpoint; then running a built pipeline;
+/// then building it (`mod.rs` re-exports).
+const PIPELINE_LAYERS: &[&[&str]] = &[
+    &["config", "error", "readiness", "snapshot", "tap"],
+    &["probes", "stages"],
+    &["metrics", "summary", "ticker"],
+    &["endpoint"],
+    &["run"],
+    &["build"],
 ];
 
 fn src() -> PathBuf {
@@ -220,6 +235,50 @@ fn the_engine_depends_one_way_inside() {
             }
         }
     }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_pipeline_depends_one_way_inside() {
+    let dir = src().join("pipeline");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut violations = Vec::new();
+    let mut seen = BTreeSet::new();
+    for path in &files {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("file name");
+        if name == "mod" {
+            continue;
+        }
+        seen.insert(name.to_string());
+        let Some(own) = layer_of(PIPELINE_LAYERS, name) else {
+            violations.push(format!("pipeline/{name}.rs is in no pipeline layer"));
+            continue;
+        };
+        let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        let mut used = named_after(&code, "super::");
+        used.extend(named_after(&code, "crate::pipeline::"));
+        for u in used.iter().filter(|u| **u != name) {
+            match layer_of(PIPELINE_LAYERS, u) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "pipeline/{name}.rs (layer {own}) names `{u}`, which is not below it"
+                )),
+                None => {} // a re-export of mod.rs or an item, not a file
+            }
+        }
+    }
+    let declared: BTreeSet<String> = PIPELINE_LAYERS
+        .iter()
+        .flat_map(|l| l.iter().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(
+        declared, seen,
+        "PIPELINE_LAYERS and the files of pipeline/ differ"
+    );
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
