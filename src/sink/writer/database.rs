@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use super::policy::Failure;
 use crate::model::Record;
-use crate::sink::conn::{self, Conn, OpenError, WriteOutcome};
+use crate::sink::db::batch::{self, Conn, WriteOutcome};
+use crate::sink::db::error::{OpenError, Who};
 use crate::sink::drain::Drain;
-use crate::sink::error::Who;
 use crate::sink::{DatabaseProblem, ErrorClass, WriteError};
 
 /// A failed connect or write, with what the writer needs of it.
@@ -118,7 +118,7 @@ impl Database for Postgres<'_> {
 
     fn connect(&mut self, schema_ready: &mut bool) -> Result<(), Refusal> {
         #[cfg_attr(not(any(test, feature = "testkit")), allow(unused_mut))]
-        let mut c = conn::open(self.pg, self.schema, schema_ready, &self.who)
+        let mut c = batch::open(self.pg, self.schema, schema_ready, &self.who)
             .map_err(|e| Refusal::from_open(&e, &self.who))?;
         #[cfg(any(test, feature = "testkit"))]
         {
