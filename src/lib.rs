@@ -46,7 +46,9 @@ mod app;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
+pub use crate::aggregate::{
+    spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator, LoopHook,
+};
 pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, LogFormat, RunArgs};
 pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
@@ -58,7 +60,7 @@ pub use crate::emulator::{
 pub use crate::engine::{
     spawn_core, AutoscaleConfig, Core, CoreConfig, CoreConfigError, CoreError, CoreSnapshot,
     CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, WorkDelay,
-    WorkDelayParseError,
+    WorkDelayParseError, WorkerHook,
 };
 pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
@@ -78,8 +80,8 @@ pub use crate::score::{
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
     connect_database, parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass,
-    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkState,
-    SinkStats, SinkSummary, SinkThread, WriteError,
+    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkHook, SinkSnapshot,
+    SinkState, SinkStats, SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

@@ -67,9 +67,8 @@ pub struct AggConfig {
     /// good (the pipeline then stops). Default: at most 500 restarts within 5 s,
     /// with a back-off from 10 ms to 1 s.
     pub restart: StagePolicy,
-    /// Test hook, see [`StageFault`].
-    #[cfg(any(test, feature = "testkit"))]
-    pub fault: Option<StageFault>,
+    /// Test hook, see [`LoopHook`] (default none).
+    pub fault: Option<Arc<dyn LoopHook>>,
 }
 
 impl Default for AggConfig {
@@ -78,42 +77,25 @@ impl Default for AggConfig {
             timeout: Duration::from_secs(30),
             max_pending: 1_000_000,
             restart: StagePolicy::default(),
-            #[cfg(any(test, feature = "testkit"))]
             fault: None,
         }
     }
 }
 
-/// A predicate on a record's ingest sequence number: which records a test hook
-/// picks (the `testkit` feature only).
-#[cfg(any(test, feature = "testkit"))]
-pub type SeqPredicate = dyn Fn(u64) -> bool + Send + Sync;
-
-/// A test hook of a stage loop under `keep_alive` (the aggregator, the tap; the
-/// `testkit` feature only): the loop panics each time it takes in a message of a
-/// sequence number the predicate selects, before handling it — a bug that a
-/// restart does not cure, so the stage ends up giving up for good.
-#[cfg(any(test, feature = "testkit"))]
-#[derive(Clone)]
-pub struct StageFault(
-    /// The predicate (asked on every take-in, so it may answer differently each time).
-    pub Arc<SeqPredicate>,
-);
-
-#[cfg(any(test, feature = "testkit"))]
-impl StageFault {
-    /// Panics if the predicate selects `seq` (`stage` names the loop in the message).
-    pub(crate) fn check(&self, stage: &str, seq: Seq) {
-        if (self.0)(seq) {
-            panic!("test fault: {stage} panic on seq {seq}");
-        }
-    }
+/// A test hook of a stage loop under `keep_alive` (the aggregator, the tap),
+/// asked each time the loop takes in a message, before handling it: `true`
+/// makes the loop panic, a bug that a restart does not cure while it keeps
+/// answering so. The testkit's `StageFault` is one; production configurations
+/// carry none.
+pub trait LoopHook: Send + Sync + std::fmt::Debug {
+    /// Whether the loop panics on the message of `seq`.
+    fn panics(&self, seq: Seq) -> bool;
 }
 
-#[cfg(any(test, feature = "testkit"))]
-impl std::fmt::Debug for StageFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StageFault(..)")
+/// Panics if `hook` picks `seq` (`stage` names the loop in the message).
+pub(crate) fn check_hook(hook: Option<&dyn LoopHook>, stage: &str, seq: Seq) {
+    if hook.is_some_and(|h| h.panics(seq)) {
+        panic!("test fault: {stage} panic on seq {seq}");
     }
 }
 
@@ -457,12 +439,7 @@ fn take_in(
     stats: &AggStats,
 ) {
     j.held = Some((msg.clone(), retry));
-    #[cfg(any(test, feature = "testkit"))]
-    if let Some(f) = &cfg.fault {
-        f.check("aggregator", msg_seq(&msg));
-    }
-    #[cfg(not(any(test, feature = "testkit")))]
-    let _ = cfg;
+    check_hook(cfg.fault.as_deref(), "aggregator", msg_seq(&msg));
     if let Some(seq) = j.apply(msg, now, stats) {
         if let Some(p) = j.map.remove(&seq) {
             out.emit(p, None, seq);

@@ -8,12 +8,21 @@
 //! wide margin over the lab server's kill rate (about one kill per few hundred
 //! events per stream, i.e. ~20 kills/s at a few thousand events/s).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::delay::WorkDelay;
-#[cfg(any(test, feature = "testkit"))]
-use super::testkit::Fault;
+use crate::model::{ScoreKind, Tweet};
 use crate::supervise::{Backoff, StagePolicy};
+
+/// A test hook that a worker asks before it scores a tweet: `true` makes it
+/// panic (an unexpected panic, not a kill). The testkit's `Fault` is one;
+/// production configurations carry none.
+pub trait WorkerHook: Send + Sync + fmt::Debug {
+    /// Whether the worker of the `kind` pool panics on `tweet`.
+    fn panics(&self, kind: ScoreKind, tweet: &Tweet) -> bool;
+}
 
 /// Restart intensity, back-off and retry policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,9 +108,8 @@ pub struct CoreConfig {
     pub utilisation: f64,
     /// Autoscaler tuning beyond min/max/ρ (those three above win).
     pub autoscale: AutoscaleConfig,
-    /// Test hook, see [`Fault`].
-    #[cfg(any(test, feature = "testkit"))]
-    pub fault: Option<Fault>,
+    /// Test hook, see [`WorkerHook`] (default none).
+    pub fault: Option<Arc<dyn WorkerHook>>,
 }
 
 impl Default for CoreConfig {
@@ -117,7 +125,6 @@ impl Default for CoreConfig {
             tick: Duration::from_millis(250),
             utilisation: 0.8,
             autoscale: AutoscaleConfig::default(),
-            #[cfg(any(test, feature = "testkit"))]
             fault: None,
         }
     }

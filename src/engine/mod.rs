@@ -31,15 +31,11 @@ mod handle;
 mod inflight;
 mod pool;
 mod stats;
-#[cfg(any(test, feature = "testkit"))]
-mod testkit;
 mod worker;
 
-pub use config::{AutoscaleConfig, CoreConfig, RestartPolicy};
+pub use config::{AutoscaleConfig, CoreConfig, RestartPolicy, WorkerHook};
 pub use delay::{WorkDelay, WorkDelayParseError};
 pub use error::{CoreConfigError, CoreError, CoreThread, Fatal};
 pub use handle::{spawn_core, Core};
 pub use inflight::InFlight;
 pub use stats::{CoreSnapshot, CoreStats, PoolSnapshot, PoolStats};
-#[cfg(any(test, feature = "testkit"))]
-pub use testkit::{test_tweet, Fault, FaultFn};

@@ -187,7 +187,6 @@ impl Supervisor {
             delay: self.cfg.work_delay,
             timer_slack: self.cfg.timer_slack,
             policy: self.cfg.restart.clone(),
-            #[cfg(any(test, feature = "testkit"))]
             fault: self.cfg.fault.clone(),
         };
         crate::stats::spawn_thread(

@@ -36,12 +36,10 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::config::RestartPolicy;
+use super::config::{RestartPolicy, WorkerHook};
 use super::delay::WorkDelay;
 use super::dispatch::Envelope;
 use super::stats::{CoreStats, PoolStats};
-#[cfg(any(test, feature = "testkit"))]
-use super::testkit::Fault;
 use crate::log_limit::LogLimiter;
 use crate::model::{AggMsg, Job, ScoreKind, Seq};
 use crate::score::{engagement, sentiment, Lexicon};
@@ -78,8 +76,7 @@ pub(crate) struct WorkerCtx {
     /// Timer slack of this thread (`ZERO`: the kernel's default).
     pub timer_slack: Duration,
     pub policy: RestartPolicy,
-    #[cfg(any(test, feature = "testkit"))]
-    pub fault: Option<Fault>,
+    pub fault: Option<Arc<dyn WorkerHook>>,
 }
 
 /// Why a worker's loop ended.
@@ -295,11 +292,8 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) -> Exit {
                 if !pause.is_zero() && !ctx.stats.hurry.load(Ordering::Relaxed) {
                     std::thread::sleep(pause);
                 }
-                #[cfg(any(test, feature = "testkit"))]
-                if let Some(f) = &ctx.fault {
-                    if (f.0)(ctx.kind, &t) {
-                        panic!("injected fault on tweet seq {}", t.seq);
-                    }
+                if ctx.fault.as_ref().is_some_and(|f| f.panics(ctx.kind, &t)) {
+                    panic!("injected fault on tweet seq {}", t.seq);
                 }
                 let value = match ctx.kind {
                     ScoreKind::Sentiment => Some(sentiment(&t.text, &ctx.lexicon)),

@@ -314,7 +314,6 @@ fn spawn_tap(
     let hashtags = Arc::clone(&probes.hashtags);
     let tap_stats = Arc::clone(&probes.tap);
     let policy = cfg.core.restart.stage();
-    #[cfg(any(test, feature = "testkit"))]
     let fault = cfg.tap_fault.clone();
     spawn_named("tap", move || {
         // The record in hand, outside the unwind (see `tap`).
@@ -326,8 +325,7 @@ fn spawn_tap(
                 &hashtags,
                 &tap_stats,
                 &mut held,
-                #[cfg(any(test, feature = "testkit"))]
-                fault.as_ref(),
+                fault.as_deref(),
             )
         });
         if let Err(e) = kept {

@@ -47,9 +47,9 @@ pub struct PipelineConfig {
     /// resume); off unless an address is given.
     pub ops: OpsConfig,
     /// Test hook of the tap (between the aggregator and the sink), see
-    /// `testkit::StageFault`; the tap restarts under `core.restart`.
-    #[cfg(any(test, feature = "testkit"))]
-    pub tap_fault: Option<crate::aggregate::StageFault>,
+    /// [`LoopHook`](crate::aggregate::LoopHook); the tap restarts under
+    /// `core.restart` (default none).
+    pub tap_fault: Option<std::sync::Arc<dyn crate::aggregate::LoopHook>>,
 }
 
 impl Default for PipelineConfig {
@@ -68,7 +68,6 @@ impl Default for PipelineConfig {
             stats_file: None,
             status_line: false,
             ops: OpsConfig::default(),
-            #[cfg(any(test, feature = "testkit"))]
             tap_fault: None,
         }
     }

@@ -21,8 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use log::error;
 use parking_lot::Mutex;
 
-#[cfg(any(test, feature = "testkit"))]
-use crate::aggregate::StageFault;
+use crate::aggregate::{check_hook, LoopHook};
 use crate::model::Record;
 use crate::pace::Paced;
 use crate::stats::sketch::TopHashtags;
@@ -63,7 +62,7 @@ pub(super) fn tap_loop(
     hashtags: &Mutex<TopHashtags>,
     stats: &TapStats,
     held: &mut Option<(Record, bool)>,
-    #[cfg(any(test, feature = "testkit"))] fault: Option<&StageFault>,
+    fault: Option<&dyn LoopHook>,
 ) {
     // Paced, so the aggregator's sends never have to wake the tap.
     let mut paced = Paced::default();
@@ -88,10 +87,7 @@ pub(super) fn tap_loop(
             },
         };
         let (record, _) = held.insert((record, retry));
-        #[cfg(any(test, feature = "testkit"))]
-        if let Some(f) = fault {
-            f.check("tap", record.tweet.seq);
-        }
+        check_hook(fault, "tap", record.tweet.seq);
         if !record.tweet.hashtags.is_empty() {
             let mut top = hashtags.lock();
             for tag in &record.tweet.hashtags {

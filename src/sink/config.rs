@@ -1,11 +1,10 @@
 //! The sink's settings, each with its default.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(any(test, feature = "testkit"))]
-use super::fault::SinkFault;
 use super::url::redact_url;
 use crate::budget::Budget;
 use crate::supervise::StagePolicy;
@@ -70,9 +69,24 @@ pub struct SinkConfig {
     /// Replay a spool tagged for another target (database URL without password, and
     /// schema) into this one; without it such a spool is refused (default false).
     pub adopt_spool: bool,
-    /// Test hook, see [`SinkFault`].
-    #[cfg(any(test, feature = "testkit"))]
-    pub fault: Option<SinkFault>,
+    /// Test hook, see [`SinkHook`] (default none).
+    pub fault: Option<Arc<dyn SinkHook>>,
+}
+
+/// Test hooks that the sink asks at three points, to exercise what a bug must
+/// not do (lose a record, or stop the sink without saying so) and what a failed
+/// fsync does. The testkit's `SinkFault` is one; production configurations
+/// carry none.
+pub trait SinkHook: Send + Sync + std::fmt::Debug {
+    /// Whether the row encoder panics on the record of `seq` (the record is then
+    /// rejected and the rest of its batch written).
+    fn encode_panics(&self, seq: u64) -> bool;
+    /// Whether the writer panics before writing a batch of `records` (asked once
+    /// per batch attempt).
+    fn batch_panics(&self, records: &[crate::model::Record]) -> bool;
+    /// Stands in for the spool's directory fsync of `dir` (after the spool file
+    /// or its target tag is created) when it answers: what the fsync returned.
+    fn sync_dir(&self, dir: &Path) -> Option<io::Result<()>>;
 }
 
 impl Default for SinkConfig {
@@ -105,7 +119,6 @@ impl Default for SinkConfig {
                 backoff_reset: Duration::from_secs(30),
             },
             adopt_spool: false,
-            #[cfg(any(test, feature = "testkit"))]
             fault: None,
         }
     }

@@ -40,45 +40,27 @@
 mod buffer;
 mod config;
 mod control;
-mod db;
+pub(crate) mod db;
 mod drain;
 mod failure;
-#[cfg(any(test, feature = "testkit"))]
-mod fault;
-#[cfg(any(test, feature = "testkit"))]
-pub(crate) mod fixture;
 mod health;
 mod monitor;
 mod pause;
 mod rejected;
-#[cfg(any(test, feature = "testkit"))]
-mod session;
 mod start;
 mod stats;
 mod url;
 mod writer;
 
-pub use self::config::SinkConfig;
+pub use self::config::{SinkConfig, SinkHook};
 pub use self::control::{PauseOutcome, SinkControl};
-#[cfg(any(test, feature = "testkit"))]
-pub use self::db::batch::Prepared;
 pub(crate) use self::db::compat::check_tables;
 pub use self::db::connect::connect_database;
 pub(crate) use self::db::connect::Db;
 pub use self::db::encode::parse_twitter_time;
-#[cfg(any(test, feature = "testkit"))]
-pub use self::db::encode::{
-    encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, TWEET_FIELDS, USER_FIELDS,
-};
 pub use self::db::error::{ErrorClass, WriteError};
-#[cfg(any(test, feature = "testkit"))]
-pub use self::db::schema::create as create_schema;
 pub use self::failure::{DatabaseProblem, SinkError, SinkFailure, SinkThread};
-#[cfg(any(test, feature = "testkit"))]
-pub use self::fault::{DirSyncFn, SeqPredicate, SinkFault};
 pub use self::health::BreakerState;
-#[cfg(any(test, feature = "testkit"))]
-pub use self::session::WriterSession;
 pub use self::start::spawn_sink;
 pub use self::stats::{SinkSnapshot, SinkState, SinkStats, SinkSummary};
 pub(crate) use self::url::redact_url;

@@ -120,15 +120,10 @@ fn open_spool(cfg: &SinkConfig, writer_pg: &Db) -> Result<(Spool, OpenReport), S
         path: cfg.spool_dir.clone(),
         source,
     };
-    #[cfg(any(test, feature = "testkit"))]
-    let hook = cfg.fault.as_ref().and_then(|f| f.sync_dir.clone());
-    #[cfg(any(test, feature = "testkit"))]
-    let sync_dir = |d: &std::path::Path| match &hook {
-        Some(h) => h(d),
+    let sync_dir = |d: &std::path::Path| match cfg.fault.as_ref().and_then(|h| h.sync_dir(d)) {
+        Some(hooked) => hooked,
         None => spool::fsync_dir(d),
     };
-    #[cfg(not(any(test, feature = "testkit")))]
-    let sync_dir = spool::fsync_dir;
     let (spool, report) = Spool::open(&cfg.spool_dir, &sync_dir).map_err(spool_err)?;
     // The spool belongs to one target: never replay it into another by accident.
     let target = target_tag(&writer_pg.config, &cfg.schema);

@@ -545,7 +545,7 @@ impl<'de> Deserialize<'de> for OptBool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::fixture::{event_data, tweet_json, user_json};
+    use crate::testkit::{event_data, tweet_json, user_json};
 
     fn tweets(data: &str) -> DecodedTweets {
         match decode(data) {

@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod decode;
-#[cfg(any(test, feature = "testkit"))]
-pub(crate) mod fixture;
 mod http;
 pub(crate) use http::agent;
 mod lexicon;

@@ -261,7 +261,7 @@ type Joined = Vec<(Seq, Option<f64>, Option<f64>)>;
 /// returns what came out, sorted by seq, and the final counters.
 fn ten_through(fault: StageFault) -> (Joined, tweetflow::AggSnapshot, Option<String>) {
     let mut cfg = AggConfig {
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..AggConfig::default()
     };
     cfg.restart.backoff_base = Duration::from_millis(1);

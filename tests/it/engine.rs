@@ -186,7 +186,7 @@ impl Gate {
 fn least_connected_never_picks_a_busier_worker() {
     let gate = Arc::new(Gate::default());
     let h = Harness::start(CoreConfig {
-        fault: Some(gate.fault()),
+        fault: Some(Arc::new(gate.fault())),
         ..fixed_pool(3)
     });
     // 1..=3: every worker is idle in turn, so each goes to a different worker.
@@ -232,7 +232,7 @@ fn ties_between_idle_workers_go_round_robin() {
     let gate = Arc::new(Gate::default());
     gate.open(0..1000);
     let h = Harness::start(CoreConfig {
-        fault: Some(gate.fault()),
+        fault: Some(Arc::new(gate.fault())),
         ..fixed_pool(3)
     });
     // One at a time, each finished before the next: every worker is at 0,
@@ -306,7 +306,7 @@ fn an_unexpected_panic_is_retried_once_then_scored_as_missing() {
             }
     }));
     let h = Harness::start(CoreConfig {
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..fixed_pool(2)
     });
     for i in 0..40 {
@@ -539,11 +539,11 @@ fn workers_sleep_with_the_configured_timer_slack() {
     let s2 = Arc::clone(&seen);
     let h = Harness::start(CoreConfig {
         timer_slack: Duration::from_millis(3),
-        fault: Some(Fault(Arc::new(move |_, _| {
+        fault: Some(Arc::new(Fault(Arc::new(move |_, _| {
             s2.lock()
                 .push(rustix::thread::current_timer_slack().unwrap());
             false
-        }))),
+        })))),
         ..fixed_pool(2)
     });
     for s in 0..4 {

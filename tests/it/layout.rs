@@ -35,10 +35,9 @@ const LAYERS: &[&[&str]] = &[
 
 /// The processing core, lowest first: its settings and counters, then the
 /// dispatcher and the worker loop, then the pool supervisor and the
-/// autoscaler, then the handle that spawns it all (`mod.rs` re-exports;
-/// `testkit` holds the fault hook that the settings carry).
+/// autoscaler, then the handle that spawns it all (`mod.rs` re-exports).
 const ENGINE_LAYERS: &[&[&str]] = &[
-    &["delay", "error", "inflight", "testkit"],
+    &["delay", "error", "inflight"],
     &["config"],
     &["stats"],
     &["dispatch"],
@@ -66,7 +65,31 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// The `.rs` files under `dir`, but those of test-only modules (declared
+/// `#[cfg(test)] mod name;`): test code may use the testkit, whatever its layer.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut found = Vec::new();
+    all_rust_files(dir, &mut found);
+    let mut test_only = BTreeSet::new();
+    for p in &found {
+        let text = fs::read_to_string(p).expect("source is UTF-8");
+        let parent = p.parent().expect("in a folder");
+        let stem = p.file_stem().and_then(|s| s.to_str()).expect("file name");
+        // `a/mod.rs` declares `a/name.rs`; `a/b.rs` declares `a/b/name.rs`.
+        let base = if stem == "mod" {
+            parent.to_path_buf()
+        } else {
+            parent.join(stem)
+        };
+        for name in test_modules(&text) {
+            test_only.insert(base.join(format!("{name}.rs")));
+            test_only.insert(base.join(&name).join("mod.rs"));
+        }
+    }
+    out.extend(found.into_iter().filter(|p| !test_only.contains(p)));
+}
+
+fn all_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .expect("src/ is readable")
         .map(|e| e.expect("dir entry").path())
@@ -74,18 +97,84 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            rust_files(&p, out);
+            all_rust_files(&p, out);
         } else if p.extension().is_some_and(|e| e == "rs") {
             out.push(p);
         }
     }
 }
 
-/// The code of a file without its comments (line, doc and block comments) and
+/// The modules that `text` declares test-only, in their own file
+/// (`#[cfg(test)] mod name;`).
+fn test_modules(text: &str) -> Vec<String> {
+    let code = code_of_all(text);
+    let mut out = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find(TEST_ONLY) {
+        rest = &rest[i + TEST_ONLY.len()..];
+        let item = rest.trim_start();
+        if let Some(decl) = item.strip_prefix("mod ") {
+            let decl = decl.trim_start();
+            if let Some(name) = ident_at(decl) {
+                if decl[name.len()..].trim_start().starts_with(';') {
+                    out.push(name.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What marks an item as test-only.
+const TEST_ONLY: &str = "#[cfg(test)]";
+
+/// `code` without its test-only items (`#[cfg(test)]` and the item after it,
+/// through its `;` or its closing brace).
+fn without_test_items(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(i) = rest.find(TEST_ONLY) {
+        out.push_str(&rest[..i]);
+        let item = &rest[i + TEST_ONLY.len()..];
+        let mut depth = 0usize;
+        let mut end = item.len();
+        for (j, ch) in item.char_indices() {
+            match ch {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' => depth = depth.saturating_sub(1),
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = j + 1;
+                        break;
+                    }
+                }
+                ';' if depth == 0 => {
+                    end = j + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &item[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The code of a file without its comments (line, doc and block comments),
 /// with every string literal emptied (`"…"`, `b"…"`, raw `r#"…"#`), so that a
-/// path in a message or a URL is not taken for an import. Char literals are
-/// kept whole (`'"'` opens no string); a lifetime is not a char literal.
+/// path in a message or a URL is not taken for an import, and without its
+/// test-only items (`#[cfg(test)]`): test code may use the testkit, whatever
+/// its layer.
 fn code_of(text: &str) -> String {
+    without_test_items(&code_of_all(text))
+}
+
+/// [`code_of`] with the test-only items kept. Char literals are emptied too
+/// (`'"'` opens no string, `'{'` opens no block); a lifetime is not a char
+/// literal.
+fn code_of_all(text: &str) -> String {
     let c: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -149,7 +238,7 @@ fn code_of(text: &str) -> String {
                 };
                 match end {
                     Some(e) => {
-                        out.extend(&c[i..=e]);
+                        out.push_str("' '");
                         i = e + 1;
                     }
                     None => {
@@ -412,19 +501,39 @@ fn the_scanner_skips_string_literals_and_comments() {
     assert_eq!(got, want, "in {code}");
 }
 
+#[test]
+fn the_scanner_skips_test_only_code() {
+    let text = concat!(
+        "use crate::model::Record;\n",
+        "#[cfg(test)]\nuse crate::testkit::{records, Spec};\n",
+        "#[cfg(test)]\n#[allow(dead_code)]\nfn helper() -> [u8; 2] { crate::testkit::x(); [0; 2] }\n",
+        "fn real() { let c = '{'; crate::stats::f(c); }\n",
+        "#[cfg(test)]\nmod tests {\n    use crate::testkit::record;\n    fn t() { if true { crate::testkit::y() } }\n}\n",
+        "#[cfg(test)]\nmod more;\n",
+        "pub(crate) use crate::after::Z;",
+    );
+    let got = named_after(&code_of(text), "crate::");
+    let want: BTreeSet<String> = ["model", "stats", "after"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(test_modules(text), ["more"]);
+}
+
 /// The sink, lowest first, one entry per file or folder of `src/sink/`: what
-/// fails and how, the test hooks, the pure pull policy, the rejected file and the
-/// URL; the settings and the pause switch; PostgreSQL (`db/`); the controllers
-/// that hold a connection (drain's cancel, the health checker) and the test
-/// session; the counters; the buffer and the operator's handle; the writer; the
+/// fails and how, the pure pull policy, the rejected file and the URL; the
+/// settings (with the test hook they carry) and the pause switch; PostgreSQL
+/// (`db/`); the controllers that hold a connection (drain's cancel, the health
+/// checker); the counters; the buffer and the operator's handle; the writer; the
 /// start. Inside `db/` and `buffer/` the files follow [`SINK_DB_LAYERS`] and
 /// [`SINK_BUFFER_LAYERS`]. `mod.rs` files only declare and re-export (and
 /// `sink/mod.rs` holds the handle), so they are in no layer.
 const SINK_LAYERS: &[&[&str]] = &[
-    &["failure", "fault", "fixture", "monitor", "rejected", "url"],
+    &["failure", "monitor", "rejected", "url"],
     &["config", "pause"],
     &["db"],
-    &["drain", "health", "session"],
+    &["drain", "health"],
     &["stats"],
     &["buffer", "control"],
     &["writer"],

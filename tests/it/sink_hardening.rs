@@ -91,7 +91,7 @@ fn a_record_that_cannot_be_encoded_is_rejected_and_the_rest_lands() {
         ..SinkFault::default()
     };
     let c = SinkConfig {
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..cfg(&schema, spool.path(), 50)
     };
     let s = send_all(c, recs).unwrap();
@@ -132,7 +132,7 @@ fn a_writer_panic_restarts_it_with_the_batch_it_held() {
         ..SinkFault::default()
     };
     let c = SinkConfig {
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..cfg(&schema, spool.path(), 20)
     };
     let s = send_all(c, recs).unwrap();
@@ -153,7 +153,7 @@ fn a_writer_that_keeps_panicking_stops_the_sink_with_its_records_spooled() {
         ..SinkFault::default()
     };
     let mut c = SinkConfig {
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..cfg(&schema, spool.path(), 20)
     };
     c.restart.max_restarts = 2;
@@ -218,7 +218,7 @@ fn an_idle_spool_tail_is_fsynced_on_a_timer() {
         // One record in memory at most: the next one is appended to the spool.
         buffer_records: 1,
         spool_sync: Duration::from_millis(100),
-        fault: Some(fault),
+        fault: Some(Arc::new(fault)),
         ..cfg(&schema, spool.path(), 1)
     };
     let (tx, rx) = bounded(16);
@@ -325,10 +325,10 @@ fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled
     };
     cfg.core.work_delay = "1..5".parse().unwrap();
     cfg.sink = SinkConfig {
-        fault: Some(SinkFault {
+        fault: Some(Arc::new(SinkFault {
             batch: Some(Arc::new(|_| true)),
             ..SinkFault::default()
-        }),
+        })),
         ..schema.config(spool.path())
     };
     cfg.sink.restart.max_restarts = 2;
@@ -425,10 +425,10 @@ fn with_dir_sync(
         database_url: "postgres://postgres@127.0.0.1:1/postgres".into(),
         spool_dir: dir.to_path_buf(),
         connect_timeout: Duration::from_millis(500),
-        fault: Some(SinkFault {
+        fault: Some(Arc::new(SinkFault {
             sync_dir: Some(sync_dir),
             ..SinkFault::default()
-        }),
+        })),
         ..SinkConfig::default()
     }
 }

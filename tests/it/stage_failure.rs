@@ -113,7 +113,7 @@ fn check_stopped_by(stage: &str, err: PipelineError, probes: &tweetflow::Probes,
 #[test]
 fn an_aggregator_that_gives_up_stops_the_pipeline_and_loses_no_record() {
     let (err, probes, schema) = run_until_the_stage_gives_up(|cfg, fault| {
-        cfg.aggregate.fault = Some(fault);
+        cfg.aggregate.fault = Some(Arc::new(fault));
         cfg.aggregate.restart.max_restarts = 2;
         cfg.aggregate.restart.backoff_base = Duration::from_millis(1);
         cfg.aggregate.restart.backoff_max = Duration::from_millis(5);
@@ -128,7 +128,7 @@ fn an_aggregator_that_gives_up_stops_the_pipeline_and_loses_no_record() {
 #[test]
 fn a_tap_that_gives_up_stops_the_pipeline_and_loses_no_record() {
     let (err, probes, schema) = run_until_the_stage_gives_up(|cfg, fault| {
-        cfg.tap_fault = Some(fault);
+        cfg.tap_fault = Some(Arc::new(fault));
         cfg.core.restart.max_restarts = 2;
         cfg.core.restart.backoff_base = Duration::from_millis(1);
         cfg.core.restart.backoff_max = Duration::from_millis(5);

@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 
 use postgres::{Client, Statement};
 
@@ -48,8 +49,7 @@ use super::error::{ErrorClass, OpenError, Who, WriteError};
 use super::schema;
 use super::tables::{self, CopyInto, TWEETS, USERS};
 use crate::model::{Record, User};
-#[cfg(any(test, feature = "testkit"))]
-use crate::sink::fault::SinkFault;
+use crate::sink::config::SinkHook;
 use crate::sink::rejected::{save_rejected, REJECTED_FILE};
 
 /// One `COPY … FROM STDIN (FORMAT binary)` fed while it is encoded: rows are
@@ -150,47 +150,8 @@ pub(crate) struct Conn {
     direct: bool,
     /// Cancels the statement in flight, from another thread.
     cancel: Cancel,
-    /// The schema of the tables.
-    #[cfg_attr(not(any(test, feature = "testkit")), allow(dead_code))]
-    schema: String,
-    /// Test hook.
-    #[cfg(any(test, feature = "testkit"))]
-    pub(in crate::sink) fault: Option<SinkFault>,
-}
-
-/// The writer's prepared statements that have a plan (the COPYs have none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(any(test, feature = "testkit")), allow(unreachable_pub))]
-pub enum Prepared {
-    /// Which of a batch's user ids are stored already.
-    ExistingUsers,
-    /// Which of a batch's tweet ids are stored already.
-    ExistingTweets,
-    /// Staging → users.
-    UpsertUsers,
-    /// Staging → tweets.
-    UpsertTweets,
-}
-
-impl Prepared {
-    /// Every one of them.
-    #[cfg(any(test, feature = "testkit"))]
-    pub const ALL: [Prepared; 4] = [
-        Prepared::ExistingUsers,
-        Prepared::ExistingTweets,
-        Prepared::UpsertUsers,
-        Prepared::UpsertTweets,
-    ];
-
-    /// Its SQL text, as prepared.
-    fn sql(self, schema_name: &str) -> String {
-        match self {
-            Prepared::ExistingUsers => USERS.lookup_sql(schema_name),
-            Prepared::ExistingTweets => TWEETS.lookup_sql(schema_name),
-            Prepared::UpsertUsers => USERS.upsert_sql(schema_name),
-            Prepared::UpsertTweets => TWEETS.upsert_sql(schema_name),
-        }
-    }
+    /// Test hook (the encoder's and the writer's panics).
+    pub(in crate::sink) fault: Option<Arc<dyn SinkHook>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -211,12 +172,12 @@ impl Conn {
         client.batch_execute(&tables::staging_sql(lz4))?;
         let copy_users = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Staging))?;
         let copy_users_direct = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Table))?;
-        let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
+        let existing_users = client.prepare(&USERS.lookup_sql(schema_name))?;
         let copy_tweets = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Staging))?;
         let copy_tweets_direct = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Table))?;
-        let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
-        let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
-        let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
+        let existing_tweets = client.prepare(&TWEETS.lookup_sql(schema_name))?;
+        let upsert_users = client.prepare(&USERS.upsert_sql(schema_name))?;
+        let upsert_tweets = client.prepare(&TWEETS.upsert_sql(schema_name))?;
         Ok(Conn {
             client,
             copy_users,
@@ -229,8 +190,6 @@ impl Conn {
             upsert_tweets,
             direct: true,
             cancel,
-            schema: schema_name.to_string(),
-            #[cfg(any(test, feature = "testkit"))]
             fault: None,
         })
     }
@@ -246,7 +205,12 @@ impl Conn {
         &mut self,
         schema_name: &str,
     ) -> Result<Option<u64>, WriteError> {
-        Ok(schema::stored_seq_max(&mut self.client, schema_name)?)
+        Ok(schema::stored_seq_max(self.session(), schema_name)?)
+    }
+
+    /// The session itself: the writer's prepared statements live on it.
+    pub(crate) fn session(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Writes records in one transaction.
@@ -278,7 +242,6 @@ impl Conn {
         let prof = log::log_enabled!(log::Level::Trace);
         let mut marks = vec![std::time::Instant::now()];
         let mut enc = RowEncoder {
-            #[cfg(any(test, feature = "testkit"))]
             fault: self.fault.clone(),
             sanitized: 0,
         };
@@ -512,51 +475,9 @@ impl Conn {
     }
 }
 
-#[cfg(any(test, feature = "testkit"))]
-impl Conn {
-    /// `EXPLAIN (FORMAT JSON) EXECUTE` of a prepared statement on this session: the
-    /// plan its next execution gets from the plan cache. rust-postgres keeps statement
-    /// names to itself, so the name is looked up in the session's
-    /// `pg_prepared_statements` by the statement's text.
-    pub(in crate::sink) fn explain(
-        &mut self,
-        stmt: Prepared,
-        ids: &[i64],
-    ) -> Result<serde_json::Value, postgres::Error> {
-        let sql = stmt.sql(&self.schema);
-        let name: String = self
-            .client
-            .query_one(
-                "SELECT name FROM pg_prepared_statements WHERE statement = $1",
-                &[&sql],
-            )?
-            .get(0);
-        let args = match stmt {
-            Prepared::ExistingUsers | Prepared::ExistingTweets => {
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!("('{{{}}}'::bigint[])", list.join(","))
-            }
-            Prepared::UpsertUsers | Prepared::UpsertTweets => String::new(),
-        };
-        let text = self
-            .client
-            .simple_query(&format!(
-                "EXPLAIN (FORMAT JSON) EXECUTE {}{args}",
-                tables::ident(&name)
-            ))?
-            .into_iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                _ => None,
-            })
-            .unwrap_or_default();
-        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
-    }
-}
-
 /// Opens the write connection; unless `schema_ready` (which it then sets) first
 /// creates what is missing of the schema and checks the tables ([`schema::check`]).
-pub(in crate::sink) fn open(
+pub(crate) fn open(
     pg: &Db,
     schema_name: &str,
     schema_ready: &mut bool,
@@ -592,8 +513,7 @@ fn reject(rec: &Record, what: &str, reason: &str, spool_dir: &Path) {
 /// `seq`, is named in the error so the caller rejects it and writes the rest.
 struct RowEncoder {
     /// Test hook: panics inside the encoder for the records it selects.
-    #[cfg(any(test, feature = "testkit"))]
-    fault: Option<SinkFault>,
+    fault: Option<Arc<dyn SinkHook>>,
     /// Values cleaned of NULs.
     sanitized: u64,
 }
@@ -606,11 +526,9 @@ impl RowEncoder {
         f: impl FnOnce(&mut CopyBuf, &mut u64) -> Result<(), EncodeError>,
     ) -> Result<(), WriteError> {
         let mark = c.mark();
-        #[cfg(any(test, feature = "testkit"))]
         let fault = self.fault.as_ref().is_some_and(|f| f.encode_panics(seq));
         let sanitized = &mut self.sanitized;
         let res = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(any(test, feature = "testkit"))]
             if fault {
                 panic!("test fault: encoder panic on seq {seq}");
             }

@@ -1,5 +1,5 @@
 //! Encoding of rows for PostgreSQL, pure (no I/O): the binary COPY format
-//! ([`CopyBuf`]), jsonb's binary form ([`Jsonb`]), Twitter's date format
+//! ([`CopyBuf`]) with jsonb's binary form, Twitter's date format
 //! ([`parse_twitter_time`]) and the cleaning of values PostgreSQL refuses.
 //!
 //! Invariants:
@@ -20,8 +20,6 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[cfg(any(test, feature = "testkit"))]
-use postgres::types::ToSql;
 use postgres::types::Type;
 
 use super::raw_json::replace_user;
@@ -192,38 +190,12 @@ pub(in crate::sink) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, st
     c
 }
 
-/// JSON text sent in jsonb's binary format (version byte 1, then the text); the
-/// server parses it, so invalid JSON is refused there, as a data error.
-#[derive(Debug)]
-#[cfg(any(test, feature = "testkit"))]
-pub struct Jsonb<'a>(pub &'a str);
-
-#[cfg(any(test, feature = "testkit"))]
-impl ToSql for Jsonb<'_> {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut postgres::types::private::BytesMut,
-    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.extend_from_slice(&[1]);
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(postgres::types::IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-
-    postgres::types::to_sql_checked!();
-}
-
 /// A binary COPY payload, encoded by hand in one buffer (PostgreSQL's binary COPY
 /// format: signature, flags, extension; per row a field count, then per field a
 /// length (-1 for NULL) and the value in the type's binary send format). One
 /// buffer sent in 64 KiB writes costs far less than a runtime round trip per row.
 #[derive(Debug)]
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub struct CopyBuf {
+pub(crate) struct CopyBuf {
     buf: Vec<u8>,
 }
 
@@ -251,9 +223,8 @@ fn pg_micros(t: SystemTime) -> Option<i64> {
 
 /// Why a record cannot be encoded. It is then rejected (saved to the rejected file
 /// with this reason) and the rest of its batch is written.
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EncodeError {
+pub(crate) enum EncodeError {
     /// A value larger than PostgreSQL can hold in one field.
     #[error(
         "{field} is {len} bytes, more than the {MAX_FIELD_BYTES} PostgreSQL holds in one value"
@@ -290,17 +261,14 @@ fn seq_i64(seq: u64) -> Result<i64, EncodeError> {
 
 /// Fields of a `users` row in the COPY: the copied columns of the one column list
 /// ([`USERS`]).
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub const USER_FIELDS: i16 = USERS.copied() as i16;
+pub(crate) const USER_FIELDS: i16 = USERS.copied() as i16;
 /// Fields of a `tweets` row in the COPY: the copied columns of [`TWEETS`].
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub const TWEET_FIELDS: i16 = TWEETS.copied() as i16;
+pub(crate) const TWEET_FIELDS: i16 = TWEETS.copied() as i16;
 
 /// Encodes one `users` row (the copied columns of [`USERS`], in order) with
 /// `seq` as its `ingest_seq`; counts cleaned values into `sanitized`. An error
 /// leaves bytes of a partial row behind: the caller truncates to its mark.
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub fn encode_user_row(
+pub(crate) fn encode_user_row(
     c: &mut CopyBuf,
     u: &User,
     seq: u64,
@@ -340,8 +308,11 @@ pub fn encode_user_row(
 /// raw tweet with its `user` replaced by the user id; counts cleaned values into
 /// `sanitized`. An error leaves bytes of a partial row behind: the caller truncates
 /// to its mark.
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub fn encode_tweet_row(c: &mut CopyBuf, r: &Record, n: &mut u64) -> Result<(), EncodeError> {
+pub(crate) fn encode_tweet_row(
+    c: &mut CopyBuf,
+    r: &Record,
+    n: &mut u64,
+) -> Result<(), EncodeError> {
     let t: &Tweet = &r.tweet;
     let seq = seq_i64(t.seq)?;
     let text = sanitized(&t.text, n);
@@ -378,8 +349,7 @@ pub fn encode_tweet_row(c: &mut CopyBuf, r: &Record, n: &mut u64) -> Result<(), 
 
 impl CopyBuf {
     /// An empty payload (header only).
-    #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-    pub fn new(capacity: usize) -> CopyBuf {
+    pub(crate) fn new(capacity: usize) -> CopyBuf {
         let mut buf = Vec::with_capacity(capacity + 32);
         buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
@@ -489,8 +459,7 @@ impl CopyBuf {
     }
 
     /// The payload with its trailer.
-    #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
     }
@@ -682,7 +651,7 @@ mod tests {
     /// added to the encoder alone, fails here.
     #[test]
     fn the_encoders_fields_follow_the_column_list() {
-        let r = crate::sink::fixture::record(&crate::sink::fixture::Spec {
+        let r = crate::testkit::record(&crate::testkit::Spec {
             seq: 7007,
             id: 1001,
             user_id: 2002,

@@ -189,7 +189,7 @@ impl From<postgres::Error> for WriteError {
 impl WriteError {
     /// An I/O error of the COPY stream. The COPY writer wraps the client's error in an
     /// I/O error; that one is unwrapped, so its SQLSTATE is seen.
-    pub(in crate::sink) fn from_io(e: std::io::Error) -> WriteError {
+    pub(crate) fn from_io(e: std::io::Error) -> WriteError {
         if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
             if let Some(Ok(pe)) = e.into_inner().map(|b| b.downcast::<postgres::Error>()) {
                 return WriteError(Repr::Db(*pe));
@@ -268,7 +268,7 @@ impl WriteError {
 
 /// Why the write connection could not be opened.
 #[derive(Debug)]
-pub(in crate::sink) enum OpenError {
+pub(crate) enum OpenError {
     /// Connecting failed.
     Connect(postgres::Error),
     /// Creating the schema, the staging tables or the statements failed.

@@ -1,10 +1,14 @@
 //! PostgreSQL: the connections, the tables and the batch write.
 
-pub(super) mod batch;
+//!
+//! The testkit reaches in too: its writer session opens and uses a [`batch::Conn`]
+//! as the writer does, and the fuzzers and benches encode rows through it.
+
+pub(crate) mod batch;
 pub(super) mod compat;
-pub(super) mod connect;
-pub(super) mod encode;
-pub(super) mod error;
+pub(crate) mod connect;
+pub(crate) mod encode;
+pub(crate) mod error;
 pub(super) mod raw_json;
-pub(super) mod schema;
-pub(super) mod tables;
+pub(crate) mod schema;
+pub(crate) mod tables;

@@ -162,7 +162,7 @@ mod tests {
         ] {
             assert_eq!(replace_user(bad, 3), bad, "{bad:?}");
         }
-        let fx = crate::sink::fixture::records(1, 1, 1).remove(0);
+        let fx = crate::testkit::records(1, 1, 1).remove(0);
         let v: serde_json::Value =
             serde_json::from_str(&replace_user(&fx.tweet.raw, fx.tweet.user.id)).unwrap();
         assert_eq!(v["user"], fx.tweet.user.id);

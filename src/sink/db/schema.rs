@@ -19,8 +19,7 @@ use crate::sink::failure::DatabaseProblem;
 /// Creates the schema and the tables that are missing (idempotent, safe
 /// concurrently). What exists is left alone, so a role with the table privileges
 /// but no `CREATE` works on tables created for it.
-#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
+pub(crate) fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('tweetflow.schema.' || $1::text))",

@@ -7,7 +7,7 @@
 //! list's types.
 
 /// Quotes an identifier (`"` doubled).
-pub(in crate::sink) fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -66,7 +66,7 @@ const COPY: Fill = Fill::Copy;
 
 /// One of the sink's tables: its name and its columns.
 #[derive(Debug, Clone, Copy)]
-pub(in crate::sink) struct Table {
+pub(crate) struct Table {
     /// Its name (inside the configured schema).
     pub(in crate::sink) name: &'static str,
     /// Its columns, in the order of the DDL and of the COPY rows.
@@ -75,7 +75,7 @@ pub(in crate::sink) struct Table {
 
 /// The `users` table.
 #[rustfmt::skip]
-pub(in crate::sink) const USERS: Table = Table {
+pub(crate) const USERS: Table = Table {
     name: "users",
     columns: &[
         col("id", "bigint", false, " PRIMARY KEY", COPY),
@@ -95,7 +95,7 @@ pub(in crate::sink) const USERS: Table = Table {
 
 /// The `tweets` table.
 #[rustfmt::skip]
-pub(in crate::sink) const TWEETS: Table = Table {
+pub(crate) const TWEETS: Table = Table {
     name: "tweets",
     columns: &[
         col("id", "bigint", false, " PRIMARY KEY", COPY),
@@ -177,7 +177,7 @@ impl Table {
     }
 
     /// Which of the given ids are already stored.
-    pub(in crate::sink) fn lookup_sql(&self, schema: &str) -> String {
+    pub(crate) fn lookup_sql(&self, schema: &str) -> String {
         format!(
             "SELECT id FROM {} WHERE id = ANY($1::bigint[])",
             self.qualified(schema)
@@ -187,7 +187,7 @@ impl Table {
     /// Staging → table: the newest version per id, and only if newer than the
     /// stored row. A column the COPY does not carry gets `now()`; one with a
     /// default gets it for a NULL.
-    pub(in crate::sink) fn upsert_sql(&self, schema: &str) -> String {
+    pub(crate) fn upsert_sql(&self, schema: &str) -> String {
         let names: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
         let select: Vec<String> = self
             .columns

@@ -2,9 +2,11 @@
 //! the writer's loop and PostgreSQL, so the loop also runs against a fake.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::policy::Failure;
 use crate::model::Record;
+use crate::sink::config::SinkHook;
 use crate::sink::db::batch::{self, Conn, WriteOutcome};
 use crate::sink::db::error::{OpenError, Who};
 use crate::sink::drain::Drain;
@@ -85,8 +87,7 @@ pub(crate) struct Postgres<'a> {
     drain: &'a Drain,
     spool_dir: PathBuf,
     conn: Option<Conn>,
-    #[cfg(any(test, feature = "testkit"))]
-    fault: Option<crate::sink::SinkFault>,
+    fault: Option<Arc<dyn SinkHook>>,
 }
 
 impl<'a> Postgres<'a> {
@@ -105,7 +106,6 @@ impl<'a> Postgres<'a> {
             drain,
             spool_dir,
             conn: None,
-            #[cfg(any(test, feature = "testkit"))]
             fault: cfg.fault.clone(),
         }
     }
@@ -117,13 +117,9 @@ impl Database for Postgres<'_> {
     }
 
     fn connect(&mut self, schema_ready: &mut bool) -> Result<(), Refusal> {
-        #[cfg_attr(not(any(test, feature = "testkit")), allow(unused_mut))]
         let mut c = batch::open(self.pg, self.schema, schema_ready, &self.who)
             .map_err(|e| Refusal::from_open(&e, &self.who))?;
-        #[cfg(any(test, feature = "testkit"))]
-        {
-            c.fault = self.fault.clone();
-        }
+        c.fault = self.fault.clone();
         self.conn = Some(c);
         Ok(())
     }
@@ -148,11 +144,8 @@ impl Database for Postgres<'_> {
                 message: "no connection".into(),
             });
         };
-        #[cfg(any(test, feature = "testkit"))]
-        if let Some(f) = &self.fault {
-            if f.batch_panics(records.iter().map(|r| r.tweet.seq)) {
-                panic!("test fault: writer panic on a batch of {}", records.len());
-            }
+        if self.fault.as_ref().is_some_and(|f| f.batch_panics(records)) {
+            panic!("test fault: writer panic on a batch of {}", records.len());
         }
         self.drain.begin(c.cancel_token());
         let written = c.write_batch(records, &self.spool_dir);

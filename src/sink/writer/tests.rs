@@ -82,7 +82,7 @@ fn refusal(class: ErrorClass) -> Refusal {
 }
 
 fn rec(seq: u64) -> Record {
-    crate::sink::fixture::record(&crate::sink::fixture::Spec {
+    crate::testkit::record(&crate::testkit::Spec {
         seq,
         id: seq as i64,
         ..Default::default()

@@ -1,5 +1,5 @@
-//! Realistic records for the sink's tests and benchmark (only with `cfg(test)` or
-//! the `testkit` feature): raw tweet JSON of about 2 KB shaped like a 2016
+//! Realistic records for the sink's tests and benchmark: raw tweet JSON of
+//! about 2 KB shaped like a 2016
 //! streaming-API status (user object, entities, the usual nulls), with the typed
 //! fields filled consistently.
 
@@ -55,7 +55,7 @@ impl Default for Spec<'_> {
 }
 
 /// The user object of a fixture tweet.
-pub(crate) fn user_json(user_id: i64, followers: i64) -> serde_json::Value {
+fn user_json(user_id: i64, followers: i64) -> serde_json::Value {
     json!({
         "id": user_id, "id_str": user_id.to_string(),
         "name": format!("User Number {user_id}"),

@@ -1,13 +1,14 @@
-//! Test fixtures and fault hooks of the engine; built only for tests and
-//! with the `testkit` feature, never in the default API.
+//! The engine's test hook and tweet: a worker that panics on chosen tweets, and
+//! a plain tweet to feed it.
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::engine::WorkerHook;
 use crate::model::{ScoreKind, Seq, Tweet, User};
 
-/// A test hook: a predicate that makes a worker panic (an *unexpected* panic,
-/// not a kill) on the tweets it selects. `None` in production.
+/// A [`WorkerHook`]: a predicate that makes a worker panic (an *unexpected*
+/// panic, not a kill) on the tweets it selects.
 #[derive(Clone)]
 pub struct Fault(
     /// The predicate.
@@ -16,6 +17,12 @@ pub struct Fault(
 
 /// The predicate of a [`Fault`].
 pub type FaultFn = dyn Fn(ScoreKind, &Tweet) -> bool + Send + Sync;
+
+impl WorkerHook for Fault {
+    fn panics(&self, kind: ScoreKind, tweet: &Tweet) -> bool {
+        (self.0)(kind, tweet)
+    }
+}
 
 impl fmt::Debug for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
