@@ -46,33 +46,29 @@ mod app;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+// The public API: what the binary, the tests, the benches and the fuzzers use,
+// and the types that their signatures name (so that a caller can name them).
+
 pub use crate::aggregate::{
     spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator, LoopHook,
 };
-pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, LogFormat, RunArgs};
+pub use crate::app::{exit_code, run_cli, Cli};
 pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
-    emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,
-    EmulatorError, EventKind, Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_BIND,
-    DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_RETWEET_SHARE, DEFAULT_SEED,
-    DEFAULT_USERS, KILL_PAYLOAD, ROOT_JSON,
+    frame_event, Corpus, Emulator, EmulatorConfig, EmulatorConfigError, EmulatorError, EventKind,
+    Malformed, ParseRateError, Rate, RateProfile, TweetGen, DEFAULT_SEED,
 };
 pub use crate::engine::{
     spawn_core, AutoscaleConfig, Core, CoreConfig, CoreConfigError, CoreError, CoreSnapshot,
     CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, WorkDelay,
     WorkDelayParseError, WorkerHook,
 };
-pub use crate::model::{
-    unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
-};
+pub use crate::model::{unix_micros, AggMsg, Ingest, Record, ScoreKind, Seq, SeqGen, Tweet, User};
 pub use crate::ops::{
-    check_bearer, Access, Exposition, Handler, HistogramSample, Labels, ListenAddr,
-    ListenAddrError, Method, OpsConfig, OpsError, OpsServer, Request, Response, Routes,
-    METRICS_CONTENT_TYPE,
+    check_bearer, Access, Method, OpsConfig, OpsError, OpsServer, Request, Response, Routes,
 };
 pub use crate::pipeline::{
-    readiness, run, start, NotReady, Pipeline, PipelineConfig, PipelineError, Probes, ReadyInput,
-    StatusMeters, Summary,
+    run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
 };
 pub use crate::score::{
     engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,
@@ -85,10 +81,10 @@ pub use crate::sink::{
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
-    SourceSnapshot, SourceStats, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES, KILL_MESSAGE,
+    SourceSnapshot, SourceStats, SseEvent, SseParser,
 };
 pub use crate::stats::{
-    cpu_times, ended_cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu,
-    Histogram, ThreadGroup, TopHashtags,
+    cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu, Histogram, ThreadGroup,
+    TopHashtags,
 };
 pub use crate::supervise::{install_panic_hook, KillPanic};

@@ -196,7 +196,7 @@ pub enum Ingest {
 
 /// What the dispatcher hands to one worker.
 #[derive(Debug, Clone)]
-pub enum Job {
+pub(crate) enum Job {
     /// Score this tweet.
     Tweet(Arc<Tweet>),
     /// The worker that receives this panics for real; its supervisor restarts it.

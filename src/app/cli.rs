@@ -22,10 +22,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     /// The subcommand given, if any (see [`Cli::into_command`]).
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Option<Command>,
     /// Flags of `run`, the default subcommand.
     #[command(flatten)]
-    pub run: RunArgs,
+    run: RunArgs,
 }
 
 impl Cli {

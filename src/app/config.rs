@@ -16,7 +16,7 @@ use crate::ops::ListenAddr;
 use crate::pipeline::PipelineConfig;
 
 /// Maps the command line onto the stages' configurations.
-pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
+pub(crate) fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     let secs = |what: &str, v: f64| -> anyhow::Result<Duration> {
         Duration::try_from_secs_f64(v)
             .with_context(|| format!("--{what} must be a non-negative number of seconds"))

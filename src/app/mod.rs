@@ -17,8 +17,9 @@ mod signals;
 
 use std::io::IsTerminal;
 
-pub use cli::{Cli, Command, LogFormat, RunArgs};
-pub use config::config_from_args;
+pub use cli::Cli;
+pub(crate) use cli::{Command, LogFormat, RunArgs};
+pub(crate) use config::config_from_args;
 
 use crate::shutdown::Shutdown;
 

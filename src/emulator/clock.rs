@@ -23,6 +23,6 @@ pub(super) fn snowflake(ms: u64, worker: u64, seq: u64) -> u64 {
 }
 
 /// The current Unix time in units of 100 µs (the server's `unix_timestamp_100us`).
-pub fn unix_100us() -> u64 {
+pub(crate) fn unix_100us() -> u64 {
     crate::model::unix_micros() / 100
 }

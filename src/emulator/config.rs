@@ -10,13 +10,13 @@ use super::rate::Rate;
 use super::tweet::DEFAULT_RETWEET_SHARE;
 
 /// Default address: loopback, the real server's port.
-pub const DEFAULT_BIND: &str = "127.0.0.1:4000";
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:4000";
 /// Default kill rate: on average one event in 300 is `{"message": panic}`.
-pub const DEFAULT_KILL_EVERY: u64 = 300;
+pub(crate) const DEFAULT_KILL_EVERY: u64 = 300;
 /// Default seed.
 pub const DEFAULT_SEED: u64 = 2016;
 /// Default limit of simultaneous connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// Everything the emulator can be told.
 #[derive(Debug, Clone, PartialEq)]

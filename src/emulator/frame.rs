@@ -24,7 +24,7 @@
 use super::json::push_u64;
 
 /// The data of a kill event, byte for byte (not valid JSON, as on the real server).
-pub const KILL_PAYLOAD: &[u8] = b"{\"message\": panic}";
+pub(crate) const KILL_PAYLOAD: &[u8] = b"{\"message\": panic}";
 
 /// Appends one SSE event exactly as the real server frames it:
 /// `event: "message"\n\ndata: <payload>\n\n`, with `id: N\n` before the `data:`

@@ -79,13 +79,13 @@ mod server;
 mod tweet;
 mod vocab;
 
-pub use clock::unix_100us;
-pub use config::{
-    EmulatorConfig, DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEED,
-};
-pub use corpus::{Corpus, DEFAULT_USERS};
+pub use config::{EmulatorConfig, DEFAULT_SEED};
+pub(crate) use config::{DEFAULT_BIND, DEFAULT_KILL_EVERY, DEFAULT_MAX_CONNECTIONS};
+pub use corpus::Corpus;
+pub(crate) use corpus::DEFAULT_USERS;
 pub use error::{EmulatorConfigError, EmulatorError, ParseRateError};
-pub use frame::{frame_event, KILL_PAYLOAD};
+pub use frame::frame_event;
 pub use rate::{Rate, RateProfile};
-pub use server::{emotion_values, Emulator, ROOT_JSON};
-pub use tweet::{EventKind, Malformed, TweetGen, DEFAULT_RETWEET_SHARE};
+pub use server::Emulator;
+pub(crate) use tweet::DEFAULT_RETWEET_SHARE;
+pub use tweet::{EventKind, Malformed, TweetGen};

@@ -30,11 +30,11 @@ use super::{EmulatorConfig, EmulatorError};
 use crate::shutdown::Shutdown;
 
 /// `GET /`, byte for byte as the real server answers it.
-pub const ROOT_JSON: &str = r#"{"routes":["/tweets/1","/tweets/2","/emotion_values","/"],"lab_description":"\n            (1) Process tweets, that is compute the sentiment score, as they come\n            (2) Have a group of workers and a supervisor\n            (3) Dynamically change the number of actors depending on the load\n            (4) In case of panic message, kill the worker actor then restart\n            (5) Actors also must have a random sleep, in the range of 50ms to 500ms, normally distributed\n            ","general_description":"To start streaming data, access the /tweets/1 and /tweets/2 routes. Data is in SSE/EventSource format and is made of real Twitter API data, to access the text use the text field of the obtained json. The dictionary of sentiment scores can be found at the /emotion_values route. Use the `Sum(word_em_score) / Nr. of words in a tweet` to compute the emotional score of a tweet."}"#;
+pub(crate) const ROOT_JSON: &str = r#"{"routes":["/tweets/1","/tweets/2","/emotion_values","/"],"lab_description":"\n            (1) Process tweets, that is compute the sentiment score, as they come\n            (2) Have a group of workers and a supervisor\n            (3) Dynamically change the number of actors depending on the load\n            (4) In case of panic message, kill the worker actor then restart\n            (5) Actors also must have a random sleep, in the range of 50ms to 500ms, normally distributed\n            ","general_description":"To start streaming data, access the /tweets/1 and /tweets/2 routes. Data is in SSE/EventSource format and is made of real Twitter API data, to access the text use the text field of the obtained json. The dictionary of sentiment scores can be found at the /emotion_values route. Use the `Sum(word_em_score) / Nr. of words in a tweet` to compute the emotional score of a tweet."}"#;
 
 /// `GET /emotion_values`: AFINN-111 in file order, lines joined by `\r\n`, no
 /// trailing newline.
-pub fn emotion_values() -> String {
+pub(crate) fn emotion_values() -> String {
     crate::score::AFINN_111
         .lines()
         .filter(|l| !l.is_empty())

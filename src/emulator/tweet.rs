@@ -33,7 +33,7 @@ use super::random::{mix, pick, stream_seed};
 use super::vocab;
 
 /// Default share of retweets among tweet events.
-pub const DEFAULT_RETWEET_SHARE: f64 = 1.0 / 3.0;
+pub(crate) const DEFAULT_RETWEET_SHARE: f64 = 1.0 / 3.0;
 
 /// Which malformed event is sent (`--malformed-every`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

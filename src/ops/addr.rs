@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// Where the operator's endpoint listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenAddr {
+pub(crate) enum ListenAddr {
     /// No endpoint.
     Off,
     /// Listen here (port 0: any free port).
@@ -18,7 +18,7 @@ pub enum ListenAddr {
 
 impl ListenAddr {
     /// The address to listen on, `None` when off.
-    pub fn socket(self) -> Option<SocketAddr> {
+    pub(crate) fn socket(self) -> Option<SocketAddr> {
         match self {
             ListenAddr::Off => None,
             ListenAddr::On(a) => Some(a),
@@ -29,7 +29,7 @@ impl ListenAddr {
 /// A `--metrics-addr` value that is neither `off` nor an `IP:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected IP:PORT (such as 127.0.0.1:9464 or [::1]:9464) or `off`, got {0:?}")]
-pub struct ListenAddrError(pub String);
+pub(crate) struct ListenAddrError(pub String);
 
 impl FromStr for ListenAddr {
     type Err = ListenAddrError;

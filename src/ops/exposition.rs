@@ -17,14 +17,14 @@
 use std::fmt::Write as _;
 
 /// The `Content-Type` of the text format.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A sample's labels: `(name, value)` pairs.
-pub type Labels<'a> = &'a [(&'a str, &'a str)];
+pub(crate) type Labels<'a> = &'a [(&'a str, &'a str)];
 
 /// One histogram, ready to write: cumulative counts at `bounds`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSample<'a> {
+pub(crate) struct HistogramSample<'a> {
     /// Upper bounds of the buckets, ascending (in the metric's unit).
     pub bounds: &'a [f64],
     /// Observations ≤ each bound; as long as `bounds`.
@@ -37,7 +37,7 @@ pub struct HistogramSample<'a> {
 
 /// An exposition being written.
 #[derive(Debug, Default)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     out: String,
     #[cfg(debug_assertions)]
     names: std::collections::BTreeSet<String>,
@@ -45,12 +45,12 @@ pub struct Exposition {
 
 impl Exposition {
     /// An empty exposition.
-    pub fn new() -> Exposition {
+    pub(crate) fn new() -> Exposition {
         Exposition::default()
     }
 
     /// A counter family; `name` ends in `_total`.
-    pub fn counter(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, u64)]) {
+    pub(crate) fn counter(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, u64)]) {
         debug_assert!(
             name.ends_with("_total"),
             "counter {name} must end in _total"
@@ -62,7 +62,7 @@ impl Exposition {
     }
 
     /// A gauge family.
-    pub fn gauge(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, f64)]) {
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, f64)]) {
         self.head(name, "gauge", help);
         for (labels, v) in samples {
             self.line(name, labels, None, &number(*v));
@@ -70,7 +70,7 @@ impl Exposition {
     }
 
     /// A histogram family of one series.
-    pub fn histogram(&mut self, name: &str, help: &str, h: &HistogramSample<'_>) {
+    pub(crate) fn histogram(&mut self, name: &str, help: &str, h: &HistogramSample<'_>) {
         debug_assert_eq!(h.bounds.len(), h.cumulative.len());
         debug_assert!(h.bounds.windows(2).all(|w| w[0] < w[1]));
         self.head(name, "histogram", help);
@@ -84,7 +84,7 @@ impl Exposition {
     }
 
     /// The text.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 

@@ -36,10 +36,10 @@ mod exposition;
 mod routes;
 mod server;
 
-pub use addr::{ListenAddr, ListenAddrError};
+pub(crate) use addr::ListenAddr;
 pub use auth::{check_bearer, Access};
-pub use exposition::{Exposition, HistogramSample, Labels, METRICS_CONTENT_TYPE};
-pub use routes::{Handler, Method, Request, Response, Routes};
+pub(crate) use exposition::{Exposition, HistogramSample, METRICS_CONTENT_TYPE};
+pub use routes::{Method, Request, Response, Routes};
 pub use server::{OpsError, OpsServer};
 
 /// Settings of the operator's endpoint.

@@ -93,7 +93,7 @@ impl Response {
 }
 
 /// A route's handler: a plain function of the shared state and the request.
-pub type Handler<S> = fn(&S, &Request<'_>) -> Response;
+pub(crate) type Handler<S> = fn(&S, &Request<'_>) -> Response;
 
 /// The route table.
 pub struct Routes<S> {

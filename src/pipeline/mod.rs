@@ -54,7 +54,6 @@ pub use build::start;
 pub use config::PipelineConfig;
 pub use error::PipelineError;
 pub use probes::Probes;
-pub use readiness::{readiness, NotReady, ReadyInput};
 pub use run::Pipeline;
 pub use summary::Summary;
 pub(crate) use ticker::erase_status_lines;

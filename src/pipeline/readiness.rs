@@ -14,7 +14,7 @@ use crate::sink::SinkState;
 
 /// What readiness is decided from.
 #[derive(Debug, Clone, Copy)]
-pub struct ReadyInput<'a> {
+pub(crate) struct ReadyInput<'a> {
     /// The lexicon was fetched and the stages were started.
     pub lexicon_loaded: bool,
     /// The pipeline is draining to a stop.
@@ -30,7 +30,7 @@ pub struct ReadyInput<'a> {
 
 /// One reason the pipeline is not ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NotReady {
+pub(crate) struct NotReady {
     /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`,
     /// `database_down` or `database_probing`.
     pub reason: &'static str,
@@ -39,7 +39,7 @@ pub struct NotReady {
 }
 
 /// Every reason the pipeline is not ready; empty when it is.
-pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
+pub(crate) fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
     let mut out = Vec::new();
     let mut not = |reason, detail: String| out.push(NotReady { reason, detail });
     if !i.lexicon_loaded {

@@ -78,7 +78,7 @@ macro_rules! containers_to_default {
 }
 
 /// The kill message, compared byte for byte.
-pub const KILL_MESSAGE: &str = r#"{"message": panic}"#;
+pub(crate) const KILL_MESSAGE: &str = r#"{"message": panic}"#;
 
 /// Why an event's data is not a tweet.
 #[derive(Debug, thiserror::Error)]

@@ -20,11 +20,11 @@ mod lexicon;
 mod reader;
 mod sse;
 
-pub use decode::{decode, Decoded, DecodedTweets, KILL_MESSAGE};
+pub use decode::{decode, Decoded, DecodedTweets};
 pub use lexicon::fetch_lexicon;
 pub(crate) use lexicon::{fetch_lexicon_reporting, FetchProgress};
 pub use reader::spawn_reader;
-pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
+pub use sse::{SseEvent, SseParser};
 
 /// Configuration of the stream readers and the lexicon fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -87,7 +87,7 @@ pub struct SseParser {
 }
 
 /// The default bound on one event: 1 MiB.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 impl Default for SseParser {
     fn default() -> Self {

@@ -12,8 +12,8 @@ mod threads;
 
 pub use cpu::{CpuBudget, CpuTimes, GroupCpu, ThreadGroup};
 pub use sketch::{CountMinSketch, TopHashtags};
+pub use threads::cpu_times;
 pub(crate) use threads::spawn_thread;
-pub use threads::{cpu_times, ended_cpu_times};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -78,7 +78,7 @@ fn own_cpu_ns() -> Option<u64> {
 }
 
 /// CPU time per group of the threads that ended so far.
-pub fn ended_cpu_times() -> CpuTimes {
+pub(crate) fn ended_cpu_times() -> CpuTimes {
     let mut t = CpuTimes::default();
     for g in ThreadGroup::ALL {
         t.add(g, ENDED[g as usize].load(Ordering::Relaxed));

@@ -36,7 +36,7 @@ pub(in crate::emulator) use text::MAX_CPS;
 pub(in crate::emulator) use users::UserRec;
 
 /// Default number of users in the population.
-pub const DEFAULT_USERS: usize = 10_000;
+pub(crate) const DEFAULT_USERS: usize = 10_000;
 /// Number of popular originals that retweets point at.
 const ORIGINALS: usize = 1_500;
 /// Number of hashtags (the named ones plus a synthetic tail).
