@@ -58,6 +58,13 @@ mod stats;
 mod url;
 mod writer;
 
+#[cfg(any(test, feature = "testkit"))]
+pub use self::buffer::frame::{
+    decode as decode_frame, encode as encode_frame, next_frame, payload as frame_payload,
+    FrameError, Next as FrameNext,
+};
+#[cfg(any(test, feature = "testkit"))]
+pub use self::buffer::spool::{spool_file_records, SpoolBench, SPOOL_FILE};
 pub use self::config::SinkConfig;
 pub use self::control::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
@@ -297,6 +304,6 @@ fn summary_now(stats: &SinkStats, buffer: &Buffer) -> SinkSummary {
     SinkSummary {
         stats: stats.snapshot(),
         left_in_spool: buffer.len(),
-        spool_path: buffer.spool_dir().join("spool.jsonl"),
+        spool_path: buffer.spool_dir().join(buffer::spool::SPOOL_FILE),
     }
 }

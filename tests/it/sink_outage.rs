@@ -122,12 +122,14 @@ fn sigkilled_while_the_database_is_down_then_restarted() {
     };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    // A crash in the middle of a write would leave a torn last line: add one.
+    // A crash in the middle of a write would leave a torn last frame: add one
+    // (a frame's magic and a length that claims more than follows).
     let mut f = std::fs::OpenOptions::new()
         .append(true)
-        .open(spool.path().join("spool.jsonl"))
+        .open(spool.path().join(tweetflow::testkit::SPOOL_FILE))
         .unwrap();
-    f.write_all(b"{\"tweet\":{\"seq\":1,\"stre").unwrap();
+    f.write_all(&[0xF7, b'T', b'F', b'R', 0x40, 0, 0, 0, 9, 9])
+        .unwrap();
     drop(f);
     db.come_back();
 

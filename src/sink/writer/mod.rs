@@ -6,7 +6,7 @@
 //!
 //! * **closed**: open the connection if needed (creating the schema the first time it
 //!   is reachable), *pull* up to the monitor's batch size (waiting at most `linger`
-//!   for the batch to fill), write it ([`Conn::write_batch`](super::conn::Conn::write_batch)), commit it in the
+//!   for the batch to fill), write it ([`Conn::write_batch`](super::db::batch::Conn::write_batch)), commit it in the
 //!   buffer and feed the write time to the [`Monitor`], which picks the next batch
 //!   size. A failed write keeps the batch, counts a retry and trips the breaker; a
 //!   statement timeout also shrinks the batch; a vanished schema is recreated.
@@ -51,7 +51,7 @@ mod tests;
 use self::database::{Database, Postgres, Refusal};
 use self::policy::{Held, Last, Observed, Step, Why};
 use super::buffer::{self, Buffer};
-use super::conn::WriteOutcome;
+use super::db::batch::WriteOutcome;
 use super::drain::Drain;
 use super::health::Event;
 use super::monitor::{self, Monitor};
@@ -699,7 +699,7 @@ fn leave_in_spool(st: &SinkStats, buffer: &Buffer, spool_dir: &Path, why: &str) 
     log::warn!(
         "sink: input closed while {why}; {left} records are in the spool {} (fsync'd) and \
          are replayed at the next start",
-        spool_dir.join("spool.jsonl").display()
+        spool_dir.join(buffer::spool::SPOOL_FILE).display()
     );
     summary(st, left, spool_dir)
 }
@@ -725,7 +725,7 @@ fn leave_to_spool(
         log::warn!(
             "sink: drain deadline: {left} records not yet in the database are in the spool {} (fsync'd; \
              {moved} moved there in {:.0} ms) and are replayed at the next start",
-            spool_dir.join("spool.jsonl").display(),
+            spool_dir.join(buffer::spool::SPOOL_FILE).display(),
             t.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -736,6 +736,6 @@ fn summary(st: &SinkStats, left: u64, dir: &Path) -> SinkSummary {
     SinkSummary {
         stats: st.snapshot(),
         left_in_spool: left,
-        spool_path: dir.join("spool.jsonl"),
+        spool_path: dir.join(buffer::spool::SPOOL_FILE),
     }
 }
