@@ -85,7 +85,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
 
 /// The default database when neither `--database-url`, `TWEETFLOW_DATABASE_URL` nor
 /// `DATABASE_URL` names one.
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub(super) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// `--database-url` (or `TWEETFLOW_DATABASE_URL`), else `DATABASE_URL`, else the default.
 fn database_url(args: &RunArgs) -> String {

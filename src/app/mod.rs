@@ -1,6 +1,8 @@
 //! The application shell: what `main` calls.
 //!
-//! It turns the command line into configurations (`config.rs`), checks a setup
+//! It reads the command line with its configuration file (`file.rs`), prints
+//! the effective configuration (`tweetflow config`), turns it into
+//! configurations (`config.rs`), checks a setup
 //! without running it (`check.rs`, `tweetflow check`), sets up the
 //! logger (`logging.rs`) and the signal handlers (`signals.rs`), runs the
 //! library, and prints what a person needs at the end (the run's summary).
@@ -12,6 +14,7 @@ mod check;
 mod cli;
 mod config;
 mod emulate;
+mod file;
 mod logging;
 mod signals;
 
@@ -19,6 +22,7 @@ use std::io::IsTerminal;
 
 pub use cli::{Cli, Command, LogFormat, RunArgs};
 pub use config::config_from_args;
+pub use file::parse_cli;
 
 use crate::shutdown::Shutdown;
 
@@ -38,6 +42,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => {
             logging::init(args.log_format, false);
             check::run(&args)
+        }
+        Command::Config(args) => {
+            print!("{}", file::render(&args));
+            config_from_args(&args).map(|_| ())
         }
         Command::Emulate(args) => {
             logging::init(LogFormat::Text, false);

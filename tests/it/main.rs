@@ -9,6 +9,7 @@ mod aggregate;
 mod check;
 #[allow(dead_code)]
 mod child;
+mod config_file;
 mod dashboard;
 mod db_tls;
 mod emulator;
