@@ -12,6 +12,7 @@ mod child;
 mod config_file;
 mod dashboard;
 mod db_tls;
+mod docs;
 mod emulator;
 mod engine;
 mod https_source;
