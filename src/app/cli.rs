@@ -281,14 +281,16 @@ pub struct RunArgs {
     pub spool_max_bytes: u64,
 
     /// Directory of the spill file (replayed at the next start if records remain).
+    /// Default: the platform's state directory: `$STATE_DIRECTORY/spool` under systemd
+    /// (`StateDirectory=tweetflow`: /var/lib/tweetflow/spool), else
+    /// `$XDG_STATE_HOME/tweetflow/spool`, else `~/.local/state/tweetflow/spool`.
     #[arg(
         long,
         env = "TWEETFLOW_SPOOL_DIR",
-        default_value = "spool",
         value_name = "DIR",
         help_heading = "Sink"
     )]
-    pub spool_dir: PathBuf,
+    pub spool_dir: Option<PathBuf>,
 
     /// Replay a spool that was written for another database URL or schema into
     /// this one (it is refused otherwise, with what was found).

@@ -28,7 +28,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use super::cli::{Cli, Command, RunArgs};
-use super::config::DEFAULT_DATABASE_URL;
+use super::config::{default_spool_dir, DEFAULT_DATABASE_URL};
 use crate::sink::redact_url;
 
 /// Where a setting's value came from.
@@ -236,6 +236,10 @@ fn settings(m: &ArgMatches, from_file: &BTreeSet<String>) -> Vec<Setting> {
                 value,
                 source,
             };
+            if id == "spool_dir" && s.source == Source::Unset {
+                s.value = Some(default_spool_dir().to_string_lossy().into_owned());
+                s.source = Source::Default;
+            }
             if id == "database_url" && s.source == Source::Unset {
                 // What config_from_args falls back on.
                 s = match std::env::var("DATABASE_URL") {

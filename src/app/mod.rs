@@ -63,6 +63,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     cfg.status_line &= !json;
     let terminal = std::io::stderr().is_terminal() && cfg.status_line;
     logging::init(args.log_format, terminal);
+    // The full path: a relative --spool-dir depends on where tweetflow was started.
+    let spool = std::path::absolute(&cfg.sink.spool_dir).unwrap_or(cfg.sink.spool_dir.clone());
+    log::info!("spool directory {}", spool.display());
 
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;

@@ -212,3 +212,66 @@ fn a_bad_file_or_value_stops_with_the_files_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_default_spool_is_in_the_state_directory_and_its_full_path_is_logged() {
+    let home = tempfile::tempdir().unwrap();
+    let spool_line = |envs: &[(&str, &Path)]| {
+        let mut c = tweetflow();
+        c.arg("config")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("STATE_DIRECTORY")
+            .env("HOME", home.path());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        line(&text(&out).0, "spool-dir").to_string()
+    };
+    let under = |p: &Path| format!("spool-dir = \"{}\"  # default", p.display());
+    assert_eq!(
+        spool_line(&[]),
+        under(&home.path().join(".local/state/tweetflow/spool"))
+    );
+    let xdg = home.path().join("xdg");
+    assert_eq!(
+        spool_line(&[("XDG_STATE_HOME", &xdg)]),
+        under(&xdg.join("tweetflow/spool"))
+    );
+    let state = home.path().join("var-lib-tweetflow");
+    assert_eq!(
+        spool_line(&[("XDG_STATE_HOME", &xdg), ("STATE_DIRECTORY", &state)]),
+        under(&state.join("spool"))
+    );
+
+    // A run without --spool-dir writes there, and a relative --spool-dir is logged in full.
+    let schema = TestSchema::new();
+    for (spool_flag, expected) in [
+        (None, home.path().join(".local/state/tweetflow/spool")),
+        (Some("rel/spool"), home.path().join("rel/spool")),
+    ] {
+        let mut c = tweetflow();
+        c.args(["run", "--schema", &schema.name, "--duration", "0.5"])
+            .args(["--metrics-addr", "off", "--quiet", "--emulator-rate", "20"])
+            .current_dir(home.path())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("STATE_DIRECTORY")
+            .env("HOME", home.path())
+            .env("RUST_LOG", "info");
+        if let Some(dir) = spool_flag {
+            c.args(["--spool-dir", dir]);
+        }
+        let out = c.output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("spool directory {}", expected.display())),
+            "{stderr}"
+        );
+        assert!(
+            expected.join("spool.target").is_file(),
+            "the spool was created in {}",
+            expected.display()
+        );
+    }
+}
