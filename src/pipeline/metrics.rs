@@ -196,7 +196,9 @@ fn sink(e: &mut Exposition, v: &OpsView) {
     e.gauge(
         "tweetflow_sink_state",
         "The sink's state: 1 for the current one of up, down (database unreachable), \
-         probing (breaker half-open) and paused (by POST /sink/pause).",
+         probing (breaker half-open), paused (by POST /sink/pause), waiting (the database \
+         refuses writes for now, e.g. its disk is full), failed (a sink thread ended for \
+         good) and stopped (the writer has finished).",
         &states,
     );
     histogram(

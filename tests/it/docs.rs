@@ -135,3 +135,169 @@ fn the_readme_names_every_flag_of_help_with_its_default() {
         }
     }
 }
+
+/// A file of the repository.
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The metric families of a running `tweetflow` (every stage started), with
+/// each family's HELP text, and the label values of `tweetflow_sink_state`.
+fn live_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
+    use std::io::{BufRead, BufReader};
+    let schema = crate::sink_util::TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = crate::check::tweetflow()
+        .args([
+            "run",
+            "--schema",
+            &schema.name,
+            "--duration",
+            "20",
+            "--quiet",
+        ])
+        .args(["--emulator-rate", "50"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .arg("--spool-dir")
+        .arg(spool.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let body = loop {
+        let got = ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok());
+        // The stage families appear once the lexicon is loaded.
+        if let Some(b) = got.filter(|b| b.contains("tweetflow_tweets_received_total")) {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stage metrics at {url}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{status}: {log:?}");
+    let mut families = BTreeMap::new();
+    let mut states = BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.insert(name.to_string(), help.to_string());
+        } else if let Some(rest) = line.strip_prefix("tweetflow_sink_state{state=\"") {
+            states.insert(rest.split('"').next().unwrap().to_string());
+        }
+    }
+    (families, states)
+}
+
+/// The words in backticks of `text`.
+fn code_spans(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_metric_and_sink_state_is_documented_and_every_documented_one_exists() {
+    let (families, states) = live_metrics();
+    assert!(families.len() > 25, "{families:?}");
+    assert_eq!(states.len(), 7, "{states:?}");
+
+    // docs/METRICS.md: one table row per family, `name` or `name{labels}`.
+    let metrics_md = read("docs/METRICS.md");
+    let documented: BTreeSet<String> = metrics_md
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `tweetflow_"))
+        .map(|l| format!("tweetflow_{}", l.split(['`', '{']).next().unwrap()))
+        .collect();
+    let live: BTreeSet<String> = families.keys().cloned().collect();
+    assert_eq!(
+        live.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "metrics that docs/METRICS.md does not list"
+    );
+    assert_eq!(
+        documented.difference(&live).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "metrics in docs/METRICS.md that /metrics does not have"
+    );
+
+    // Each place that names the sink's states names all of them and no other.
+    let row = |doc: &str, start: &str| -> BTreeSet<String> {
+        let text = read(doc);
+        // The line, with its continuation lines (a list item's indented ones).
+        let mut lines = text.lines().skip_while(|l| !l.starts_with(start));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("{doc}: no line starting with {start:?}"));
+        let item: String = std::iter::once(first)
+            .chain(lines.take_while(|l| l.starts_with("  ")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        code_spans(&item)
+            .into_iter()
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+            .collect()
+    };
+    let places = [
+        ("docs/METRICS.md", "| `tweetflow_sink_state{state}`"),
+        ("docs/RUNNING.md", "| `sink up buf"),
+        ("docs/DASHBOARD.md", "| header |"),
+        ("docs/SINK.md", "- `sink_state`:"),
+    ];
+    for (doc, start) in places {
+        let named = row(doc, start);
+        assert!(
+            states.is_subset(&named),
+            "{doc} does not name the states {:?}",
+            states.difference(&named).collect::<Vec<_>>()
+        );
+    }
+    // The troubleshooting page has a row per state, and no row for another.
+    let trouble = read("docs/TROUBLESHOOTING.md");
+    let section = trouble
+        .split("## The sink's states")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("TROUBLESHOOTING.md has a section on the sink's states");
+    let rows: BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split('`').next().unwrap().to_string())
+        .collect();
+    assert_eq!(rows, states, "TROUBLESHOOTING.md's rows of sink states");
+    // The metric's own HELP names every state.
+    let help = &families["tweetflow_sink_state"];
+    for s in &states {
+        assert!(
+            help.contains(s.as_str()),
+            "HELP of tweetflow_sink_state lacks {s}: {help}"
+        );
+    }
+}
