@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod emulate;
 mod file;
+mod lock;
 mod logging;
 mod signals;
 
@@ -63,9 +64,14 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     cfg.status_line &= !json;
     let terminal = std::io::stderr().is_terminal() && cfg.status_line;
     logging::init(args.log_format, terminal);
+    // One instance per spool directory, held until the process ends.
+    let _spool_lock = lock::lock(&cfg.sink.spool_dir)?;
     // The full path: a relative --spool-dir depends on where tweetflow was started.
-    let spool = std::path::absolute(&cfg.sink.spool_dir).unwrap_or(cfg.sink.spool_dir.clone());
-    log::info!("spool directory {}", spool.display());
+    log::info!(
+        "spool directory {} (locked by this instance, pid {})",
+        lock::absolute(&cfg.sink.spool_dir).display(),
+        std::process::id()
+    );
 
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;

@@ -18,6 +18,7 @@ mod engine;
 mod https_source;
 mod ingest;
 mod ingest_reader;
+mod instance;
 mod layout;
 mod memory;
 mod ops;
