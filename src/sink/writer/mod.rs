@@ -51,7 +51,7 @@ mod tests;
 use self::database::{Database, Postgres, Refusal};
 use self::policy::{Held, Last, Observed, Step, Why};
 use super::buffer::{self, Buffer};
-use super::conn::WriteOutcome;
+use super::db::batch::WriteOutcome;
 use super::drain::Drain;
 use super::health::Event;
 use super::monitor::{self, Monitor};
