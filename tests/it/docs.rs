@@ -269,7 +269,7 @@ fn every_metric_and_sink_state_is_documented_and_every_documented_one_exists() {
         ("docs/METRICS.md", "| `tweetflow_sink_state{state}`"),
         ("docs/RUNNING.md", "| `sink up buf"),
         ("docs/DASHBOARD.md", "| header |"),
-        ("docs/SINK.md", "- `sink_state`:"),
+        ("docs/SINK.md", "- `sink_state`"),
     ];
     for (doc, start) in places {
         let named = row(doc, start);
