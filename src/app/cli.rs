@@ -298,12 +298,13 @@ pub struct RunArgs {
     pub adopt_spool: bool,
     // ----- operations -----
     /// Address of the operator's HTTP endpoint: the dashboard, /metrics, /healthz,
-    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it; a taken port
-    /// falls back to a free one (logged).
+    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it. An address given
+    /// here (or in the variable or the config file) whose port is taken stops the start;
+    /// only the default falls back to a free port, and logs it.
     #[arg(
         long,
         env = "TWEETFLOW_METRICS_ADDR",
-        default_value = "127.0.0.1:9464",
+        default_value = super::config::DEFAULT_METRICS_ADDR,
         value_name = "ADDR|off",
         help_heading = "Operations"
     )]

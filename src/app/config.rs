@@ -81,9 +81,24 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         .parse::<ListenAddr>()
         .map_err(|e| anyhow::anyhow!("--metrics-addr: {e}"))?
         .socket();
+    cfg.ops.fallback_port = metrics_addr_is_default(args);
     cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
     Ok(cfg)
 }
+
+/// Whether `--metrics-addr` is the default nobody chose: only then may a taken
+/// port move to a free one. Known from where the value came from when the
+/// command line was read by [`super::parse_cli`]; otherwise, whether it equals
+/// the default.
+fn metrics_addr_is_default(args: &RunArgs) -> bool {
+    match args.settings.all.iter().find(|s| s.flag == "metrics-addr") {
+        Some(s) => s.source == super::file::Source::Default,
+        None => args.metrics_addr == DEFAULT_METRICS_ADDR,
+    }
+}
+
+/// The operator's endpoint when `--metrics-addr` is not given.
+pub(super) const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// The spool directory when `--spool-dir` names none: the platform's state
 /// directory, from the process's environment ([`spool_dir_under`]).

@@ -100,3 +100,70 @@ fn a_second_instance_on_one_spool_directory_refuses_to_start_naming_the_first() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_explicit_metrics_address_that_is_taken_stops_the_start_and_only_the_default_moves() {
+    let schema = TestSchema::new();
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // Given as a flag, or through its variable: a clear error, exit 1.
+    for by_env in [false, true] {
+        let mut c = tweetflow();
+        c.args([
+            "run",
+            "--schema",
+            &schema.name,
+            "--duration",
+            "30",
+            "--quiet",
+        ])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"));
+        if by_env {
+            c.env("TWEETFLOW_METRICS_ADDR", &addr);
+        } else {
+            c.args(["--metrics-addr", &addr]);
+        }
+        let started = Instant::now();
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "starting the operator's endpoint (--metrics-addr): {addr} is in use by another \
+                 process"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "it stopped at once"
+        );
+    }
+
+    // The default address, taken (by this test, or by whoever already has it): a free port,
+    // and the log says so.
+    let _default = std::net::TcpListener::bind("127.0.0.1:9464");
+    let out = tweetflow()
+        .args([
+            "run",
+            "--schema",
+            &schema.name,
+            "--duration",
+            "0.5",
+            "--quiet",
+        ])
+        .args(["--emulator-rate", "20"])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the default address 127.0.0.1:9464 is taken; listening on 127.0.0.1:"),
+        "{stderr}"
+    );
+}
