@@ -34,7 +34,7 @@ pub struct SinkConfig {
     pub linger: Duration,
     /// Records kept in memory before spilling to the spool (default 100,000).
     pub buffer_records: usize,
-    /// Directory of `spool.jsonl`, `spool.offset`, `rejected.jsonl` (default `spool`).
+    /// Directory of `spool.bin`, `spool.bin.offset`, `rejected.jsonl` (default `spool`).
     pub spool_dir: PathBuf,
     /// Probe period of the health checker (default 500 ms).
     pub health_interval: Duration,

@@ -49,6 +49,11 @@ use crate::model::Record;
 
 /// The spool's file name inside the spool directory.
 pub const SPOOL_FILE: &str = "spool.bin";
+/// The spool file of the spool directory `dir`.
+pub(in crate::sink) fn spool_file(dir: &Path) -> PathBuf {
+    dir.join(SPOOL_FILE)
+}
+
 /// The committed offset of [`SPOOL_FILE`].
 const OFFSET_FILE: &str = "spool.bin.offset";
 /// The older format's file (JSON lines), read at open and removed.
@@ -266,7 +271,7 @@ impl Spool {
         sync_dir: &dyn Fn(&Path) -> io::Result<()>,
     ) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(SPOOL_FILE);
+        let path = spool_file(dir);
         let new = !path.exists();
         let offset_path = dir.join(OFFSET_FILE);
         let file = OpenOptions::new()

@@ -6,7 +6,7 @@
 //!
 //! * **closed**: open the connection if needed (creating the schema the first time it
 //!   is reachable), *pull* up to the monitor's batch size (waiting at most `linger`
-//!   for the batch to fill), write it ([`Conn::write_batch`](super::db::batch::Conn::write_batch)), commit it in the
+//!   for the batch to fill), write it ([`Conn::write_batch`](super::conn::Conn::write_batch)), commit it in the
 //!   buffer and feed the write time to the [`Monitor`], which picks the next batch
 //!   size. A failed write keeps the batch, counts a retry and trips the breaker; a
 //!   statement timeout also shrinks the batch; a vanished schema is recreated.
@@ -50,6 +50,7 @@ mod tests;
 
 use self::database::{Database, Postgres, Refusal};
 use self::policy::{Held, Last, Observed, Step, Why};
+use super::buffer::spool::spool_file;
 use super::buffer::{self, Buffer};
 use super::db::batch::WriteOutcome;
 use super::drain::Drain;
@@ -410,9 +411,7 @@ impl<'a, D: Database> Writer<'a, D> {
 
     /// Input closed and drained: fsync the spool, sum up.
     fn finish(&self) -> SinkSummary {
-        if let Err(e) = self.buffer.sync() {
-            log::error!("sink: fsync of the spool failed: {e}");
-        }
+        self.buffer.sync_or_log();
         let left = self.buffer.len();
         log::info!(
             "sink: input closed and drained; {} records committed in {} batches",
@@ -656,9 +655,7 @@ fn park(st: &SinkStats, buffer: &Buffer, held: Option<buffer::Batch>) {
     while !buffer.is_closed() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Err(e) = buffer.sync() {
-        log::error!("sink: fsync of the spool failed: {e}");
-    }
+    buffer.sync_or_log();
 }
 
 /// Raises the sequence above `max` (the highest stored), saying so when it moves.
@@ -692,14 +689,12 @@ fn to_spool(buffer: &Buffer, held: Option<buffer::Batch>, evac_log: &mut LogLimi
 /// The input closed while nothing can be written (`why`): the rest stays in the
 /// spool, fsync'd, for the next start.
 fn leave_in_spool(st: &SinkStats, buffer: &Buffer, spool_dir: &Path, why: &str) -> SinkSummary {
-    if let Err(e) = buffer.sync() {
-        log::error!("sink: fsync of the spool failed: {e}");
-    }
+    buffer.sync_or_log();
     let left = buffer.len();
     log::warn!(
         "sink: input closed while {why}; {left} records are in the spool {} (fsync'd) and \
          are replayed at the next start",
-        spool_dir.join(buffer::spool::SPOOL_FILE).display()
+        spool_file(spool_dir).display()
     );
     summary(st, left, spool_dir)
 }
@@ -725,7 +720,7 @@ fn leave_to_spool(
         log::warn!(
             "sink: drain deadline: {left} records not yet in the database are in the spool {} (fsync'd; \
              {moved} moved there in {:.0} ms) and are replayed at the next start",
-            spool_dir.join(buffer::spool::SPOOL_FILE).display(),
+            spool_file(spool_dir).display(),
             t.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -736,6 +731,6 @@ fn summary(st: &SinkStats, left: u64, dir: &Path) -> SinkSummary {
     SinkSummary {
         stats: st.snapshot(),
         left_in_spool: left,
-        spool_path: dir.join(buffer::spool::SPOOL_FILE),
+        spool_path: spool_file(dir),
     }
 }
