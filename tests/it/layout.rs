@@ -328,8 +328,8 @@ const SINK_DB_LAYERS: &[&[&str]] = &[
     &["batch"],
 ];
 
-/// `src/sink/buffer/`, lowest first: the spool, then the memory buffer.
-const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["spool"], &["memory"]];
+/// `src/sink/buffer/`, lowest first: the frames, the spool, then the memory buffer.
+const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["frame"], &["spool"], &["memory"]];
 
 /// What the files under `dir` (`src/<module>`) name against `layers`, whose
 /// units are the files and folders directly in `dir`: a file directly in it

@@ -33,6 +33,16 @@ fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
     });
     std::thread::sleep(Duration::from_secs(10));
     let during = stats.snapshot();
+    // What is on disk is binary frames, each record once.
+    let on_disk =
+        tweetflow::testkit::spool_file_records(&spool.path().join(tweetflow::testkit::SPOOL_FILE))
+            .unwrap();
+    assert!(!on_disk.is_empty(), "the outage spilled to the spool");
+    let mut seqs: Vec<u64> = on_disk.iter().map(|r| r.tweet.seq).collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a record spooled twice");
     db.come_back();
     feeder.join().unwrap();
     let s = sink.join().unwrap();

@@ -449,6 +449,38 @@ mod tests {
         assert!(back.engagement.is_some_and(f64::is_nan));
     }
 
+    /// Two frames written from the layout in the module docs by another program
+    /// (a Python script: struct and zlib.crc32), not by `encode`: the fuzz seed.
+    const WRITTEN_ELSEWHERE: &[u8] = include_bytes!("../../../fuzz/seeds/spool_frames/two-frames");
+
+    #[test]
+    fn frames_written_elsewhere_from_the_layout_decode() {
+        let Next::Frame { len } = next_frame(WRITTEN_ELSEWHERE) else {
+            panic!("{:?}", next_frame(WRITTEN_ELSEWHERE));
+        };
+        let a = decode(payload(&WRITTEN_ELSEWHERE[..len])).unwrap();
+        let rest = &WRITTEN_ELSEWHERE[len..];
+        assert_eq!(next_frame(rest), Next::Frame { len: rest.len() });
+        let b = decode(payload(rest)).unwrap();
+        let t = &a.tweet;
+        assert_eq!((t.seq, t.stream, t.id), (1, 1, 7001));
+        assert_eq!(t.received_unix_us, 1_764_755_000_000_001);
+        assert_eq!((t.favorite_count, t.retweet_count), (1, 2));
+        assert_eq!(t.text, "hello é");
+        assert_eq!(t.raw, r#"{"id":7001,"text":"hello é","user":{"id":9}}"#);
+        assert_eq!(t.lang.as_deref(), Some("en"));
+        assert_eq!(t.hashtags, vec!["rust"]);
+        assert_eq!((a.sentiment, a.engagement), (Some(0.5), None));
+        assert_eq!((t.user.id, t.user.followers_count), (9, 10));
+        assert_eq!(t.user.screen_name.as_deref(), Some("a"));
+        assert_eq!(
+            (t.user.friends_count, t.user.verified),
+            (Some(3), Some(true))
+        );
+        assert_eq!(t.user.raw, r#"{"id":9}"#);
+        assert_eq!((b.tweet.seq, b.tweet.text.as_str()), (2, "two\nlines"));
+    }
+
     #[test]
     fn a_torn_tail_is_incomplete_never_a_frame() {
         let b = one(&full(1));
