@@ -38,7 +38,6 @@ pub struct PoolStats {
     /// Raised by a pool restart; each worker starts afresh when it sees it change.
     pub(crate) generation: AtomicU64,
     pub(crate) target: AtomicUsize,
-    pub(crate) busy: AtomicUsize,
     pub(crate) dispatched: AtomicU64,
     pub(crate) processed: AtomicU64,
     pub(crate) kills: AtomicU64,
@@ -71,7 +70,6 @@ impl PoolStats {
             parked: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             target: AtomicUsize::new(0),
-            busy: AtomicUsize::new(0),
             dispatched: zero(),
             processed: zero(),
             kills: zero(),
@@ -102,7 +100,7 @@ impl PoolStats {
 
     fn snapshot(&self) -> PoolSnapshot {
         let in_flight = self.inflight.total();
-        let busy = self.busy.load(Ordering::Relaxed) as u64;
+        let busy = self.inflight.busy();
         PoolSnapshot {
             workers: self.workers.load(Ordering::Relaxed),
             retiring: self.retiring.load(Ordering::Relaxed),
@@ -132,9 +130,7 @@ impl PoolStats {
 
     /// Messages waiting in inboxes (dispatched, not yet started).
     pub(crate) fn queued(&self) -> u64 {
-        self.inflight
-            .total()
-            .saturating_sub(self.busy.load(Ordering::Relaxed) as u64)
+        self.inflight.total().saturating_sub(self.inflight.busy())
     }
 }
 

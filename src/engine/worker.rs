@@ -116,14 +116,14 @@ struct Processing<'a> {
 
 impl<'a> Processing<'a> {
     fn start(pool: &'a PoolStats, slot: usize) -> Processing<'a> {
-        pool.busy.fetch_add(1, Ordering::Relaxed);
+        pool.inflight.set_busy(slot, true);
         Processing { pool, slot }
     }
 }
 
 impl Drop for Processing<'_> {
     fn drop(&mut self) {
-        self.pool.busy.fetch_sub(1, Ordering::Relaxed);
+        self.pool.inflight.set_busy(self.slot, false);
         self.pool.inflight.finish(self.slot);
     }
 }
