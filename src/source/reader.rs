@@ -376,16 +376,15 @@ impl Reader {
                 }
                 let seq = &self.seq;
                 let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
-                let stats = Arc::clone(stats);
                 if let Some(mut o) = original {
-                    inc(&stats.tweets, 1);
-                    inc(&stats.retweets, 1);
+                    inc(&self.stats.tweets, 1);
+                    inc(&self.stats.retweets, 1);
                     self.admit(&mut o);
                     if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
                         return false;
                     }
                 }
-                inc(&stats.tweets, 1);
+                inc(&self.stats.tweets, 1);
                 self.admit(&mut tweet);
                 self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
             }

@@ -319,13 +319,12 @@ impl SseParser {
         if self.data.is_empty() {
             return;
         }
-        let mut data = std::mem::take(&mut self.data);
-        if data.last() == Some(&b'\n') {
-            data.pop();
-        }
-        // `data` holds valid UTF-8 (lossily converted line by line).
-        let data = String::from_utf8(data)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        // The buffer stays for the next block (no regrowth per event); the
+        // event gets an exact-size copy. It holds valid UTF-8 (lossily
+        // converted line by line), less its final LF.
+        let bytes = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let data = String::from_utf8_lossy(bytes).into_owned();
+        self.data.clear();
         out.push(SseEvent {
             event: event_type
                 .filter(|t| !t.is_empty())
