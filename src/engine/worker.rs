@@ -45,7 +45,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -284,9 +284,15 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) {
                 pool.inflight.start(ctx.slot);
                 r
             }
-            None => match ctx.inbox.recv() {
-                Ok(env) => (env, 0),
-                Err(_) => return,
+            // `select!` rather than `recv()`: on an empty channel `recv()` spins
+            // and yields the CPU several times before it parks, which across
+            // thousands of mostly idle workers is a large share of their CPU;
+            // `select!` tries once and parks.
+            None => select! {
+                recv(ctx.inbox) -> m => match m {
+                    Ok(env) => (env, 0),
+                    Err(_) => return,
+                },
             },
         };
         let generation = pool.generation.load(Ordering::Relaxed);
