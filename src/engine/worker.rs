@@ -193,9 +193,11 @@ fn supervise(ctx: &WorkerCtx, st: &mut WorkerState) {
         // Kills are expected, at the lab's rate: only unexpected panics count
         // towards the restart intensity.
         if !killed && pool.window.lock().record(now) {
+            // The pool's current generation: the window is the pool's, and this
+            // worker may not have seen a restart yet.
             let _ = ctx.events.send(Event::Escalate {
                 pool: ctx.pool,
-                generation: st.generation,
+                generation: pool.generation.load(Ordering::Relaxed),
             });
         }
         if st.progress > 0 {
