@@ -45,7 +45,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -279,6 +279,8 @@ fn send_score(
 /// Processes the inbox until it has disconnected and is empty.
 fn run(ctx: &WorkerCtx, st: &mut WorkerState) {
     let pool = &ctx.stats.pools[ctx.pool];
+    let mut waiting = Select::new_biased();
+    waiting.recv(&ctx.inbox);
     loop {
         let (env, attempts) = match st.retry.take() {
             Some(r) => {
@@ -286,15 +288,13 @@ fn run(ctx: &WorkerCtx, st: &mut WorkerState) {
                 pool.inflight.start(ctx.slot);
                 r
             }
-            // `select!` rather than `recv()`: on an empty channel `recv()` spins
-            // and yields the CPU several times before it parks, which across
-            // thousands of mostly idle workers is a large share of their CPU;
-            // `select!` tries once and parks.
-            None => select! {
-                recv(ctx.inbox) -> m => match m {
-                    Ok(env) => (env, 0),
-                    Err(_) => return,
-                },
+            // A `Select` rather than `recv()` (which a one-arm `select!` becomes):
+            // on an empty channel `recv()` spins and calls sched_yield several
+            // times before it parks, a large share of the CPU of thousands of
+            // mostly idle workers; `Select::select` tries once and parks.
+            None => match waiting.select().recv(&ctx.inbox) {
+                Ok(env) => (env, 0),
+                Err(_) => return,
             },
         };
         let generation = pool.generation.load(Ordering::Relaxed);
