@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::config::CoreConfig;
 use super::dispatch::run_dispatcher;
 use super::error::{CoreConfigError, CoreError, CoreThread, Fatal};
-use super::limits::{ThreadBound, ThreadLimits};
+use super::limits::{widen_futex_hash, ThreadBound, ThreadLimits};
 use super::pool::Supervisor;
 use super::stats::CoreStats;
 use crate::model::{AggMsg, Ingest};
@@ -125,6 +125,10 @@ pub fn spawn_core(
         log::warn!("worker threads: {bound}");
     } else {
         log::info!("worker threads: {bound}");
+    }
+    match widen_futex_hash(2 * bound.per_pool) {
+        Ok(slots) => log::info!("futex hash: {slots} buckets for the worker threads"),
+        Err(e) => log::debug!("futex hash left as it is: {e}"),
     }
     let cfg = CoreConfig {
         max_workers: bound.per_pool,

@@ -14,6 +14,12 @@
 //! bound    = min(by_maps, by_nproc, CoreConfig::max_threads)
 //! ```
 //!
+//! Linux 6.16+ gives each process a private futex hash sized for its CPUs, not
+//! its threads: 16 buckets on 2 CPUs. Every parked worker waits on a futex, so
+//! with thousands of them each wake-up walks a chain of hundreds (in a 20 s
+//! default run `futex_wake` was most of the dispatcher's samples).
+//! [`widen_futex_hash`] sizes it for the bound at start.
+//!
 //! Half of what is free stays free: for the rest of the process (readers,
 //! sink, allocator arenas) and for the other processes of the user. A limit
 //! that cannot be read does not bound. Each pool gets half of the bound (at
@@ -149,6 +155,64 @@ impl fmt::Display for ThreadBound {
     }
 }
 
+/// `PR_FUTEX_HASH` and its `SET_SLOTS` / `GET_SLOTS` operations (linux/prctl.h).
+const PR_FUTEX_HASH: libc::c_int = 78;
+const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
+const PR_FUTEX_HASH_GET_SLOTS: libc::c_ulong = 2;
+
+/// Most futex hash buckets asked for (64 bytes each: 1 MiB).
+const MAX_FUTEX_SLOTS: usize = 16_384;
+
+/// The futex hash slots for `threads` threads: a power of two, about two
+/// per thread, 16..=16,384.
+pub(crate) fn futex_slots(threads: usize) -> usize {
+    threads
+        .saturating_mul(2)
+        .clamp(16, MAX_FUTEX_SLOTS)
+        .next_power_of_two()
+}
+
+/// Gives this process a private futex hash of [`futex_slots`]`(threads)`
+/// buckets, unless it has that many already; returns the buckets it has then.
+/// An error on a kernel without `PR_FUTEX_HASH` (before 6.16: `EINVAL`), where
+/// the global hash serves every futex anyway.
+pub(crate) fn widen_futex_hash(threads: usize) -> std::io::Result<usize> {
+    let want = futex_slots(threads);
+    let have = futex_hash_slots()?;
+    if have >= want {
+        return Ok(have);
+    }
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let r = unsafe {
+        libc::prctl(
+            PR_FUTEX_HASH,
+            PR_FUTEX_HASH_SET_SLOTS,
+            want as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    futex_hash_slots()
+}
+
+/// The buckets of this process's private futex hash (0: it uses the global one).
+pub(crate) fn futex_hash_slots() -> std::io::Result<usize> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let r = unsafe {
+        libc::prctl(
+            PR_FUTEX_HASH,
+            PR_FUTEX_HASH_GET_SLOTS,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    usize::try_from(r).map_err(|_| std::io::Error::last_os_error())
+}
+
 /// The soft "Max processes" of a `/proc/<pid>/limits` text; `None` when
 /// unlimited or absent.
 pub(crate) fn parse_nproc(limits: &str) -> Option<u64> {
@@ -263,6 +327,34 @@ mod tests {
         };
         assert_eq!(unknown.worker_threads(), None);
         assert_eq!(ThreadBound::new(unknown, 4096, None).per_pool, 4096);
+    }
+
+    #[test]
+    fn futex_slots_are_a_power_of_two_per_two_threads() {
+        assert_eq!(futex_slots(0), 16);
+        assert_eq!(futex_slots(100), 256);
+        assert_eq!(futex_slots(8_150), 16_384);
+        assert_eq!(futex_slots(usize::MAX), 16_384);
+    }
+
+    #[test]
+    fn the_futex_hash_is_widened_where_the_kernel_has_one() {
+        match futex_hash_slots() {
+            Ok(_) => {
+                // A kernel with private futex hashes (6.16+): it takes the size
+                // (other tests in this process may have widened it further).
+                let n = widen_futex_hash(1000).unwrap_or(0);
+                assert!(n >= 2048 && n.is_power_of_two(), "{n}");
+                assert_eq!(futex_hash_slots().ok(), Some(n));
+                // Never made smaller.
+                assert!(widen_futex_hash(10).unwrap_or(0) >= n);
+            }
+            Err(e) => {
+                // An older kernel: the prctl is unknown, and so is widening.
+                assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+                assert!(widen_futex_hash(1000).is_err());
+            }
+        }
     }
 
     #[test]
