@@ -5,7 +5,7 @@
 //! The sink creates its tables only when they are missing (`CREATE TABLE IF
 //! NOT EXISTS`), so a table made by someone else, or by an older tweetflow,
 //! is used as it is. It is compatible when it is an ordinary or partitioned
-//! table, has every column the sink writes ([`schema::USERS`], [`schema::TWEETS`],
+//! table, has every column the sink writes ([`tables::USERS`](super::tables::USERS), [`tables::TWEETS`](super::tables::TWEETS),
 //! the lists the DDL is generated from) with the same type, has a unique key on
 //! `id` alone (the upserts' `ON CONFLICT (id)`), and has no extra `NOT NULL`
 //! column without a default (the sink's rows would not fill it), nor `NOT NULL`
@@ -19,7 +19,7 @@
 
 use postgres::GenericClient;
 
-use super::schema::{Column, TABLES};
+use super::tables::{Column, TABLES};
 
 /// A column of an existing table, from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +224,8 @@ pub(crate) fn check_tables(
 ) -> Result<(Vec<String>, Vec<&'static str>), postgres::Error> {
     let mut problems = Vec::new();
     let mut present = Vec::new();
-    for (table, want) in TABLES {
+    for t in TABLES {
+        let (table, want) = (t.name, t.columns);
         let Some(row) = read_table(client, schema, table)? else {
             continue;
         };
@@ -254,7 +255,7 @@ fn check_messages(table: &str, found: &[Mismatch]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::{TWEETS, USERS};
+    use super::super::tables::{TWEETS, USERS};
     use super::*;
 
     fn as_created(want: &[Column]) -> TableRow {
@@ -280,20 +281,23 @@ mod tests {
 
     #[test]
     fn a_table_as_created_is_compatible_and_extras_with_defaults_are_fine() {
-        let mut t = as_created(TWEETS);
-        assert_eq!(table_problems("tweets", TWEETS, &t), Vec::<String>::new());
+        let mut t = as_created(TWEETS.columns);
+        assert_eq!(
+            table_problems("tweets", TWEETS.columns, &t),
+            Vec::<String>::new()
+        );
         t.columns.push(ColumnRow {
             name: "note".into(),
             type_name: "text".into(),
             not_null: true,
             has_default: true,
         });
-        assert!(table_problems("tweets", TWEETS, &t).is_empty());
+        assert!(table_problems("tweets", TWEETS.columns, &t).is_empty());
     }
 
     #[test]
     fn each_incompatibility_is_named() {
-        let mut t = as_created(USERS);
+        let mut t = as_created(USERS.columns);
         t.columns.retain(|c| c.name != "raw");
         t.columns[0].type_name = "text".into();
         t.columns[1].not_null = true; // screen_name
@@ -304,7 +308,7 @@ mod tests {
             has_default: false,
         });
         t.unique_id = false;
-        let p = table_problems("users", USERS, &t);
+        let p = table_problems("users", USERS.columns, &t);
         assert_eq!(
             p,
             vec![
@@ -320,21 +324,21 @@ mod tests {
         );
         let view = TableRow {
             kind: 'v',
-            ..as_created(USERS)
+            ..as_created(USERS.columns)
         };
         assert_eq!(
-            table_problems("users", USERS, &view),
+            table_problems("users", USERS.columns, &view),
             vec!["users is not a table (relkind 'v')".to_string()]
         );
     }
 
     #[test]
     fn the_start_up_wording_reports_every_finding() {
-        let mut t = as_created(TWEETS);
+        let mut t = as_created(TWEETS.columns);
         t.kind = 'v';
         t.columns[0].type_name = "text".into();
         t.columns[0].not_null = true;
-        let found: Vec<String> = mismatches(TWEETS, &t)
+        let found: Vec<String> = mismatches(TWEETS.columns, &t)
             .iter()
             .map(Mismatch::startup_message)
             .collect();
