@@ -15,7 +15,7 @@
 //! * existing tables are compatible ([`crate::sink::check_tables`]);
 //! * the spool directory is writable (a file is created and removed in it, or
 //!   in its nearest existing parent when it does not exist yet), with its free
-//!   space;
+//!   space, and no other tweetflow holds its lock;
 //! * the worker threads: the bound `run` would apply, from `vm.max_map_count`,
 //!   `RLIMIT_NPROC` and `--max-workers` ([`ThreadBound`]); it fails when a
 //!   pool could not hold `--min-workers`.
@@ -424,6 +424,14 @@ fn spool_check(dir: &Path) -> Line {
         Err(e) => format!("free space unknown ({e})"),
     };
     if exists {
+        if let Ok(Some(pid)) = super::lock::holder(dir) {
+            return fail(
+                what,
+                format!(
+                    "in use by another tweetflow (pid {pid}): one instance per spool directory"
+                ),
+            );
+        }
         pass(what, format!("writable, {free}"))
     } else {
         pass(
