@@ -107,9 +107,12 @@ fn a_lowered_nproc_limit_bounds_the_threads_through_a_burst_with_kills() {
         "{bound_line}"
     );
     let per_pool = number_before(bound_line, "worker threads per pool") as usize;
-    // (nproc − user threads − 64) / 2 in both pools: about 80, 40 per pool
-    // (other processes of the user come and go).
-    assert!((10..=60).contains(&per_pool), "{bound_line}");
+    // (nproc − the user's threads at the child's start − 64) / 2 in both
+    // pools, half each (the user's other threads come and go meanwhile).
+    let user = number_before(bound_line, "threads of this user)");
+    let want = (nproc.saturating_sub(user).saturating_sub(64) / 2 / 2).max(1) as usize;
+    assert_eq!(per_pool, want, "{bound_line}");
+    assert!(per_pool < 4096, "the limit did not bind: {bound_line}");
     // Every thread of the process: the workers plus the stages' few dozen.
     assert!(
         peak <= 2 * per_pool + 64,
