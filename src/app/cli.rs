@@ -167,7 +167,8 @@ pub struct RunArgs {
     )]
     pub max_workers: usize,
 
-    /// Restart intensity: at most this many worker restarts per pool ...
+    /// Restart intensity: at most this many worker restarts after unexpected panics (kills are
+    /// expected and not counted) per pool ...
     #[arg(
         long,
         env = "TWEETFLOW_MAX_RESTARTS",
@@ -176,7 +177,7 @@ pub struct RunArgs {
     )]
     pub max_restarts: usize,
 
-    /// ... within this many seconds; beyond it the pool restarts whole.
+    /// ... within this many seconds; beyond it the pool restarts whole, in place.
     #[arg(
         long,
         env = "TWEETFLOW_RESTART_WINDOW",

@@ -38,7 +38,7 @@ const LAYERS: &[&[&str]] = &[
 /// autoscaler, then the handle that spawns it all (`mod.rs` re-exports;
 /// `testkit` holds the fault hook that the settings carry).
 const ENGINE_LAYERS: &[&[&str]] = &[
-    &["delay", "error", "inflight", "testkit"],
+    &["delay", "error", "inflight", "limits", "testkit"],
     &["config"],
     &["stats"],
     &["dispatch"],

@@ -34,5 +34,6 @@ mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
 mod stage_failure;
+mod thread_limits;
 #[allow(dead_code)]
 mod tls_util;
