@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use super::policy::Failure;
 use crate::model::Record;
-use crate::sink::conn::{self, Conn, OpenError, WriteOutcome};
+use crate::sink::db::batch::{self as conn, Conn, WriteOutcome};
+use crate::sink::db::error::OpenError;
+use crate::sink::db::error::Who;
 use crate::sink::drain::Drain;
-use crate::sink::error::Who;
 use crate::sink::{DatabaseProblem, ErrorClass, WriteError};
 
 /// A failed connect or write, with what the writer needs of it.

@@ -6,7 +6,7 @@
 //!
 //! * **closed**: open the connection if needed (creating the schema the first time it
 //!   is reachable), *pull* up to the monitor's batch size (waiting at most `linger`
-//!   for the batch to fill), write it ([`Conn::write_batch`](super::conn::Conn::write_batch)), commit it in the
+//!   for the batch to fill), write it ([`Conn::write_batch`](super::db::batch::Conn::write_batch)), commit it in the
 //!   buffer and feed the write time to the [`Monitor`], which picks the next batch
 //!   size. A failed write keeps the batch, counts a retry and trips the breaker; a
 //!   statement timeout also shrinks the batch; a vanished schema is recreated.
@@ -51,7 +51,7 @@ mod tests;
 use self::database::{Database, Postgres, Refusal};
 use self::policy::{Held, Last, Observed, Step, Why};
 use super::buffer::{self, Buffer};
-use super::conn::WriteOutcome;
+use super::db::batch::WriteOutcome;
 use super::drain::Drain;
 use super::health::Event;
 use super::monitor::{self, Monitor};
