@@ -24,6 +24,8 @@ pub struct ReadyInput<'a> {
     /// The database as the sink's breaker sees it: `up`, `down` or `probing`
     /// ([`SinkStats::database_state`](crate::sink::SinkStats::database_state)).
     pub database: SinkState,
+    /// Why the database is `down`, when the sink says (`no answer for 10 s`).
+    pub database_reason: Option<&'a str>,
     /// Each stage by name, and whether its thread runs.
     pub stages: &'a [(&'static str, bool)],
 }
@@ -65,7 +67,10 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
         }
     }
     if let Some((reason, detail)) = sink_not_ready(i.database) {
-        not(reason, detail.into());
+        match i.database_reason {
+            Some(why) => not(reason, format!("{detail} ({why})")),
+            None => not(reason, detail.into()),
+        }
     }
     out
 }
@@ -103,6 +108,7 @@ mod tests {
             stopping: false,
             paused: false,
             database: SinkState::Up,
+            database_reason: None,
             stages,
         }
     }
@@ -137,5 +143,23 @@ mod tests {
             ..input(&up)
         };
         assert_eq!(reasons(&i), ["stopping"]);
+    }
+
+    #[test]
+    fn a_silent_database_is_named_in_the_detail() {
+        let up = [("sink writer", true)];
+        let i = ReadyInput {
+            database: SinkState::Down,
+            database_reason: Some("no answer for 10 s"),
+            ..input(&up)
+        };
+        let r = readiness(&i);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].reason, "database_down");
+        assert!(
+            r[0].detail.ends_with("(no answer for 10 s)"),
+            "{}",
+            r[0].detail
+        );
     }
 }

@@ -447,6 +447,8 @@ impl<'a, D: Database> Writer<'a, D> {
     /// the sequence above what is stored.
     fn connect(&mut self) {
         let checked = self.state.schema_ready;
+        let st = self.st;
+        let _wait = st.breaker.writer_waits();
         match self.db.connect(&mut self.state.schema_ready) {
             Ok(()) => {
                 if !checked {
@@ -473,8 +475,16 @@ impl<'a, D: Database> Writer<'a, D> {
         let Some(batch) = self.state.held.as_ref() else {
             return;
         };
+        let st = self.st;
+        let _wait = st.breaker.writer_waits();
+        if batch.source == buffer::Source::Memory {
+            // Reachable by the drain should the server never answer.
+            self.drain.hold(batch.records.clone());
+        }
         let t0 = Instant::now();
-        match self.db.write(&batch.records) {
+        let written = self.db.write(&batch.records);
+        self.drain.release();
+        match written {
             Ok(o) => {
                 let elapsed = t0.elapsed();
                 if let Some(batch) = self.state.held.take() {
