@@ -261,7 +261,7 @@ where
                         if silent {
                             // Its own deadline ended it: the silence already said.
                             if breaker.silent(why.clone()) {
-                                log::warn!("sink: the database gave no answer to the health probe; {why}; breaker open");
+                                log::info!("sink: the database gave no answer to the health probe; {why}; breaker open");
                             }
                             last_error = why.clone();
                         } else {
@@ -272,7 +272,7 @@ where
                         if !p.reported && p.since.elapsed() >= cfg.db_timeout {
                             p.reported = true;
                             if breaker.silent(why.clone()) {
-                                log::warn!(
+                                log::info!(
                                     "sink: the database gave no answer for {:.1} s (health \
                                      probe); {why}; breaker open, records go to the spool",
                                     p.since.elapsed().as_secs_f64()
@@ -290,7 +290,7 @@ where
                 if writer_reported != Some(since) && since.elapsed() >= cfg.db_timeout {
                     writer_reported = Some(since);
                     if breaker.silent(why.clone()) {
-                        log::warn!(
+                        log::info!(
                             "sink: the database gave no answer for {:.1} s (the writer's \
                              batch or connect); {why}; breaker open, records go to the spool",
                             since.elapsed().as_secs_f64()
