@@ -228,8 +228,8 @@ impl Sink {
     /// [`Sink::drain_by`] `deadline`, then waits for the writer until then: a batch
     /// still being written at the stop point is cancelled on the server and spooled.
     /// Returns by the deadline: if the writer has not ended by then (a server that
-    /// does not answer, even to the cancel), the memory buffer is moved to the spool
-    /// from here. A thread still running then (the ingest thread, when a stage above
+    /// does not answer, even to the cancel), the batch it was writing from memory
+    /// and the memory buffer are moved to the spool from here, fsync'd. A thread still running then (the ingest thread, when a stage above
     /// has not closed the input) is left behind: what it still receives goes to the
     /// spool. With `input_closed` (every sender is gone) the ingest thread is waited
     /// for even past the deadline, since what it still holds is bounded by the
