@@ -85,13 +85,13 @@ impl OpsView {
     /// Every reason the pipeline is not ready now.
     pub(super) fn not_ready(&self) -> Vec<NotReady> {
         let stages = self.liveness.lock().clone();
-        let why = self.sink.database_reason();
+        let sink = self.sink.snapshot();
         readiness(&ReadyInput {
             lexicon_loaded: self.stages.get().is_some(),
             stopping: self.stopping.load(Ordering::Relaxed),
             paused: self.control.is_paused(),
             database: self.sink.database_state(),
-            database_reason: why.as_deref(),
+            sink: (sink.sink_state, sink.sink_reason.as_deref()),
             stages: &stages,
         })
     }
