@@ -26,6 +26,7 @@ mod pipeline;
 #[allow(dead_code)]
 mod script_server;
 mod server_wait;
+mod silent_db;
 mod sink;
 mod sink_db_errors;
 mod sink_hardening;
