@@ -59,8 +59,8 @@ pub use crate::emulator::{
 };
 pub use crate::engine::{
     spawn_core, AutoscaleConfig, Core, CoreConfig, CoreConfigError, CoreError, CoreSnapshot,
-    CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, WorkDelay,
-    WorkDelayParseError,
+    CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, ThreadBound,
+    ThreadLimits, WorkDelay, WorkDelayParseError,
 };
 pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,

@@ -3,7 +3,7 @@
 //! of the default API.
 
 pub use crate::aggregate::StageFault;
-pub use crate::engine::{test_tweet, Fault, FaultFn};
+pub use crate::engine::{test_tweet, Fault, FaultFn, SpawnFault};
 pub use crate::sink::fixture::{record, records, Spec};
 pub use crate::sink::{
     create_schema, decode_frame, encode_frame, encode_tweet_row, encode_user_row, frame_payload,

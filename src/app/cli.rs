@@ -109,6 +109,18 @@ pub struct RunArgs {
     )]
     pub drain_timeout: f64,
 
+    /// A database that answers nothing for this many seconds (a batch, a probe, a
+    /// connect) is taken as down: the sink says "no answer for SECS s", records go to
+    /// the spool, and the connections' TCP keepalives and TCP_USER_TIMEOUT end a
+    /// connection silent for that long.
+    #[arg(
+        long,
+        env = "TWEETFLOW_DB_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
+    pub db_timeout: f64,
+
     /// Append one JSON object a second with the status figures to this file.
     #[arg(long, env = "TWEETFLOW_STATS_FILE", value_name = "PATH")]
     pub stats_file: Option<PathBuf>,
@@ -167,7 +179,8 @@ pub struct RunArgs {
     )]
     pub max_workers: usize,
 
-    /// Restart intensity: at most this many worker restarts per pool ...
+    /// Restart intensity: at most this many worker restarts after unexpected panics (kills are
+    /// expected and not counted) per pool ...
     #[arg(
         long,
         env = "TWEETFLOW_MAX_RESTARTS",
@@ -176,7 +189,7 @@ pub struct RunArgs {
     )]
     pub max_restarts: usize,
 
-    /// ... within this many seconds; beyond it the pool restarts whole.
+    /// ... within this many seconds; beyond it the pool restarts whole, in place.
     #[arg(
         long,
         env = "TWEETFLOW_RESTART_WINDOW",

@@ -71,6 +71,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     cfg.sink.target_write = Duration::from_millis(args.batch_target_ms);
     cfg.sink.linger = Duration::from_millis(args.linger_ms);
     cfg.sink.buffer_records = args.buffer_records;
+    cfg.sink.db_timeout = secs("db-timeout", args.db_timeout)?.max(Duration::from_secs(1));
     cfg.sink.spool_dir = args.spool_dir.clone().unwrap_or_else(default_spool_dir);
     cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
     cfg.memory_limit = args.memory_limit;

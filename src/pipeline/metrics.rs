@@ -198,6 +198,15 @@ fn sink_families(e: &mut Exposition, s: &SinkSnapshot, histograms: &SinkStats) {
         .map(|(state, l)| (&l[..], f64::from(u8::from(s.sink_state == *state))))
         .collect();
     e.gauge("tweetflow_sink_state", &sink_state_help(), &states);
+    let down_reason = match (s.sink_state, s.sink_reason.as_deref()) {
+        (SinkState::Down, Some(why)) => (why, 1.0),
+        _ => ("", 0.0),
+    };
+    e.gauge(
+        "tweetflow_sink_down_reason",
+        "1 while the sink is down for this reason (no answer for N s: the database is silent); 0 with an empty reason otherwise.",
+        &[(&[("reason", down_reason.0)], down_reason.1)],
+    );
     histogram(
         e,
         "tweetflow_receipt_to_commit_seconds",

@@ -71,7 +71,13 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
         }
     }
     if let Some((reason, detail)) = sink_not_ready(i.database) {
-        not(reason, detail.into());
+        match i.sink {
+            // The database went silent: "no answer for 10 s".
+            (SinkState::Down, Some(why)) if i.database == SinkState::Down => {
+                not(reason, format!("{detail} ({why})"))
+            }
+            _ => not(reason, detail.into()),
+        }
     }
     let why = i.sink.1.unwrap_or("no reason given");
     match i.sink.0 {
@@ -239,5 +245,23 @@ mod tests {
                 state.name()
             );
         }
+    }
+
+    #[test]
+    fn a_silent_database_is_named_in_the_detail() {
+        let up = [("sink writer", true)];
+        let i = ReadyInput {
+            database: SinkState::Down,
+            sink: (SinkState::Down, Some("no answer for 10 s")),
+            ..input(&up)
+        };
+        let r = readiness(&i);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].reason, "database_down");
+        assert!(
+            r[0].detail.ends_with("(no answer for 10 s)"),
+            "{}",
+            r[0].detail
+        );
     }
 }

@@ -43,6 +43,10 @@ pub struct SinkConfig {
     /// Statement timeout of the writer's connection (default 60 s); a batch that takes
     /// longer is treated as a timeout (retried after recovery).
     pub statement_timeout: Duration,
+    /// Longest silence of the database (a batch, a probe or a connect without an
+    /// answer) before the sink is taken as down, and the TCP user timeout of every
+    /// connection (default 10 s; at least 1 s).
+    pub db_timeout: Duration,
     /// When the input has closed while the database is down, how long to wait for it
     /// before leaving the rest in the spool (default 5 s).
     pub shutdown_grace: Duration,
@@ -91,6 +95,7 @@ impl Default for SinkConfig {
             health_interval: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(60),
+            db_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             spool_sync: Duration::from_millis(200),
             buffer_bytes: u64::MAX,
@@ -127,6 +132,7 @@ impl std::fmt::Debug for SinkConfig {
             .field("health_interval", &self.health_interval)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("db_timeout", &self.db_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("spool_sync", &self.spool_sync)
             .finish()

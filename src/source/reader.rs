@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Select, Sender, TrySendError};
 use log::{debug, info, warn};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -117,6 +117,22 @@ struct Reader {
 
 fn inc(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Sends `msg`, parking at once while the channel is full; false when it is
+/// disconnected. `Sender::send` on a full channel spins and calls sched_yield
+/// several times before it parks, for every message while the dispatcher (which
+/// naps between batches) is behind; a `Select` tries once and parks.
+fn send_or_park(out: &Sender<Ingest>, msg: Ingest) -> bool {
+    match out.try_send(msg) {
+        Ok(()) => true,
+        Err(TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Full(msg)) => {
+            let mut room = Select::new_biased();
+            room.send(out);
+            room.select().send(out, msg).is_ok()
+        }
+    }
 }
 
 /// Rate limit for repeated log lines: the first 10, then every 1000th.
@@ -356,11 +372,12 @@ impl Reader {
         match decode(&ev.data) {
             Decoded::Kill => {
                 inc(&stats.kills, 1);
-                self.out
-                    .send(Ingest::Kill {
+                send_or_park(
+                    &self.out,
+                    Ingest::Kill {
                         stream: self.stream,
-                    })
-                    .is_ok()
+                    },
+                )
             }
             Decoded::Tweets(d) => {
                 if let Some(Err(e)) = &d.original {
@@ -376,18 +393,17 @@ impl Reader {
                 }
                 let seq = &self.seq;
                 let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
-                let stats = Arc::clone(stats);
                 if let Some(mut o) = original {
-                    inc(&stats.tweets, 1);
-                    inc(&stats.retweets, 1);
+                    inc(&self.stats.tweets, 1);
+                    inc(&self.stats.retweets, 1);
                     self.admit(&mut o);
-                    if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
+                    if !send_or_park(&self.out, Ingest::Tweet(Arc::new(o))) {
                         return false;
                     }
                 }
-                inc(&stats.tweets, 1);
+                inc(&self.stats.tweets, 1);
                 self.admit(&mut tweet);
-                self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
+                send_or_park(&self.out, Ingest::Tweet(Arc::new(tweet)))
             }
             Decoded::Malformed(e) => {
                 let total = stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -408,6 +424,39 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_or_park_waits_for_room_and_sees_a_disconnection() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        // Full: the second send parks until the receiver takes the first.
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let got: Vec<u8> = rx
+                .iter()
+                .map(|m| match m {
+                    Ingest::Kill { stream } => stream,
+                    Ingest::Tweet(_) => 0,
+                })
+                .collect();
+            got
+        });
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 2 }));
+        drop(tx);
+        assert_eq!(taker.join().ok(), Some(vec![1, 2]));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        drop(rx);
+        assert!(!send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        // Full, then the receiver goes away while the sender is parked.
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(rx);
+        });
+        assert!(!send_or_park(&tx, Ingest::Kill { stream: 2 }));
+        dropper.join().ok();
+    }
 
     #[test]
     fn prefix_cuts_at_char_boundary() {

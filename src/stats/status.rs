@@ -55,6 +55,10 @@ pub struct Status {
     /// writes, e.g. disk full), `failed` or `stopped` (never `up` without a writer),
     /// or `paused` (by the operator).
     pub sink: String,
+    /// Why the sink is in its state, when it says (`no answer for 10 s` while the
+    /// database is silent, the server's reason while `waiting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_reason: Option<String>,
     /// Records waiting in memory for the sink.
     pub buffered: u64,
     /// Records waiting in the spool file.
@@ -98,7 +102,10 @@ impl Status {
             self.write_ms,
             self.memory_used >> 20,
             self.memory_limit >> 20,
-            self.sink,
+            match &self.sink_reason {
+                Some(why) => format!("{} ({why})", self.sink),
+                None => self.sink.clone(),
+            },
             self.buffered,
             self.spilled,
             human(self.rate_out),
@@ -216,6 +223,7 @@ mod tests {
             batch_size: 850,
             write_ms: 42.4,
             sink: "up".into(),
+            sink_reason: None,
             buffered: 120,
             spilled: 0,
             spool_bytes: 0,

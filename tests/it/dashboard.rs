@@ -5,8 +5,9 @@
 //! charts' canvases must hold drawn pixels in the series' colours, the figures
 //! in the header must change between two reads, the browser's console must
 //! show no error, and the page must have fetched nothing but tweetflow's own
-//! URLs. Without chromium the test skips with a printed reason, except under
-//! `CI=true`, where it fails (`.ci/run` installs it).
+//! URLs. Without chromium or chromedriver the test fails, saying how to
+//! install them or skip it: it skips only when `TWEETFLOW_SKIP_BROWSER=1` is
+//! set, and never under `CI=true` (`.ci/run` installs both).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -34,6 +35,28 @@ fn browser() -> Result<(PathBuf, PathBuf), String> {
     let driver = on_path("chromedriver")
         .ok_or("chromedriver is not installed (apt-get install chromium-driver)")?;
     Ok((chromium, driver))
+}
+
+/// Set to `1`, lets the browser test skip where chromium or chromedriver is
+/// missing (it runs anyway where they are installed).
+const SKIP_VAR: &str = "TWEETFLOW_SKIP_BROWSER";
+
+/// chromium and chromedriver; without them the test fails, or returns `None`
+/// (after saying so) when [`SKIP_VAR`] is `1` outside CI.
+fn browser_or_explicit_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let why = match browser() {
+        Ok(found) => return Some(found),
+        Err(why) => why,
+    };
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    assert!(!ci, "CI=true and {why}: .ci/run installs it");
+    assert!(
+        std::env::var(SKIP_VAR).as_deref() == Ok("1"),
+        "{why}. Install chromium and chromedriver (apt-get install chromium chromium-driver), \
+         or set {SKIP_VAR}=1 to skip this test"
+    );
+    println!("SKIPPED {test} ({SKIP_VAR}=1): {why}");
+    None
 }
 
 fn free_port() -> u16 {
@@ -168,16 +191,10 @@ return { kpis, charts, tags, origins, origin: location.origin,
 
 #[test]
 fn the_dashboard_charts_a_running_pipeline_in_a_real_browser() {
-    let (chromium, driver) = match browser() {
-        Ok(found) => found,
-        Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and {why}: .ci/run installs it"
-            );
-            println!("SKIPPED the_dashboard_charts_a_running_pipeline_in_a_real_browser: {why}");
-            return;
-        }
+    let Some((chromium, driver)) =
+        browser_or_explicit_skip("the_dashboard_charts_a_running_pipeline_in_a_real_browser")
+    else {
+        return;
     };
     let schema = TestSchema::new();
     let spool = tempfile::tempdir().unwrap();

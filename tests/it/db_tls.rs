@@ -1,6 +1,7 @@
-//! PostgreSQL over TLS: `sslmode` is honoured by every connection of the sink,
-//! a certificate that does not check out stops the connection with a message
-//! that names the TLS settings, and the default URL still connects.
+//! PostgreSQL over TLS: `sslmode` is honoured by every connection of the sink
+//! (the writer, the health probe and the query cancel), a certificate that
+//! does not check out stops the connection with a message that names the TLS
+//! settings, and the default URL still connects.
 //!
 //! The local PostgreSQL must have `ssl = on` (`.ci/run` turns it on with a
 //! self-signed certificate when it is off); these tests fail, not skip, when
@@ -59,6 +60,17 @@ fn the_default_url_still_connects_and_prefers_tls() {
     assert!(encrypted(&mut c));
 }
 
+/// The backends of `app` that wait for a lock.
+fn waiting_on_a_lock(a: &mut postgres::Client, app: &str) -> i64 {
+    a.query_one(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        &[&app],
+    )
+    .unwrap()
+    .get(0)
+}
+
 #[test]
 fn every_connection_of_the_sink_uses_the_chosen_tls() {
     require_server_ssl();
@@ -72,6 +84,7 @@ fn every_connection_of_the_sink_uses_the_chosen_tls() {
     };
     let (tx, rx) = crossbeam_channel::bounded(16);
     let sink = tweetflow::spawn_sink(sink_cfg, rx).unwrap();
+    let stats = sink.stats();
     for r in tweetflow::testkit::records(1, 1, 20) {
         tx.send(r).unwrap();
     }
@@ -95,9 +108,40 @@ fn every_connection_of_the_sink_uses_the_chosen_tls() {
         rows.iter().all(|r| r.get::<_, bool>(0)),
         "a connection of the sink is not encrypted"
     );
+    wait_for("the first records", Duration::from_secs(20), || {
+        stats.snapshot().records_committed == 20
+    });
+    // The cancel of a stuck batch opens a connection of its own. With
+    // sslmode=require the client opens it with TLS or not at all, so a batch
+    // that the drain cancels on the server proves it went over TLS.
+    let mut locker = admin();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{}\".tweets IN EXCLUSIVE MODE",
+            schema.name
+        ))
+        .unwrap();
+    for r in tweetflow::testkit::records(21, 21, 20) {
+        tx.send(r).unwrap();
+    }
+    wait_for(
+        "the writer to wait for the lock",
+        Duration::from_secs(20),
+        || waiting_on_a_lock(&mut a, &app) == 1,
+    );
     drop(tx);
-    let summary = sink.join().unwrap();
+    // A drain of 4 s: the batch is stuck after a quarter of it and cancelled.
+    let summary = sink
+        .join_by(std::time::Instant::now() + Duration::from_secs(4), true)
+        .unwrap();
+    assert_eq!(
+        waiting_on_a_lock(&mut a, &app),
+        0,
+        "the stuck batch was not cancelled on the server"
+    );
     assert_eq!(summary.stats.records_committed, 20);
+    assert_eq!(summary.left_in_spool, 20, "{summary:?}");
+    locker.batch_execute("COMMIT").unwrap();
 }
 
 #[test]

@@ -308,7 +308,7 @@ fn same_seed_same_tweets_different_seed_or_stream_different() {
 }
 
 #[test]
-fn many_concurrent_clients_and_clients_that_leave_cost_nothing() {
+fn many_concurrent_clients_are_served_and_those_that_leave_free_their_connections() {
     let emu = start(|c| c.kill_every = None);
     let addr = emu.addr();
     let handles: Vec<_> = (0..8)

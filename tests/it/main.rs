@@ -26,6 +26,7 @@ mod pipeline;
 #[allow(dead_code)]
 mod script_server;
 mod server_wait;
+mod silent_db;
 mod sink;
 mod sink_db_errors;
 mod sink_hardening;
@@ -34,5 +35,6 @@ mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
 mod stage_failure;
+mod thread_limits;
 #[allow(dead_code)]
 mod tls_util;

@@ -236,6 +236,11 @@ fn metrics_parse_as_prometheus_text_and_match_the_stats() {
     };
     let counts: Vec<f64> = h.buckets.iter().map(|b| b.count.as_f64()).collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert_eq!(
+        counts.last().copied(),
+        h.count.map(|c| c as f64),
+        "the last bucket is not the count: {counts:?}"
+    );
     assert!(h.sum.as_ref().is_some_and(|s| s.as_f64() > 0.0));
 
     // The other routes, and control without a configured token.

@@ -742,8 +742,9 @@ fn without_event_ids_a_reconnect_replays_and_the_rows_stay_one_per_tweet() {
     assert_eq!(summary.committed, summary.records);
 }
 
-/// The exit summary's CPU line: `(group, µs/tweet)` pairs.
-fn cpu_groups(summary: &str) -> Vec<(String, f64)> {
+/// The exit summary's CPU line: `(group, µs/tweet)` pairs, and the total in
+/// µs/tweet.
+fn cpu_groups(summary: &str) -> (Vec<(String, f64)>, f64) {
     let line = summary
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("cpu:"))
@@ -752,14 +753,23 @@ fn cpu_groups(summary: &str) -> Vec<(String, f64)> {
         .trim()
         .strip_prefix("µs/tweet:")
         .unwrap_or_else(|| panic!("no µs/tweet in {line:?}"));
-    let groups = groups.split(';').next().unwrap_or("");
-    groups
+    let (groups, total) = groups
+        .split_once(';')
+        .unwrap_or_else(|| panic!("no total in {line:?}"));
+    let total = total
+        .trim()
+        .strip_prefix("total ")
+        .and_then(|t| t.split_once(' '))
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {line:?}"));
+    let groups = groups
         .split(',')
         .filter_map(|g| {
             let (name, v) = g.trim().rsplit_once(' ')?;
             Some((name.to_string(), v.parse().ok()?))
         })
-        .collect()
+        .collect();
+    (groups, total)
 }
 
 #[test]
@@ -787,7 +797,7 @@ fn the_exit_summary_charges_every_threads_cpu_to_its_stage() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let groups = cpu_groups(&err);
+    let (groups, total) = cpu_groups(&err);
     let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
     for stage in [
         "readers",
@@ -803,8 +813,17 @@ fn the_exit_summary_charges_every_threads_cpu_to_its_stage() {
     }
     // A thread whose name identifies no stage would be charged to `other`.
     assert!(!names.contains(&"other"), "{err}");
+    // The stages that handle every tweet spend measurable CPU on each (parse,
+    // score, encode and write, generate): at least 0.1 µs, the line's resolution.
+    for stage in ["readers", "workers", "sink", "emulator"] {
+        let (_, v) = groups.iter().find(|(n, _)| n == stage).unwrap();
+        assert!(*v > 0.0, "{stage} charged nothing: {err}");
+    }
+    // And the stages' shares add up to the total (each figure rounded to 0.1).
+    let sum: f64 = groups.iter().map(|(_, v)| v).sum();
+    let rounding = 0.05 * (groups.len() + 1) as f64;
     assert!(
-        groups.iter().all(|(_, v)| v.is_finite() && *v >= 0.0),
-        "{err}"
+        total > 0.0 && (sum - total).abs() <= rounding,
+        "the stages sum to {sum}, the total is {total}: {err}"
     );
 }

@@ -197,36 +197,63 @@ fn a_writer_that_keeps_panicking_stops_the_sink_with_its_records_spooled() {
 #[test]
 fn an_idle_spool_tail_is_fsynced_on_a_timer() {
     let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
     let spool = tempfile::tempdir().unwrap();
+    // The writer's first batch stops in the fault hook until the test lets it go:
+    // meanwhile the writer neither writes nor moves anything to the spool, so
+    // nothing of its own (an outage's evacuation fsyncs the spool) can stand in
+    // for the timer.
+    let (entered_tx, entered) = crossbeam_channel::unbounded::<u64>();
+    let (release, released) = bounded::<()>(0);
+    let fault = SinkFault {
+        batch: Some(Arc::new(move |seq| {
+            let _ = entered_tx.send(seq);
+            // Returns once `release` is dropped, and at once from then on.
+            let _ = released.recv();
+            false
+        })),
+        ..SinkFault::default()
+    };
     let cfg = SinkConfig {
-        // Nothing listens there: the sink spools everything.
-        database_url: "postgres://postgres@127.0.0.1:1/postgres".into(),
-        spool_dir: spool.path().to_path_buf(),
+        // One record in memory at most: the next one is appended to the spool.
+        buffer_records: 1,
         spool_sync: Duration::from_millis(100),
-        connect_timeout: Duration::from_millis(500),
-        ..SinkConfig::default()
+        fault: Some(fault),
+        ..cfg(&schema, spool.path(), 1)
     };
     let (tx, rx) = bounded(16);
     let sink = spawn_sink(cfg, rx).unwrap();
     let stats = sink.stats();
-    let mut recs = records(1, 1, 2).into_iter();
+    let mut recs = records(1, 1, 3).into_iter();
     tx.send(recs.next().unwrap()).unwrap();
-    wait_for("the outage to be seen", Duration::from_secs(30), || {
-        stats.snapshot().spilled == 1 && stats.snapshot().sink_state == "down"
-    });
-    // One more record, then nothing: it is appended straight to the spool.
-    tx.send(recs.next().unwrap()).unwrap();
+    assert_eq!(
+        entered.recv_timeout(Duration::from_secs(30)),
+        Ok(1),
+        "the writer never took the first record"
+    );
+    // The second record fills memory, the third is appended to the spool; then
+    // nothing more comes.
+    for r in recs {
+        tx.send(r).unwrap();
+    }
     wait_for("the append", Duration::from_secs(10), || {
-        stats.snapshot().spilled == 2
+        stats.snapshot().spilled == 1
     });
-    // No further append comes; the timer alone must fsync it.
+    // No further append comes and the writer is held: the timer alone must fsync it.
     wait_for(
         "the idle tail to be fsynced",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         || stats.snapshot().spool_unsynced == 0,
     );
+    let snap = stats.snapshot();
+    assert!(entered.is_empty(), "the writer moved on");
+    assert_eq!(snap.records_committed, 0, "the writer was held: {snap:?}");
+    assert_eq!(snap.sink_state, "up", "no outage, no evacuation: {snap:?}");
+    drop(release);
     drop(tx);
-    let _ = sink.join();
+    let s = sink.join().unwrap();
+    assert_eq!(s.stats.records_committed, 3);
+    assert_eq!(s.left_in_spool, 0);
 }
 
 #[test]
@@ -340,10 +367,14 @@ fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled
             v["sink"].as_str().unwrap().to_string()
         })
         .collect();
-    let first_failed = states.iter().position(|s| s == "failed");
-    if let Some(i) = first_failed {
-        assert!(states[i..].iter().all(|s| s != "up"), "{states:?}");
-    }
+    let first_failed = states
+        .iter()
+        .position(|s| s == "failed")
+        .unwrap_or_else(|| panic!("the stats file never says failed: {states:?}"));
+    assert!(
+        states[first_failed..].iter().all(|s| s != "up"),
+        "{states:?}"
+    );
     assert_ne!(states.last().map(String::as_str), Some("up"), "{states:?}");
 }
 
