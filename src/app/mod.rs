@@ -12,6 +12,7 @@ mod check;
 mod cli;
 mod config;
 mod emulate;
+mod ingest;
 mod logging;
 mod signals;
 
@@ -42,6 +43,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Emulate(args) => {
             logging::init(LogFormat::Text, false);
             emulate::run(args)
+        }
+        Command::Ingest(args) => {
+            logging::init(LogFormat::Text, false);
+            ingest::run(&args)
         }
     }
 }

@@ -25,12 +25,14 @@ pub struct ReadyInput<'a> {
     pub breaker: BreakerState,
     /// Each stage by name, and whether its thread runs.
     pub stages: &'a [(&'static str, bool)],
+    /// With `--jetstream`: NATS cannot be reached now.
+    pub nats_down: bool,
 }
 
 /// One reason the pipeline is not ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotReady {
-    /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`,
+    /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`, `nats_down`,
     /// `database_down` or `database_probing`.
     pub reason: &'static str,
     /// The same in words, for people.
@@ -64,6 +66,12 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
             "the sink is paused (POST /sink/resume to write again); records go to the spool".into(),
         );
     }
+    if i.nats_down {
+        not(
+            "nats_down",
+            "NATS is unreachable: no message is fetched and no ack is sent until it is back".into(),
+        );
+    }
     match i.breaker {
         BreakerState::Closed => {}
         BreakerState::Open => not(
@@ -89,6 +97,7 @@ mod tests {
             paused: false,
             breaker: BreakerState::Closed,
             stages,
+            nats_down: false,
         }
     }
 

@@ -44,7 +44,74 @@ pub(super) fn render(v: &OpsView) -> String {
     e.finish()
 }
 
+/// The JetStream figures of `run --jetstream`.
+fn jetstream(e: &mut Exposition, j: &super::JsProbe) {
+    let n = j.stats.snapshot();
+    let none: &[(&str, &str)] = &[];
+    e.gauge(
+        "tweetflow_jetstream_up",
+        "1 while NATS is reachable (run --jetstream).",
+        &[(none, f64::from(u8::from(n.connected)))],
+    );
+    for (name, help, v) in [
+        (
+            "tweetflow_jetstream_consumer_pending",
+            "Messages of the durable consumer not yet delivered to any instance.",
+            n.consumer_pending,
+        ),
+        (
+            "tweetflow_jetstream_consumer_ack_pending",
+            "Messages of the durable consumer delivered and not yet acked (all instances).",
+            n.consumer_ack_pending,
+        ),
+        (
+            "tweetflow_jetstream_consumer_redelivered",
+            "Messages the durable consumer has redelivered (the server's count).",
+            n.consumer_redelivered,
+        ),
+        (
+            "tweetflow_jetstream_held",
+            "Messages this instance holds until every record from them is committed.",
+            j.tracker.len() as u64,
+        ),
+    ] {
+        e.gauge(name, help, &[(none, v as f64)]);
+    }
+    for (name, help, v) in [
+        (
+            "tweetflow_jetstream_delivered_total",
+            "Messages delivered to this instance.",
+            n.delivered,
+        ),
+        (
+            "tweetflow_jetstream_redelivered_total",
+            "Of those, redeliveries (delivered before, to this or another instance).",
+            n.redelivered,
+        ),
+        (
+            "tweetflow_jetstream_acks_total",
+            "Messages acked after their records were committed.",
+            n.acks,
+        ),
+        (
+            "tweetflow_jetstream_progress_acks_total",
+            "In-progress acks sent for messages still in the pipeline.",
+            n.progress_acks,
+        ),
+        (
+            "tweetflow_jetstream_acks_lost_total",
+            "Acks not sent because NATS was unreachable (those messages are redelivered).",
+            n.acks_lost,
+        ),
+    ] {
+        e.counter(name, help, &[(none, v)]);
+    }
+}
+
 fn stages(e: &mut Exposition, p: &super::Probes) {
+    if let Some(j) = &p.jetstream {
+        jetstream(e, j);
+    }
     let s: Vec<_> = p.sources.iter().map(|s| s.snapshot()).collect();
     let per_stream =
         |f: &dyn Fn(&crate::source::SourceSnapshot) -> u64| -> Vec<(&[(&str, &str)], u64)> {

@@ -27,6 +27,8 @@
 //! last, so its final line shows the drained state.
 
 mod error;
+mod ingest;
+mod jetstream;
 mod metrics;
 mod ops;
 mod status;
@@ -60,6 +62,8 @@ use crate::supervise;
 
 pub(crate) use crate::sink::redact_url;
 pub use error::PipelineError;
+pub use ingest::{run_ingest, stream_specs, IngestConfig, IngestSummary};
+pub use jetstream::{default_instance, JetStreamRun, JsProbe, MergedTop};
 use ops::OpsView;
 pub(crate) use status::erase_status_lines;
 use status::ServerWait;
@@ -108,6 +112,9 @@ pub struct PipelineConfig {
     /// The operator's endpoint (`/metrics`, `/healthz`, `/readyz`, pause and
     /// resume); off unless an address is given.
     pub ops: OpsConfig,
+    /// Read the JetStream stream that `tweetflow ingest` fills instead of a tweet
+    /// server (`--jetstream`); `server` and `emulator` are then unused.
+    pub jetstream: Option<JetStreamRun>,
     /// Test hook of the tap (between the aggregator and the sink), see
     /// `testkit::StageFault`; the tap restarts under `core.restart`.
     #[cfg(any(test, feature = "testkit"))]
@@ -130,6 +137,7 @@ impl Default for PipelineConfig {
             stats_file: None,
             status_line: false,
             ops: OpsConfig::default(),
+            jetstream: None,
             #[cfg(any(test, feature = "testkit"))]
             tap_fault: None,
         }
@@ -153,6 +161,8 @@ pub struct Probes {
     pub hashtags: Arc<Mutex<TopHashtags>>,
     /// The memory budget the readers take their permits from.
     pub budget: Arc<Budget>,
+    /// With `--jetstream`: the consumer, the messages held, the merged hashtags.
+    pub jetstream: Option<JsProbe>,
     tap: Arc<TapStats>,
     /// The pipeline's stop flag: the status says `stopped` once it is set.
     stopping: Shutdown,
@@ -182,6 +192,9 @@ pub struct Pipeline {
     ticker_done: Shutdown,
     view: Arc<OpsView>,
     ops: Option<OpsServer>,
+    /// With `--jetstream`: the acker and the hashtag sharer, stopped after the sink.
+    js_threads: Vec<JoinHandle<()>>,
+    js_done: Shutdown,
 }
 
 /// Why [`Pipeline::wait`] stopped the pipeline by itself.
@@ -270,6 +283,22 @@ fn drain(
     left
 }
 
+/// The server given (without a trailing `/`), or the built-in emulator started now.
+fn server_or_emulator(
+    server: Option<&str>,
+    emulator: &EmulatorConfig,
+) -> Result<(Option<Emulator>, String), PipelineError> {
+    Ok(match server {
+        Some(url) => (None, url.trim_end_matches('/').to_string()),
+        None => {
+            let emu = Emulator::start(emulator.clone()).map_err(PipelineError::Emulator)?;
+            let url = emu.url();
+            info!("no --server given: reading the built-in emulator at {url}");
+            (Some(emu), url)
+        }
+    })
+}
+
 fn spawn_named<F: FnOnce() + Send + 'static>(
     thread: &'static str,
     f: F,
@@ -288,15 +317,10 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     let started = Instant::now();
     let cpu_at_start = crate::stats::cpu_times();
 
-    // The server: the one given, or the built-in emulator.
-    let (emulator, server) = match &cfg.server {
-        Some(url) => (None, url.trim_end_matches('/').to_string()),
-        None => {
-            let emu = Emulator::start(cfg.emulator.clone()).map_err(PipelineError::Emulator)?;
-            let url = emu.url();
-            info!("no --server given: reading the built-in emulator at {url}");
-            (Some(emu), url)
-        }
+    // The server: the one given, or the built-in emulator; none with --jetstream.
+    let (emulator, server) = match cfg.jetstream {
+        Some(_) => (None, String::new()),
+        None => server_or_emulator(cfg.server.as_deref(), &cfg.emulator)?,
     };
 
     // The sink first: it replays a spool left by an earlier run and waits out a
@@ -313,6 +337,12 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     sink_cfg.buffer_bytes = sink_cfg.buffer_bytes.min(buffer_bytes);
     sink_cfg.batch_max_bytes = sink_cfg.batch_max_bytes.min(batch_bytes);
     sink_cfg.budget = Arc::clone(&budget);
+    // With --jetstream the sink tells which records committed, for the acks.
+    let committed = cfg.jetstream.as_ref().map(|_| {
+        let (tx, rx) = bounded(256);
+        sink_cfg.committed = Some(tx);
+        rx
+    });
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
     let sink = sink::spawn_sink(sink_cfg, rec_rx).map_err(PipelineError::StartSink)?;
 
@@ -359,51 +389,73 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         .as_deref()
         .map(status::create_stats_file)
         .transpose()?;
-    let lexicon_url = format!("{server}/emotion_values");
-    info!("fetching the lexicon from {lexicon_url}");
-    // On a thread of its own, so that Ctrl-C is seen at once even while a
-    // request hangs on a server that accepts and never answers. On Ctrl-C it
-    // is left behind: it ends by itself at its next timeout or attempt.
-    let progress = Arc::new(FetchProgress::default());
-    let (fetched_tx, fetched_rx) = bounded(1);
-    {
-        let (server, source_cfg, shutdown) = (server.clone(), source_cfg.clone(), shutdown.clone());
-        let progress = Arc::clone(&progress);
-        spawn_named("source-lexicon", move || {
-            let answer =
-                source::fetch_lexicon_reporting(&server, &source_cfg, &shutdown, &progress);
-            let _ = fetched_tx.send(answer);
-        })?;
-    }
-    let waited = status::wait_for_server(
-        &fetched_rx,
-        &progress,
-        &lexicon_url,
-        started,
-        &sink.stats(),
-        &mut stats_file,
-        cfg.status_line,
-        &shutdown,
-    );
-    let lexicon = match waited {
-        ServerWait::Answered(Ok(lex)) => Arc::new(lex),
-        other => {
-            let err = match other {
-                ServerWait::Answered(Err(e)) if !shutdown.is_triggered() => {
-                    PipelineError::Lexicon(e)
-                }
-                ServerWait::Vanished => PipelineError::LexiconFetchPanicked,
-                _ => PipelineError::Stopped,
-            };
-            drop(rec_tx);
-            // A spool being replayed must not hold a Ctrl-C either.
-            let joined = sink.join_by(Instant::now() + cfg.drain_timeout, true);
-            if matches!(err, PipelineError::Stopped) {
-                info!("stopped before the server answered");
-                joined.map_err(PipelineError::Sink)?;
+    let mut attached = None;
+    let lexicon = if let Some(js) = &cfg.jetstream {
+        match jetstream::attach(js, &shutdown) {
+            Ok(a) => {
+                let lex = Arc::new(a.lexicon.clone());
+                attached = Some(a);
+                lex
             }
-            return Err(err);
+            Err(err) => {
+                drop(rec_tx);
+                let joined = sink.join_by(Instant::now() + cfg.drain_timeout, true);
+                if matches!(err, PipelineError::Stopped) {
+                    info!("stopped before NATS answered");
+                    joined.map_err(PipelineError::Sink)?;
+                }
+                return Err(err);
+            }
         }
+    } else {
+        let lexicon_url = format!("{server}/emotion_values");
+        info!("fetching the lexicon from {lexicon_url}");
+        // On a thread of its own, so that Ctrl-C is seen at once even while a
+        // request hangs on a server that accepts and never answers. On Ctrl-C it
+        // is left behind: it ends by itself at its next timeout or attempt.
+        let progress = Arc::new(FetchProgress::default());
+        let (fetched_tx, fetched_rx) = bounded(1);
+        {
+            let (server, source_cfg, shutdown) =
+                (server.clone(), source_cfg.clone(), shutdown.clone());
+            let progress = Arc::clone(&progress);
+            spawn_named("source-lexicon", move || {
+                let answer =
+                    source::fetch_lexicon_reporting(&server, &source_cfg, &shutdown, &progress);
+                let _ = fetched_tx.send(answer);
+            })?;
+        }
+        let waited = status::wait_for_server(
+            &fetched_rx,
+            &progress,
+            &lexicon_url,
+            started,
+            &sink.stats(),
+            &mut stats_file,
+            cfg.status_line,
+            &shutdown,
+        );
+        let lexicon = match waited {
+            ServerWait::Answered(Ok(lex)) => Arc::new(lex),
+            other => {
+                let err = match other {
+                    ServerWait::Answered(Err(e)) if !shutdown.is_triggered() => {
+                        PipelineError::Lexicon(e)
+                    }
+                    ServerWait::Vanished => PipelineError::LexiconFetchPanicked,
+                    _ => PipelineError::Stopped,
+                };
+                drop(rec_tx);
+                // A spool being replayed must not hold a Ctrl-C either.
+                let joined = sink.join_by(Instant::now() + cfg.drain_timeout, true);
+                if matches!(err, PipelineError::Stopped) {
+                    info!("stopped before the server answered");
+                    joined.map_err(PipelineError::Sink)?;
+                }
+                return Err(err);
+            }
+        };
+        lexicon
     };
     info!("lexicon: {} entries", lexicon.len());
 
@@ -416,7 +468,16 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     let aggregator = aggregate::spawn_aggregator(cfg.aggregate.clone(), agg_rx, tap_tx)
         .map_err(PipelineError::StartAggregator)?;
 
+    let js_probe = match (&attached, &cfg.jetstream) {
+        (Some(a), Some(_)) => Some(JsProbe {
+            stats: a.client.stats(),
+            tracker: Arc::new(source::Tracker::new(a.offset)),
+            merged: Arc::new(Mutex::new((Vec::new(), 0))),
+        }),
+        _ => None,
+    };
     let probes = Probes {
+        jetstream: js_probe.clone(),
         started,
         cpu_at_start,
         sources: vec![Arc::new(SourceStats::new()), Arc::new(SourceStats::new())],
@@ -462,21 +523,82 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         })?
     };
 
-    // Starts above the highest ingest_seq stored and spooled (see `Sink::seq`).
-    let seq = sink.seq();
+    let js_done = Shutdown::new();
+    let mut js_threads = Vec::new();
     let mut readers = Vec::new();
-    for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
-        let handle = source::spawn_reader(
-            stream,
-            source_cfg.clone(),
-            Arc::clone(&seq),
-            ingest_tx.clone(),
-            Arc::clone(stats),
-            Arc::clone(&budget),
-            shutdown.clone(),
-        )
-        .map_err(|source| PipelineError::StartReader { stream, source })?;
-        readers.push(handle);
+    if let (Some(a), Some(js), Some(probe), Some(committed)) =
+        (&attached, &cfg.jetstream, &js_probe, committed)
+    {
+        // Fetchers replace the readers; the acker acks what the sink committed.
+        let fetch = source::FetchConfig {
+            stream: js.stream.clone(),
+            offset: a.offset,
+            batch: js.batch.max(1),
+            expires: Duration::from_secs(1),
+            max_held: js.max_ack_pending.max(1),
+        };
+        for i in 0..js.fetchers.max(1) {
+            let handle = source::spawn_fetcher(
+                i,
+                fetch.clone(),
+                a.client.clone(),
+                Arc::clone(&probe.tracker),
+                ingest_tx.clone(),
+                [
+                    Arc::clone(&probes.sources[0]),
+                    Arc::clone(&probes.sources[1]),
+                ],
+                Arc::clone(&budget),
+                shutdown.clone(),
+            )
+            .map_err(|source| PipelineError::Spawn {
+                thread: "fetch",
+                source,
+            })?;
+            readers.push(handle);
+        }
+        js_threads.push(
+            source::spawn_acker(
+                a.client.clone(),
+                Arc::clone(&probe.tracker),
+                committed,
+                js.ack_wait / 3,
+                js_done.clone(),
+            )
+            .map_err(|source| PipelineError::Spawn {
+                thread: "acker",
+                source,
+            })?,
+        );
+        js_threads.push(
+            jetstream::spawn_sharer(
+                a.client.clone(),
+                js,
+                Arc::clone(&probes.hashtags),
+                Arc::clone(&probe.merged),
+                js_done.clone(),
+            )
+            .map_err(|source| PipelineError::Spawn {
+                thread: "hashtags-share",
+                source,
+            })?,
+        );
+    } else {
+        // Starts above the highest ingest_seq stored and spooled (see `Sink::seq`).
+        let seq = sink.seq();
+        for (stream, stats) in [1u8, 2].into_iter().zip(&probes.sources) {
+            let handle = source::spawn_reader(
+                stream,
+                source_cfg.clone(),
+                Arc::clone(&seq),
+                ingest_tx.clone(),
+                Arc::clone(stats),
+                Arc::clone(&budget),
+                shutdown.clone(),
+            )
+            .map_err(|source| PipelineError::StartReader { stream, source })?;
+            readers.push(handle);
+        }
     }
     drop(ingest_tx);
 
@@ -506,6 +628,8 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         ticker_done,
         view,
         ops,
+        js_threads,
+        js_done,
     };
     pipeline.publish_liveness();
     Ok(pipeline)
@@ -603,6 +727,8 @@ impl Pipeline {
             ticker,
             ticker_done,
             ops,
+            js_threads,
+            js_done,
             ..
         } = self;
 
@@ -625,6 +751,11 @@ impl Pipeline {
             warn!("the tap thread panicked");
         }
         let sink_summary = sink.join_by(deadline, tap_done);
+        // The acker acks what the sink committed to its end, then stops.
+        js_done.trigger();
+        for t in js_threads {
+            let _ = t.join();
+        }
         if !left_behind.is_empty() {
             let c = probes.core.snapshot();
             warn!(

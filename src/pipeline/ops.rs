@@ -85,6 +85,11 @@ impl OpsView {
             paused: self.control.is_paused(),
             breaker: self.sink.breaker_state(),
             stages: &stages,
+            nats_down: self
+                .stages
+                .get()
+                .and_then(|p| p.jetstream.as_ref())
+                .is_some_and(|j| j.stats.connected.load(Ordering::Relaxed) == 0),
         })
     }
 

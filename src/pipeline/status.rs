@@ -40,7 +40,7 @@ use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
 use crate::sink::SinkStats;
 use crate::source::{FetchProgress, SourceError};
-use crate::stats::status::{fit, RateMeter, Status, TagCount};
+use crate::stats::status::{fit, JetStreamStatus, RateMeter, Status, TagCount};
 
 /// Whether the two status lines are on the terminal now (the cursor at the end of the second).
 static STATUS_DRAWN: AtomicBool = AtomicBool::new(false);
@@ -320,6 +320,33 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
         .into_iter()
         .map(|(tag, count)| TagCount { tag, count })
         .collect();
+    if let Some(j) = &view.jetstream {
+        let n = j.stats.snapshot();
+        let (merged, instances) = j.merged.lock().clone();
+        status.jetstream = Some(JetStreamStatus {
+            nats_up: n.connected,
+            pending: n.consumer_pending,
+            ack_pending: n.consumer_ack_pending,
+            redelivered: n.consumer_redelivered,
+            held: j.tracker.len() as u64,
+            delivered: n.delivered,
+            delivered_again: n.redelivered,
+            acks: n.acks,
+            instances: instances as u64,
+        });
+        status.merged_top_hashtags = merged
+            .into_iter()
+            .map(|(tag, count)| TagCount { tag, count })
+            .collect();
+        // The fetchers have no connection of their own: NATS's is theirs.
+        if status.ingest == WAITING_FOR_SERVER {
+            status.ingest = if n.connected {
+                INGEST_UP.to_string()
+            } else {
+                "waiting for NATS".to_string()
+            };
+        }
+    }
     status
 }
 

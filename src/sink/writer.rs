@@ -47,7 +47,7 @@ use super::health::{BreakerState, Event};
 use super::monitor::{self, Monitor};
 use super::{SinkConfig, SinkError, SinkFailure, SinkStats, SinkSummary, SinkThread};
 use crate::log_limit::LogLimiter;
-use crate::model::{unix_micros, SeqGen};
+use crate::model::{unix_micros, Record, SeqGen};
 use crate::supervise::{keep_alive, Backoff};
 
 /// What the writer keeps across a restart after a panic: above all the batch it
@@ -116,6 +116,14 @@ pub(super) fn writer_thread(
             park(st, buffer, state.held.take());
             Err(SinkError::WriterFailed { cause })
         }
+    }
+}
+
+/// Tells [`SinkConfig::committed`], when set, the seqs of a batch just committed. A
+/// listener that has gone (its pipeline stopping) is not an error.
+fn notify_committed(cfg: &SinkConfig, records: &[Record]) {
+    if let Some(tx) = &cfg.committed {
+        let _ = tx.send(records.iter().map(|r| r.tweet.seq).collect());
     }
 }
 
@@ -347,6 +355,7 @@ fn writer_loop(
                     st.records_replayed.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 buffer.commit(batch.source);
+                notify_committed(cfg, &batch.records);
                 st.set_waiting(None);
                 backoff.reset();
                 let monitor = &mut state.monitor;

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["budget"],
     &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
+    &["jetstream"],
     &["score"],
     &["source"],
     &["engine"],
