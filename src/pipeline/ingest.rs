@@ -79,6 +79,8 @@ impl Default for IngestConfig {
 pub struct IngestSummary {
     /// Both readers' counters (`tweets`: events published other than kills).
     pub source: SourceSnapshot,
+    /// Events read from `/tweets/1` and `/tweets/2`.
+    pub events_streams: [u64; 2],
     /// The client's counters.
     pub nats: JsSnapshot,
     /// Publishes still unacknowledged at exit (sent again by the next start, as the
@@ -90,9 +92,11 @@ impl std::fmt::Display for IngestSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ingest summary: events {}, kills {}, published {} (duplicates dropped {}), \
-             publish retries {}, unacked at exit {}, reconnects {}",
+            "ingest summary: events {} ({} + {} per stream), kills {}, published {} (duplicates \
+             dropped {}), publish retries {}, unacked at exit {}, reconnects {}",
             self.source.events,
+            self.events_streams[0],
+            self.events_streams[1],
             self.source.kills,
             self.nats.published,
             self.nats.duplicates,
@@ -313,6 +317,10 @@ pub fn run_ingest(cfg: IngestConfig, shutdown: Shutdown) -> Result<IngestSummary
     }
     Ok(IngestSummary {
         source: snapshot(),
+        events_streams: [
+            stats[0].events.load(std::sync::atomic::Ordering::Relaxed),
+            stats[1].events.load(std::sync::atomic::Ordering::Relaxed),
+        ],
         unacked_at_exit: if flushed { 0 } else { n.publish_window },
         nats: n,
     })

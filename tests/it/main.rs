@@ -16,8 +16,11 @@ mod engine;
 mod https_source;
 mod ingest;
 mod ingest_reader;
+mod jetstream;
 mod layout;
 mod memory;
+#[allow(dead_code)]
+mod nats_util;
 mod ops;
 mod pipeline;
 #[allow(dead_code)]
