@@ -69,14 +69,14 @@ pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
 };
 pub use crate::ops::{
-    check_bearer, readiness, Access, Exposition, Handler, HistogramSample, Labels, ListenAddr,
-    ListenAddrError, Method, NotReady, OpsConfig, OpsError, OpsServer, ReadyInput, Request,
-    Response, Routes, METRICS_CONTENT_TYPE,
+    check_bearer, Access, Exposition, Handler, HistogramSample, Labels, ListenAddr,
+    ListenAddrError, Method, OpsConfig, OpsError, OpsServer, Request, Response, Routes,
+    METRICS_CONTENT_TYPE,
 };
 pub use crate::pipeline::{
-    default_instance, run, run_ingest, start, stream_specs, IngestConfig, IngestSummary,
-    JetStreamRun, JsProbe, MergedTop, Pipeline, PipelineConfig, PipelineError, Probes,
-    StatusMeters, Summary,
+    default_instance, readiness, run, run_ingest, start, stream_specs, IngestConfig, IngestSummary,
+    JetStreamRun, JsProbe, MergedTop, NotReady, Pipeline, PipelineConfig, PipelineError, Probes,
+    ReadyInput, StatusMeters, Summary,
 };
 pub use crate::score::{
     engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,
@@ -84,8 +84,8 @@ pub use crate::score::{
 pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
     connect_database, parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass,
-    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkStats,
-    SinkSummary, SinkThread, WriteError,
+    PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkSnapshot, SinkState,
+    SinkStats, SinkSummary, SinkThread, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

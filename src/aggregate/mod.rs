@@ -121,26 +121,26 @@ impl std::fmt::Debug for StageFault {
 #[derive(Debug, Default)]
 pub struct AggStats {
     /// Tweets received.
-    pub tweets_in: AtomicU64,
+    pub(crate) tweets_in: AtomicU64,
     /// Scores received.
-    pub scores_in: AtomicU64,
+    pub(crate) scores_in: AtomicU64,
     /// Records emitted (complete or not).
-    pub emitted: AtomicU64,
+    pub(crate) emitted: AtomicU64,
     /// Records emitted with at least one score missing (timeout, overflow or shutdown).
-    pub incomplete: AtomicU64,
+    pub(crate) incomplete: AtomicU64,
     /// Scores whose tweet never arrived (dropped after the timeout: no record can be formed).
-    pub orphan_scores: AtomicU64,
+    pub(crate) orphan_scores: AtomicU64,
     /// A second score of the same kind, or a second tweet, for one seq (ignored).
-    pub duplicates: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
     /// Entries currently waiting.
-    pub pending: AtomicU64,
+    pub(crate) pending: AtomicU64,
     /// Times the aggregator was held up (blocked in `send`, or the process
     /// stopped) for longer than it meant to wait; that time does not count
     /// towards the timeout.
-    pub stalls: AtomicU64,
+    pub(crate) stalls: AtomicU64,
     /// Records that could not be passed on because the output was gone (never
     /// counted as emitted).
-    pub lost: AtomicU64,
+    pub(crate) lost: AtomicU64,
     /// Why the join loop gave up for good (it then passes tweets on unscored).
     failure: parking_lot::Mutex<Option<String>>,
 }

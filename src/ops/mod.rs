@@ -8,7 +8,7 @@
 //!   free port of the same address and log it; [`ListenAddr::Off`] disables it;
 //! - answer each request from a table of [`Routes`]: a method and a path map
 //!   to one plain function of the shared state, so adding a route is one line
-//!   where the pipeline wires them (`src/pipeline/ops.rs`);
+//!   where the pipeline wires them (`src/pipeline/endpoint.rs`);
 //! - never die of a request: malformed HTTP is answered 400 by the parser, an
 //!   unknown path 404, a known path with another method 405 with `Allow`, and
 //!   a handler that panics 500 — the listener goes on;
@@ -23,21 +23,22 @@
 //!
 //! Pure parts, apart from the I/O of [`server`]: the listen address
 //! ([`ListenAddr`]), the route table ([`Routes`]), the bearer check
-//! ([`check_bearer`]), the exposition text ([`Exposition`]) and readiness
-//! ([`readiness`]).
+//! ([`check_bearer`]) and the exposition text ([`Exposition`]).
+//!
+//! Nothing here knows the pipeline: what each route answers, readiness and
+//! the catalogue of metrics are the pipeline's (`src/pipeline/endpoint.rs`,
+//! `readiness.rs`, `metrics.rs`).
 
 mod addr;
 mod auth;
 pub(crate) mod dashboard;
-mod metrics;
-mod ready;
+mod exposition;
 mod routes;
 mod server;
 
 pub use addr::{ListenAddr, ListenAddrError};
 pub use auth::{check_bearer, Access};
-pub use metrics::{Exposition, HistogramSample, Labels, METRICS_CONTENT_TYPE};
-pub use ready::{readiness, NotReady, ReadyInput};
+pub use exposition::{Exposition, HistogramSample, Labels, METRICS_CONTENT_TYPE};
 pub use routes::{Handler, Method, Request, Response, Routes};
 pub use server::{OpsError, OpsServer};
 

@@ -198,7 +198,8 @@ fn setup(cfg: &IngestConfig, shutdown: &Shutdown) -> Result<(Client, u64), Pipel
 /// Runs `tweetflow ingest` until `shutdown` (or `duration`), then waits for the window.
 pub fn run_ingest(cfg: IngestConfig, shutdown: Shutdown) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
-    let (_emulator, server) = super::server_or_emulator(cfg.server.as_deref(), &cfg.emulator)?;
+    let (_emulator, server) =
+        super::build::server_or_emulator(cfg.server.as_deref(), &cfg.emulator)?;
     let (client, _offset) = match setup(&cfg, &shutdown) {
         Err(PipelineError::Stopped) => return Ok(IngestSummary::default()),
         other => other?,

@@ -27,6 +27,7 @@ use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
 use crate::source::Tracker;
 use crate::stats::sketch::{merged_top, TopHashtags};
+use crate::stats::status::{JetStreamStatus, TagCount};
 
 /// `--jetstream` and its companions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,33 @@ pub struct JsProbe {
     pub tracker: Arc<Tracker>,
     /// The merged top hashtags and how many instances' sketches are in them.
     pub merged: MergedTop,
+}
+
+impl JsProbe {
+    /// The status's JetStream figures now, and the merged top hashtags.
+    pub(super) fn status(&self) -> (JetStreamStatus, Vec<TagCount>) {
+        let n = self.stats.snapshot();
+        let (merged, instances) = self.merged.lock().clone();
+        (
+            JetStreamStatus {
+                nats_up: n.connected,
+                pending: n.consumer_pending,
+                ack_pending: n.consumer_ack_pending,
+                redelivered: n.consumer_redelivered,
+                held: self.tracker.len() as u64,
+                delivered: n.delivered,
+                delivered_again: n.redelivered,
+                acks: n.acks,
+                progress_acks: n.progress_acks,
+                acks_lost: n.acks_lost,
+                instances: instances as u64,
+            },
+            merged
+                .into_iter()
+                .map(|(tag, count)| TagCount { tag, count })
+                .collect(),
+        )
+    }
 }
 
 /// The connection, the stream's offset and the lexicon, the consumer bound.

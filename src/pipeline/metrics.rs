@@ -1,13 +1,15 @@
-//! The catalogue of `tweetflow_*` metrics: every stage's counters and
-//! gauges, read at scrape time, written in the Prometheus text format.
+//! The catalogue of `tweetflow_*` metrics: the `/metrics` view of a
+//! [`Snapshot`] taken at scrape time, written in the Prometheus text format.
 //!
 //! Counters end in `_total`; times are in seconds, sizes in bytes (the
 //! Prometheus conventions). The stage families appear once the stages have
 //! started; the sink's are there from the start. docs/METRICS.md lists every
 //! metric with its meaning.
 
-use super::ops::OpsView;
+use super::snapshot::{Snapshot, Upstream};
 use crate::ops::{Exposition, HistogramSample};
+use crate::sink::{SinkSnapshot, SinkState, SinkStats};
+use crate::stats::status::JetStreamStatus;
 
 /// Bucket bounds of the receipt → commit latency, seconds.
 const LATENCY_BOUNDS_S: [f64; 14] = [
@@ -17,62 +19,53 @@ const LATENCY_BOUNDS_S: [f64; 14] = [
 const WRITE_BOUNDS_S: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
-/// The sink's states, as the status line names them, with their labels.
-const SINK_STATES: [(&str, &[(&str, &str)]); 7] = [
-    ("up", &[("state", "up")]),
-    ("down", &[("state", "down")]),
-    ("probing", &[("state", "probing")]),
-    ("paused", &[("state", "paused")]),
-    ("waiting", &[("state", "waiting")]),
-    ("failed", &[("state", "failed")]),
-    ("stopped", &[("state", "stopped")]),
-];
-
-/// The exposition now.
-pub(super) fn render(v: &OpsView) -> String {
+/// The exposition of `snapshot`; the histograms are read from `sink` at
+/// their bounds; `ready`: whether `/readyz` answers 200.
+pub(super) fn render(snapshot: &Snapshot, sink: &SinkStats, ready: bool) -> String {
     let mut e = Exposition::new();
-    if let Some(p) = v.stages.get() {
-        stages(&mut e, p);
+    if let Some(up) = &snapshot.upstream {
+        stages(&mut e, up);
     }
-    sink(&mut e, v);
-    let ready = if v.not_ready().is_empty() { 1.0 } else { 0.0 };
+    if let Some(j) = &snapshot.jetstream {
+        jetstream(&mut e, j);
+    }
+    sink_families(&mut e, &snapshot.sink, sink);
     e.gauge(
         "tweetflow_ready",
         "1 when /readyz answers 200 (lexicon loaded, every stage alive, sink up and not paused).",
-        &[(&[], ready)],
+        &[(&[], if ready { 1.0 } else { 0.0 })],
     );
     e.finish()
 }
 
 /// The JetStream figures of `run --jetstream`.
-fn jetstream(e: &mut Exposition, j: &super::JsProbe) {
-    let n = j.stats.snapshot();
+fn jetstream(e: &mut Exposition, j: &JetStreamStatus) {
     let none: &[(&str, &str)] = &[];
-    e.gauge(
-        "tweetflow_jetstream_up",
-        "1 while NATS is reachable (run --jetstream).",
-        &[(none, f64::from(u8::from(n.connected)))],
-    );
     for (name, help, v) in [
+        (
+            "tweetflow_jetstream_up",
+            "1 while NATS is reachable (run --jetstream).",
+            u64::from(j.nats_up),
+        ),
         (
             "tweetflow_jetstream_consumer_pending",
             "Messages of the durable consumer not yet delivered to any instance.",
-            n.consumer_pending,
+            j.pending,
         ),
         (
             "tweetflow_jetstream_consumer_ack_pending",
             "Messages of the durable consumer delivered and not yet acked (all instances).",
-            n.consumer_ack_pending,
+            j.ack_pending,
         ),
         (
             "tweetflow_jetstream_consumer_redelivered",
             "Messages the durable consumer has redelivered (the server's count).",
-            n.consumer_redelivered,
+            j.redelivered,
         ),
         (
             "tweetflow_jetstream_held",
             "Messages this instance holds until every record from them is committed.",
-            j.tracker.len() as u64,
+            j.held,
         ),
     ] {
         e.gauge(name, help, &[(none, v as f64)]);
@@ -81,38 +74,47 @@ fn jetstream(e: &mut Exposition, j: &super::JsProbe) {
         (
             "tweetflow_jetstream_delivered_total",
             "Messages delivered to this instance.",
-            n.delivered,
+            j.delivered,
         ),
         (
             "tweetflow_jetstream_redelivered_total",
             "Of those, redeliveries (delivered before, to this or another instance).",
-            n.redelivered,
+            j.delivered_again,
         ),
         (
             "tweetflow_jetstream_acks_total",
             "Messages acked after their records were committed.",
-            n.acks,
+            j.acks,
         ),
         (
             "tweetflow_jetstream_progress_acks_total",
             "In-progress acks sent for messages still in the pipeline.",
-            n.progress_acks,
+            j.progress_acks,
         ),
         (
             "tweetflow_jetstream_acks_lost_total",
             "Acks not sent because NATS was unreachable (those messages are redelivered).",
-            n.acks_lost,
+            j.acks_lost,
         ),
     ] {
         e.counter(name, help, &[(none, v)]);
     }
 }
 
-fn stages(e: &mut Exposition, p: &super::Probes) {
-    if let Some(j) = &p.jetstream {
-        jetstream(e, j);
-    }
-    let s: Vec<_> = p.sources.iter().map(|s| s.snapshot()).collect();
+/// The help text of `tweetflow_sink_state`: every state, with its meaning.
+fn sink_state_help() -> String {
+    let states: Vec<String> = SinkState::ALL
+        .iter()
+        .map(|s| format!("{} ({})", s.name(), s.meaning()))
+        .collect();
+    format!(
+        "The sink's state: 1 for the current one, 0 for the others: {}.",
+        states.join(", ")
+    )
+}
+
+fn stages(e: &mut Exposition, up: &Upstream) {
+    let s = &up.sources;
     let per_stream =
         |f: &dyn Fn(&crate::source::SourceSnapshot) -> u64| -> Vec<(&[(&str, &str)], u64)> {
             s.iter()
@@ -151,7 +153,7 @@ fn stages(e: &mut Exposition, p: &super::Probes) {
         &per_stream(&|s| s.reconnects),
     );
 
-    let core = p.core.snapshot();
+    let core = &up.core;
     let pools = [
         (&[("pool", "sentiment")][..], &core.sentiment),
         (&[("pool", "engagement")][..], &core.engagement),
@@ -191,8 +193,7 @@ fn stages(e: &mut Exposition, p: &super::Probes) {
     );
 }
 
-fn sink(e: &mut Exposition, v: &OpsView) {
-    let s = v.sink.snapshot();
+fn sink_families(e: &mut Exposition, s: &SinkSnapshot, histograms: &SinkStats) {
     e.counter(
         "tweetflow_records_committed_total",
         "Records (tweet with its scores) whose batch committed.",
@@ -256,28 +257,25 @@ fn sink(e: &mut Exposition, v: &OpsView) {
         "Bytes of the spool file not committed yet.",
         &[(&[], s.spool_bytes as f64)],
     );
-    let states: Vec<(&[(&str, &str)], f64)> = SINK_STATES
+    let labels = SinkState::ALL.map(|state| [("state", state.name())]);
+    let states: Vec<(&[(&str, &str)], f64)> = SinkState::ALL
         .iter()
-        .map(|(name, labels)| (*labels, f64::from(u8::from(s.sink_state == *name))))
+        .zip(&labels)
+        .map(|(state, l)| (&l[..], f64::from(u8::from(s.sink_state == *state))))
         .collect();
-    e.gauge(
-        "tweetflow_sink_state",
-        "The sink's state: 1 for the current one of up, down (database unreachable), \
-         probing (breaker half-open) and paused (by POST /sink/pause).",
-        &states,
-    );
+    e.gauge("tweetflow_sink_state", &sink_state_help(), &states);
     histogram(
         e,
         "tweetflow_receipt_to_commit_seconds",
         "Time from a tweet's receipt to the commit of its batch.",
-        &v.sink.latency,
+        &histograms.latency,
         &LATENCY_BOUNDS_S,
     );
     histogram(
         e,
         "tweetflow_sink_batch_write_seconds",
         "Time to write and commit one batch.",
-        &v.sink.write_time,
+        &histograms.write_time,
         &WRITE_BOUNDS_S,
     );
 }
@@ -301,4 +299,29 @@ fn histogram(
             sum: c.sum as f64 / 1e6,
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sink_state_metric_and_its_docs_name_every_state() {
+        let help = sink_state_help();
+        let docs = include_str!("../../docs/METRICS.md");
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with("| `tweetflow_sink_state{state}`"))
+            .expect("METRICS.md lists tweetflow_sink_state");
+        for state in SinkState::ALL {
+            assert!(
+                help.contains(&format!("{state} (")),
+                "{state} missing from {help:?}"
+            );
+            assert!(
+                row.contains(&format!("`{state}`")),
+                "{state} missing from {row:?}"
+            );
+        }
+    }
 }

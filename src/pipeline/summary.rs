@@ -1,14 +1,11 @@
 //! What a run did, printed at exit.
 //!
-//! The summary is read from the stages' counters after every stage has
+//! The summary is a view of the [`Snapshot`] taken after every stage has
 //! drained, so its figures are final: `committed == records` and
 //! `spooled_at_exit == 0` after a clean run against a reachable database.
 
-use std::sync::atomic::Ordering;
-
-use super::Probes;
-use crate::source::SourceSnapshot;
-use crate::stats::CpuBudget;
+use super::snapshot::Snapshot;
+use crate::stats::{CpuBudget, CpuTimes};
 
 /// What a run did, printed at exit.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -54,40 +51,38 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The figures of every stage's counters now; `spooled_at_exit` comes
-    /// from the sink's own summary and is left at 0.
-    pub(super) fn collect(probes: &Probes) -> Summary {
+    /// The summary's view of `snapshot`, with the CPU time spent since
+    /// `cpu_at_start`; `spooled_at_exit` comes from the sink's own summary
+    /// and is left at 0.
+    pub(super) fn of(snapshot: &Snapshot, cpu_at_start: &CpuTimes) -> Summary {
+        let sink = &snapshot.sink;
         let mut summary = Summary {
-            seconds: probes.started.elapsed().as_secs_f64(),
+            seconds: snapshot.t,
+            written_tweets: sink.written_tweets,
+            written_users: sink.written_users,
+            committed: sink.records_committed,
+            rejected_rows: sink.rejected_rows,
+            latency_p50_ms: sink.latency_p50_ms,
+            latency_p99_ms: sink.latency_p99_ms,
             ..Summary::default()
         };
-        let mut total = SourceSnapshot::default();
-        for (i, s) in probes.sources.iter().enumerate() {
-            let s = s.snapshot();
-            summary.events_per_stream[i] = s.events;
-            total = total.sum(&s);
+        if let Some(up) = &snapshot.upstream {
+            let sources = up.sources_total();
+            summary.tweets_in = sources.tweets;
+            summary.events = sources.events;
+            summary.events_per_stream = [up.sources[0].events, up.sources[1].events];
+            summary.kills = sources.kills;
+            summary.reconnects = sources.reconnects;
+            summary.malformed = sources.malformed;
+            summary.oversized = sources.oversized;
+            summary.restarts = up.restarts();
+            summary.records = up.records;
+            summary.incomplete = up.aggregate.incomplete;
         }
-        summary.tweets_in = total.tweets;
-        summary.events = total.events;
-        summary.kills = total.kills;
-        summary.reconnects = total.reconnects;
-        summary.malformed = total.malformed;
-        summary.oversized = total.oversized;
-        let core_snap = probes.core.snapshot();
-        summary.restarts = core_snap.sentiment.restarts + core_snap.engagement.restarts;
-        summary.records = probes.tap.records.load(Ordering::Relaxed);
-        summary.incomplete = probes.aggregate.snapshot().incomplete;
-        let sink_snap = probes.sink.snapshot();
-        summary.written_tweets = sink_snap.written_tweets;
-        summary.written_users = sink_snap.written_users;
-        summary.committed = sink_snap.records_committed;
-        summary.rejected_rows = sink_snap.rejected_rows;
-        summary.latency_p50_ms = sink_snap.latency_p50_ms;
-        summary.latency_p99_ms = sink_snap.latency_p99_ms;
         // After every stage has drained: their threads have ended and are in
         // the ledger; the emulator's still run and are read live.
         summary.cpu = crate::stats::cpu_times()
-            .since(&probes.cpu_at_start)
+            .since(cpu_at_start)
             .budget(summary.tweets_in, summary.seconds);
         summary
     }

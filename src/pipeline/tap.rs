@@ -11,7 +11,7 @@
 //! the counting) loses it not: the restarted loop takes it in again first, and if
 //! it panics on it once more, passes it on uncounted. If the loop
 //! keeps panicking it gives up: the failure is recorded for
-//! [`Pipeline::wait`](super::Pipeline::wait), which stops the pipeline, and
+//! [`Pipeline::wait`](super::run::Pipeline::wait), which stops the pipeline, and
 //! records, the one in hand first, are passed on uncounted ([`pass_through`]) so
 //! none is lost meanwhile.
 
@@ -31,9 +31,26 @@ use crate::stats::sketch::TopHashtags;
 #[derive(Debug, Default)]
 pub(super) struct TapStats {
     /// Records handed to the sink.
-    pub(super) records: AtomicU64,
+    records: AtomicU64,
     /// Why the tap loop gave up for good.
-    pub(super) failure: Mutex<Option<String>>,
+    failure: Mutex<Option<String>>,
+}
+
+impl TapStats {
+    /// Records handed to the sink so far.
+    pub(super) fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Why the tap gave up for good, if it did.
+    pub(super) fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    /// The tap gave up for good.
+    pub(super) fn fail(&self, why: String) {
+        *self.failure.lock() = Some(why);
+    }
 }
 
 /// Between the aggregator and the sink: counts hashtags into the sketch. The

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[cfg(any(test, feature = "testkit"))]
 use super::fault::SinkFault;
-use super::redact_url;
+use super::url::redact_url;
 use crate::budget::Budget;
 use crate::supervise::StagePolicy;
 

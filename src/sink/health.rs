@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::db::connect::Db;
+
 /// The breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -133,7 +135,7 @@ impl Breaker {
 /// The checker thread: probes every `interval` until `stop` is set.
 pub(crate) fn spawn_checker<B>(
     breaker: B,
-    config: super::Db,
+    config: Db,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>>
@@ -179,7 +181,7 @@ where
     })
 }
 
-fn probe(config: &super::Db, client: &mut Option<postgres::Client>) -> Result<(), postgres::Error> {
+fn probe(config: &Db, client: &mut Option<postgres::Client>) -> Result<(), postgres::Error> {
     if client.as_ref().is_none_or_closed() {
         *client = Some(config.connect()?);
     }

@@ -4,15 +4,16 @@
 //! Three threads:
 //!
 //! * `sink-ingest` drains the input channel into the [`buffer::Buffer`] (memory up
-//!   to `buffer_records`, then the append-only [`spool`]); it closes the buffer when
+//!   to `buffer_records`, then the append-only spool); it closes the buffer when
 //!   the channel disconnects.
 //! * `sink-writer` runs the writer loop (`writer`): it owns the write connection,
 //!   pulls batches of the size the [`monitor::Monitor`] picks and writes each with
 //!   binary COPY into staging tables plus one upsert per table, in one transaction
-//!   (`conn`). On a lost connection or timeout it keeps the batch, trips the breaker
-//!   and pauses; while paused, the batch and the memory buffer go to the spool
-//!   (fsync'd) so a killed process loses nothing, and new records go straight to
-//!   disk. After recovery it resumes with that same batch, at the head of the spool.
+//!   (`db::batch`). On a lost connection or timeout it keeps the batch, trips the
+//!   breaker and pauses; while paused, the batch and the memory buffer go to the
+//!   spool (fsync'd) so a killed process loses nothing, and new records go straight
+//!   to disk. After recovery it resumes with that same batch, at the head of the
+//!   spool.
 //! * `sink-health` probes the database every `health_interval` on its own
 //!   connection and drives the [`health::Breaker`] (closed / open / half-open).
 //!
@@ -20,21 +21,28 @@
 //! reachable; meanwhile records are buffered. A spool left by an earlier run is
 //! replayed first.
 //!
-//! Inside, pure code is apart from I/O: the COPY encoding and value cleaning
-//! ([`CopyBuf`], [`parse_twitter_time`], [`strip_nul`], [`sanitize_json`]) and the
-//! raw JSON rewriting ([`replace_user`]) do no I/O; the classification of database
-//! errors is [`WriteError`]; the connection and its transactions are in `conn`; the
-//! rejected file in `rejected`. This file holds the settings, the counters and the
-//! wiring of the threads.
+//! The folders and files are the sink's actors:
+//!
+//! * `db/`: PostgreSQL. The settings and TLS of every connection (`connect`), the
+//!   one column list and the SQL made from it (`tables`), creating and checking
+//!   the tables (`schema`, `compat`), the batch write (`batch`), the pure COPY
+//!   encoding (`encode`, `raw_json`) and the classification of its errors
+//!   (`error`).
+//! * `buffer/`: the memory buffer (`memory`) and the append-only spool (`spool`).
+//! * the controllers: `monitor` (reactive pull: the batch size), `health` (the
+//!   checker and its breaker), `pause` and `control` (the operator's pause),
+//!   `drain` (the drain deadline); and `writer`, which runs them.
+//! * `start` checks, opens and spawns it all; `stats` counts; `failure` says how
+//!   it ends badly; `rejected` keeps what could not be stored.
+//!
+//! This file holds the running sink's handle.
 
 mod buffer;
-mod compat;
 mod config;
-mod conn;
-mod connect;
+mod control;
+mod db;
 mod drain;
-mod encode;
-mod error;
+mod failure;
 #[cfg(any(test, feature = "testkit"))]
 mod fault;
 #[cfg(any(test, feature = "testkit"))]
@@ -42,163 +50,47 @@ pub(crate) mod fixture;
 mod health;
 mod monitor;
 mod pause;
-mod raw_json;
 mod rejected;
-mod schema;
 #[cfg(any(test, feature = "testkit"))]
 mod session;
-mod spool;
+mod start;
 mod stats;
+mod url;
 mod writer;
 
-pub(crate) use self::compat::check_tables;
 pub use self::config::SinkConfig;
+pub use self::control::{PauseOutcome, SinkControl};
 #[cfg(any(test, feature = "testkit"))]
-pub use self::conn::Prepared;
-pub use self::connect::connect_database;
-pub(crate) use self::connect::{redact_url, Db};
-pub use self::encode::parse_twitter_time;
+pub use self::db::batch::Prepared;
+pub(crate) use self::db::compat::check_tables;
+pub use self::db::connect::connect_database;
+pub(crate) use self::db::connect::Db;
+pub use self::db::encode::parse_twitter_time;
 #[cfg(any(test, feature = "testkit"))]
-pub use self::encode::{
+pub use self::db::encode::{
     encode_tweet_row, encode_user_row, CopyBuf, EncodeError, Jsonb, TWEET_FIELDS, USER_FIELDS,
 };
-pub use self::error::{DatabaseProblem, ErrorClass, WriteError};
+pub use self::db::error::{ErrorClass, WriteError};
+#[cfg(any(test, feature = "testkit"))]
+pub use self::db::schema::create as create_schema;
+pub use self::failure::{DatabaseProblem, SinkError, SinkFailure, SinkThread};
 #[cfg(any(test, feature = "testkit"))]
 pub use self::fault::{DirSyncFn, SeqPredicate, SinkFault};
 pub use self::health::BreakerState;
-pub use self::pause::{PauseOutcome, SinkControl};
-#[cfg(any(test, feature = "testkit"))]
-pub use self::schema::create as create_schema;
 #[cfg(any(test, feature = "testkit"))]
 pub use self::session::WriterSession;
-pub use self::stats::{SinkSnapshot, SinkStats, SinkSummary};
+pub use self::start::spawn_sink;
+pub use self::stats::{SinkSnapshot, SinkState, SinkStats, SinkSummary};
+pub(crate) use self::url::redact_url;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
 use self::buffer::Buffer;
 use self::drain::Drain;
-use self::error::Who;
-use self::health::Breaker;
-use self::writer::{writer_thread, WriterState};
-use crate::model::{unix_micros, Record, SeqGen};
-
-/// One of the sink's threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SinkThread {
-    /// `sink-ingest`: input channel → buffer.
-    Ingest,
-    /// `sink-writer`: buffer → database.
-    Writer,
-    /// `sink-health`: probes the database, drives the breaker.
-    Health,
-}
-
-impl std::fmt::Display for SinkThread {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SinkThread::Ingest => "ingest",
-            SinkThread::Writer => "writer",
-            SinkThread::Health => "health",
-        })
-    }
-}
-
-/// Why the sink could not start or ended badly.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// [`SinkConfig::database_url`] does not parse.
-    #[error("invalid database URL: {0}")]
-    Config(postgres::Error),
-    /// The TLS settings (`sslmode`, the CA file) are unusable.
-    #[error("database TLS: {0}")]
-    Tls(String),
-    /// A connection could not be opened ([`connect_database`]).
-    #[error("cannot connect to {url}: {message}")]
-    Connect {
-        /// The database URL, without its password.
-        url: String,
-        /// What failed, with the TLS settings when the handshake failed.
-        message: String,
-    },
-    /// The spool directory cannot be created, opened or read.
-    #[error("spool directory {path}")]
-    Spool {
-        /// [`SinkConfig::spool_dir`].
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The OS refused a new thread.
-    #[error("cannot start the sink's {thread} thread")]
-    Spawn {
-        /// The thread that did not start.
-        thread: SinkThread,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A thread panicked; the writer's buffer was moved to the spool first.
-    #[error("the sink's {0} thread panicked (its buffer was moved to the spool)")]
-    Panicked(SinkThread),
-    /// The writer kept panicking and gave up; what it held is in the spool.
-    #[error("the sink's writer failed for good ({cause}); its records are in the spool")]
-    WriterFailed {
-        /// The supervisor's account (restarts, last panic).
-        cause: String,
-    },
-    /// The spool holds records written for another target; they are not replayed.
-    #[error(
-        "the spool {} holds {pending} records for {found}, not for {expected}; they are not \
-         replayed into another database. Use another --spool-dir for this target, or run \
-         once with --adopt-spool to write them into {expected} deliberately",
-        dir.display()
-    )]
-    SpoolTarget {
-        /// The spool directory.
-        dir: PathBuf,
-        /// The target its tag names.
-        found: String,
-        /// This run's target.
-        expected: String,
-        /// Records waiting in it.
-        pending: u64,
-    },
-    /// The database cannot take the records and no retry can help (schema mismatch,
-    /// privileges, read-only, login); what the sink held is in the spool.
-    #[error(transparent)]
-    Database(DatabaseProblem),
-}
-
-impl SinkError {
-    /// Whether this is a permanent database problem (the process exits with code 2).
-    pub fn is_database_problem(&self) -> bool {
-        matches!(self, SinkError::Database(_))
-    }
-}
-
-/// A thread of the sink that ended for good while the sink should still run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkFailure {
-    /// Which thread.
-    pub thread: SinkThread,
-    /// Why, in words.
-    pub cause: String,
-    /// The database problem behind it, when it is one.
-    pub problem: Option<DatabaseProblem>,
-}
-
-impl std::fmt::Display for SinkFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the sink's {} stopped: {}", self.thread, self.cause)
-    }
-}
+use crate::model::SeqGen;
 
 /// The running sink.
 #[derive(Debug)]
@@ -406,297 +298,5 @@ fn summary_now(stats: &SinkStats, buffer: &Buffer) -> SinkSummary {
         stats: stats.snapshot(),
         left_in_spool: buffer.len(),
         spool_path: buffer.spool_dir().join("spool.jsonl"),
-    }
-}
-
-/// Builds the connection settings (TLS included) from the URL.
-pub(crate) fn pg_config(
-    cfg: &SinkConfig,
-    statement_timeout: Duration,
-    app: &str,
-) -> Result<Db, SinkError> {
-    let mut db = Db::new(cfg)?;
-    let c = &mut db.config;
-    if c.get_connect_timeout().is_none() {
-        c.connect_timeout(cfg.connect_timeout);
-    }
-    c.keepalives(true)
-        .keepalives_idle(Duration::from_secs(10))
-        .keepalives_interval(Duration::from_secs(2))
-        .keepalives_retries(3)
-        .tcp_user_timeout(statement_timeout + Duration::from_secs(10));
-    if c.get_application_name().is_none() {
-        c.application_name(app);
-    }
-    c.notice_callback(|n| log::debug!("sink: server notice: {}", n.message()));
-    let opts = format!(
-        "{} -c statement_timeout={} -c work_mem=64MB -c temp_buffers=128MB",
-        c.get_options().unwrap_or(""),
-        statement_timeout.as_millis().max(1)
-    );
-    c.options(opts.trim());
-    Ok(db)
-}
-
-/// The writer's connection settings: [`pg_config`] plus what only the writer needs.
-///
-/// `plan_cache_mode = force_custom_plan`: every execution of the writer's prepared
-/// statements is planned for its own arguments and the tables' size at that moment.
-/// A cached generic plan is made once, on whatever the tables held then (tiny first
-/// batches on empty tables give a sequential scan with a per-row array search), and
-/// nothing but ANALYZE or DDL replaces it; a batch then costs O(table × batch). A
-/// custom plan costs a few milliseconds per batch at most (2.9 ms for 10,000 ids)
-/// and is right at any table size, analyzed or not.
-pub(crate) fn writer_pg_config(cfg: &SinkConfig) -> Result<Db, SinkError> {
-    let mut db = pg_config(cfg, cfg.statement_timeout, "tweetflow-sink")?;
-    let c = &mut db.config;
-    let opts = format!(
-        "{} -c plan_cache_mode=force_custom_plan",
-        c.get_options().unwrap_or("")
-    );
-    c.options(opts.trim());
-    Ok(db)
-}
-
-/// Starts the sink. Fails only on a bad URL, an unusable spool directory or a thread
-/// that cannot start; a database that is down is waited for.
-pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, SinkError> {
-    let writer_pg = writer_pg_config(&cfg)?;
-    let health_pg = pg_config(
-        &cfg,
-        Duration::from_secs(2).max(cfg.health_interval * 4),
-        "tweetflow-health",
-    )?;
-    let spool_err = |source| SinkError::Spool {
-        path: cfg.spool_dir.clone(),
-        source,
-    };
-    #[cfg(any(test, feature = "testkit"))]
-    let hook = cfg.fault.as_ref().and_then(|f| f.sync_dir.clone());
-    #[cfg(any(test, feature = "testkit"))]
-    let sync_dir = |d: &std::path::Path| match &hook {
-        Some(h) => h(d),
-        None => spool::fsync_dir(d),
-    };
-    #[cfg(not(any(test, feature = "testkit")))]
-    let sync_dir = spool::fsync_dir;
-    let (mut spool, report) = spool::Spool::open(&cfg.spool_dir, &sync_dir).map_err(spool_err)?;
-    // The spool belongs to one target: never replay it into another by accident.
-    let target = target_tag(&writer_pg.config, &cfg.schema);
-    match spool::read_tag(&cfg.spool_dir) {
-        Some(t) if t == target => {}
-        found if report.pending == 0 || cfg.adopt_spool => {
-            if let (Some(f), true) = (&found, report.pending > 0) {
-                log::warn!(
-                    "sink: adopting the spool of {f}: its {} records are written into {target}",
-                    report.pending
-                );
-            }
-            spool::write_tag(&cfg.spool_dir, &target, &sync_dir).map_err(spool_err)?;
-        }
-        found => {
-            return Err(SinkError::SpoolTarget {
-                dir: cfg.spool_dir.clone(),
-                found: found.unwrap_or_else(|| "no recorded target (an older tweetflow)".into()),
-                expected: target,
-                pending: report.pending,
-            })
-        }
-    }
-    spool.sync_interval = cfg.spool_sync;
-    let stats = Arc::new(SinkStats::default());
-    stats
-        .replayed_at_start
-        .store(report.pending, Ordering::Relaxed);
-    stats
-        .torn_lines
-        .store((report.torn_bytes > 0) as u64, Ordering::Relaxed);
-    if report.pending > 0 {
-        log::info!(
-            "sink: {} records left in {} by an earlier run; replaying them first",
-            report.pending,
-            spool.path().display()
-        );
-    }
-    // Before a single record: the tables are checked (a mismatch or a missing
-    // privilege stops here), and the sequence starts above what is stored.
-    let who = Who::new(&writer_pg.config, &cfg.schema);
-    let stored = preflight(&cfg, &who)?;
-    let spool_next = report.max_seq.map_or(0, |m| m.saturating_add(1));
-    let first = match stored {
-        Some(max) => max.map_or(0, |m| m.saturating_add(1)).max(spool_next),
-        None => unix_micros().max(spool_next),
-    };
-    let seq = Arc::new(SeqGen::starting_at(first.max(1)));
-    let limits = buffer::Limits {
-        memory_bytes: cfg.buffer_bytes,
-        batch_bytes: cfg.batch_max_bytes,
-        spool_max_bytes: cfg.spool_max_bytes,
-        budget: Arc::clone(&cfg.budget),
-    };
-    let buffer = Arc::new(Buffer::new(
-        spool,
-        cfg.buffer_records,
-        limits,
-        Arc::clone(&stats),
-    ));
-    let stop_health = Arc::new(AtomicBool::new(false));
-
-    let health = {
-        let st = Arc::clone(&stats);
-        let stop = Arc::clone(&stop_health);
-        let interval = cfg.health_interval;
-        spawn_health(st, health_pg, interval, stop).map_err(|source| SinkError::Spawn {
-            thread: SinkThread::Health,
-            source,
-        })?
-    };
-    let drain = Arc::new(Drain::default());
-    let writer = {
-        let st = Arc::clone(&stats);
-        let buf = Arc::clone(&buffer);
-        let drain = Arc::clone(&drain);
-        let cfg = cfg.clone();
-        let state = WriterState::new(&cfg, Arc::clone(&seq), stored.is_some());
-        crate::stats::spawn_thread("sink-writer", None, move || {
-            let r = writer_thread(&cfg, &st, &buf, &writer_pg, &drain, state);
-            st.writer_done.store(true, Ordering::Relaxed);
-            r
-        })
-    };
-    let writer = match writer {
-        Ok(w) => w,
-        Err(e) => {
-            stop_health.store(true, Ordering::Relaxed);
-            return Err(SinkError::Spawn {
-                thread: SinkThread::Writer,
-                source: e,
-            });
-        }
-    };
-    let ingest = {
-        let st = Arc::clone(&stats);
-        let buf = Arc::clone(&buffer);
-        crate::stats::spawn_thread("sink-ingest", None, move || {
-            // The thread that appends owns the fsync timer: an idle tail of the
-            // spool is synced within `spool_sync`, not only on a later append.
-            let mut wait = None;
-            loop {
-                match input.recv_timeout(wait.unwrap_or(Duration::from_secs(1))) {
-                    Ok(rec) => {
-                        st.records_in.fetch_add(1, Ordering::Relaxed);
-                        buf.push(rec);
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                wait = buf.sync_if_due();
-            }
-            buf.close();
-        })
-    };
-    let ingest = match ingest {
-        Ok(i) => i,
-        Err(e) => {
-            // The writer ends once the buffer is closed (and drained).
-            buffer.close();
-            stop_health.store(true, Ordering::Relaxed);
-            return Err(SinkError::Spawn {
-                thread: SinkThread::Ingest,
-                source: e,
-            });
-        }
-    };
-    Ok(Sink {
-        seq,
-        stats,
-        ingest,
-        writer,
-        health,
-        stop_health,
-        buffer,
-        drain,
-    })
-}
-
-/// The target a spool belongs to: `postgres://user@host:port/database schema=<s>`,
-/// from the parsed settings (never the password; URL and key=value forms of the
-/// same target give the same tag).
-fn target_tag(pg: &postgres::Config, schema: &str) -> String {
-    let who = Who::new(pg, schema);
-    let host = match pg.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{} schema={schema}",
-        who.role, who.database
-    )
-}
-
-/// The start-up check: if the database answers, creates what is missing, checks
-/// the tables and privileges, and reads the highest stored `ingest_seq`
-/// (`Some(max)`); `None` when it cannot be reached now (the writer does it all once
-/// it can). A permanent problem is an error: the sink does not start.
-fn preflight(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkError> {
-    let pg = pg_config(cfg, cfg.statement_timeout, "tweetflow-check")?;
-    let mut client = match pg.connect() {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(p) = who.problem(&e, true) {
-                return Err(SinkError::Database(p));
-            }
-            log::warn!(
-                "sink: the database cannot be reached at start ({}); the tables are checked \
-                 once it can",
-                error::db_message(&e)
-            );
-            return Ok(None);
-        }
-    };
-    if let Err(e) = schema::prepare(&mut client, &cfg.schema, who) {
-        if let Some(p) = e.problem(who) {
-            return Err(SinkError::Database(p));
-        }
-        log::warn!(
-            "sink: cannot check the tables at start ({}); the writer does once it can",
-            e.message()
-        );
-        return Ok(None);
-    }
-    match schema::stored_seq_max(&mut client, &cfg.schema) {
-        Ok(max) => Ok(Some(max)),
-        Err(e) => {
-            log::warn!(
-                "sink: cannot read the highest stored ingest_seq ({}); the writer does once it \
-                 can",
-                error::db_message(&e)
-            );
-            Ok(None)
-        }
-    }
-}
-
-fn spawn_health(
-    stats: Arc<SinkStats>,
-    pg: Db,
-    interval: Duration,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    // The checker needs an `Arc<Breaker>`; the breaker lives in the stats, so wrap a
-    // forwarding view: share the whole stats Arc.
-    health::spawn_checker(BreakerRef(stats), pg, interval, stop)
-}
-
-/// An `Arc<SinkStats>` seen as the breaker it holds.
-#[derive(Debug, Clone)]
-pub(crate) struct BreakerRef(Arc<SinkStats>);
-
-impl std::ops::Deref for BreakerRef {
-    type Target = Breaker;
-    fn deref(&self) -> &Breaker {
-        &self.0.breaker
     }
 }

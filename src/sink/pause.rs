@@ -7,17 +7,14 @@
 //! process loses nothing; ingest goes on. Once it has done so it is *parked*.
 //! On resume it leaves durable mode and drains the backlog, spool first.
 //!
-//! [`SinkControl::pause`] returns once the writer is parked (it finishes the
+//! [`SinkControl::pause`](super::SinkControl::pause) returns once the writer is parked (it finishes the
 //! batch it is writing first), or after the given wait; so once it answers
-//! [`PauseOutcome::Paused`], no further row is written until
-//! [`SinkControl::resume`].
+//! [`PauseOutcome::Paused`](super::PauseOutcome::Paused), no further row is written until
+//! [`SinkControl::resume`](super::SinkControl::resume).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-
-use super::SinkStats;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct State {
@@ -38,7 +35,7 @@ impl Pause {
         self.state.lock().requested
     }
 
-    fn request(&self, on: bool) {
+    pub(super) fn request(&self, on: bool) {
         self.state.lock().requested = on;
         self.changed.notify_all();
     }
@@ -61,7 +58,7 @@ impl Pause {
         !s.requested
     }
 
-    fn wait_parked(&self, timeout: Duration) -> bool {
+    pub(super) fn wait_parked(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut s = self.state.lock();
         while s.requested && !s.parked {
@@ -70,47 +67,5 @@ impl Pause {
             }
         }
         s.requested && s.parked
-    }
-}
-
-/// What [`SinkControl::pause`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PauseOutcome {
-    /// The writer is parked: nothing more is written until resumed.
-    Paused,
-    /// Asked for, but the writer had not parked within the wait (it is
-    /// finishing a batch, or it has already ended); it parks when it can.
-    Pausing,
-}
-
-/// The operator's handle on the sink: pause and resume writing.
-#[derive(Debug, Clone)]
-pub struct SinkControl {
-    stats: Arc<SinkStats>,
-}
-
-impl SinkControl {
-    pub(crate) fn new(stats: Arc<SinkStats>) -> SinkControl {
-        SinkControl { stats }
-    }
-
-    /// Asks the writer to stop writing and waits up to `wait` until it has.
-    pub fn pause(&self, wait: Duration) -> PauseOutcome {
-        self.stats.pause.request(true);
-        if self.stats.pause.wait_parked(wait) {
-            PauseOutcome::Paused
-        } else {
-            PauseOutcome::Pausing
-        }
-    }
-
-    /// Lets the writer write again; the backlog drains, spool first.
-    pub fn resume(&self) {
-        self.stats.pause.request(false);
-    }
-
-    /// Whether a pause is asked for.
-    pub fn is_paused(&self) -> bool {
-        self.stats.pause.is_requested()
     }
 }

@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
-use super::conn::{self, Conn, Prepared};
-use super::error::WriteError;
-use super::{writer_pg_config, SinkConfig, SinkError};
+use super::config::SinkConfig;
+use super::db::batch::{self, Conn, Prepared};
+use super::db::connect::writer_pg_config;
+use super::db::error::{OpenError, Who, WriteError};
+use super::failure::SinkError;
 use crate::model::Record;
 
 /// One writer session on the database of a [`SinkConfig`].
@@ -25,10 +27,10 @@ impl WriterSession {
             other => unreachable_config(other),
         })?;
         let mut ready = false;
-        let who = super::error::Who::new(&pg.config, &cfg.schema);
-        let conn = conn::open(&pg, &cfg.schema, &mut ready, &who).map_err(|e| match e {
-            conn::OpenError::Connect(e) | conn::OpenError::Setup(e) => WriteError::from(e),
-            conn::OpenError::Problem(p) => panic!("the test database does not fit: {p}"),
+        let who = Who::new(&pg.config, &cfg.schema);
+        let conn = batch::open(&pg, &cfg.schema, &mut ready, &who).map_err(|e| match e {
+            OpenError::Connect(e) | OpenError::Setup(e) => WriteError::from(e),
+            OpenError::Problem(p) => panic!("the test database does not fit: {p}"),
         })?;
         Ok(WriterSession {
             conn,

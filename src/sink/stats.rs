@@ -4,12 +4,110 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::health::{Breaker, BreakerState};
 use super::pause::Pause;
 use super::SinkFailure;
 use crate::stats::Histogram;
+
+/// The sink's state, as the status line, the stats file, `/readyz`, the
+/// dashboard and the `tweetflow_sink_state` metric name it.
+///
+/// One of them holds at a time; [`SinkStats`] decides which, in this order of
+/// precedence: `failed`, `stopped`, `paused`, `waiting`, then the breaker's
+/// `up`, `down` or `probing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SinkState {
+    /// The database answers; batches are written (the breaker is closed).
+    #[default]
+    Up,
+    /// The database is unreachable (breaker open); records go to the spool.
+    Down,
+    /// The database has not answered a probe yet (breaker half-open).
+    Probing,
+    /// The operator paused the sink (`POST /sink/pause`), whatever the breaker says.
+    Paused,
+    /// The database is reachable but refuses writes for now (its disk is full …).
+    Waiting,
+    /// A thread of the sink ended for good.
+    Failed,
+    /// The writer has finished (never `up` without a writer).
+    Stopped,
+}
+
+impl SinkState {
+    /// Every state, in the order the metrics list them.
+    pub const ALL: [SinkState; 7] = [
+        SinkState::Up,
+        SinkState::Down,
+        SinkState::Probing,
+        SinkState::Paused,
+        SinkState::Waiting,
+        SinkState::Failed,
+        SinkState::Stopped,
+    ];
+
+    /// Its name: `up`, `down`, `probing`, `paused`, `waiting`, `failed` or `stopped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkState::Up => "up",
+            SinkState::Down => "down",
+            SinkState::Probing => "probing",
+            SinkState::Paused => "paused",
+            SinkState::Waiting => "waiting",
+            SinkState::Failed => "failed",
+            SinkState::Stopped => "stopped",
+        }
+    }
+
+    /// What it means, in a few words (the metric's help text and the docs).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            SinkState::Up => "writing",
+            SinkState::Down => "database unreachable, breaker open",
+            SinkState::Probing => "breaker half-open",
+            SinkState::Paused => "by POST /sink/pause",
+            SinkState::Waiting => "database reachable but refusing writes, e.g. disk full",
+            SinkState::Failed => "a sink thread ended for good",
+            SinkState::Stopped => "the writer has finished",
+        }
+    }
+}
+
+impl From<BreakerState> for SinkState {
+    fn from(b: BreakerState) -> SinkState {
+        match b {
+            BreakerState::Closed => SinkState::Up,
+            BreakerState::Open => SinkState::Down,
+            BreakerState::HalfOpen => SinkState::Probing,
+        }
+    }
+}
+
+impl std::fmt::Display for SinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for SinkState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl PartialEq<str> for SinkState {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
+}
+
+impl PartialEq<&str> for SinkState {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
 
 /// Live counters of the sink (all relaxed atomics), plus the breaker.
 #[derive(Debug, Default)]
@@ -18,64 +116,64 @@ pub struct SinkStats {
     /// The operator's pause switch and the writer's answer.
     pub(crate) pause: Pause,
     /// Current batch size chosen by the monitor.
-    pub batch_size: AtomicU64,
+    pub(crate) batch_size: AtomicU64,
     /// Write time of the last batch, µs.
-    pub last_write_us: AtomicU64,
+    pub(crate) last_write_us: AtomicU64,
     /// Records in the last batch.
-    pub last_batch_rows: AtomicU64,
+    pub(crate) last_batch_rows: AtomicU64,
     /// 0 hold, 1 grow, 2 shrink.
     pub(super) last_decision: AtomicU64,
     /// Records in memory.
-    pub buffered: AtomicU64,
+    pub(crate) buffered: AtomicU64,
     /// Records in the spool not yet committed.
-    pub spilled: AtomicU64,
+    pub(crate) spilled: AtomicU64,
     /// Records ever appended to the spool.
-    pub spilled_total: AtomicU64,
+    pub(crate) spilled_total: AtomicU64,
     /// Records found in the spool at start.
-    pub replayed_at_start: AtomicU64,
+    pub(crate) replayed_at_start: AtomicU64,
     /// Records read back from the spool and committed.
-    pub records_replayed: AtomicU64,
+    pub(crate) records_replayed: AtomicU64,
     /// Approximate bytes of the records in memory (their JSON and text).
-    pub buffered_bytes: AtomicU64,
+    pub(crate) buffered_bytes: AtomicU64,
     /// Bytes of the spool file not committed yet (what `--spool-max-bytes` bounds).
-    pub spool_bytes: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
     /// Torn last lines cut at start.
-    pub torn_lines: AtomicU64,
+    pub(crate) torn_lines: AtomicU64,
     /// Spool lines that did not parse (saved to the rejected file).
-    pub spool_corrupt: AtomicU64,
+    pub(crate) spool_corrupt: AtomicU64,
     /// Failed spool appends (disk full …); ingest blocks meanwhile.
-    pub spool_write_errors: AtomicU64,
+    pub(crate) spool_write_errors: AtomicU64,
     /// Bytes appended to the spool and not yet fsync'd (0 within `spool_sync` of
     /// the last append).
-    pub spool_unsynced: AtomicU64,
+    pub(crate) spool_unsynced: AtomicU64,
     /// Records received on the input channel.
-    pub records_in: AtomicU64,
+    pub(crate) records_in: AtomicU64,
     /// Records whose batch committed, rejected ones not included.
-    pub records_committed: AtomicU64,
+    pub(crate) records_committed: AtomicU64,
     /// Records with a part (user or tweet) that was rejected, or that could not be
     /// encoded (saved to `rejected.jsonl`); with `records_committed` they add up
     /// to the records written.
-    pub records_rejected: AtomicU64,
+    pub(crate) records_rejected: AtomicU64,
     /// Writer restarts after a panic.
-    pub writer_restarts: AtomicU64,
+    pub(crate) writer_restarts: AtomicU64,
     /// Records whose batch committed, by the stream they came from (`/tweets/1`, `/tweets/2`).
-    pub committed_streams: [AtomicU64; 2],
+    pub(crate) committed_streams: [AtomicU64; 2],
     /// Tweet rows sent in committed batches (after in-batch de-duplication).
-    pub written_tweets: AtomicU64,
+    pub(crate) written_tweets: AtomicU64,
     /// User rows sent in committed batches.
-    pub written_users: AtomicU64,
+    pub(crate) written_users: AtomicU64,
     /// Tweet rows actually inserted or updated (older versions are skipped).
-    pub tweets_changed: AtomicU64,
+    pub(crate) tweets_changed: AtomicU64,
     /// User rows actually inserted or updated (older versions are skipped).
-    pub users_changed: AtomicU64,
+    pub(crate) users_changed: AtomicU64,
     /// Committed batches.
-    pub batches: AtomicU64,
+    pub(crate) batches: AtomicU64,
     /// Tweets or users the database refused (saved to `rejected.jsonl`).
-    pub rejected_rows: AtomicU64,
+    pub(crate) rejected_rows: AtomicU64,
     /// Values cleaned of NUL characters.
-    pub sanitized: AtomicU64,
+    pub(crate) sanitized: AtomicU64,
     /// Failed batch attempts that were retried (connection lost, timeout …).
-    pub retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// Receipt → commit latency of each record, µs (`now - tweet.received_unix_us`).
     pub latency: Histogram,
     /// Batch write times, µs.
@@ -99,11 +197,8 @@ pub struct SinkSnapshot {
     pub last_batch_rows: u64,
     /// `grow`, `shrink` or `hold`: the monitor's last decision.
     pub decision: &'static str,
-    /// `up`, `down` or `probing` (the breaker), `paused` (by the operator, whatever
-    /// the breaker says), `waiting` (the database refuses writes for now, e.g. its
-    /// disk is full), `failed` (a thread of the sink ended for good) or `stopped`
-    /// (the writer has finished). Never `up` without a writer.
-    pub sink_state: &'static str,
+    /// The state shown to people (see [`SinkState`]).
+    pub sink_state: SinkState,
     /// Why the state is `waiting` or `failed`.
     pub sink_reason: Option<String>,
     /// Times the breaker opened.
@@ -220,21 +315,26 @@ impl SinkStats {
         self.breaker.state()
     }
 
-    /// The state shown to people, and why (see [`SinkSnapshot::sink_state`]).
-    fn state(&self) -> (&'static str, Option<String>) {
+    /// The database as the breaker sees it: `up`, `down` or `probing`.
+    pub fn database_state(&self) -> SinkState {
+        self.breaker.state().into()
+    }
+
+    /// The state shown to people, and why (see [`SinkState`]).
+    fn state(&self) -> (SinkState, Option<String>) {
         if let Some(f) = self.failure.lock().as_ref() {
-            return ("failed", Some(f.to_string()));
+            return (SinkState::Failed, Some(f.to_string()));
         }
         if self.writer_done.load(Ordering::Relaxed) {
-            return ("stopped", None);
+            return (SinkState::Stopped, None);
         }
         if self.pause.is_requested() {
-            return ("paused", None);
+            return (SinkState::Paused, None);
         }
         if let Some(w) = self.waiting.lock().as_ref() {
-            return ("waiting", Some(w.clone()));
+            return (SinkState::Waiting, Some(w.clone()));
         }
-        (self.breaker.state().name(), None)
+        (self.database_state(), None)
     }
 
     /// The first thread that ended for good, if any.

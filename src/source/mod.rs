@@ -103,33 +103,33 @@ pub enum SourceError {
 #[derive(Debug, Default)]
 pub struct SourceStats {
     /// Connections that got a `200` answer.
-    pub connects: AtomicU64,
+    pub(crate) connects: AtomicU64,
     /// 1 while a connection's body is being read, else 0 (a gauge).
-    pub connected: AtomicU64,
+    pub(crate) connected: AtomicU64,
     /// Times the reader went back to connect after a connection ended or failed.
-    pub reconnects: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
     /// Connection attempts that failed (transport error or non-200 status).
-    pub connect_failures: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
     /// SSE events dispatched by the parser (data-less blocks are not events).
-    pub events: AtomicU64,
+    pub(crate) events: AtomicU64,
     /// Body bytes read.
-    pub bytes: AtomicU64,
+    pub(crate) bytes: AtomicU64,
     /// Tweets sent on, extracted originals included.
-    pub tweets: AtomicU64,
+    pub(crate) tweets: AtomicU64,
     /// Originals extracted from `retweeted_status` (also counted in `tweets`).
-    pub retweets: AtomicU64,
+    pub(crate) retweets: AtomicU64,
     /// Kill messages sent on.
-    pub kills: AtomicU64,
+    pub(crate) kills: AtomicU64,
     /// Times a tweet had to wait for room in the memory budget (or the spool).
-    pub waits: AtomicU64,
+    pub(crate) waits: AtomicU64,
     /// Milliseconds spent waiting so.
-    pub waited_ms: AtomicU64,
+    pub(crate) waited_ms: AtomicU64,
     /// Events skipped because their data is neither a kill nor a valid tweet.
-    pub malformed: AtomicU64,
+    pub(crate) malformed: AtomicU64,
     /// Malformed `retweeted_status` objects dropped while their retweet went on.
-    pub malformed_originals: AtomicU64,
+    pub(crate) malformed_originals: AtomicU64,
     /// Events skipped for exceeding `max_event_bytes`.
-    pub oversized: AtomicU64,
+    pub(crate) oversized: AtomicU64,
 }
 
 /// A point-in-time copy of [`SourceStats`].

@@ -105,6 +105,10 @@ pub struct JetStreamStatus {
     pub delivered_again: u64,
     /// Acks this instance sent.
     pub acks: u64,
+    /// In-progress acks this instance sent.
+    pub progress_acks: u64,
+    /// Acks not sent because NATS was unreachable (those messages come again).
+    pub acks_lost: u64,
     /// Instances whose hashtag sketches are merged in `merged_top_hashtags`.
     pub instances: u64,
 }

@@ -52,8 +52,8 @@ fn joins_tweet_and_scores_in_any_order() {
         ]
     );
     let st = agg.stats();
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 0);
-    assert_eq!(st.pending.load(Ordering::Relaxed), 0);
+    assert_eq!(st.snapshot().incomplete, 0);
+    assert_eq!(st.snapshot().pending, 0);
     drop(tx);
     agg.join();
     assert!(orx.recv().is_err(), "output closes after the input");
@@ -79,18 +79,18 @@ fn incomplete_records_time_out_with_nulls_and_are_counted() {
     assert_eq!(r.tweet.seq, 10);
     assert_eq!(r.sentiment, Some(3.0));
     assert_eq!(r.engagement, None);
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 1);
+    assert_eq!(st.snapshot().incomplete, 1);
     // The orphan score is dropped after its timeout, counted.
     let t = std::time::Instant::now();
-    while st.orphan_scores.load(Ordering::Relaxed) == 0 {
+    while st.snapshot().orphan_scores == 0 {
         assert!(t.elapsed() < GUARD);
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(st.pending.load(Ordering::Relaxed), 0);
+    assert_eq!(st.snapshot().pending, 0);
     drop(tx);
     agg.join();
     assert!(orx.try_recv().is_err());
-    assert_eq!(st.emitted.load(Ordering::Relaxed), 1);
+    assert_eq!(st.snapshot().emitted, 1);
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn shutdown_flushes_every_pending_record() {
     agg.join(); // long before the 30 s timeout
     let got: Vec<Record> = orx.iter().collect();
     assert_eq!(got.len(), 50);
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 25);
+    assert_eq!(st.snapshot().incomplete, 25);
     assert_eq!(
         got.iter().filter(|r| r.sentiment.is_none()).count(),
         25,
@@ -144,22 +144,22 @@ fn memory_is_bounded_by_what_is_in_flight() {
             tx.send(score(s, ScoreKind::Sentiment, Some(0.0))).unwrap();
             tx.send(score(s, ScoreKind::Engagement, Some(0.0))).unwrap();
         }
-        max_pending = max_pending.max(st.pending.load(Ordering::Relaxed));
+        max_pending = max_pending.max(st.snapshot().pending);
     }
     // Never-answered tweets beyond max_pending are emitted early, not kept.
     for seq in 30_000..30_500u64 {
         let mut tw = (*t).clone();
         tw.seq = seq;
         tx.send(AggMsg::Tweet(Arc::new(tw))).unwrap();
-        max_pending = max_pending.max(st.pending.load(Ordering::Relaxed));
+        max_pending = max_pending.max(st.snapshot().pending);
     }
     drop(tx);
     agg.join();
     assert_eq!(drain.join().unwrap(), 20_500);
     assert!(max_pending <= 101, "pending reached {max_pending}");
     // 50 tail tweets of the first run + 500 never-answered ones are incomplete.
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 550);
-    assert_eq!(st.emitted.load(Ordering::Relaxed), 20_500);
+    assert_eq!(st.snapshot().incomplete, 550);
+    assert_eq!(st.snapshot().emitted, 20_500);
 }
 
 /// Receives one record (failure guard: 30 s).
@@ -197,8 +197,8 @@ fn a_blocked_send_longer_than_the_timeout_loses_no_waiting_score() {
     let got: Vec<Record> = (0..3).map(|_| next(&orx)).collect();
     let three = got.iter().find(|r| r.tweet.seq == 3).expect("record 3");
     assert_eq!((three.sentiment, three.engagement), (Some(2.0), Some(0.5)));
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 0);
-    assert_eq!(st.orphan_scores.load(Ordering::Relaxed), 0);
+    assert_eq!(st.snapshot().incomplete, 0);
+    assert_eq!(st.snapshot().orphan_scores, 0);
     drop(tx);
     agg.join();
 }
@@ -247,7 +247,7 @@ fn entries_whose_scores_never_come_expire_even_when_the_input_never_empties() {
         start.elapsed() < Duration::from_secs(3),
         "seq 1 was held until the input stopped"
     );
-    assert_eq!(st.incomplete.load(Ordering::Relaxed), 1);
+    assert_eq!(st.snapshot().incomplete, 1);
     feeder.join().unwrap();
     drop(orx);
     agg.join();

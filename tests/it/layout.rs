@@ -3,7 +3,8 @@
 //! Every top-level module of the library sits in one layer of [`LAYERS`]; a
 //! module may name (`crate::x`, `use crate::{x, …}`) only modules of lower
 //! layers, never its own layer's neighbours or anything above it. Inside
-//! `src/engine/` the files follow [`ENGINE_LAYERS`] the same way. A module
+//! `src/engine/` the files follow [`ENGINE_LAYERS`] the same way, inside
+//! `src/pipeline/` [`PIPELINE_LAYERS`]. A module
 //! that is in no layer fails the check, so a new module has to be placed.
 //!
 //! This is a plain text scan of the sources (comments skipped), not a compiler
@@ -46,6 +47,20 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["autoscale"],
     &["pool"],
     &["handle"],
+];
+
+/// The pipeline, lowest first: its settings, errors, the tap, readiness and
+/// the one snapshot type; then the probes that read the snapshot and the
+/// stage handles; then the views of the snapshot (status ticker, metrics,
+/// summary); then the operator's endpoint; then running a built pipeline;
+/// then building it (`mod.rs` re-exports).
+const PIPELINE_LAYERS: &[&[&str]] = &[
+    &["config", "error", "readiness", "snapshot", "tap"],
+    &["probes", "stages"],
+    &["metrics", "summary", "ticker"],
+    &["endpoint"],
+    &["run"],
+    &["build"],
 ];
 
 fn src() -> PathBuf {
@@ -225,6 +240,50 @@ fn the_engine_depends_one_way_inside() {
 }
 
 #[test]
+fn the_pipeline_depends_one_way_inside() {
+    let dir = src().join("pipeline");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut violations = Vec::new();
+    let mut seen = BTreeSet::new();
+    for path in &files {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("file name");
+        if name == "mod" {
+            continue;
+        }
+        seen.insert(name.to_string());
+        let Some(own) = layer_of(PIPELINE_LAYERS, name) else {
+            violations.push(format!("pipeline/{name}.rs is in no pipeline layer"));
+            continue;
+        };
+        let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        let mut used = named_after(&code, "super::");
+        used.extend(named_after(&code, "crate::pipeline::"));
+        for u in used.iter().filter(|u| **u != name) {
+            match layer_of(PIPELINE_LAYERS, u) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "pipeline/{name}.rs (layer {own}) names `{u}`, which is not below it"
+                )),
+                None => {} // a re-export of mod.rs or an item, not a file
+            }
+        }
+    }
+    let declared: BTreeSet<String> = PIPELINE_LAYERS
+        .iter()
+        .flat_map(|l| l.iter().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(
+        declared, seen,
+        "PIPELINE_LAYERS and the files of pipeline/ differ"
+    );
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
 fn the_scanner_sees_plain_and_grouped_paths() {
     let code = code_of(
         "use crate::{model::{Record, Tweet}, sink};\n\
@@ -238,4 +297,100 @@ fn the_scanner_sees_plain_and_grouped_paths() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(got, want);
+}
+
+/// The sink, lowest first, one entry per file or folder of `src/sink/`: what
+/// fails and how, the test hooks, the pure pull policy, the rejected file and the
+/// URL; the settings and the pause switch; PostgreSQL (`db/`); the controllers
+/// that hold a connection (drain's cancel, the health checker) and the test
+/// session; the counters; the buffer and the operator's handle; the writer; the
+/// start. Inside `db/` and `buffer/` the files follow [`SINK_DB_LAYERS`] and
+/// [`SINK_BUFFER_LAYERS`]. `mod.rs` files only declare and re-export (and
+/// `sink/mod.rs` holds the handle), so they are in no layer.
+const SINK_LAYERS: &[&[&str]] = &[
+    &["failure", "fault", "fixture", "monitor", "rejected", "url"],
+    &["config", "pause"],
+    &["db"],
+    &["drain", "health", "session"],
+    &["stats"],
+    &["buffer", "control"],
+    &["writer"],
+    &["start"],
+];
+
+/// `src/sink/db/`, lowest first: the column list and the raw JSON rewriting;
+/// the COPY encoding and the errors; the compatibility rule and the
+/// connections; creating and checking the tables; the batch write.
+const SINK_DB_LAYERS: &[&[&str]] = &[
+    &["raw_json", "tables"],
+    &["encode", "error"],
+    &["compat", "connect"],
+    &["schema"],
+    &["batch"],
+];
+
+/// `src/sink/buffer/`, lowest first: the spool, then the memory buffer.
+const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["spool"], &["memory"]];
+
+/// What the files under `dir` (`src/<module>`) name against `layers`, whose
+/// units are the files and folders directly in `dir`: a file directly in it
+/// names units by `super::` and `crate::<module>::`, a file in a subfolder by
+/// `crate::<module>::` and `super::super::`. Every unit must be in a layer.
+fn sink_layer_violations(module: &str, layers: &[&[&str]]) -> Vec<String> {
+    let dir = src().join(module);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let absolute = format!("crate::{}::", module.replace('/', "::"));
+    let mut units = BTreeSet::new();
+    let mut violations = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(&dir).expect("under its folder");
+        let nested = rel.components().count() > 1;
+        if !nested && rel == Path::new("mod.rs") {
+            continue;
+        }
+        let first = rel.components().next().expect("a file");
+        let unit = first.as_os_str().to_str().expect("UTF-8 name");
+        let unit = unit.trim_end_matches(".rs").to_string();
+        units.insert(unit.clone());
+        let Some(own) = layer_of(layers, &unit) else {
+            violations.push(format!("{module}/{unit} is in no layer"));
+            continue;
+        };
+        let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        let mut used = named_after(&code, &absolute);
+        used.extend(named_after(
+            &code,
+            if nested { "super::super::" } else { "super::" },
+        ));
+        for u in used {
+            if u == unit {
+                continue;
+            }
+            match layer_of(layers, &u) {
+                Some(l) if l < own => {}
+                Some(_) => violations.push(format!(
+                    "{module}/{} (layer {own}) names `{u}`, which is not below it",
+                    rel.display()
+                )),
+                None => {} // a re-export of mod.rs or an item, not a file
+            }
+        }
+    }
+    for l in layers.iter().flat_map(|l| l.iter()) {
+        if !units.contains(*l) {
+            violations.push(format!(
+                "{module}: the layer names `{l}`, which does not exist"
+            ));
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_sink_depends_one_way_inside() {
+    let mut violations = sink_layer_violations("sink", SINK_LAYERS);
+    violations.extend(sink_layer_violations("sink/db", SINK_DB_LAYERS));
+    violations.extend(sink_layer_violations("sink/buffer", SINK_BUFFER_LAYERS));
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
 }

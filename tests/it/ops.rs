@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
@@ -92,7 +91,7 @@ impl Running {
     }
 
     fn committed(&self) -> u64 {
-        self.probes.sink.records_committed.load(Ordering::Relaxed)
+        self.probes.sink.snapshot().records_committed
     }
 
     fn stop(self) -> Summary {
@@ -379,7 +378,7 @@ fn a_paused_sink_writes_nothing_and_after_resume_every_record_lands_once() {
     // ~5 s of input.
     let feeder = feed_slowly(tx, recs, 45, Duration::from_millis(100));
     wait_for("first commits", Duration::from_secs(60), || {
-        stats.records_committed.load(Ordering::Relaxed) > 100
+        stats.snapshot().records_committed > 100
     });
     assert_eq!(control.pause(Duration::from_secs(10)), PauseOutcome::Paused);
     let count = || -> i64 {
@@ -388,15 +387,12 @@ fn a_paused_sink_writes_nothing_and_after_resume_every_record_lands_once() {
             .unwrap()
             .get(0)
     };
-    let (rows, committed) = (count(), stats.records_committed.load(Ordering::Relaxed));
-    let records_in = stats.records_in.load(Ordering::Relaxed);
+    let (rows, committed) = (count(), stats.snapshot().records_committed);
+    let records_in = stats.snapshot().records_in;
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(count(), rows, "no row written while paused");
-    assert_eq!(stats.records_committed.load(Ordering::Relaxed), committed);
-    assert!(
-        stats.records_in.load(Ordering::Relaxed) > records_in,
-        "ingest goes on"
-    );
+    assert_eq!(stats.snapshot().records_committed, committed);
+    assert!(stats.snapshot().records_in > records_in, "ingest goes on");
     let snap = stats.snapshot();
     assert_eq!(snap.sink_state, "paused");
     assert!(

@@ -25,10 +25,7 @@ fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
     // ~18 s of input at ~185 records/s.
     let feeder = feed_slowly(tx, recs, 37, Duration::from_millis(200));
     wait_for("first commits", Duration::from_secs(60), || {
-        stats
-            .records_committed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 100
+        stats.snapshot().records_committed > 100
     });
     db.go_down();
     wait_for("the breaker to open", Duration::from_secs(30), || {

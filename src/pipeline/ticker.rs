@@ -1,5 +1,6 @@
-//! The status ticker: once a second it reads every stage's counters into a
-//! [`Status`], appends it to the stats file, and draws it on stderr.
+//! The status ticker: once a second it takes a [`Snapshot`] of every stage,
+//! appends its [`Status`] view ([`status_of`]) to the stats file, and draws
+//! it on stderr.
 //!
 //! On a terminal the status is two lines (figures, then top hashtags) redrawn
 //! in place, each cut to the terminal's width so they never wrap; elsewhere
@@ -34,13 +35,15 @@ use log::{info, warn};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{PipelineError, Probes};
+use super::error::PipelineError;
+use super::probes::{Probes, WAITING_FOR_SERVER};
+use super::snapshot::Snapshot;
 use crate::log_limit::LogLimiter;
 use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
-use crate::sink::SinkStats;
+use crate::sink::{SinkState, SinkStats};
 use crate::source::{FetchProgress, SourceError};
-use crate::stats::status::{fit, JetStreamStatus, RateMeter, Status, TagCount};
+use crate::stats::status::{fit, RateMeter, Status};
 
 /// Whether the two status lines are on the terminal now (the cursor at the end of the second).
 static STATUS_DRAWN: AtomicBool = AtomicBool::new(false);
@@ -85,34 +88,20 @@ pub(super) fn status_loop(
     let terminal = line && std::io::stderr().is_terminal();
     let mut meters = StatusMeters::default();
     // Prime the rate meters so the first line shows real rates.
-    let _ = build_status(&view, Instant::now(), &mut meters);
+    let now = Instant::now();
+    let _ = status_of(&view.snapshot(now), now, &mut meters);
     let mut next = Instant::now() + Duration::from_secs(1);
     // The sink state of the previous tick, to speak once per change.
-    let mut was = String::from("up");
+    let mut was = SinkState::Up;
     loop {
         let finished = done.sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         let now = Instant::now();
-        let status = build_status(&view, now, &mut meters);
-        let state = status.sink.as_str();
-        if state == "down" && was != "down" {
-            warn!(
-                "PostgreSQL at {} is unreachable: records are kept in memory and spilled to {}, \
-                 and written as soon as it is back. Is it running? Check with \
-                 `pg_isready -h <host> -p <port>`, or point --database-url / DATABASE_URL at it.",
-                view.database,
-                view.spool_dir.display()
-            );
-        } else if state == "waiting" && was != "waiting" {
-            let why = view.sink.snapshot().sink_reason.unwrap_or_default();
-            warn!(
-                "PostgreSQL at {} is reachable but refuses writes for now: {why}",
-                view.database
-            );
-        } else if state == "up" && (was == "down" || was == "waiting") {
-            info!("PostgreSQL at {} is back: writing", view.database);
-        }
-        was = status.sink.clone();
+        let snapshot = view.snapshot(now);
+        let state = snapshot.sink.sink_state;
+        say_sink_change(&view, was, state, snapshot.sink.sink_reason.as_deref());
+        was = state;
+        let status = status_of(&snapshot, now, &mut meters);
         view.live.lock().record(status.clone());
         show(&status, &mut stats_file, line, terminal);
         if finished {
@@ -121,6 +110,38 @@ pub(super) fn status_loop(
             }
             return;
         }
+    }
+}
+
+/// Says once, in words, that PostgreSQL became unreachable, refuses writes,
+/// or is back (the sink went from `was` to `now`).
+fn say_sink_change(view: &Probes, was: SinkState, now: SinkState, reason: Option<&str>) {
+    match now {
+        SinkState::Down if was != SinkState::Down => warn!(
+            "PostgreSQL at {} is unreachable: records are kept in memory and spilled to {}, \
+             and written as soon as it is back. Is it running? Check with \
+             `pg_isready -h <host> -p <port>`, or point --database-url / DATABASE_URL at it.",
+            view.database,
+            view.spool_dir.display()
+        ),
+        SinkState::Waiting if was != SinkState::Waiting => warn!(
+            "PostgreSQL at {} is reachable but refuses writes for now: {}",
+            view.database,
+            reason.unwrap_or_default()
+        ),
+        SinkState::Up if matches!(was, SinkState::Down | SinkState::Waiting) => {
+            info!("PostgreSQL at {} is back: writing", view.database);
+        }
+        // Probing, paused, failed and stopped are shown, not said: the breaker
+        // probes on its own, the operator paused, and `Pipeline::wait`
+        // reports a failure.
+        SinkState::Up
+        | SinkState::Down
+        | SinkState::Waiting
+        | SinkState::Probing
+        | SinkState::Paused
+        | SinkState::Failed
+        | SinkState::Stopped => {}
     }
 }
 
@@ -141,14 +162,6 @@ fn show(status: &Status, stats_file: &mut Option<BufWriter<File>>, line: bool, t
         }
     }
 }
-
-/// The ingest state once the readers were told to stop.
-const INGEST_STOPPED: &str = "stopped";
-/// The ingest state while the readers read.
-const INGEST_UP: &str = "up";
-/// The ingest state while the lexicon fetch waits for the server, or while no
-/// stream is connected.
-pub(super) const WAITING_FOR_SERVER: &str = "waiting for server";
 
 /// No answer for this long is worth saying even before an attempt failed.
 const FIRST_WORD_AFTER: Duration = Duration::from_secs(2);
@@ -209,6 +222,7 @@ pub(super) fn wait_for_server(
 ) -> ServerWait {
     let terminal = line && std::io::stderr().is_terminal();
     let mut report = ServerWaitReport::new(Instant::now());
+    let mut meters = StatusMeters::default();
     let mut next_status = Instant::now() + Duration::from_secs(1);
     loop {
         match fetched.recv_timeout(Duration::from_millis(100)) {
@@ -233,13 +247,14 @@ pub(super) fn wait_for_server(
         }
         if now >= next_status {
             next_status += Duration::from_secs(1);
-            let status = Status {
-                t: now.saturating_duration_since(started).as_secs_f64(),
-                ingest: WAITING_FOR_SERVER.to_string(),
-                sink: sink.snapshot().sink_state.to_string(),
-                ..Status::default()
-            };
-            show(&status, stats_file, line, terminal);
+            let t = now.saturating_duration_since(started).as_secs_f64();
+            let snapshot = Snapshot::before_start(t, WAITING_FOR_SERVER, sink.snapshot());
+            show(
+                &status_of(&snapshot, now, &mut meters),
+                stats_file,
+                line,
+                terminal,
+            );
         }
     }
 }
@@ -261,48 +276,38 @@ fn draw(status: &Status) {
     STATUS_DRAWN.store(true, Ordering::SeqCst);
 }
 
-/// The status now, from every stage's counters; rates are over the time since
-/// the previous call with the same `meters`.
-pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeters) -> Status {
+/// The status line's view of `snapshot`; rates are over the time since the
+/// previous call with the same `meters`. Before the stages run it shows the
+/// time, the ingest state and the sink's state only.
+pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMeters) -> Status {
+    let sink = &snapshot.sink;
     let mut status = Status {
-        t: now.saturating_duration_since(view.started).as_secs_f64(),
+        t: snapshot.t,
+        ingest: snapshot.ingest.to_string(),
+        sink: sink.sink_state.to_string(),
         ..Status::default()
     };
-    for (i, s) in view.sources.iter().enumerate().take(2) {
-        let snap = s.snapshot();
-        status.rate_in_streams[i] = meters.rates_in[i].rate(now, snap.tweets);
-        status.kills += snap.kills;
+    let Some(up) = &snapshot.upstream else {
+        return status;
+    };
+    for (i, s) in up.sources.iter().enumerate() {
+        status.rate_in_streams[i] = meters.rates_in[i].rate(now, s.tweets);
     }
     status.rate_in = status.rate_in_streams.iter().sum();
-    let connected: u64 = view
-        .sources
-        .iter()
-        .map(|s| s.connected.load(Ordering::Relaxed))
-        .sum();
-    status.ingest = match view.budget.waiting() {
-        _ if view.stopping.is_triggered() => INGEST_STOPPED.to_string(),
-        Some(why) => why.name().to_string(),
-        None if connected == 0 => WAITING_FOR_SERVER.to_string(),
-        None => INGEST_UP.to_string(),
-    };
-    status.ingest_waits = view
-        .sources
-        .iter()
-        .map(|s| s.waits.load(Ordering::Relaxed))
-        .sum();
-    status.memory_used = view.budget.used();
-    status.memory_limit = view.budget.limit();
-    let core = view.core.snapshot();
-    status.sentiment_workers = core.sentiment.workers;
-    status.engagement_workers = core.engagement.workers;
-    status.sentiment_target = core.sentiment.target;
-    status.engagement_target = core.engagement.target;
-    status.in_flight = core.sentiment.in_flight + core.engagement.in_flight;
-    status.restarts = core.sentiment.restarts + core.engagement.restarts;
-    let sink = view.sink.snapshot();
+    let sources = up.sources_total();
+    status.kills = sources.kills;
+    status.ingest_waits = sources.waits;
+    status.memory_used = snapshot.memory_used;
+    status.memory_limit = snapshot.memory_limit;
+    let (sentiment, engagement) = (&up.core.sentiment, &up.core.engagement);
+    status.sentiment_workers = sentiment.workers;
+    status.engagement_workers = engagement.workers;
+    status.sentiment_target = sentiment.target;
+    status.engagement_target = engagement.target;
+    status.in_flight = up.in_flight();
+    status.restarts = up.restarts();
     status.batch_size = sink.batch_size as usize;
     status.write_ms = sink.last_write_ms;
-    status.sink = sink.sink_state.to_string();
     status.buffered = sink.buffered;
     status.spilled = sink.spilled;
     status.spool_bytes = sink.spool_bytes;
@@ -313,40 +318,9 @@ pub(super) fn build_status(view: &Probes, now: Instant, meters: &mut StatusMeter
     for (i, meter) in meters.rates_out.iter_mut().enumerate() {
         status.rate_out_streams[i] = meter.rate(now, sink.committed_streams[i]);
     }
-    status.top_hashtags = view
-        .hashtags
-        .lock()
-        .top()
-        .into_iter()
-        .map(|(tag, count)| TagCount { tag, count })
-        .collect();
-    if let Some(j) = &view.jetstream {
-        let n = j.stats.snapshot();
-        let (merged, instances) = j.merged.lock().clone();
-        status.jetstream = Some(JetStreamStatus {
-            nats_up: n.connected,
-            pending: n.consumer_pending,
-            ack_pending: n.consumer_ack_pending,
-            redelivered: n.consumer_redelivered,
-            held: j.tracker.len() as u64,
-            delivered: n.delivered,
-            delivered_again: n.redelivered,
-            acks: n.acks,
-            instances: instances as u64,
-        });
-        status.merged_top_hashtags = merged
-            .into_iter()
-            .map(|(tag, count)| TagCount { tag, count })
-            .collect();
-        // The fetchers have no connection of their own: NATS's is theirs.
-        if status.ingest == WAITING_FOR_SERVER {
-            status.ingest = if n.connected {
-                INGEST_UP.to_string()
-            } else {
-                "waiting for NATS".to_string()
-            };
-        }
-    }
+    status.top_hashtags = snapshot.top_hashtags.clone();
+    status.jetstream = snapshot.jetstream.clone();
+    status.merged_top_hashtags = snapshot.merged_top_hashtags.clone();
     status
 }
 

@@ -4,15 +4,16 @@
 //! [`OpsView`] is the endpoint's state: the sink's counters and control
 //! handle (there from the start), the stages' probes (set once the lexicon
 //! is loaded and every stage has started) and the liveness of every stage
-//! thread, which [`Pipeline::wait`](super::Pipeline::wait) publishes every
+//! thread, which [`Pipeline::wait`](super::run::Pipeline::wait) publishes every
 //! 100 ms. [`routes`] is the table: one line, one plain function per route.
 //!
 //! - `GET /`: the live dashboard; `GET /api/stats`: the status and its
 //!   ten-minute history, which the dashboard polls ([`crate::ops::dashboard`]).
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 `{"ready":true}`, or 503 with every reason
-//!   ([`crate::ops::readiness`]).
-//! - `GET /metrics`: the Prometheus text ([`super::metrics`]).
+//!   ([`super::readiness`]).
+//! - `GET /metrics`: the Prometheus text ([`super::metrics`]), a view of one
+//!   [`Snapshot`] of every stage.
 //! - `POST /sink/pause`, `POST /sink/resume`: need
 //!   `Authorization: Bearer <TWEETFLOW_CONTROL_TOKEN>`; without a configured
 //!   token they answer 403, with a wrong or missing one 401.
@@ -24,11 +25,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::json;
 
-use super::Probes;
+use super::probes::{Probes, WAITING_FOR_SERVER};
+use super::readiness::{readiness, NotReady, ReadyInput};
+use super::snapshot::Snapshot;
 use crate::log_limit::LogLimiter;
-use crate::ops::{
-    check_bearer, readiness, Access, NotReady, ReadyInput, Request, Response, Routes,
-};
+use crate::ops::{check_bearer, Access, Request, Response, Routes};
 use crate::sink::{PauseOutcome, SinkControl, SinkStats};
 use crate::stats::history::Live;
 
@@ -38,11 +39,11 @@ const PAUSE_WAIT: Duration = Duration::from_secs(5);
 /// The endpoint's view of the pipeline.
 #[derive(Debug)]
 pub(crate) struct OpsView {
-    pub(super) sink: Arc<SinkStats>,
+    sink: Arc<SinkStats>,
     control: SinkControl,
     token: Option<String>,
     /// Set once every stage has started (the lexicon is loaded by then).
-    pub(super) stages: OnceLock<Probes>,
+    stages: OnceLock<Probes>,
     /// Each stage thread and whether it runs, as last published.
     liveness: Mutex<Vec<(&'static str, bool)>>,
     stopping: AtomicBool,
@@ -66,6 +67,11 @@ impl OpsView {
         }
     }
 
+    /// Every stage has started: the endpoint reads their probes from now on.
+    pub(super) fn set_stages(&self, probes: Probes) {
+        let _ = self.stages.set(probes);
+    }
+
     /// Publishes which stage threads run.
     pub(super) fn publish_liveness(&self, stages: Vec<(&'static str, bool)>) {
         *self.liveness.lock() = stages;
@@ -83,7 +89,7 @@ impl OpsView {
             lexicon_loaded: self.stages.get().is_some(),
             stopping: self.stopping.load(Ordering::Relaxed),
             paused: self.control.is_paused(),
-            breaker: self.sink.breaker_state(),
+            database: self.sink.database_state(),
             stages: &stages,
             nats_down: self
                 .stages
@@ -91,6 +97,15 @@ impl OpsView {
                 .and_then(|p| p.jetstream.as_ref())
                 .is_some_and(|j| j.stats.connected.load(Ordering::Relaxed) == 0),
         })
+    }
+
+    /// Every stage's figures now; before the stages run, the sink's alone.
+    fn snapshot(&self) -> Snapshot {
+        let now = Instant::now();
+        match self.stages.get() {
+            Some(probes) => probes.snapshot(now),
+            None => Snapshot::before_start(0.0, WAITING_FOR_SERVER, self.sink.snapshot()),
+        }
     }
 
     /// `None` when the request may control the sink, else the answer.
@@ -161,7 +176,7 @@ fn metrics(v: &OpsView, _: &Request<'_>) -> Response {
     Response::new(
         200,
         crate::ops::METRICS_CONTENT_TYPE,
-        super::metrics::render(v),
+        super::metrics::render(&v.snapshot(), &v.sink, v.not_ready().is_empty()),
     )
 }
 
@@ -187,4 +202,20 @@ fn resume(v: &OpsView, req: &Request<'_>) -> Response {
     log::info!("ops: sink resume requested (POST /sink/resume)");
     v.control.resume();
     Response::json(200, &json!({"sink": "resumed"}))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::dashboard::PAGE;
+    use crate::sink::SinkState;
+
+    #[test]
+    fn the_dashboard_styles_every_sink_state() {
+        for state in SinkState::ALL {
+            assert!(
+                PAGE.contains(&format!(".state.{state}")),
+                "the dashboard has no style for the sink state {state}"
+            );
+        }
+    }
 }

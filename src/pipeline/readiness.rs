@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::sink::BreakerState;
+use crate::sink::SinkState;
 
 /// What readiness is decided from.
 #[derive(Debug, Clone, Copy)]
@@ -21,8 +21,9 @@ pub struct ReadyInput<'a> {
     pub stopping: bool,
     /// The operator paused the sink.
     pub paused: bool,
-    /// The sink's breaker.
-    pub breaker: BreakerState,
+    /// The database as the sink's breaker sees it: `up`, `down` or `probing`
+    /// ([`SinkStats::database_state`](crate::sink::SinkStats::database_state)).
+    pub database: SinkState,
     /// Each stage by name, and whether its thread runs.
     pub stages: &'a [(&'static str, bool)],
     /// With `--jetstream`: NATS cannot be reached now.
@@ -61,10 +62,9 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
         }
     }
     if i.paused {
-        not(
-            "paused",
-            "the sink is paused (POST /sink/resume to write again); records go to the spool".into(),
-        );
+        if let Some((reason, detail)) = sink_not_ready(SinkState::Paused) {
+            not(reason, detail.into());
+        }
     }
     if i.nats_down {
         not(
@@ -72,18 +72,33 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
             "NATS is unreachable: no message is fetched and no ack is sent until it is back".into(),
         );
     }
-    match i.breaker {
-        BreakerState::Closed => {}
-        BreakerState::Open => not(
-            "database_down",
-            "the database is unreachable (breaker open); records go to the spool".into(),
-        ),
-        BreakerState::HalfOpen => not(
-            "database_probing",
-            "the database has not answered a probe yet (breaker half-open)".into(),
-        ),
+    if let Some((reason, detail)) = sink_not_ready(i.database) {
+        not(reason, detail.into());
     }
     out
+}
+
+/// Why the sink in `state` makes the pipeline not ready, if it does.
+fn sink_not_ready(state: SinkState) -> Option<(&'static str, &'static str)> {
+    match state {
+        SinkState::Up => None,
+        SinkState::Down => Some((
+            "database_down",
+            "the database is unreachable (breaker open); records go to the spool",
+        )),
+        SinkState::Probing => Some((
+            "database_probing",
+            "the database has not answered a probe yet (breaker half-open)",
+        )),
+        SinkState::Paused => Some((
+            "paused",
+            "the sink is paused (POST /sink/resume to write again); records go to the spool",
+        )),
+        // A database that refuses writes for now is waited out: still ready.
+        SinkState::Waiting => None,
+        // A writer that failed or stopped is a stage not running (`stage_stopped`).
+        SinkState::Failed | SinkState::Stopped => None,
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +110,7 @@ mod tests {
             lexicon_loaded: true,
             stopping: false,
             paused: false,
-            breaker: BreakerState::Closed,
+            database: SinkState::Up,
             stages,
             nats_down: false,
         }
@@ -116,13 +131,13 @@ mod tests {
         assert!(r[0].detail.contains("sink writer"), "{}", r[0].detail);
         let i = ReadyInput {
             paused: true,
-            breaker: BreakerState::Open,
+            database: SinkState::Down,
             ..input(&up)
         };
         assert_eq!(reasons(&i), ["paused", "database_down"]);
         let i = ReadyInput {
             lexicon_loaded: false,
-            breaker: BreakerState::HalfOpen,
+            database: SinkState::Probing,
             ..input(&[])
         };
         assert_eq!(reasons(&i), ["starting", "database_probing"]);

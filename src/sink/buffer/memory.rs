@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::spool::Spool;
-use super::SinkStats;
 use crate::budget::Budget;
 use crate::model::Record;
+use crate::sink::stats::SinkStats;
 
 /// Where a batch came from (needed to commit or put it back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Source {
+pub(in crate::sink) enum Source {
     /// From the memory buffer.
     Memory,
     /// From the spool: the offset after its last line and its number of lines.
@@ -46,7 +46,7 @@ pub(super) enum Source {
 
 /// Records handed to the writer.
 #[derive(Debug)]
-pub(super) struct Batch {
+pub(in crate::sink) struct Batch {
     /// The records, in order.
     pub records: Vec<Record>,
     /// Where they came from.
@@ -55,16 +55,16 @@ pub(super) struct Batch {
 
 /// The bounds of a [`Buffer`] beyond its record count.
 #[derive(Debug, Clone)]
-pub(super) struct Limits {
+pub(in crate::sink) struct Limits {
     /// Most bytes of records kept in memory (see `Tweet::heap_bytes`);
     /// beyond, records spill to the spool.
-    pub(super) memory_bytes: u64,
+    pub(in crate::sink) memory_bytes: u64,
     /// A batch stops growing at this many bytes (always at least one record).
-    pub(super) batch_bytes: u64,
+    pub(in crate::sink) batch_bytes: u64,
     /// Uncommitted spool bytes at which `budget` is told the spool is full.
-    pub(super) spool_max_bytes: Option<u64>,
+    pub(in crate::sink) spool_max_bytes: Option<u64>,
     /// Told when the spool is full, so that ingest waits.
-    pub(super) budget: Arc<Budget>,
+    pub(in crate::sink) budget: Arc<Budget>,
 }
 
 impl Default for Limits {
@@ -90,7 +90,7 @@ struct Inner {
 
 /// The buffer shared by the ingest thread and the writer.
 #[derive(Debug)]
-pub(super) struct Buffer {
+pub(in crate::sink) struct Buffer {
     inner: Mutex<Inner>,
     ready: Condvar,
     capacity: usize,
@@ -100,7 +100,7 @@ pub(super) struct Buffer {
 
 impl Buffer {
     /// A buffer over an opened spool (which may hold records to replay first).
-    pub(super) fn new(
+    pub(in crate::sink) fn new(
         spool: Spool,
         capacity: usize,
         limits: Limits,
@@ -168,7 +168,7 @@ impl Buffer {
     }
 
     /// Adds a record; blocks only while the spool cannot be written (disk full).
-    pub(super) fn push(&self, rec: Record) {
+    pub(in crate::sink) fn push(&self, rec: Record) {
         let mut failures = 0u32;
         loop {
             let mut i = self.inner.lock();
@@ -214,39 +214,44 @@ impl Buffer {
     }
 
     /// No more pushes will come.
-    pub(super) fn close(&self) {
+    pub(in crate::sink) fn close(&self) {
         self.inner.lock().closed = true;
         self.ready.notify_all();
     }
 
     /// Whether `close` was called.
-    pub(super) fn is_closed(&self) -> bool {
+    pub(in crate::sink) fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }
 
     /// Records waiting (memory + spool, handed-out ones included).
-    pub(super) fn len(&self) -> u64 {
+    pub(in crate::sink) fn len(&self) -> u64 {
         let i = self.inner.lock();
         i.mem.len() as u64 + i.spool.unread() + i.spool.inflight()
     }
 
     /// Closed and nothing waits (memory and spool empty, nothing handed out): the
     /// writer has nothing left to do, whatever the database's state.
-    pub(super) fn is_finished(&self) -> bool {
+    pub(in crate::sink) fn is_finished(&self) -> bool {
         let i = self.inner.lock();
         i.closed && i.mem.is_empty() && i.spool.unread() == 0 && i.spool.inflight() == 0
     }
 
     #[cfg(test)]
     /// True when nothing waits.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(in crate::sink) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Takes up to `max` records. Waits up to `idle` for a first record (returning an
     /// empty batch if none came), then up to `linger` for the batch to fill. Returns
     /// `None` once closed and empty.
-    pub(super) fn pull(&self, max: usize, linger: Duration, idle: Duration) -> Option<Batch> {
+    pub(in crate::sink) fn pull(
+        &self,
+        max: usize,
+        linger: Duration,
+        idle: Duration,
+    ) -> Option<Batch> {
         let max = max.max(1);
         let start = Instant::now();
         let mut fill_deadline: Option<Instant> = None;
@@ -320,7 +325,7 @@ impl Buffer {
                         line.len()
                     );
                     let dir = self.inner.lock().spool.dir().to_path_buf();
-                    super::rejected::save_rejected(
+                    crate::sink::rejected::save_rejected(
                         &dir,
                         "spool-line",
                         &e.to_string(),
@@ -333,7 +338,7 @@ impl Buffer {
     }
 
     /// The batch is in the database.
-    pub(super) fn commit(&self, source: Source) {
+    pub(in crate::sink) fn commit(&self, source: Source) {
         if let Source::Spool { end, lines } = source {
             let mut i = self.inner.lock();
             match i.spool.commit(end, lines) {
@@ -354,7 +359,7 @@ impl Buffer {
     /// The database is down: put `held` back at the head, move memory to the spool,
     /// fsync, and keep pushes on disk until `set_durable(false)`. Returns how many
     /// records were moved to disk.
-    pub(super) fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
+    pub(in crate::sink) fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
         let mut i = self.inner.lock();
         i.durable = true;
         if let Some(b) = held {
@@ -417,14 +422,14 @@ impl Buffer {
     }
 
     /// Leaves or enters durable mode.
-    pub(super) fn set_durable(&self, on: bool) {
+    pub(in crate::sink) fn set_durable(&self, on: bool) {
         self.inner.lock().durable = on;
     }
 
     /// fsyncs the spool if its oldest unsynced append is due; returns how long until
     /// the next one is (`None`: nothing unsynced). Errors are logged (the next
     /// append or tick tries again).
-    pub(super) fn sync_if_due(&self) -> Option<Duration> {
+    pub(in crate::sink) fn sync_if_due(&self) -> Option<Duration> {
         let mut i = self.inner.lock();
         let r = i.spool.sync_if_due();
         self.update_gauges(&i);
@@ -438,12 +443,12 @@ impl Buffer {
     }
 
     /// fsyncs the spool.
-    pub(super) fn sync(&self) -> io::Result<()> {
+    pub(in crate::sink) fn sync(&self) -> io::Result<()> {
         self.inner.lock().spool.sync()
     }
 
     /// The spool directory.
-    pub(super) fn spool_dir(&self) -> std::path::PathBuf {
+    pub(in crate::sink) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
 }
@@ -475,7 +480,7 @@ mod tests {
     }
 
     fn buffer(dir: &std::path::Path, cap: usize) -> Buffer {
-        let (spool, _) = Spool::open(dir, &super::super::spool::fsync_dir).unwrap();
+        let (spool, _) = Spool::open(dir, &crate::sink::buffer::spool::fsync_dir).unwrap();
         Buffer::new(
             spool,
             cap,
@@ -601,7 +606,7 @@ mod tests {
     }
 
     fn buffer_with(dir: &std::path::Path, limits: Limits) -> Buffer {
-        let (spool, _) = Spool::open(dir, &super::super::spool::fsync_dir).unwrap();
+        let (spool, _) = Spool::open(dir, &crate::sink::buffer::spool::fsync_dir).unwrap();
         Buffer::new(spool, 1000, limits, Arc::new(SinkStats::default()))
     }
 

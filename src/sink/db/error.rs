@@ -29,6 +29,8 @@
 
 use postgres::error::SqlState;
 
+use crate::sink::failure::DatabaseProblem;
+
 /// How an error is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -51,7 +53,7 @@ pub enum ErrorClass {
 
 /// Classifies a SQLSTATE of a failed statement (`None`: the client saw no server
 /// error, e.g. a lost connection); see the module docs for the table.
-pub(super) fn classify_code(code: Option<&str>) -> ErrorClass {
+pub(in crate::sink) fn classify_code(code: Option<&str>) -> ErrorClass {
     let Some(c) = code else {
         return ErrorClass::Connection;
     };
@@ -70,7 +72,7 @@ pub(super) fn classify_code(code: Option<&str>) -> ErrorClass {
 
 /// Classifies the failure to connect: only a refused login, a missing database and
 /// a missing `CONNECT` privilege are permanent; anything else is an outage.
-pub(super) fn classify_connect(code: Option<&str>) -> ErrorClass {
+pub(in crate::sink) fn classify_connect(code: Option<&str>) -> ErrorClass {
     match code {
         Some(c) if c.starts_with("28") || c == "3D000" || c == "42501" => ErrorClass::Permanent,
         _ => ErrorClass::Connection,
@@ -80,78 +82,6 @@ pub(super) fn classify_connect(code: Option<&str>) -> ErrorClass {
 /// Classifies a PostgreSQL error of a statement.
 fn classify(e: &postgres::Error) -> ErrorClass {
     classify_code(e.code().map(SqlState::code))
-}
-
-/// A permanent database problem: what is wrong, where, and how to fix it. The
-/// pipeline stops on it (exit code 2) after spooling what the sink held.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DatabaseProblem {
-    /// An existing table has other columns or types than tweetflow writes.
-    #[error(
-        "the table {table} does not match what tweetflow writes: {}. Fix: give tweetflow a \
-         schema of its own with --schema, or rename or drop that table (tweetflow creates \
-         missing tables itself)",
-        problems.join("; ")
-    )]
-    SchemaMismatch {
-        /// `schema.table`.
-        table: String,
-        /// One entry per column or property that differs.
-        problems: Vec<String>,
-    },
-    /// The role lacks a privilege.
-    #[error(
-        "permission denied: {message}. Fix: grant the role {role} {needs}, or give \
-         tweetflow a schema the role owns with --schema"
-    )]
-    Privilege {
-        /// The role tweetflow logs in as.
-        role: String,
-        /// What the server (or the start-up check) said.
-        message: String,
-        /// The privileges it needs, as a `GRANT` clause would name them.
-        needs: String,
-    },
-    /// The server accepts no writes.
-    #[error(
-        "the database {database} is read-only: {message}. Fix: point --database-url at the \
-         primary server; if default_transaction_read_only is set, run `ALTER DATABASE \
-         {database} SET default_transaction_read_only = off` (or `ALTER ROLE … SET …` for \
-         the role)"
-    )]
-    ReadOnly {
-        /// The database.
-        database: String,
-        /// What the server (or the start-up check) said.
-        message: String,
-    },
-    /// The login was refused.
-    #[error(
-        "the server refused the login: {message}. Fix: check the user and password in \
-         --database-url (or DATABASE_URL) and the server's pg_hba.conf"
-    )]
-    Authentication {
-        /// What the server said.
-        message: String,
-    },
-    /// The database does not exist.
-    #[error(
-        "the database {database} does not exist: {message}. Fix: create it (`createdb \
-         {database}`) or correct --database-url"
-    )]
-    NoDatabase {
-        /// The database.
-        database: String,
-        /// What the server said.
-        message: String,
-    },
-    /// Another error no retry can help with.
-    #[error("the database refused tweetflow's statements: {message}")]
-    Other {
-        /// What the server said.
-        message: String,
-    },
 }
 
 /// Who tweetflow is on which database, for messages that say how to fix things.
@@ -178,9 +108,9 @@ impl Who {
 
     /// The privileges the sink needs, as a sentence of `GRANT`s.
     pub(crate) fn needs(&self) -> String {
-        let s = super::schema::ident(&self.schema);
-        let r = super::schema::ident(&self.role);
-        let d = super::schema::ident(&self.database);
+        let s = super::tables::ident(&self.schema);
+        let r = super::tables::ident(&self.role);
+        let d = super::tables::ident(&self.database);
         format!(
             "what it needs: `GRANT USAGE, CREATE ON SCHEMA {s} TO {r}` (CREATE only while the \
              tables do not exist), `GRANT SELECT, INSERT, UPDATE ON {s}.users, {s}.tweets TO \
@@ -259,7 +189,7 @@ impl From<postgres::Error> for WriteError {
 impl WriteError {
     /// An I/O error of the COPY stream. The COPY writer wraps the client's error in an
     /// I/O error; that one is unwrapped, so its SQLSTATE is seen.
-    pub(super) fn from_io(e: std::io::Error) -> WriteError {
+    pub(in crate::sink) fn from_io(e: std::io::Error) -> WriteError {
         if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
             if let Some(Ok(pe)) = e.into_inner().map(|b| b.downcast::<postgres::Error>()) {
                 return WriteError(Repr::Db(*pe));
@@ -270,12 +200,12 @@ impl WriteError {
     }
 
     /// The record of `seq` cannot be encoded, for `reason`.
-    pub(super) fn encode(seq: u64, reason: String) -> WriteError {
+    pub(in crate::sink) fn encode(seq: u64, reason: String) -> WriteError {
         WriteError(Repr::Encode { seq, reason })
     }
 
     /// The record the encoder failed on, and why ([`ErrorClass::Encode`] only).
-    pub(super) fn encode_failure(&self) -> Option<(u64, &str)> {
+    pub(in crate::sink) fn encode_failure(&self) -> Option<(u64, &str)> {
         match &self.0 {
             Repr::Encode { seq, reason } => Some((*seq, reason)),
             _ => None,
@@ -283,7 +213,7 @@ impl WriteError {
     }
 
     /// The client's error, if it is one (to build a [`DatabaseProblem`]).
-    pub(super) fn db(&self) -> Option<&postgres::Error> {
+    pub(in crate::sink) fn db(&self) -> Option<&postgres::Error> {
         match &self.0 {
             Repr::Db(e) => Some(e),
             _ => None,
@@ -332,6 +262,36 @@ impl WriteError {
             Repr::Db(e) => db_message(e),
             Repr::Io(e) => format!("I/O error on the COPY stream: {e}"),
             Repr::Encode { seq, reason } => format!("record of seq {seq} {reason}"),
+        }
+    }
+}
+
+/// Why the write connection could not be opened.
+#[derive(Debug)]
+pub(in crate::sink) enum OpenError {
+    /// Connecting failed.
+    Connect(postgres::Error),
+    /// Creating the schema, the staging tables or the statements failed.
+    Setup(postgres::Error),
+    /// The tables do not fit, or the role may not write them.
+    Problem(DatabaseProblem),
+}
+
+impl OpenError {
+    /// The permanent problem behind it, if it is one.
+    pub(in crate::sink) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
+        match self {
+            OpenError::Connect(e) => who.problem(e, true),
+            OpenError::Setup(e) => who.problem(e, false),
+            OpenError::Problem(p) => Some(p.clone()),
+        }
+    }
+
+    /// A one-line description.
+    pub(in crate::sink) fn message(&self) -> String {
+        match self {
+            OpenError::Connect(e) | OpenError::Setup(e) => db_message(e),
+            OpenError::Problem(p) => p.to_string(),
         }
     }
 }

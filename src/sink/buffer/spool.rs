@@ -35,7 +35,7 @@ use crate::model::Record;
 
 /// What [`Spool::open`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct OpenReport {
+pub(in crate::sink) struct OpenReport {
     /// Records waiting to be replayed.
     pub pending: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
@@ -46,7 +46,7 @@ pub(super) struct OpenReport {
 
 /// The spill file and its read/commit positions.
 #[derive(Debug)]
-pub(super) struct Spool {
+pub(in crate::sink) struct Spool {
     dir: PathBuf,
     path: PathBuf,
     offset_path: PathBuf,
@@ -117,7 +117,7 @@ fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
 }
 
 /// fsyncs a directory, so that the names just created in it survive a power loss.
-pub(super) fn fsync_dir(dir: &Path) -> io::Result<()> {
+pub(in crate::sink) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -125,7 +125,7 @@ impl Spool {
     /// Opens (creating) the spool under `dir`, cuts a torn last line, and positions the
     /// reader at the committed offset. When it creates the file, it fsyncs `dir`
     /// with `sync_dir` ([`fsync_dir`]) and fails if that fails.
-    pub(super) fn open(
+    pub(in crate::sink) fn open(
         dir: &Path,
         sync_dir: &dyn Fn(&Path) -> io::Result<()>,
     ) -> io::Result<(Spool, OpenReport)> {
@@ -208,38 +208,38 @@ impl Spool {
     }
 
     /// The spool directory.
-    pub(super) fn dir(&self) -> &Path {
+    pub(in crate::sink) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The spill file's path.
-    pub(super) fn path(&self) -> &Path {
+    pub(in crate::sink) fn path(&self) -> &Path {
         &self.path
     }
 
     /// True while the file holds lines not yet committed (new records must then be
     /// appended behind them to keep the order).
-    pub(super) fn is_active(&self) -> bool {
+    pub(in crate::sink) fn is_active(&self) -> bool {
         self.write_len > 0
     }
 
     /// Bytes appended and not committed yet.
-    pub(super) fn pending_bytes(&self) -> u64 {
+    pub(in crate::sink) fn pending_bytes(&self) -> u64 {
         self.write_len.saturating_sub(self.committed_off)
     }
 
     /// Lines not yet handed out.
-    pub(super) fn unread(&self) -> u64 {
+    pub(in crate::sink) fn unread(&self) -> u64 {
         self.unread
     }
 
     /// Lines handed out and not yet committed.
-    pub(super) fn inflight(&self) -> u64 {
+    pub(in crate::sink) fn inflight(&self) -> u64 {
         self.inflight
     }
 
     /// Appends records as lines (one write). On error nothing is appended.
-    pub(super) fn append(&mut self, records: &[&Record]) -> io::Result<()> {
+    pub(in crate::sink) fn append(&mut self, records: &[&Record]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 2300);
         for r in records {
             serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
@@ -268,7 +268,7 @@ impl Spool {
     }
 
     /// fsyncs the file if anything was appended since the last sync.
-    pub(super) fn sync(&mut self) -> io::Result<()> {
+    pub(in crate::sink) fn sync(&mut self) -> io::Result<()> {
         if self.dirty_since.is_some() {
             self.file.sync_data()?;
             self.dirty_since = None;
@@ -281,7 +281,7 @@ impl Spool {
     /// long until the next fsync is due (`None`: nothing is unsynced). The owner
     /// calls it on a timer, so an idle tail is synced too, not only on a later
     /// append.
-    pub(super) fn sync_if_due(&mut self) -> io::Result<Option<Duration>> {
+    pub(in crate::sink) fn sync_if_due(&mut self) -> io::Result<Option<Duration>> {
         let Some(since) = self.dirty_since else {
             return Ok(None);
         };
@@ -294,12 +294,16 @@ impl Spool {
     }
 
     /// Bytes appended and not yet fsync'd.
-    pub(super) fn unsynced(&self) -> u64 {
+    pub(in crate::sink) fn unsynced(&self) -> u64 {
         self.unsynced
     }
 
     /// Reads up to `max` lines. Returns the raw lines and the offset after the last.
-    pub(super) fn read(&mut self, max: usize, max_bytes: u64) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    pub(in crate::sink) fn read(
+        &mut self,
+        max: usize,
+        max_bytes: u64,
+    ) -> io::Result<(Vec<Vec<u8>>, u64)> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         if self.unread == 0 || max == 0 {
@@ -331,7 +335,7 @@ impl Spool {
     }
 
     /// Forgets what was read but not committed: it will be read again.
-    pub(super) fn rewind(&mut self) {
+    pub(in crate::sink) fn rewind(&mut self) {
         self.read_off = self.committed_off;
         self.unread += self.inflight;
         self.inflight = 0;
@@ -340,7 +344,7 @@ impl Spool {
     /// Marks everything before `offset` (`lines` lines since the last commit) as in the
     /// database. When everything is committed the file is truncated. Returns whether
     /// it was.
-    pub(super) fn commit(&mut self, offset: u64, lines: u64) -> io::Result<bool> {
+    pub(in crate::sink) fn commit(&mut self, offset: u64, lines: u64) -> io::Result<bool> {
         if offset <= self.committed_off {
             return Ok(false);
         }
@@ -373,14 +377,14 @@ impl Spool {
 const TAG_FILE: &str = "spool.target";
 
 /// The target recorded in the spool directory (`None` if there is none).
-pub(super) fn read_tag(dir: &Path) -> Option<String> {
+pub(in crate::sink) fn read_tag(dir: &Path) -> Option<String> {
     let t = std::fs::read_to_string(dir.join(TAG_FILE)).ok()?;
     Some(t.trim_end().to_string())
 }
 
 /// Records `target` as the spool's target (written aside, renamed, fsync'd; the
 /// directory with `sync_dir`).
-pub(super) fn write_tag(
+pub(in crate::sink) fn write_tag(
     dir: &Path,
     target: &str,
     sync_dir: &dyn Fn(&Path) -> io::Result<()>,

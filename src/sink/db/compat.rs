@@ -5,7 +5,7 @@
 //! The sink creates its tables only when they are missing (`CREATE TABLE IF
 //! NOT EXISTS`), so a table made by someone else, or by an older tweetflow,
 //! is used as it is. It is compatible when it is an ordinary or partitioned
-//! table, has every column the sink writes ([`schema::USERS`], [`schema::TWEETS`],
+//! table, has every column the sink writes ([`tables::USERS`](super::tables::USERS), [`tables::TWEETS`](super::tables::TWEETS),
 //! the lists the DDL is generated from) with the same type, has a unique key on
 //! `id` alone (the upserts' `ON CONFLICT (id)`), and has no extra `NOT NULL`
 //! column without a default (the sink's rows would not fill it), nor `NOT NULL`
@@ -19,7 +19,7 @@
 
 use postgres::GenericClient;
 
-use super::schema::{Column, TABLES};
+use super::tables::{Column, TABLES};
 
 /// A column of an existing table, from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,7 +254,7 @@ fn check_messages(table: &str, found: &[Mismatch]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::{TWEETS, USERS};
+    use super::super::tables::{TWEETS, USERS};
     use super::*;
 
     fn as_created(want: &[Column]) -> TableRow {

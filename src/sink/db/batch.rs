@@ -23,7 +23,7 @@
 //! written again through staging.
 //!
 //! Plans: the session runs with `plan_cache_mode = force_custom_plan`
-//! ([`super::writer_pg_config`]), so the lookups and upserts are planned for each
+//! ([`super::connect::writer_pg_config`]), so the lookups and upserts are planned for each
 //! batch's own ids and the tables' size at that moment. A cached generic plan would
 //! be made once on whatever the tables held then and kept until an ANALYZE; made on
 //! tiny first batches it is a sequential scan with a per-row search of the id array,
@@ -32,7 +32,7 @@
 //! A data error ([`WriteError::is_data`]) is the rows' fault: the batch is bisected
 //! until the bad record is alone; then its user and its tweet are tried apart, and
 //! what still fails is rejected: counted, logged and appended to the rejected file
-//! ([`super::rejected`]). Any other error is returned to the writer loop, which keeps
+//! ([`crate::sink::rejected`]). Any other error is returned to the writer loop, which keeps
 //! the batch.
 
 use std::collections::BTreeMap;
@@ -43,12 +43,13 @@ use std::path::Path;
 use postgres::{Client, Statement};
 
 use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
-use super::error::{db_message, DatabaseProblem, ErrorClass, Who, WriteError};
-use super::rejected::{save_rejected, REJECTED_FILE};
+use super::error::{ErrorClass, OpenError, Who, WriteError};
 use super::schema;
-#[cfg(any(test, feature = "testkit"))]
-use super::SinkFault;
+use super::tables;
 use crate::model::{Record, User};
+#[cfg(any(test, feature = "testkit"))]
+use crate::sink::fault::SinkFault;
+use crate::sink::rejected::{save_rejected, REJECTED_FILE};
 
 /// One `COPY … FROM STDIN (FORMAT binary)` fed while it is encoded: rows are
 /// encoded into a [`CopyBuf`] and handed to the connection every 64 KiB, so the
@@ -151,7 +152,7 @@ pub(crate) struct Conn {
     schema: String,
     /// Test hook.
     #[cfg(any(test, feature = "testkit"))]
-    pub(super) fault: Option<SinkFault>,
+    pub(in crate::sink) fault: Option<SinkFault>,
 }
 
 /// The writer's prepared statements that have a plan (the COPYs have none).
@@ -181,10 +182,10 @@ impl Prepared {
     /// Its SQL text, as prepared.
     fn sql(self, schema_name: &str) -> String {
         match self {
-            Prepared::ExistingUsers => schema::existing_users_sql(schema_name),
-            Prepared::ExistingTweets => schema::existing_tweets_sql(schema_name),
-            Prepared::UpsertUsers => schema::upsert_users_sql(schema_name),
-            Prepared::UpsertTweets => schema::upsert_tweets_sql(schema_name),
+            Prepared::ExistingUsers => tables::existing_users_sql(schema_name),
+            Prepared::ExistingTweets => tables::existing_tweets_sql(schema_name),
+            Prepared::UpsertUsers => tables::upsert_users_sql(schema_name),
+            Prepared::UpsertTweets => tables::upsert_tweets_sql(schema_name),
         }
     }
 }
@@ -198,17 +199,17 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// Creates the staging tables and prepares the statements on a connected client.
     /// The schema (`schema::create`) must exist.
-    pub(super) fn from_client(
+    pub(in crate::sink) fn from_client(
         mut client: Client,
         schema_name: &str,
     ) -> Result<Conn, postgres::Error> {
         let lz4 = schema::has_lz4(&mut client)?;
-        client.batch_execute(&schema::staging_sql(lz4))?;
-        let copy_users = client.prepare(schema::COPY_USERS)?;
-        let copy_users_direct = client.prepare(&schema::copy_users_direct_sql(schema_name))?;
+        client.batch_execute(&tables::staging_sql(lz4))?;
+        let copy_users = client.prepare(tables::COPY_USERS)?;
+        let copy_users_direct = client.prepare(&tables::copy_users_direct_sql(schema_name))?;
         let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
-        let copy_tweets = client.prepare(schema::COPY_TWEETS)?;
-        let copy_tweets_direct = client.prepare(&schema::copy_tweets_direct_sql(schema_name))?;
+        let copy_tweets = client.prepare(tables::COPY_TWEETS)?;
+        let copy_tweets_direct = client.prepare(&tables::copy_tweets_direct_sql(schema_name))?;
         let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
         let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
         let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
@@ -230,12 +231,15 @@ impl Conn {
     }
 
     /// What cancels the statement this connection runs (from another thread).
-    pub(super) fn cancel_token(&self) -> postgres::CancelToken {
+    pub(in crate::sink) fn cancel_token(&self) -> postgres::CancelToken {
         self.client.cancel_token()
     }
 
     /// The highest `ingest_seq` stored ([`schema::stored_seq_max`]).
-    pub(super) fn stored_seq_max(&mut self, schema_name: &str) -> Result<Option<u64>, WriteError> {
+    pub(in crate::sink) fn stored_seq_max(
+        &mut self,
+        schema_name: &str,
+    ) -> Result<Option<u64>, WriteError> {
         Ok(schema::stored_seq_max(&mut self.client, schema_name)?)
     }
 
@@ -508,7 +512,7 @@ impl Conn {
     /// plan its next execution gets from the plan cache. rust-postgres keeps statement
     /// names to itself, so the name is looked up in the session's
     /// `pg_prepared_statements` by the statement's text.
-    pub(super) fn explain(
+    pub(in crate::sink) fn explain(
         &mut self,
         stmt: Prepared,
         ids: &[i64],
@@ -532,7 +536,7 @@ impl Conn {
             .client
             .simple_query(&format!(
                 "EXPLAIN (FORMAT JSON) EXECUTE {}{args}",
-                schema::ident(&name)
+                tables::ident(&name)
             ))?
             .into_iter()
             .find_map(|m| match m {
@@ -544,40 +548,10 @@ impl Conn {
     }
 }
 
-/// Why the write connection could not be opened.
-#[derive(Debug)]
-pub(super) enum OpenError {
-    /// Connecting failed.
-    Connect(postgres::Error),
-    /// Creating the schema, the staging tables or the statements failed.
-    Setup(postgres::Error),
-    /// The tables do not fit, or the role may not write them.
-    Problem(DatabaseProblem),
-}
-
-impl OpenError {
-    /// The permanent problem behind it, if it is one.
-    pub(super) fn problem(&self, who: &Who) -> Option<DatabaseProblem> {
-        match self {
-            OpenError::Connect(e) => who.problem(e, true),
-            OpenError::Setup(e) => who.problem(e, false),
-            OpenError::Problem(p) => Some(p.clone()),
-        }
-    }
-
-    /// A one-line description.
-    pub(super) fn message(&self) -> String {
-        match self {
-            OpenError::Connect(e) | OpenError::Setup(e) => db_message(e),
-            OpenError::Problem(p) => p.to_string(),
-        }
-    }
-}
-
 /// Opens the write connection; unless `schema_ready` (which it then sets) first
 /// creates what is missing of the schema and checks the tables ([`schema::check`]).
-pub(super) fn open(
-    pg: &super::Db,
+pub(in crate::sink) fn open(
+    pg: &super::connect::Db,
     schema_name: &str,
     schema_ready: &mut bool,
     who: &Who,

@@ -174,7 +174,7 @@ pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
 }
 
 /// [`strip_nul`], counting into `n` the values it changed.
-pub(super) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
+pub(in crate::sink) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
     let c = strip_nul(s);
     if matches!(c, Cow::Owned(_)) {
         *n += 1;
@@ -183,7 +183,7 @@ pub(super) fn sanitized<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
 }
 
 /// [`sanitize_json`], counting into `n` the values it changed.
-pub(super) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
+pub(in crate::sink) fn sanitized_json<'a>(s: &'a str, n: &mut u64) -> Cow<'a, str> {
     let c = sanitize_json(s);
     if matches!(c, Cow::Owned(_)) {
         *n += 1;
@@ -287,14 +287,14 @@ fn seq_i64(seq: u64) -> Result<i64, EncodeError> {
     })
 }
 
-/// Fields of a `users` row in the COPY (see `schema::COPY_USERS`).
+/// Fields of a `users` row in the COPY (see `tables::COPY_USERS`).
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 pub const USER_FIELDS: i16 = 11;
-/// Fields of a `tweets` row in the COPY (see `schema::COPY_TWEETS`).
+/// Fields of a `tweets` row in the COPY (see `tables::COPY_TWEETS`).
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 pub const TWEET_FIELDS: i16 = 14;
 
-/// Encodes one `users` row (the columns of `schema::COPY_USERS`, in order) with
+/// Encodes one `users` row (the columns of `tables::COPY_USERS`, in order) with
 /// `seq` as its `ingest_seq`; counts cleaned values into `sanitized`. An error
 /// leaves bytes of a partial row behind: the caller truncates to its mark.
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
@@ -334,7 +334,7 @@ pub fn encode_user_row(
     Ok(())
 }
 
-/// Encodes one `tweets` row (the columns of `schema::COPY_TWEETS`, in order): the
+/// Encodes one `tweets` row (the columns of `tables::COPY_TWEETS`, in order): the
 /// raw tweet with its `user` replaced by the user id; counts cleaned values into
 /// `sanitized`. An error leaves bytes of a partial row behind: the caller truncates
 /// to its mark.
@@ -477,12 +477,12 @@ impl CopyBuf {
     }
 
     /// The bytes encoded so far.
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(in crate::sink) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Forgets the bytes encoded so far (they were sent); the header is not repeated.
-    pub(super) fn clear(&mut self) {
+    pub(in crate::sink) fn clear(&mut self) {
         self.buf.clear();
     }
 
