@@ -11,10 +11,10 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{error, info, warn};
 use parking_lot::Mutex;
 
-use super::config::PipelineConfig;
+use super::config::{JetStreamRun, PipelineConfig};
 use super::endpoint::{self, OpsView};
 use super::error::PipelineError;
-use super::jetstream::{self, JetStreamRun, JsProbe};
+use super::jetstream::{self, JsProbe};
 use super::probes::Probes;
 use super::run::Pipeline;
 use super::stages::{Stages, Ticker};

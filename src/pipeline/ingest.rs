@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use super::PipelineError;
+use super::error::PipelineError;
 use crate::emulator::EmulatorConfig;
 use crate::jetstream::{names, Client, JsError, JsSnapshot, StreamSpec};
 use crate::log_limit::LogLimiter;

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use parking_lot::Mutex;
 
-use super::PipelineError;
+use super::config::JetStreamRun;
+use super::error::PipelineError;
 use crate::jetstream::{names, Client, JsError, JsStats};
 use crate::log_limit::LogLimiter;
 use crate::score::Lexicon;
@@ -28,51 +29,6 @@ use crate::shutdown::Shutdown;
 use crate::source::Tracker;
 use crate::stats::sketch::{merged_top, TopHashtags};
 use crate::stats::status::{JetStreamStatus, TagCount};
-
-/// `--jetstream` and its companions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JetStreamRun {
-    /// The NATS server(s).
-    pub url: String,
-    /// The stream `tweetflow ingest` fills.
-    pub stream: String,
-    /// The durable consumer every instance binds.
-    pub consumer: String,
-    /// The consumer's max_ack_pending (when it is created), and this instance's bound
-    /// on the messages it holds.
-    pub max_ack_pending: usize,
-    /// The consumer's ack wait (when it is created).
-    pub ack_wait: Duration,
-    /// This instance's name in the merged hashtag counts.
-    pub instance: String,
-    /// Fetcher threads.
-    pub fetchers: usize,
-    /// Most messages one pull asks for.
-    pub batch: usize,
-}
-
-impl Default for JetStreamRun {
-    fn default() -> Self {
-        JetStreamRun {
-            url: "nats://127.0.0.1:4222".to_owned(),
-            stream: names::DEFAULT_STREAM.to_owned(),
-            consumer: names::DEFAULT_CONSUMER.to_owned(),
-            max_ack_pending: 20_000,
-            ack_wait: Duration::from_secs(30),
-            instance: default_instance(),
-            fetchers: 2,
-            batch: 256,
-        }
-    }
-}
-
-/// The host name and the process id.
-pub fn default_instance() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    names::instance_token(&format!("{host}-{}", std::process::id()))
-}
 
 /// The merged top hashtags, and how many instances' sketches are in them.
 pub type MergedTop = Arc<Mutex<(Vec<(String, u64)>, usize)>>;

@@ -53,10 +53,10 @@ mod ticker;
 use crate::shutdown::Shutdown;
 
 pub use build::start;
-pub use config::PipelineConfig;
+pub use config::{default_instance, JetStreamRun, PipelineConfig};
 pub use error::PipelineError;
 pub use ingest::{run_ingest, stream_specs, IngestConfig, IngestSummary};
-pub use jetstream::{default_instance, JetStreamRun, JsProbe, MergedTop};
+pub use jetstream::{JsProbe, MergedTop};
 pub use probes::Probes;
 pub use readiness::{readiness, NotReady, ReadyInput};
 pub use run::Pipeline;

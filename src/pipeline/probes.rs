@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::jetstream::JsProbe;
 use super::snapshot::{Snapshot, Upstream};
 use super::tap::TapStats;
 use crate::aggregate::AggStats;
@@ -58,7 +59,7 @@ pub struct Probes {
     pub(super) database: String,
     pub(super) spool_dir: PathBuf,
     /// With `--jetstream`: the consumer, the messages held, the merged hashtags.
-    pub jetstream: Option<super::JsProbe>,
+    pub jetstream: Option<JsProbe>,
 }
 
 impl Probes {

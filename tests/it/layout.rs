@@ -56,11 +56,13 @@ const ENGINE_LAYERS: &[&[&str]] = &[
 /// then building it (`mod.rs` re-exports).
 const PIPELINE_LAYERS: &[&[&str]] = &[
     &["config", "error", "readiness", "snapshot", "tap"],
+    &["jetstream"],
     &["probes", "stages"],
     &["metrics", "summary", "ticker"],
     &["endpoint"],
     &["run"],
     &["build"],
+    &["ingest"],
 ];
 
 fn src() -> PathBuf {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use super::database::{Database, Refusal};
 use super::{supervise, Writer, WriterState};
 use crate::model::{Record, SeqGen};
+use crate::sink::buffer::spool::{fsync_dir, Spool};
 use crate::sink::buffer::{Buffer, Limits};
 use crate::sink::db::batch::WriteOutcome;
 use crate::sink::drain::Drain;
 use crate::sink::health::Event;
-use crate::sink::buffer::spool::{fsync_dir, Spool};
 use crate::sink::{DatabaseProblem, ErrorClass, SinkConfig, SinkError, SinkStats};
 
 /// What the fake does on a write.
