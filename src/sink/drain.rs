@@ -10,11 +10,11 @@
 //! and returns; whatever arrives later goes straight to the spool (durable mode).
 //! A batch still being written at the stop point, or stuck before it (twice its
 //! usual time and a quarter of the budget: a lock, a stalled server), is cancelled
-//! on the server (`CancelToken`, from a helper thread, since the cancel request
-//! opens a connection of its own), so it does not hold the exit for
-//! `statement_timeout`; it is rolled back and spooled with the rest. PostgreSQL
-//! holds cancels off while it commits, so a batch either committed (and is not
-//! spooled) or did not (and is).
+//! on the server (`Cancel`, from a helper thread, since the cancel request opens a
+//! connection of its own, with the TLS of the writer's connection), so it does not
+//! hold the exit for `statement_timeout`; it is rolled back and spooled with the
+//! rest. PostgreSQL holds cancels off while it commits, so a batch either
+//! committed (and is not spooled) or did not (and is).
 //!
 //! The pure parts are [`reserve`] and [`can_commit`]; the rest is the state shared by the writer and the
 //! thread that joins the sink.
@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+use super::db::connect::Cancel;
 
 /// Time to leave, before the deadline, for cancelling the batch being written and
 /// moving `buffered` records to the spool with an fsync: a fixed part plus a
@@ -44,7 +46,7 @@ pub(crate) fn reserve(buffered: u64, budget: Duration) -> Duration {
 pub(crate) struct Drain {
     /// (when the drain began, its deadline)
     deadline: Mutex<Option<(Instant, Instant)>>,
-    cancel: Mutex<Option<postgres::CancelToken>>,
+    cancel: Mutex<Option<Cancel>>,
     busy: AtomicBool,
     /// When the batch being written started.
     since: Mutex<Option<Instant>>,
@@ -81,7 +83,7 @@ impl Drain {
     }
 
     /// The writer starts writing a batch on the connection of `token`.
-    pub(crate) fn begin(&self, token: postgres::CancelToken) {
+    pub(crate) fn begin(&self, token: Cancel) {
         *self.cancel.lock() = Some(token);
         *self.since.lock() = Some(Instant::now());
         self.busy.store(true, Ordering::SeqCst);
@@ -143,7 +145,7 @@ impl Drain {
         let spawned = std::thread::Builder::new()
             .name("sink-cancel".into())
             .spawn(move || {
-                if let Err(e) = token.cancel_query(postgres::NoTls) {
+                if let Err(e) = token.cancel() {
                     log::warn!("sink: cannot cancel the batch in flight: {e}");
                 }
             });

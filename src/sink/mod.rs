@@ -278,9 +278,7 @@ impl Sink {
                  to the spool"
             );
         }
-        if let Err(e) = self.buffer.sync() {
-            log::error!("sink: fsync of the spool failed: {e}");
-        }
+        self.buffer.sync_or_log();
         if drain::wait_until(deadline, || self.health.is_finished()) && self.health.join().is_err()
         {
             log::error!("sink: health thread panicked");
@@ -297,6 +295,6 @@ fn summary_now(stats: &SinkStats, buffer: &Buffer) -> SinkSummary {
     SinkSummary {
         stats: stats.snapshot(),
         left_in_spool: buffer.len(),
-        spool_path: buffer.spool_dir().join("spool.jsonl"),
+        spool_path: buffer.spool_path(),
     }
 }

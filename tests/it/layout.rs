@@ -336,8 +336,9 @@ const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["spool"], &["memory"]];
 
 /// What the files under `dir` (`src/<module>`) name against `layers`, whose
 /// units are the files and folders directly in `dir`: a file directly in it
-/// names units by `super::` and `crate::<module>::`, a file in a subfolder by
-/// `crate::<module>::` and `super::super::`. Every unit must be in a layer.
+/// (or a subfolder's `mod.rs`) names units by `super::` and `crate::<module>::`,
+/// another file of a subfolder by `crate::<module>::` and `super::super::`.
+/// Every unit must be in a layer.
 fn sink_layer_violations(module: &str, layers: &[&[&str]]) -> Vec<String> {
     let dir = src().join(module);
     let mut files = Vec::new();
@@ -360,10 +361,17 @@ fn sink_layer_violations(module: &str, layers: &[&[&str]]) -> Vec<String> {
             continue;
         };
         let code = code_of(&fs::read_to_string(path).expect("source is UTF-8"));
+        // `super::` of a file directly in the folder, or of a subfolder's `mod.rs`,
+        // is the folder itself.
+        let folder_level = !nested || (rel.components().count() == 2 && rel.ends_with("mod.rs"));
         let mut used = named_after(&code, &absolute);
         used.extend(named_after(
             &code,
-            if nested { "super::super::" } else { "super::" },
+            if folder_level {
+                "super::"
+            } else {
+                "super::super::"
+            },
         ));
         for u in used {
             if u == unit {

@@ -436,7 +436,7 @@ impl Buffer {
         match r {
             Ok(next) => next,
             Err(e) => {
-                log::error!("sink: fsync of the spool failed: {e}; retrying");
+                sync_failed(&e, "; retrying");
                 Some(Duration::from_millis(500))
             }
         }
@@ -447,10 +447,28 @@ impl Buffer {
         self.inner.lock().spool.sync()
     }
 
+    /// fsyncs the spool; a failure is logged (nothing is left to retry it: the
+    /// caller is ending).
+    pub(in crate::sink) fn sync_or_log(&self) {
+        if let Err(e) = self.sync() {
+            sync_failed(&e, "");
+        }
+    }
+
+    /// The spool file.
+    pub(in crate::sink) fn spool_path(&self) -> std::path::PathBuf {
+        self.inner.lock().spool.path().to_path_buf()
+    }
+
     /// The spool directory.
     pub(in crate::sink) fn spool_dir(&self) -> std::path::PathBuf {
         self.inner.lock().spool.dir().to_path_buf()
     }
+}
+
+/// Logs a failed fsync of the spool, with what follows (`then`).
+fn sync_failed(e: &io::Error, then: &str) {
+    log::error!("sink: fsync of the spool failed: {e}{then}");
 }
 
 /// The bytes a record holds in memory, as the memory budget counts them

@@ -1,6 +1,6 @@
 //! The append-only spill file.
 //!
-//! Format: `spool.jsonl` under the spool directory, one [`Record`] per line as
+//! Format: `spool.jsonl` ([`SPOOL_FILE`]) under the spool directory, one [`Record`] per line as
 //! compact JSON (serde), each line ended by `\n` (JSON escapes newlines inside
 //! strings, so a line never contains a raw one). Next to it, `spool.offset` holds
 //! the byte offset up to which the records were committed to the database (decimal
@@ -116,6 +116,14 @@ fn max_seq(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
     }
 }
 
+/// The spool's file name inside the spool directory.
+pub(in crate::sink) const SPOOL_FILE: &str = "spool.jsonl";
+
+/// The spool file of the spool directory `dir`.
+pub(in crate::sink) fn spool_file(dir: &Path) -> PathBuf {
+    dir.join(SPOOL_FILE)
+}
+
 /// fsyncs a directory, so that the names just created in it survive a power loss.
 pub(in crate::sink) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -130,7 +138,7 @@ impl Spool {
         sync_dir: &dyn Fn(&Path) -> io::Result<()>,
     ) -> io::Result<(Spool, OpenReport)> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("spool.jsonl");
+        let path = spool_file(dir);
         let new = !path.exists();
         let offset_path = dir.join("spool.offset");
         let file = OpenOptions::new()
@@ -514,7 +522,7 @@ mod tests {
             let recs: Vec<Record> = (1..=2).map(rec).collect();
             s.append(&recs.iter().collect::<Vec<_>>()).unwrap();
         }
-        let path = dir.path().join("spool.jsonl");
+        let path = spool_file(dir.path());
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"tweet\":{\"seq\":3,").unwrap();
         drop(f);

@@ -42,10 +42,11 @@ use std::path::Path;
 
 use postgres::{Client, Statement};
 
+use super::connect::{Cancel, Db};
 use super::encode::{encode_tweet_row, encode_user_row, CopyBuf, EncodeError};
 use super::error::{ErrorClass, OpenError, Who, WriteError};
 use super::schema;
-use super::tables;
+use super::tables::{self, CopyInto, TWEETS, USERS};
 use crate::model::{Record, User};
 #[cfg(any(test, feature = "testkit"))]
 use crate::sink::fault::SinkFault;
@@ -147,6 +148,8 @@ pub(crate) struct Conn {
     upsert_tweets: Statement,
     /// Fast path: tweets whose id is not in the table yet are COPYed straight into it.
     direct: bool,
+    /// Cancels the statement in flight, from another thread.
+    cancel: Cancel,
     /// The schema of the tables.
     #[cfg_attr(not(any(test, feature = "testkit")), allow(dead_code))]
     schema: String,
@@ -182,10 +185,10 @@ impl Prepared {
     /// Its SQL text, as prepared.
     fn sql(self, schema_name: &str) -> String {
         match self {
-            Prepared::ExistingUsers => tables::existing_users_sql(schema_name),
-            Prepared::ExistingTweets => tables::existing_tweets_sql(schema_name),
-            Prepared::UpsertUsers => tables::upsert_users_sql(schema_name),
-            Prepared::UpsertTweets => tables::upsert_tweets_sql(schema_name),
+            Prepared::ExistingUsers => USERS.lookup_sql(schema_name),
+            Prepared::ExistingTweets => TWEETS.lookup_sql(schema_name),
+            Prepared::UpsertUsers => USERS.upsert_sql(schema_name),
+            Prepared::UpsertTweets => TWEETS.upsert_sql(schema_name),
         }
     }
 }
@@ -202,14 +205,15 @@ impl Conn {
     pub(in crate::sink) fn from_client(
         mut client: Client,
         schema_name: &str,
+        cancel: Cancel,
     ) -> Result<Conn, postgres::Error> {
         let lz4 = schema::has_lz4(&mut client)?;
         client.batch_execute(&tables::staging_sql(lz4))?;
-        let copy_users = client.prepare(tables::COPY_USERS)?;
-        let copy_users_direct = client.prepare(&tables::copy_users_direct_sql(schema_name))?;
+        let copy_users = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Staging))?;
+        let copy_users_direct = client.prepare(&USERS.copy_sql(schema_name, CopyInto::Table))?;
         let existing_users = client.prepare(&Prepared::ExistingUsers.sql(schema_name))?;
-        let copy_tweets = client.prepare(tables::COPY_TWEETS)?;
-        let copy_tweets_direct = client.prepare(&tables::copy_tweets_direct_sql(schema_name))?;
+        let copy_tweets = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Staging))?;
+        let copy_tweets_direct = client.prepare(&TWEETS.copy_sql(schema_name, CopyInto::Table))?;
         let existing_tweets = client.prepare(&Prepared::ExistingTweets.sql(schema_name))?;
         let upsert_users = client.prepare(&Prepared::UpsertUsers.sql(schema_name))?;
         let upsert_tweets = client.prepare(&Prepared::UpsertTweets.sql(schema_name))?;
@@ -224,15 +228,17 @@ impl Conn {
             upsert_users,
             upsert_tweets,
             direct: true,
+            cancel,
             schema: schema_name.to_string(),
             #[cfg(any(test, feature = "testkit"))]
             fault: None,
         })
     }
 
-    /// What cancels the statement this connection runs (from another thread).
-    pub(in crate::sink) fn cancel_token(&self) -> postgres::CancelToken {
-        self.client.cancel_token()
+    /// What cancels the statement this connection runs (from another thread, with
+    /// the connection's TLS).
+    pub(in crate::sink) fn cancel_token(&self) -> Cancel {
+        self.cancel.clone()
     }
 
     /// The highest `ingest_seq` stored ([`schema::stored_seq_max`]).
@@ -551,7 +557,7 @@ impl Conn {
 /// Opens the write connection; unless `schema_ready` (which it then sets) first
 /// creates what is missing of the schema and checks the tables ([`schema::check`]).
 pub(in crate::sink) fn open(
-    pg: &super::connect::Db,
+    pg: &Db,
     schema_name: &str,
     schema_ready: &mut bool,
     who: &Who,
@@ -562,7 +568,8 @@ pub(in crate::sink) fn open(
         *schema_ready = true;
         log::info!("sink: schema {schema_name:?} ready");
     }
-    Conn::from_client(client, schema_name).map_err(OpenError::Setup)
+    let cancel = pg.cancel_of(&client);
+    Conn::from_client(client, schema_name, cancel).map_err(OpenError::Setup)
 }
 
 /// Rejects a record the encoder could not turn into a row: counted, logged and

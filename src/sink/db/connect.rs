@@ -1,7 +1,7 @@
 //! How the sink reaches PostgreSQL: one place that turns the database URL and
 //! the CA file into connections, TLS included, for every connection the sink
-//! opens (the writer, the health probe, the schema setup) and for
-//! `tweetflow check`.
+//! opens (the writer, the health probe, the schema setup, the cancel of a batch
+//! in flight) and for `tweetflow check`.
 //!
 //! `sslmode` means what it means to libpq:
 //!
@@ -77,6 +77,16 @@ impl Db {
         match &self.tls {
             None => self.config.connect(postgres::NoTls),
             Some(tls) => self.config.connect(tls.clone()),
+        }
+    }
+
+    /// What cancels the statement `client` (opened by [`Db::connect`]) runs, from
+    /// another thread: the cancel request opens a connection of its own, with the
+    /// same TLS.
+    pub(crate) fn cancel_of(&self, client: &Client) -> Cancel {
+        Cancel {
+            token: client.cancel_token(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -162,6 +172,33 @@ pub(crate) fn writer_pg_config(cfg: &SinkConfig) -> Result<Db, SinkError> {
     );
     c.options(opts.trim());
     Ok(db)
+}
+
+/// Cancels the statement a connection runs ([`Db::cancel_of`]), over the TLS
+/// that connection was opened with.
+#[derive(Clone)]
+pub(crate) struct Cancel {
+    token: postgres::CancelToken,
+    tls: Option<MakeTlsConnector>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cancel {
+    /// Asks the server to cancel the statement in flight (opens a connection and may
+    /// wait up to the connect timeout).
+    pub(crate) fn cancel(&self) -> Result<(), postgres::Error> {
+        match &self.tls {
+            None => self.token.cancel_query(postgres::NoTls),
+            Some(tls) => self.token.cancel_query(tls.clone()),
+        }
+    }
 }
 
 /// Opens one connection to the database of `cfg` the way the sink does (its

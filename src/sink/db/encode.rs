@@ -25,6 +25,7 @@ use postgres::types::ToSql;
 use postgres::types::Type;
 
 use super::raw_json::replace_user;
+use super::tables::{TWEETS, USERS};
 use crate::model::{Record, Tweet, User};
 
 /// Parses Twitter's `Mon Apr 18 19:30:47 +0000 2016`. `None` if it does not parse
@@ -287,14 +288,15 @@ fn seq_i64(seq: u64) -> Result<i64, EncodeError> {
     })
 }
 
-/// Fields of a `users` row in the COPY (see `tables::COPY_USERS`).
+/// Fields of a `users` row in the COPY: the copied columns of the one column list
+/// ([`USERS`]).
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub const USER_FIELDS: i16 = 11;
-/// Fields of a `tweets` row in the COPY (see `tables::COPY_TWEETS`).
+pub const USER_FIELDS: i16 = USERS.copied() as i16;
+/// Fields of a `tweets` row in the COPY: the copied columns of [`TWEETS`].
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
-pub const TWEET_FIELDS: i16 = 14;
+pub const TWEET_FIELDS: i16 = TWEETS.copied() as i16;
 
-/// Encodes one `users` row (the columns of `tables::COPY_USERS`, in order) with
+/// Encodes one `users` row (the copied columns of [`USERS`], in order) with
 /// `seq` as its `ingest_seq`; counts cleaned values into `sanitized`. An error
 /// leaves bytes of a partial row behind: the caller truncates to its mark.
 #[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
@@ -334,7 +336,7 @@ pub fn encode_user_row(
     Ok(())
 }
 
-/// Encodes one `tweets` row (the columns of `tables::COPY_TWEETS`, in order): the
+/// Encodes one `tweets` row (the copied columns of [`TWEETS`], in order): the
 /// raw tweet with its `user` replaced by the user id; counts cleaned values into
 /// `sanitized`. An error leaves bytes of a partial row behind: the caller truncates
 /// to its mark.
@@ -535,6 +537,186 @@ mod tests {
         ] {
             assert_eq!(parse_twitter_time(bad), None, "{bad:?}");
         }
+    }
+
+    /// One field of a binary COPY row, read as the type the column list gives.
+    #[derive(Debug, PartialEq)]
+    enum Val {
+        Null,
+        Int(i64),
+        Bool(bool),
+        Float(f64),
+        Text(String),
+        Json(serde_json::Value),
+        Texts(Vec<String>),
+        /// µs since 2000-01-01 UTC.
+        Time(i64),
+    }
+
+    fn be<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+        b[at..at + N].try_into().unwrap()
+    }
+
+    fn read_as(ty: &str, b: &[u8]) -> Val {
+        let eight = |b: &[u8]| {
+            assert_eq!(b.len(), 8, "{ty} is 8 bytes");
+            be::<8>(b, 0)
+        };
+        match ty {
+            "bigint" => Val::Int(i64::from_be_bytes(eight(b))),
+            "timestamp with time zone" => Val::Time(i64::from_be_bytes(eight(b))),
+            "double precision" => Val::Float(f64::from_bits(u64::from_be_bytes(eight(b)))),
+            "boolean" => {
+                assert_eq!(b.len(), 1, "boolean is 1 byte");
+                Val::Bool(b[0] != 0)
+            }
+            "text" => Val::Text(String::from_utf8(b.to_vec()).unwrap()),
+            "jsonb" => {
+                assert_eq!(b[0], 1, "jsonb starts with its version");
+                Val::Json(serde_json::from_slice(&b[1..]).unwrap())
+            }
+            "text[]" => {
+                let ndim = i32::from_be_bytes(be(b, 0));
+                assert_eq!(i32::from_be_bytes(be(b, 8)), 25, "elements are text");
+                let mut out = Vec::new();
+                if ndim == 1 {
+                    let n = i32::from_be_bytes(be(b, 12));
+                    let mut at = 20;
+                    for _ in 0..n {
+                        let len = i32::from_be_bytes(be(b, at)) as usize;
+                        out.push(String::from_utf8(b[at + 4..at + 4 + len].to_vec()).unwrap());
+                        at += 4 + len;
+                    }
+                    assert_eq!(at, b.len());
+                }
+                Val::Texts(out)
+            }
+            other => panic!("no reader for the column type {other}"),
+        }
+    }
+
+    /// The one row of a COPY payload, its fields as sent (`None`: NULL); checks
+    /// the header and that the trailer follows the row's announced fields.
+    fn one_row(p: &[u8]) -> Vec<Option<Vec<u8>>> {
+        assert_eq!(&p[..11], b"PGCOPY\n\xff\r\n\0");
+        let mut at = 19;
+        let n = i16::from_be_bytes(be(p, at));
+        at += 2;
+        let mut fields = Vec::new();
+        for i in 0..n {
+            assert!(
+                at + 4 <= p.len(),
+                "the row announces {n} fields but holds {i}: a column the encoder does not write"
+            );
+            let len = i32::from_be_bytes(be(p, at));
+            at += 4;
+            if len < 0 {
+                fields.push(None);
+            } else {
+                fields.push(Some(p[at..at + len as usize].to_vec()));
+                at += len as usize;
+            }
+        }
+        assert_eq!(
+            i16::from_be_bytes(be(p, at)),
+            -1,
+            "the trailer follows the row"
+        );
+        assert_eq!(at + 2, p.len());
+        fields
+    }
+
+    /// µs since PostgreSQL's epoch of a Twitter date.
+    fn pg_time(s: &str) -> Val {
+        let unix = parse_twitter_time(s)
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap();
+        Val::Time(unix.as_micros() as i64 - 946_684_800_000_000)
+    }
+
+    /// What a row of `table` must hold in `column`, from the record's own fields.
+    fn expected(table: &str, column: &str, r: &Record) -> Val {
+        let t = &r.tweet;
+        let u = &t.user;
+        let text = |s: &Option<String>| s.clone().map_or(Val::Null, Val::Text);
+        let int = |v: Option<i64>| v.map_or(Val::Null, Val::Int);
+        let float = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
+        match (table, column) {
+            ("users", "id") => Val::Int(u.id),
+            ("users", "screen_name") => text(&u.screen_name),
+            ("users", "name") => text(&u.name),
+            ("users", "followers_count") => Val::Int(u.followers_count),
+            ("users", "friends_count") => int(u.friends_count),
+            ("users", "statuses_count") => int(u.statuses_count),
+            ("users", "verified") => u.verified.map_or(Val::Null, Val::Bool),
+            ("users", "lang") => text(&u.lang),
+            ("users", "created_at") => pg_time(u.created_at.as_deref().unwrap()),
+            ("users", "raw") => Val::Json(serde_json::from_str(&u.raw).unwrap()),
+            ("users" | "tweets", "ingest_seq") => Val::Int(t.seq as i64),
+            ("tweets", "id") => Val::Int(t.id),
+            ("tweets", "user_id") => Val::Int(u.id),
+            ("tweets", "text") => Val::Text(t.text.clone()),
+            ("tweets", "lang") => text(&t.lang),
+            ("tweets", "created_at") => pg_time(t.created_at.as_deref().unwrap()),
+            ("tweets", "favorite_count") => Val::Int(t.favorite_count),
+            ("tweets", "retweet_count") => Val::Int(t.retweet_count),
+            ("tweets", "retweeted_status_id") => int(t.retweeted_status_id),
+            ("tweets", "hashtags") => Val::Texts(t.hashtags.clone()),
+            ("tweets", "sentiment") => float(r.sentiment),
+            ("tweets", "engagement") => float(r.engagement),
+            ("tweets", "raw") => {
+                // The raw tweet with its user object replaced by the user id.
+                let mut v: serde_json::Value = serde_json::from_str(&t.raw).unwrap();
+                v["user"] = serde_json::json!(u.id);
+                Val::Json(v)
+            }
+            ("tweets", "received_at") => Val::Time(t.received_unix_us as i64 - 946_684_800_000_000),
+            _ => panic!("{table}.{column} is in the column list, but nothing says what it holds"),
+        }
+    }
+
+    /// The encoder against the one column list: each row has one field per
+    /// copied column, in the list's order, each readable as the list's type and
+    /// holding that column's value. A column added to the list alone, or a field
+    /// added to the encoder alone, fails here.
+    #[test]
+    fn the_encoders_fields_follow_the_column_list() {
+        let r = crate::sink::fixture::record(&crate::sink::fixture::Spec {
+            seq: 7007,
+            id: 1001,
+            user_id: 2002,
+            text: "a tweet with #two #tags",
+            hashtags: &["two", "tags"],
+            retweeted_status_id: Some(6006),
+            followers: 3003,
+            favorite_count: 4004,
+            retweet_count: 5005,
+            sentiment: Some(0.25),
+            engagement: Some(0.75),
+        });
+        let mut n = 0;
+        let mut users = CopyBuf::new(0);
+        encode_user_row(&mut users, &r.tweet.user, r.tweet.seq, &mut n).unwrap();
+        let mut tweets = CopyBuf::new(0);
+        encode_tweet_row(&mut tweets, &r, &mut n).unwrap();
+        for (table, payload) in [(USERS, users.finish()), (TWEETS, tweets.finish())] {
+            let fields = one_row(&payload);
+            let columns: Vec<_> = table.copied_columns().collect();
+            assert_eq!(
+                fields.len(),
+                columns.len(),
+                "{}: fields vs columns",
+                table.name
+            );
+            for (c, f) in columns.iter().zip(&fields) {
+                let got = f.as_deref().map_or(Val::Null, |b| read_as(c.ty, b));
+                let want = expected(table.name, c.name, &r);
+                assert_eq!(got, want, "{}.{}", table.name, c.name);
+            }
+        }
+        assert_eq!(USER_FIELDS as usize, USERS.copied());
+        assert_eq!(TWEET_FIELDS as usize, TWEETS.copied());
     }
 
     #[test]

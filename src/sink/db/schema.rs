@@ -13,7 +13,7 @@ use postgres::Client;
 
 use super::compat;
 use super::error::{OpenError, Who};
-use super::tables::{ident, seq_index_sql, table_sql, TABLES};
+use super::tables::{ident, seq_index_sql, seq_max_sql, table_sql, TABLES};
 use crate::sink::failure::DatabaseProblem;
 
 /// Creates the schema and the tables that are missing (idempotent, safe
@@ -37,7 +37,8 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
     }
     // lz4 where the server has it (14+, built with lz4); plain DDL otherwise.
     let lz4 = has_lz4(&mut tx)?;
-    for (table, columns) in TABLES {
+    for t in TABLES {
+        let table = t.name;
         let exists: bool = tx
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n \
@@ -46,7 +47,7 @@ pub fn create(client: &mut Client, schema: &str) -> Result<(), postgres::Error> 
             )?
             .get(0);
         if !exists {
-            tx.batch_execute(&table_sql(schema, table, columns, lz4))?;
+            tx.batch_execute(&table_sql(schema, &t, lz4))?;
             tx.batch_execute(&seq_index_sql(schema, table))?;
         }
     }
@@ -64,7 +65,7 @@ const SEQ_INDEX_AT_START_MAX_BYTES: i64 = 64 << 20;
 /// most 1 s for the table's lock), a large one is named in a warning that says how
 /// to add it without blocking writes. Nothing here fails the start.
 fn ensure_seq_index(client: &mut Client, schema: &str) {
-    for (table, _) in TABLES {
+    for table in TABLES.map(|t| t.name) {
         let size = match unindexed_size(client, schema, table) {
             Ok(Some(size)) => size,
             Ok(None) => continue,
@@ -168,16 +169,7 @@ pub(in crate::sink) fn stored_seq_max(
     client: &mut impl postgres::GenericClient,
     schema: &str,
 ) -> Result<Option<u64>, postgres::Error> {
-    let s = ident(schema);
-    let max: Option<i64> = client
-        .query_one(
-            &format!(
-                "SELECT greatest((SELECT max(ingest_seq) FROM {s}.users), \
-                 (SELECT max(ingest_seq) FROM {s}.tweets))"
-            ),
-            &[],
-        )?
-        .get(0);
+    let max: Option<i64> = client.query_one(&seq_max_sql(schema), &[])?.get(0);
     Ok(max.map(|m| u64::try_from(m).unwrap_or(0)))
 }
 
@@ -186,7 +178,8 @@ pub(in crate::sink) fn stored_seq_max(
 fn check(client: &mut Client, schema: &str, who: &Who) -> Result<(), OpenError> {
     let setup = OpenError::Setup;
     let mut denied = Vec::new();
-    for (table, columns) in TABLES {
+    for t in TABLES {
+        let (table, columns) = (t.name, t.columns);
         // `prepare` created what was missing; a relation gone since is no table.
         let row = compat::read_table(client, schema, table)
             .map_err(setup)?

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::policy::Failure;
 use crate::model::Record;
-use crate::sink::db::batch::{self as conn, Conn, WriteOutcome};
+use crate::sink::db::batch::{self, Conn, WriteOutcome};
 use crate::sink::db::error::{OpenError, Who};
 use crate::sink::drain::Drain;
 use crate::sink::{DatabaseProblem, ErrorClass, WriteError};
@@ -118,7 +118,7 @@ impl Database for Postgres<'_> {
 
     fn connect(&mut self, schema_ready: &mut bool) -> Result<(), Refusal> {
         #[cfg_attr(not(any(test, feature = "testkit")), allow(unused_mut))]
-        let mut c = conn::open(self.pg, self.schema, schema_ready, &self.who)
+        let mut c = batch::open(self.pg, self.schema, schema_ready, &self.who)
             .map_err(|e| Refusal::from_open(&e, &self.who))?;
         #[cfg(any(test, feature = "testkit"))]
         {

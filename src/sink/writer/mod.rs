@@ -50,6 +50,7 @@ mod tests;
 
 use self::database::{Database, Postgres, Refusal};
 use self::policy::{Held, Last, Observed, Step, Why};
+use super::buffer::spool::spool_file;
 use super::buffer::{self, Buffer};
 use super::db::batch::WriteOutcome;
 use super::drain::Drain;
@@ -410,9 +411,7 @@ impl<'a, D: Database> Writer<'a, D> {
 
     /// Input closed and drained: fsync the spool, sum up.
     fn finish(&self) -> SinkSummary {
-        if let Err(e) = self.buffer.sync() {
-            log::error!("sink: fsync of the spool failed: {e}");
-        }
+        self.buffer.sync_or_log();
         let left = self.buffer.len();
         log::info!(
             "sink: input closed and drained; {} records committed in {} batches",
@@ -666,9 +665,7 @@ fn park(st: &SinkStats, buffer: &Buffer, held: Option<buffer::Batch>) {
     while !buffer.is_closed() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Err(e) = buffer.sync() {
-        log::error!("sink: fsync of the spool failed: {e}");
-    }
+    buffer.sync_or_log();
 }
 
 /// Raises the sequence above `max` (the highest stored), saying so when it moves.
@@ -702,14 +699,12 @@ fn to_spool(buffer: &Buffer, held: Option<buffer::Batch>, evac_log: &mut LogLimi
 /// The input closed while nothing can be written (`why`): the rest stays in the
 /// spool, fsync'd, for the next start.
 fn leave_in_spool(st: &SinkStats, buffer: &Buffer, spool_dir: &Path, why: &str) -> SinkSummary {
-    if let Err(e) = buffer.sync() {
-        log::error!("sink: fsync of the spool failed: {e}");
-    }
+    buffer.sync_or_log();
     let left = buffer.len();
     log::warn!(
         "sink: input closed while {why}; {left} records are in the spool {} (fsync'd) and \
          are replayed at the next start",
-        spool_dir.join("spool.jsonl").display()
+        spool_file(spool_dir).display()
     );
     summary(st, left, spool_dir)
 }
@@ -735,7 +730,7 @@ fn leave_to_spool(
         log::warn!(
             "sink: drain deadline: {left} records not yet in the database are in the spool {} (fsync'd; \
              {moved} moved there in {:.0} ms) and are replayed at the next start",
-            spool_dir.join("spool.jsonl").display(),
+            spool_file(spool_dir).display(),
             t.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -746,6 +741,6 @@ fn summary(st: &SinkStats, left: u64, dir: &Path) -> SinkSummary {
     SinkSummary {
         stats: st.snapshot(),
         left_in_spool: left,
-        spool_path: dir.join("spool.jsonl"),
+        spool_path: spool_file(dir),
     }
 }
