@@ -48,7 +48,9 @@ mod app;
 pub mod testkit;
 
 pub use crate::aggregate::{spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator};
-pub use crate::app::{config_from_args, exit_code, run_cli, Cli, Command, LogFormat, RunArgs};
+pub use crate::app::{
+    config_from_args, exit_code, parse_cli, run_cli, Cli, Command, LogFormat, RunArgs,
+};
 pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
     emotion_values, frame_event, unix_100us, Corpus, Emulator, EmulatorConfig, EmulatorConfigError,

@@ -15,7 +15,7 @@
 //! * existing tables are compatible ([`crate::sink::check_tables`]);
 //! * the spool directory is writable (a file is created and removed in it, or
 //!   in its nearest existing parent when it does not exist yet), with its free
-//!   space.
+//!   space, and no other tweetflow holds its lock.
 //!
 //! Nothing is created or written in the database. The URL is printed without
 //! its password.
@@ -402,6 +402,14 @@ fn spool_check(dir: &Path) -> Line {
         Err(e) => format!("free space unknown ({e})"),
     };
     if exists {
+        if let Ok(Some(pid)) = super::lock::holder(dir) {
+            return fail(
+                what,
+                format!(
+                    "in use by another tweetflow (pid {pid}): one instance per spool directory"
+                ),
+            );
+        }
         pass(what, format!("writable, {free}"))
     } else {
         pass(

@@ -1,8 +1,10 @@
-//! The command line: `tweetflow [run] [FLAGS]` and `tweetflow emulate [FLAGS]`.
+//! The command line: `tweetflow [run] [FLAGS]`, `tweetflow check [FLAGS]`,
+//! `tweetflow config [FLAGS]` and `tweetflow emulate [FLAGS]`.
 //!
 //! Only the clap definitions live here: parsing is loose (numbers, strings,
-//! paths), and `config.rs` checks the values and maps them onto the
-//! stages' configurations. `tweetflow` alone means `tweetflow run`, so the
+//! paths), `file.rs` merges a configuration file (`--config`) below the flags
+//! and the environment, and `config.rs` checks the values and maps them onto
+//! the stages' configurations. `tweetflow` alone means `tweetflow run`, so the
 //! flags of `run` are accepted with or without the subcommand.
 
 use std::path::PathBuf;
@@ -45,6 +47,9 @@ pub enum Command {
     /// Check a setup without running it: the server's routes, the lexicon, the database
     /// (TLS, privileges, tables) and the spool directory. Exits 1 when a check fails.
     Check(RunArgs),
+    /// Print the effective configuration of `run` with where each value comes from (flag,
+    /// environment, --config file, default), secrets redacted; exits 1 if a value is invalid.
+    Config(RunArgs),
     /// Serve an emulation of the lab's rtp-server (tweet streams, lexicon).
     Emulate(super::emulate::EmulateArgs),
     /// Read the two tweet streams and publish every event into a NATS JetStream stream,
@@ -55,6 +60,11 @@ pub enum Command {
 /// Flags of `tweetflow run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// A TOML file of flags (`min-workers = 8`, `schema = "s"`, one key per flag, named as
+    /// the flag); a flag or a TWEETFLOW_* variable overrides the file's value.
+    #[arg(long, env = "TWEETFLOW_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Base URL of the tweet server (routes /tweets/1, /tweets/2, /emotion_values).
     /// Without it, tweetflow starts its built-in emulator on a free loopback port.
     #[arg(long, env = "TWEETFLOW_SERVER", value_name = "URL")]
@@ -274,14 +284,16 @@ pub struct RunArgs {
     pub spool_max_bytes: u64,
 
     /// Directory of the spill file (replayed at the next start if records remain).
+    /// Default: the platform's state directory: `$STATE_DIRECTORY/spool` under systemd
+    /// (`StateDirectory=tweetflow`: /var/lib/tweetflow/spool), else
+    /// `$XDG_STATE_HOME/tweetflow/spool`, else `~/.local/state/tweetflow/spool`.
     #[arg(
         long,
         env = "TWEETFLOW_SPOOL_DIR",
-        default_value = "spool",
         value_name = "DIR",
         help_heading = "Sink"
     )]
-    pub spool_dir: PathBuf,
+    pub spool_dir: Option<PathBuf>,
 
     /// Replay a spool that was written for another database URL or schema into
     /// this one (it is refused otherwise, with what was found).
@@ -289,12 +301,13 @@ pub struct RunArgs {
     pub adopt_spool: bool,
     // ----- operations -----
     /// Address of the operator's HTTP endpoint: the dashboard, /metrics, /healthz,
-    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it; a taken port
-    /// falls back to a free one (logged).
+    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it. An address given
+    /// here (or in the variable or the config file) whose port is taken stops the start;
+    /// only the default falls back to a free port, and logs it.
     #[arg(
         long,
         env = "TWEETFLOW_METRICS_ADDR",
-        default_value = "127.0.0.1:9464",
+        default_value = super::config::DEFAULT_METRICS_ADDR,
         value_name = "ADDR|off",
         help_heading = "Operations"
     )]
@@ -395,6 +408,11 @@ pub struct RunArgs {
         help_heading = "Built-in emulator"
     )]
     pub emulator_seed: u64,
+
+    /// Every setting with its value and where it came from (filled by
+    /// [`super::file::parse_cli`]; empty for a `Cli` parsed otherwise).
+    #[arg(skip)]
+    pub settings: super::file::Settings,
 }
 
 /// A number of bytes: digits, optionally followed by `K`, `M`, `G` or `KiB`,

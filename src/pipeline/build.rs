@@ -248,8 +248,12 @@ fn start_endpoint(
     let Some(addr) = cfg.addr else {
         return Ok(None);
     };
-    let server =
-        OpsServer::start(addr, endpoint::routes(), Arc::clone(view)).map_err(PipelineError::Ops)?;
+    let server = if cfg.fallback_port {
+        OpsServer::start_or_free_port(addr, endpoint::routes(), Arc::clone(view))
+    } else {
+        OpsServer::start(addr, endpoint::routes(), Arc::clone(view))
+    }
+    .map_err(PipelineError::Ops)?;
     if !server.addr().ip().is_loopback() {
         warn!(
             "the operator's endpoint listens on {}: metrics and the dashboard are \

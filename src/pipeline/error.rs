@@ -31,7 +31,7 @@ pub enum PipelineError {
     #[error("starting the sink")]
     StartSink(#[source] SinkError),
     /// The operator's endpoint could not listen or start its threads.
-    #[error("starting the operator's endpoint")]
+    #[error("starting the operator's endpoint (--metrics-addr)")]
     Ops(#[source] crate::ops::OpsError),
     /// The server answered the lexicon request with something unusable.
     #[error("fetching the lexicon")]

@@ -32,7 +32,8 @@ pub(super) fn render(snapshot: &Snapshot, sink: &SinkStats, ready: bool) -> Stri
     sink_families(&mut e, &snapshot.sink, sink);
     e.gauge(
         "tweetflow_ready",
-        "1 when /readyz answers 200 (lexicon loaded, every stage alive, sink up and not paused).",
+        "1 when /readyz answers 200 (lexicon loaded, every stage alive, the sink writing: \
+         not down, probing, paused, waiting, failed or stopped).",
         &[(&[], if ready { 1.0 } else { 0.0 })],
     );
     e.finish()

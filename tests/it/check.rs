@@ -12,7 +12,7 @@ use crate::sink_util::{admin, unique, TestSchema, ADMIN_URL};
 use crate::tls_util::{https_proxy, SelfSigned};
 
 /// The binary with a clean environment (no TWEETFLOW_* or DATABASE_URL of the caller).
-fn tweetflow() -> Command {
+pub(crate) fn tweetflow() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tweetflow"));
     for (k, _) in std::env::vars() {
         if k.starts_with("TWEETFLOW_") || k == "DATABASE_URL" {

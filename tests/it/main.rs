@@ -9,13 +9,16 @@ mod aggregate;
 mod check;
 #[allow(dead_code)]
 mod child;
+mod config_file;
 mod dashboard;
 mod db_tls;
+mod docs;
 mod emulator;
 mod engine;
 mod https_source;
 mod ingest;
 mod ingest_reader;
+mod instance;
 mod jetstream;
 mod layout;
 mod memory;
