@@ -33,6 +33,7 @@ mod stats;
 // The data flow, front to back.
 mod aggregate;
 mod engine;
+mod jetstream;
 mod score;
 mod sink;
 mod source;
@@ -62,6 +63,10 @@ pub use crate::engine::{
     CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, ThreadBound,
     ThreadLimits, WorkDelay, WorkDelayParseError,
 };
+pub use crate::jetstream::{
+    names as jetstream_names, AckKind, Client as JetStreamClient, Delivery, Ensured, JsError,
+    JsSnapshot, JsStats, Publisher, Pulled, StreamSpec,
+};
 pub use crate::model::{
     unix_micros, AggMsg, Ingest, Job, Record, ScoreKind, Seq, SeqGen, Tweet, User,
 };
@@ -71,8 +76,9 @@ pub use crate::ops::{
     METRICS_CONTENT_TYPE,
 };
 pub use crate::pipeline::{
-    readiness, run, start, NotReady, Pipeline, PipelineConfig, PipelineError, Probes, ReadyInput,
-    StatusMeters, Summary,
+    default_instance, readiness, run, run_ingest, start, stream_specs, IngestConfig, IngestSummary,
+    JetStreamRun, JsProbe, MergedTop, NotReady, Pipeline, PipelineConfig, PipelineError, Probes,
+    ReadyInput, StatusMeters, Summary,
 };
 pub use crate::score::{
     engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,

@@ -52,6 +52,9 @@ pub enum Command {
     Config(RunArgs),
     /// Serve an emulation of the lab's rtp-server (tweet streams, lexicon).
     Emulate(super::emulate::EmulateArgs),
+    /// Read the two tweet streams and publish every event into a NATS JetStream stream,
+    /// for any number of `tweetflow run --jetstream` to share (docs/SCALING.md).
+    Ingest(super::ingest::IngestArgs),
 }
 
 /// Flags of `tweetflow run`.
@@ -333,6 +336,69 @@ pub struct RunArgs {
         help_heading = "Operations"
     )]
     pub control_token: Option<String>,
+
+    // ----- JetStream -----
+    /// Read the tweets from this NATS JetStream server (filled by `tweetflow ingest`)
+    /// instead of the tweet server: every instance given the same stream and consumer
+    /// shares the work (docs/SCALING.md). Several URLs comma-separated for a cluster.
+    #[arg(
+        long,
+        env = "TWEETFLOW_JETSTREAM",
+        value_name = "nats://HOST:PORT",
+        help_heading = "JetStream"
+    )]
+    pub jetstream: Option<String>,
+
+    /// The JetStream stream (with --jetstream).
+    #[arg(
+        long,
+        env = "TWEETFLOW_STREAM",
+        default_value = "tweets",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub stream: String,
+
+    /// The durable consumer every instance binds (with --jetstream).
+    #[arg(
+        long,
+        env = "TWEETFLOW_CONSUMER",
+        default_value = "tweetflow",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub consumer: String,
+
+    /// Most messages delivered and not yet acked, over all instances (the consumer's
+    /// max_ack_pending; set when the consumer is created), and per instance.
+    #[arg(
+        long,
+        env = "TWEETFLOW_MAX_ACK_PENDING",
+        default_value_t = 20_000,
+        value_name = "N",
+        help_heading = "JetStream"
+    )]
+    pub max_ack_pending: usize,
+
+    /// A message not acked within this is redelivered (set when the consumer is created);
+    /// messages still in the pipeline get an in-progress ack every third of it.
+    #[arg(
+        long,
+        env = "TWEETFLOW_ACK_WAIT",
+        default_value_t = 30.0,
+        value_name = "SECS",
+        help_heading = "JetStream"
+    )]
+    pub ack_wait: f64,
+
+    /// This instance's name in the merged hashtag counts (default: host name and pid).
+    #[arg(
+        long,
+        env = "TWEETFLOW_INSTANCE",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub instance: Option<String>,
 
     // ----- built-in emulator -----
     /// Rate of the built-in emulator (without --server): `profile` (the default swinging profile), a

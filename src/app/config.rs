@@ -84,6 +84,32 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         .socket();
     cfg.ops.fallback_port = metrics_addr_is_default(args);
     cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
+
+    if let Some(url) = &args.jetstream {
+        if args.server.is_some() {
+            bail!("--server and --jetstream exclude each other: with --jetstream the tweets come from the stream that `tweetflow ingest` fills");
+        }
+        if args.max_ack_pending == 0 {
+            bail!("--max-ack-pending must be at least 1");
+        }
+        let ack_wait = secs("ack-wait", args.ack_wait)?;
+        if ack_wait < Duration::from_secs(1) {
+            bail!("--ack-wait must be at least 1 second");
+        }
+        cfg.jetstream = Some(crate::pipeline::JetStreamRun {
+            url: url.clone(),
+            stream: args.stream.clone(),
+            consumer: args.consumer.clone(),
+            max_ack_pending: args.max_ack_pending,
+            ack_wait,
+            instance: args
+                .instance
+                .as_deref()
+                .map(crate::jetstream::names::instance_token)
+                .unwrap_or_else(crate::pipeline::default_instance),
+            ..crate::pipeline::JetStreamRun::default()
+        });
+    }
     Ok(cfg)
 }
 

@@ -113,14 +113,14 @@ where
     };
     match &mut cli.command {
         Some(Command::Run(a) | Command::Check(a) | Command::Config(a)) => a.settings = settings,
-        Some(Command::Emulate(_)) => {}
+        Some(Command::Emulate(_) | Command::Ingest(_)) => {}
         None => cli.run.settings = settings,
     }
     Ok(cli)
 }
 
 /// The matches that hold the flags of `run`: the subcommand's, or the top
-/// level's when there is none; `None` for `emulate`.
+/// level's when there is none; `None` for `emulate` and `ingest`.
 fn run_level(m: &ArgMatches) -> Option<&ArgMatches> {
     match m.subcommand() {
         None => Some(m),
@@ -338,7 +338,7 @@ mod tests {
     fn run_args(cli: Cli) -> RunArgs {
         match cli.into_command() {
             Command::Run(a) | Command::Config(a) | Command::Check(a) => a,
-            Command::Emulate(_) => panic!("not run"),
+            Command::Emulate(_) | Command::Ingest(_) => panic!("not run"),
         }
     }
 

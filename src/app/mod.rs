@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod emulate;
 mod file;
+mod ingest;
 mod lock;
 mod logging;
 mod signals;
@@ -51,6 +52,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Emulate(args) => {
             logging::init(LogFormat::Text, false);
             emulate::run(args)
+        }
+        Command::Ingest(args) => {
+            logging::init(LogFormat::Text, false);
+            ingest::run(&args)
         }
     }
 }

@@ -93,6 +93,11 @@ impl OpsView {
             database: self.sink.database_state(),
             sink: (sink.sink_state, sink.sink_reason.as_deref()),
             stages: &stages,
+            nats_down: self
+                .stages
+                .get()
+                .and_then(|p| p.jetstream.as_ref())
+                .is_some_and(|j| j.stats.connected.load(Ordering::Relaxed) == 0),
         })
     }
 

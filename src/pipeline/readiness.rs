@@ -31,12 +31,14 @@ pub struct ReadyInput<'a> {
     pub sink: (SinkState, Option<&'a str>),
     /// Each stage by name, and whether its thread runs.
     pub stages: &'a [(&'static str, bool)],
+    /// With `--jetstream`: NATS cannot be reached now.
+    pub nats_down: bool,
 }
 
 /// One reason the pipeline is not ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotReady {
-    /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`,
+    /// A stable code: `starting`, `stopping`, `stage_stopped`, `paused`, `nats_down`,
     /// `database_down`, `database_probing`, `database_waiting`, `sink_failed`
     /// or `sink_stopped`.
     pub reason: &'static str,
@@ -69,6 +71,12 @@ pub fn readiness(i: &ReadyInput<'_>) -> Vec<NotReady> {
         if let Some((reason, detail)) = sink_not_ready(SinkState::Paused) {
             not(reason, detail.into());
         }
+    }
+    if i.nats_down {
+        not(
+            "nats_down",
+            "NATS is unreachable: no message is fetched and no ack is sent until it is back".into(),
+        );
     }
     if let Some((reason, detail)) = sink_not_ready(i.database) {
         match i.sink {
@@ -131,6 +139,7 @@ mod tests {
             database: SinkState::Up,
             sink: (SinkState::Up, None),
             stages,
+            nats_down: false,
         }
     }
 

@@ -321,6 +321,8 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
         status.rate_out_streams[i] = meter.rate(now, sink.committed_streams[i]);
     }
     status.top_hashtags = snapshot.top_hashtags.clone();
+    status.jetstream = snapshot.jetstream.clone();
+    status.merged_top_hashtags = snapshot.merged_top_hashtags.clone();
     status
 }
 

@@ -74,6 +74,10 @@ pub struct SinkConfig {
     /// Replay a spool tagged for another target (database URL without password, and
     /// schema) into this one; without it such a spool is refused (default false).
     pub adopt_spool: bool,
+    /// Told the `ingest_seq` of every record of each batch once it is committed (or
+    /// rejected to `rejected.jsonl`), one `Vec` per batch; `None` (the default): nobody
+    /// listens. `run --jetstream` acks its messages from it.
+    pub committed: Option<crossbeam_channel::Sender<Vec<crate::model::Seq>>>,
     /// Test hook, see [`SinkFault`].
     #[cfg(any(test, feature = "testkit"))]
     pub fault: Option<SinkFault>,
@@ -110,6 +114,7 @@ impl Default for SinkConfig {
                 backoff_reset: Duration::from_secs(30),
             },
             adopt_spool: false,
+            committed: None,
             #[cfg(any(test, feature = "testkit"))]
             fault: None,
         }

@@ -36,7 +36,7 @@ use super::sse::{SseEvent, SseParser};
 use super::{join_url, SourceConfig, SourceStats};
 use crate::budget::{Budget, Wait};
 use crate::log_limit::LogLimiter;
-use crate::model::{unix_micros, Ingest, SeqGen, Tweet};
+use crate::model::{unix_micros, Ingest, Seq, SeqGen, Tweet};
 use crate::shutdown::Shutdown;
 use crate::supervise::Backoff;
 
@@ -65,6 +65,33 @@ pub fn spawn_reader(
     budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
+    let decoder = Decoder::new(
+        stream,
+        seq,
+        out,
+        Arc::clone(&stats),
+        budget,
+        shutdown.clone(),
+    );
+    spawn_event_reader(stream, cfg, stats, shutdown, decoder)
+}
+
+/// What a reader does with each event it receives, in stream order.
+pub(crate) trait Events: Send + 'static {
+    /// Handles one event received at `received` (µs since the epoch); `false` stops
+    /// the reader.
+    fn event(&mut self, ev: &SseEvent, received: u64) -> bool;
+}
+
+/// Starts a reader thread of stream `stream` that hands every event to `events`
+/// (the connection, reconnection and byte limits of [`spawn_reader`]).
+pub(crate) fn spawn_event_reader<E: Events>(
+    stream: u8,
+    cfg: SourceConfig,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+    events: E,
+) -> io::Result<JoinHandle<()>> {
     let agent = super::agent(&cfg).map_err(io::Error::other)?;
     crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
         let mut r = Reader {
@@ -72,16 +99,13 @@ pub fn spawn_reader(
             url: join_url(&cfg.server, &format!("/tweets/{stream}")),
             agent,
             cfg,
-            seq,
-            out,
             stats,
-            budget,
-            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
             shutdown,
             last_event_id: String::new(),
             retry: None,
             warned_content_type: false,
             warned_id: false,
+            events,
         };
         r.run();
     })
@@ -98,21 +122,29 @@ enum End {
     Stop,
 }
 
-struct Reader {
+struct Reader<E> {
     stream: u8,
     url: String,
     agent: ureq::Agent,
     cfg: SourceConfig,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+    last_event_id: String,
+    retry: Option<Duration>,
+    warned_content_type: bool,
+    warned_id: bool,
+    events: E,
+}
+
+/// The reader of `run`: decodes each event and sends the tweets and kills on.
+pub(crate) struct Decoder {
+    stream: u8,
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
     budget: Arc<Budget>,
     wait_log: LogLimiter,
     shutdown: Shutdown,
-    last_event_id: String,
-    retry: Option<Duration>,
-    warned_content_type: bool,
-    warned_id: bool,
 }
 
 fn inc(a: &AtomicU64, n: u64) {
@@ -150,7 +182,7 @@ fn prefix(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-impl Reader {
+impl<E: Events> Reader<E> {
     fn run(&mut self) {
         let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
         let mut rng = SmallRng::from_entropy();
@@ -317,10 +349,39 @@ impl Reader {
             delivered += events.len() as u64;
             inc(&self.stats.events, events.len() as u64);
             for ev in events.drain(..) {
-                if !self.handle(&ev, received) {
+                if !self.events.event(&ev, received) {
                     return (End::Stop, delivered);
                 }
             }
+        }
+    }
+}
+
+impl Events for Decoder {
+    fn event(&mut self, ev: &SseEvent, received: u64) -> bool {
+        let seq = Arc::clone(&self.seq);
+        self.forward(&ev.data, received, &mut || seq.next()) != Forwarded::Stopped
+    }
+}
+
+impl Decoder {
+    /// The decoder of stream `stream` (1 or 2) that sends on `out`, stamping with `seq`.
+    pub(crate) fn new(
+        stream: u8,
+        seq: Arc<SeqGen>,
+        out: Sender<Ingest>,
+        stats: Arc<SourceStats>,
+        budget: Arc<Budget>,
+        shutdown: Shutdown,
+    ) -> Decoder {
+        Decoder {
+            stream,
+            seq,
+            out,
+            stats,
+            budget,
+            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
+            shutdown,
         }
     }
 
@@ -366,18 +427,29 @@ impl Reader {
         }
     }
 
-    /// Decodes and sends one event; `false` when `out` is disconnected.
-    fn handle(&mut self, ev: &SseEvent, received: u64) -> bool {
+    /// Decodes and sends one event's data, stamping its tweets with `next_seq` (the
+    /// extracted original first); says what went on.
+    pub(crate) fn forward(
+        &mut self,
+        data: &str,
+        received: u64,
+        next_seq: &mut dyn FnMut() -> Seq,
+    ) -> Forwarded {
         let stats = &self.stats;
-        match decode(&ev.data) {
+        match decode(data) {
             Decoded::Kill => {
                 inc(&stats.kills, 1);
-                send_or_park(
+                let sent = send_or_park(
                     &self.out,
                     Ingest::Kill {
                         stream: self.stream,
                     },
-                )
+                );
+                if sent {
+                    Forwarded::Kill
+                } else {
+                    Forwarded::Stopped
+                }
             }
             Decoded::Tweets(d) => {
                 if let Some(Err(e)) = &d.original {
@@ -386,24 +458,28 @@ impl Reader {
                         warn!(
                             "stream {}: dropped a malformed retweeted_status ({total} so far), the retweet goes on: {e}; data ({} bytes): {:?}",
                             self.stream,
-                            ev.data.len(),
-                            prefix(&ev.data, 120)
+                            data.len(),
+                            prefix(data, 120)
                         );
                     }
                 }
-                let seq = &self.seq;
-                let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
+                let (original, mut tweet) = d.stamp(self.stream, received, next_seq);
+                let mut n = 1;
                 if let Some(mut o) = original {
                     inc(&self.stats.tweets, 1);
                     inc(&self.stats.retweets, 1);
                     self.admit(&mut o);
                     if !send_or_park(&self.out, Ingest::Tweet(Arc::new(o))) {
-                        return false;
+                        return Forwarded::Stopped;
                     }
+                    n = 2;
                 }
                 inc(&self.stats.tweets, 1);
                 self.admit(&mut tweet);
-                send_or_park(&self.out, Ingest::Tweet(Arc::new(tweet)))
+                if !send_or_park(&self.out, Ingest::Tweet(Arc::new(tweet))) {
+                    return Forwarded::Stopped;
+                }
+                Forwarded::Tweets(n)
             }
             Decoded::Malformed(e) => {
                 let total = stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -411,14 +487,27 @@ impl Reader {
                     warn!(
                         "stream {}: skipped a malformed event ({total} so far): {e}; data ({} bytes): {:?}",
                         self.stream,
-                        ev.data.len(),
-                        prefix(&ev.data, 120)
+                        data.len(),
+                        prefix(data, 120)
                     );
                 }
-                true
+                Forwarded::Malformed
             }
         }
     }
+}
+
+/// What [`Decoder::forward`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// A kill message, sent on.
+    Kill,
+    /// This many tweets (1, or 2 for a retweet with its original), sent on.
+    Tweets(u8),
+    /// Counted and skipped.
+    Malformed,
+    /// The output is disconnected.
+    Stopped,
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["budget"],
     &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
+    &["jetstream"],
     &["score"],
     &["source"],
     &["engine"],
@@ -55,11 +56,13 @@ const ENGINE_LAYERS: &[&[&str]] = &[
 /// then building it (`mod.rs` re-exports).
 const PIPELINE_LAYERS: &[&[&str]] = &[
     &["config", "error", "readiness", "snapshot", "tap"],
+    &["jetstream"],
     &["probes", "stages"],
     &["metrics", "summary", "ticker"],
     &["endpoint"],
     &["run"],
     &["build"],
+    &["ingest"],
 ];
 
 fn src() -> PathBuf {

@@ -19,8 +19,11 @@ mod https_source;
 mod ingest;
 mod ingest_reader;
 mod instance;
+mod jetstream;
 mod layout;
 mod memory;
+#[allow(dead_code)]
+mod nats_util;
 mod ops;
 mod pipeline;
 #[allow(dead_code)]

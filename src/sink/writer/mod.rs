@@ -489,6 +489,7 @@ impl<'a, D: Database> Writer<'a, D> {
                 if let Some(batch) = self.state.held.take() {
                     let from_spool = matches!(batch.source, buffer::Source::Spool { .. });
                     self.buffer.commit(batch.source);
+                    notify_committed(self.cfg, &batch.records);
                     self.st.set_waiting(None);
                     self.run.backoff.reset();
                     count_write(
@@ -567,6 +568,15 @@ impl<'a, D: Database> Writer<'a, D> {
             show_batch_size(self.st, &self.state.monitor);
         }
         self.st.breaker.apply(Event::WriteFailed);
+    }
+}
+
+/// Tells [`SinkConfig::committed`], when set, the seqs of a batch just committed
+/// (rejected records included: they are in `rejected.jsonl`). A listener that has gone
+/// (its pipeline stopping) is not an error.
+fn notify_committed(cfg: &SinkConfig, records: &[Record]) {
+    if let Some(tx) = &cfg.committed {
+        let _ = tx.send(records.iter().map(|r| r.tweet.seq).collect());
     }
 }
 
