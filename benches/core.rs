@@ -284,6 +284,13 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
     println!(
         "threads peak {peak_threads}; memory VmRSS {rss:.0} MiB, VmHWM {hwm:.0} MiB (process, at the end of the feed)"
     );
+    println!(
+        "worker threads created {} for {} tweets ({:.5} per tweet; bound {} per pool)",
+        final_snap.threads_created,
+        final_snap.tweets,
+        final_snap.threads_created as f64 / final_snap.tweets.max(1) as f64,
+        final_snap.thread_bound
+    );
     print_budget("after warm-up", &window);
     println!(
         "CPU: whole process {:.1}% of a core (process total since start)",

@@ -12,7 +12,14 @@
 //! so the writer, not the producer, is the bottleneck. ~2 KB raw tweets from
 //! `tweetflow::fixture`.
 //!
-//! `cargo bench --bench sink` (env `SINK_BENCH_ROWS`, default 40000; `DATABASE_URL`).
+//! Then the spool alone (no database): spilling the same records in batches of
+//! 1,000 (one write each, one fsync at the end) and reading them back as records
+//! (frames decoded, committed), in µs per record, beside the JSON-lines format of
+//! earlier versions (encode and parse only, no file), for comparison.
+//!
+//! `cargo bench --bench sink` (env `SINK_BENCH_ROWS`, default 40000;
+//! `SINK_BENCH_ROUNDS`, default 3; `SINK_BENCH_PART`: `all` (default), `db` or
+//! `spool`; `DATABASE_URL`).
 
 use std::time::{Duration, Instant};
 
@@ -251,6 +258,94 @@ fn sink_run_on_keep(s: &Fresh, recs: &[Record], min: usize, max: usize, initial:
     }
 }
 
+/// The spool part: µs per record to spill and to read back (best of `rounds`).
+fn spool_part(recs: &[Record], rounds: usize) {
+    const BATCH: usize = 1_000;
+    let n = recs.len();
+    let (mut spill, mut read, mut json_enc, mut json_parse) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let mut bytes = 0u64;
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = fixture::SpoolBench::open(dir.path()).expect("open spool");
+        let t = Instant::now();
+        for chunk in recs.chunks(BATCH) {
+            s.spill(chunk).expect("spill");
+        }
+        s.sync().expect("fsync");
+        let t_spill = t.elapsed().as_secs_f64();
+        bytes = std::fs::metadata(dir.path().join(fixture::SPOOL_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let t = Instant::now();
+        let mut back = 0usize;
+        let mut last: Option<u64> = None;
+        loop {
+            let got = s.read_back(BATCH).expect("read back");
+            if got.is_empty() {
+                break;
+            }
+            // Sanity, outside the figure's meaning: all of them, in order.
+            for r in &got {
+                assert!(last.map_or(true, |l| r.tweet.seq > l), "in order");
+                last = Some(r.tweet.seq);
+            }
+            back += got.len();
+        }
+        let t_read = t.elapsed().as_secs_f64();
+        assert_eq!(back, n, "read back every record");
+        // The older format's CPU cost, for comparison: JSON lines, no file.
+        let t = Instant::now();
+        let mut lines = Vec::with_capacity(n * 2_500);
+        for r in recs {
+            serde_json::to_writer(&mut lines, r).expect("json");
+            lines.push(b'\n');
+        }
+        let t_enc = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let parsed: Vec<Record> = lines
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice::<Record>(l).expect("parse"))
+            .collect();
+        let t_parse = t.elapsed().as_secs_f64();
+        assert_eq!(parsed.len(), n);
+        let us = |secs: f64| secs * 1e6 / n as f64;
+        eprintln!(
+            "round {round}: spool spill {:.2} µs/rec, read back {:.2} µs/rec; JSON lines \
+             encode {:.2}, parse {:.2}",
+            us(t_spill),
+            us(t_read),
+            us(t_enc),
+            us(t_parse)
+        );
+        spill = spill.min(us(t_spill));
+        read = read.min(us(t_read));
+        json_enc = json_enc.min(us(t_enc));
+        json_parse = json_parse.min(us(t_parse));
+    }
+    println!(
+        "\nspool ({n} records, {} B per frame, batches of {BATCH}, best of {rounds}):",
+        bytes / n.max(1) as u64
+    );
+    println!(
+        "{:<44} {:>8.2} µs/record",
+        "spill (frames, one write per batch, fsync)", spill
+    );
+    println!(
+        "{:<44} {:>8.2} µs/record",
+        "read back (frames decoded, committed)", read
+    );
+    println!(
+        "{:<44} {:>8.2} µs/record",
+        "JSON lines encode (older format, no file)", json_enc
+    );
+    println!(
+        "{:<44} {:>8.2} µs/record",
+        "JSON lines parse (older format, no file)", json_parse
+    );
+}
+
 fn main() {
     // RUST_LOG=tweetflow::conn=trace shows each batch's phases.
     let _ = env_logger::try_init();
@@ -273,6 +368,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let part = std::env::var("SINK_BENCH_PART").unwrap_or_else(|_| "all".into());
+    if part == "spool" {
+        spool_part(&recs, rounds);
+        return;
+    }
     let small = n.min(10_000);
     let d = SinkConfig::default();
     // Modes interleaved, `rounds` times; each mode's best round is reported (the
@@ -325,5 +425,8 @@ fn main() {
             r.final_batch
                 .map_or(String::new(), |b| format!("   (final batch size {b})"))
         );
+    }
+    if part == "all" {
+        spool_part(&recs, rounds);
     }
 }

@@ -33,6 +33,7 @@ mod stats;
 // The data flow, front to back.
 mod aggregate;
 mod engine;
+mod jetstream;
 mod score;
 mod sink;
 mod source;
@@ -48,11 +49,10 @@ pub mod testkit;
 
 // The public API: what the binary, the tests, the benches and the fuzzers use,
 // and the types that their signatures name (so that a caller can name them).
-
 pub use crate::aggregate::{
     spawn_aggregator, AggConfig, AggSnapshot, AggStats, Aggregator, LoopHook,
 };
-pub use crate::app::{exit_code, run_cli, Cli};
+pub use crate::app::{exit_code, parse_cli, run_cli, Cli};
 pub use crate::budget::{Budget, MemoryPermit, Wait};
 pub use crate::emulator::{
     frame_event, Corpus, Emulator, EmulatorConfig, EmulatorConfigError, EmulatorError, EventKind,
@@ -63,12 +63,17 @@ pub use crate::engine::{
     CoreStats, CoreThread, Fatal, InFlight, PoolSnapshot, PoolStats, RestartPolicy, WorkDelay,
     WorkDelayParseError, WorkerHook,
 };
+pub use crate::jetstream::{
+    AckKind, Client as JetStreamClient, Delivery, Ensured, JsError, JsSnapshot, JsStats, Publisher,
+    Pulled, StreamSpec,
+};
 pub use crate::model::{unix_micros, AggMsg, Ingest, Record, ScoreKind, Seq, SeqGen, Tweet, User};
 pub use crate::ops::{
     check_bearer, Access, Method, OpsConfig, OpsError, OpsServer, Request, Response, Routes,
 };
 pub use crate::pipeline::{
-    run, start, Pipeline, PipelineConfig, PipelineError, Probes, StatusMeters, Summary,
+    run, start, stream_specs, JetStreamRun, JsProbe, Pipeline, PipelineConfig, PipelineError,
+    Probes, StatusMeters, Summary,
 };
 pub use crate::score::{
     engagement, sentiment, Lexicon, LexiconError, AFINN_111, MAX_LEXICON_ENTRIES, MAX_PHRASE_WORDS,

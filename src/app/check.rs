@@ -15,7 +15,10 @@
 //! * existing tables are compatible ([`crate::sink::check_tables`]);
 //! * the spool directory is writable (a file is created and removed in it, or
 //!   in its nearest existing parent when it does not exist yet), with its free
-//!   space.
+//!   space, and no other tweetflow holds its lock;
+//! * the worker threads: the bound `run` would apply, from `vm.max_map_count`,
+//!   `RLIMIT_NPROC` and `--max-workers` ([`ThreadBound`]); it fails when a
+//!   pool could not hold `--min-workers`.
 //!
 //! Nothing is created or written in the database. The URL is printed without
 //! its password.
@@ -28,6 +31,7 @@ use anyhow::bail;
 use super::cli::RunArgs;
 use super::config::config_from_args;
 use crate::emulator::Emulator;
+use crate::engine::{ThreadBound, ThreadLimits};
 use crate::pipeline::PipelineConfig;
 use crate::score::Lexicon;
 use crate::sink::{check_tables, connect_database, redact_url};
@@ -64,6 +68,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<()> {
     server_checks(&cfg, &mut lines);
     database_checks(&cfg, &mut lines);
     lines.push(spool_check(&cfg.sink.spool_dir));
+    lines.push(thread_check(&cfg));
     for l in &lines {
         println!("{} {}: {}", if l.ok { "✓" } else { "✗" }, l.what, l.detail);
     }
@@ -370,6 +375,23 @@ fn read_privileges(
     Ok(p)
 }
 
+/// The worker threads' bound under this process's limits.
+fn thread_check(cfg: &PipelineConfig) -> Line {
+    let bound = ThreadBound::new(
+        ThreadLimits::read(),
+        cfg.core.max_workers,
+        cfg.core.max_threads,
+    );
+    if bound.per_pool < cfg.core.min_workers {
+        fail(
+            "worker threads",
+            format!("{bound}: fewer than --min-workers {}", cfg.core.min_workers),
+        )
+    } else {
+        pass("worker threads", bound.to_string())
+    }
+}
+
 /// The spool directory: writable, and its free space.
 fn spool_check(dir: &Path) -> Line {
     let what = format!("spool {}", dir.display());
@@ -402,6 +424,14 @@ fn spool_check(dir: &Path) -> Line {
         Err(e) => format!("free space unknown ({e})"),
     };
     if exists {
+        if let Ok(Some(pid)) = super::lock::holder(dir) {
+            return fail(
+                what,
+                format!(
+                    "in use by another tweetflow (pid {pid}): one instance per spool directory"
+                ),
+            );
+        }
         pass(what, format!("writable, {free}"))
     } else {
         pass(

@@ -1,8 +1,10 @@
-//! The command line: `tweetflow [run] [FLAGS]` and `tweetflow emulate [FLAGS]`.
+//! The command line: `tweetflow [run] [FLAGS]`, `tweetflow check [FLAGS]`,
+//! `tweetflow config [FLAGS]` and `tweetflow emulate [FLAGS]`.
 //!
 //! Only the clap definitions live here: parsing is loose (numbers, strings,
-//! paths), and `config.rs` checks the values and maps them onto the
-//! stages' configurations. `tweetflow` alone means `tweetflow run`, so the
+//! paths), `file.rs` merges a configuration file (`--config`) below the flags
+//! and the environment, and `config.rs` checks the values and maps them onto
+//! the stages' configurations. `tweetflow` alone means `tweetflow run`, so the
 //! flags of `run` are accepted with or without the subcommand.
 
 use std::path::PathBuf;
@@ -22,15 +24,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     /// The subcommand given, if any (see [`Cli::into_command`]).
     #[command(subcommand)]
-    command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// Flags of `run`, the default subcommand.
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 impl Cli {
     /// The subcommand to run; `tweetflow` alone means `tweetflow run`.
-    pub fn into_command(self) -> Command {
+    pub(crate) fn into_command(self) -> Command {
         self.command.unwrap_or(Command::Run(self.run))
     }
 }
@@ -39,19 +41,30 @@ impl Cli {
 // Built once per process: the size difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the pipeline (the default): streams -> workers -> aggregator -> PostgreSQL.
     Run(RunArgs),
     /// Check a setup without running it: the server's routes, the lexicon, the database
     /// (TLS, privileges, tables) and the spool directory. Exits 1 when a check fails.
     Check(RunArgs),
+    /// Print the effective configuration of `run` with where each value comes from (flag,
+    /// environment, --config file, default), secrets redacted; exits 1 if a value is invalid.
+    Config(RunArgs),
     /// Serve an emulation of the lab's rtp-server (tweet streams, lexicon).
     Emulate(super::emulate::EmulateArgs),
+    /// Read the two tweet streams and publish every event into a NATS JetStream stream,
+    /// for any number of `tweetflow run --jetstream` to share (docs/SCALING.md).
+    Ingest(super::ingest::IngestArgs),
 }
 
 /// Flags of `tweetflow run`.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
+    /// A TOML file of flags (`min-workers = 8`, `schema = "s"`, one key per flag, named as
+    /// the flag); a flag or a TWEETFLOW_* variable overrides the file's value.
+    #[arg(long, env = "TWEETFLOW_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Base URL of the tweet server (routes /tweets/1, /tweets/2, /emotion_values).
     /// Without it, tweetflow starts its built-in emulator on a free loopback port.
     #[arg(long, env = "TWEETFLOW_SERVER", value_name = "URL")]
@@ -98,6 +111,18 @@ pub struct RunArgs {
         default_value_t = 5.0
     )]
     pub drain_timeout: f64,
+
+    /// A database that answers nothing for this many seconds (a batch, a probe, a
+    /// connect) is taken as down: the sink says "no answer for SECS s", records go to
+    /// the spool, and the connections' TCP keepalives and TCP_USER_TIMEOUT end a
+    /// connection silent for that long.
+    #[arg(
+        long,
+        env = "TWEETFLOW_DB_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
+    pub db_timeout: f64,
 
     /// Append one JSON object a second with the status figures to this file.
     #[arg(long, env = "TWEETFLOW_STATS_FILE", value_name = "PATH")]
@@ -157,7 +182,8 @@ pub struct RunArgs {
     )]
     pub max_workers: usize,
 
-    /// Restart intensity: at most this many worker restarts per pool ...
+    /// Restart intensity: at most this many worker restarts after unexpected panics (kills are
+    /// expected and not counted) per pool ...
     #[arg(
         long,
         env = "TWEETFLOW_MAX_RESTARTS",
@@ -166,7 +192,7 @@ pub struct RunArgs {
     )]
     pub max_restarts: usize,
 
-    /// ... within this many seconds; beyond it the pool restarts whole.
+    /// ... within this many seconds; beyond it the pool restarts whole, in place.
     #[arg(
         long,
         env = "TWEETFLOW_RESTART_WINDOW",
@@ -271,14 +297,16 @@ pub struct RunArgs {
     pub spool_max_bytes: u64,
 
     /// Directory of the spill file (replayed at the next start if records remain).
+    /// Default: the platform's state directory: `$STATE_DIRECTORY/spool` under systemd
+    /// (`StateDirectory=tweetflow`: /var/lib/tweetflow/spool), else
+    /// `$XDG_STATE_HOME/tweetflow/spool`, else `~/.local/state/tweetflow/spool`.
     #[arg(
         long,
         env = "TWEETFLOW_SPOOL_DIR",
-        default_value = "spool",
         value_name = "DIR",
         help_heading = "Sink"
     )]
-    pub spool_dir: PathBuf,
+    pub spool_dir: Option<PathBuf>,
 
     /// Replay a spool that was written for another database URL or schema into
     /// this one (it is refused otherwise, with what was found).
@@ -286,12 +314,13 @@ pub struct RunArgs {
     pub adopt_spool: bool,
     // ----- operations -----
     /// Address of the operator's HTTP endpoint: the dashboard, /metrics, /healthz,
-    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it; a taken port
-    /// falls back to a free one (logged).
+    /// /readyz, POST /sink/pause and /sink/resume. `off` disables it. An address given
+    /// here (or in the variable or the config file) whose port is taken stops the start;
+    /// only the default falls back to a free port, and logs it.
     #[arg(
         long,
         env = "TWEETFLOW_METRICS_ADDR",
-        default_value = "127.0.0.1:9464",
+        default_value = super::config::DEFAULT_METRICS_ADDR,
         value_name = "ADDR|off",
         help_heading = "Operations"
     )]
@@ -307,6 +336,69 @@ pub struct RunArgs {
         help_heading = "Operations"
     )]
     pub control_token: Option<String>,
+
+    // ----- JetStream -----
+    /// Read the tweets from this NATS JetStream server (filled by `tweetflow ingest`)
+    /// instead of the tweet server: every instance given the same stream and consumer
+    /// shares the work (docs/SCALING.md). Several URLs comma-separated for a cluster.
+    #[arg(
+        long,
+        env = "TWEETFLOW_JETSTREAM",
+        value_name = "nats://HOST:PORT",
+        help_heading = "JetStream"
+    )]
+    pub jetstream: Option<String>,
+
+    /// The JetStream stream (with --jetstream).
+    #[arg(
+        long,
+        env = "TWEETFLOW_STREAM",
+        default_value = "tweets",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub stream: String,
+
+    /// The durable consumer every instance binds (with --jetstream).
+    #[arg(
+        long,
+        env = "TWEETFLOW_CONSUMER",
+        default_value = "tweetflow",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub consumer: String,
+
+    /// Most messages delivered and not yet acked, over all instances (the consumer's
+    /// max_ack_pending; set when the consumer is created), and per instance.
+    #[arg(
+        long,
+        env = "TWEETFLOW_MAX_ACK_PENDING",
+        default_value_t = 20_000,
+        value_name = "N",
+        help_heading = "JetStream"
+    )]
+    pub max_ack_pending: usize,
+
+    /// A message not acked within this is redelivered (set when the consumer is created);
+    /// messages still in the pipeline get an in-progress ack every third of it.
+    #[arg(
+        long,
+        env = "TWEETFLOW_ACK_WAIT",
+        default_value_t = 30.0,
+        value_name = "SECS",
+        help_heading = "JetStream"
+    )]
+    pub ack_wait: f64,
+
+    /// This instance's name in the merged hashtag counts (default: host name and pid).
+    #[arg(
+        long,
+        env = "TWEETFLOW_INSTANCE",
+        value_name = "NAME",
+        help_heading = "JetStream"
+    )]
+    pub instance: Option<String>,
 
     // ----- built-in emulator -----
     /// Rate of the built-in emulator (without --server): `profile` (the default swinging profile), a
@@ -329,6 +421,11 @@ pub struct RunArgs {
         help_heading = "Built-in emulator"
     )]
     pub emulator_seed: u64,
+
+    /// Every setting with its value and where it came from (filled by
+    /// [`super::file::parse_cli`]; empty for a `Cli` parsed otherwise).
+    #[arg(skip)]
+    pub settings: super::file::Settings,
 }
 
 /// A number of bytes: digits, optionally followed by `K`, `M`, `G` or `KiB`,
@@ -387,7 +484,7 @@ mod tests {
 
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// `[timestamp level target] message`.
     Text,
     /// One JSON object per line: `timestamp`, `level`, `target`, `message`, `fields`.

@@ -7,6 +7,8 @@
 //! bounds must satisfy `1 <= min <= max`, and the target utilisation must lie
 //! in `(0, 1]`. The built-in emulator always binds a free loopback port.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -69,7 +71,8 @@ pub(crate) fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig>
     cfg.sink.target_write = Duration::from_millis(args.batch_target_ms);
     cfg.sink.linger = Duration::from_millis(args.linger_ms);
     cfg.sink.buffer_records = args.buffer_records;
-    cfg.sink.spool_dir = args.spool_dir.clone();
+    cfg.sink.db_timeout = secs("db-timeout", args.db_timeout)?.max(Duration::from_secs(1));
+    cfg.sink.spool_dir = args.spool_dir.clone().unwrap_or_else(default_spool_dir);
     cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
     cfg.memory_limit = args.memory_limit;
     cfg.sink.adopt_spool = args.adopt_spool;
@@ -79,13 +82,94 @@ pub(crate) fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig>
         .parse::<ListenAddr>()
         .map_err(|e| anyhow::anyhow!("--metrics-addr: {e}"))?
         .socket();
+    cfg.ops.fallback_port = metrics_addr_is_default(args);
     cfg.ops.control_token = args.control_token.clone().filter(|t| !t.is_empty());
+
+    if let Some(url) = &args.jetstream {
+        if args.server.is_some() {
+            bail!("--server and --jetstream exclude each other: with --jetstream the tweets come from the stream that `tweetflow ingest` fills");
+        }
+        if args.max_ack_pending == 0 {
+            bail!("--max-ack-pending must be at least 1");
+        }
+        let ack_wait = secs("ack-wait", args.ack_wait)?;
+        if ack_wait < Duration::from_secs(1) {
+            bail!("--ack-wait must be at least 1 second");
+        }
+        cfg.jetstream = Some(crate::pipeline::JetStreamRun {
+            url: url.clone(),
+            stream: args.stream.clone(),
+            consumer: args.consumer.clone(),
+            max_ack_pending: args.max_ack_pending,
+            ack_wait,
+            instance: args
+                .instance
+                .as_deref()
+                .map(crate::jetstream::names::instance_token)
+                .unwrap_or_else(crate::pipeline::default_instance),
+            ..crate::pipeline::JetStreamRun::default()
+        });
+    }
     Ok(cfg)
+}
+
+/// Whether `--metrics-addr` is the default nobody chose: only then may a taken
+/// port move to a free one. Known from where the value came from when the
+/// command line was read by [`super::parse_cli`]; otherwise, whether it equals
+/// the default.
+fn metrics_addr_is_default(args: &RunArgs) -> bool {
+    match args.settings.all.iter().find(|s| s.flag == "metrics-addr") {
+        Some(s) => s.source == super::file::Source::Default,
+        None => args.metrics_addr == DEFAULT_METRICS_ADDR,
+    }
+}
+
+/// The operator's endpoint when `--metrics-addr` is not given.
+pub(super) const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// The spool directory when `--spool-dir` names none: the platform's state
+/// directory, from the process's environment ([`spool_dir_under`]).
+pub(super) fn default_spool_dir() -> PathBuf {
+    spool_dir_under(
+        std::env::var_os("STATE_DIRECTORY"),
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// The spool directory under the platform's state directory: the first path of
+/// systemd's `STATE_DIRECTORY` (`StateDirectory=tweetflow` makes it
+/// `/var/lib/tweetflow`) + `spool`; else `$XDG_STATE_HOME/tweetflow/spool`
+/// (the XDG base directories: an absolute path, a relative one is ignored);
+/// else `$HOME/.local/state/tweetflow/spool`; with none of them, `spool` in
+/// the working directory.
+pub(super) fn spool_dir_under(
+    state_directory: Option<OsString>,
+    xdg_state_home: Option<OsString>,
+    home: Option<OsString>,
+) -> PathBuf {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty());
+    if let Some(dirs) = set(state_directory) {
+        // systemd joins several StateDirectory= entries with ':'.
+        let first = std::env::split_paths(&dirs).next().unwrap_or_default();
+        if first.is_absolute() {
+            return first.join("spool");
+        }
+    }
+    if let Some(xdg) = set(xdg_state_home).map(PathBuf::from) {
+        if xdg.is_absolute() {
+            return xdg.join("tweetflow").join("spool");
+        }
+    }
+    match set(home).map(PathBuf::from) {
+        Some(home) if home.is_absolute() => home.join(".local/state/tweetflow/spool"),
+        _ => PathBuf::from("spool"),
+    }
 }
 
 /// The default database when neither `--database-url`, `TWEETFLOW_DATABASE_URL` nor
 /// `DATABASE_URL` names one.
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub(super) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// `--database-url` (or `TWEETFLOW_DATABASE_URL`), else `DATABASE_URL`, else the default.
 fn database_url(args: &RunArgs) -> String {
@@ -139,6 +223,7 @@ mod tests {
         assert_eq!(cfg.emulator.rate, crate::emulator::Rate::Max);
         assert_eq!(cfg.emulator.bind.port(), 0);
         assert_eq!(cfg.core.work_delay, crate::engine::WorkDelay::Off);
+        assert_eq!(cfg.sink.spool_dir, default_spool_dir());
         assert_eq!(cfg.ops.addr, Some("[::1]:0".parse().unwrap()));
         assert_eq!(cfg.ops.control_token.as_deref(), Some("t0k"));
         let off = crate::app::cli::Cli::parse_from(["tweetflow", "--metrics-addr", "off"]);
@@ -162,5 +247,29 @@ mod tests {
             };
             assert!(config_from_args(&args).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_default_spool_lives_in_the_platforms_state_directory() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            spool_dir_under(os("/var/lib/tweetflow"), os("/x"), os("/home/u")),
+            PathBuf::from("/var/lib/tweetflow/spool")
+        );
+        assert_eq!(
+            spool_dir_under(os("/var/lib/tweetflow:/var/lib/other"), None, None),
+            PathBuf::from("/var/lib/tweetflow/spool")
+        );
+        assert_eq!(
+            spool_dir_under(None, os("/home/u/.state"), os("/home/u")),
+            PathBuf::from("/home/u/.state/tweetflow/spool")
+        );
+        // Relative or empty values do not count (XDG base directories).
+        assert_eq!(
+            spool_dir_under(os(""), os("rel/state"), os("/home/u")),
+            PathBuf::from("/home/u/.local/state/tweetflow/spool")
+        );
+        assert_eq!(spool_dir_under(None, None, None), PathBuf::from("spool"));
+        assert_eq!(spool_dir_under(None, None, os("")), PathBuf::from("spool"));
     }
 }

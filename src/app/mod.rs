@@ -1,6 +1,8 @@
 //! The application shell: what `main` calls.
 //!
-//! It turns the command line into configurations (`config.rs`), checks a setup
+//! It reads the command line with its configuration file (`file.rs`), prints
+//! the effective configuration (`tweetflow config`), turns it into
+//! configurations (`config.rs`), checks a setup
 //! without running it (`check.rs`, `tweetflow check`), sets up the
 //! logger (`logging.rs`) and the signal handlers (`signals.rs`), runs the
 //! library, and prints what a person needs at the end (the run's summary).
@@ -12,6 +14,9 @@ mod check;
 mod cli;
 mod config;
 mod emulate;
+mod file;
+mod ingest;
+mod lock;
 mod logging;
 mod signals;
 
@@ -20,6 +25,7 @@ use std::io::IsTerminal;
 pub use cli::Cli;
 pub(crate) use cli::{Command, LogFormat, RunArgs};
 pub(crate) use config::config_from_args;
+pub use file::parse_cli;
 
 use crate::shutdown::Shutdown;
 
@@ -40,9 +46,17 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
             logging::init(args.log_format, false);
             check::run(&args)
         }
+        Command::Config(args) => {
+            print!("{}", file::render(&args));
+            config_from_args(&args).map(|_| ())
+        }
         Command::Emulate(args) => {
             logging::init(LogFormat::Text, false);
             emulate::run(args)
+        }
+        Command::Ingest(args) => {
+            logging::init(LogFormat::Text, false);
+            ingest::run(&args)
         }
     }
 }
@@ -56,6 +70,14 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     cfg.status_line &= !json;
     let terminal = std::io::stderr().is_terminal() && cfg.status_line;
     logging::init(args.log_format, terminal);
+    // One instance per spool directory, held until the process ends.
+    let _spool_lock = lock::lock(&cfg.sink.spool_dir)?;
+    // The full path: a relative --spool-dir depends on where tweetflow was started.
+    log::info!(
+        "spool directory {} (locked by this instance, pid {})",
+        lock::absolute(&cfg.sink.spool_dir).display(),
+        std::process::id()
+    );
 
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;

@@ -70,19 +70,6 @@ pub enum Fatal {
         /// The policy's `pool_window`.
         pool_window: Duration,
     },
-    /// A pool restart could not spawn a new thread.
-    #[error(
-        "the {} pool could not be restarted: spawning worker {slot} failed: {error}",
-        pool.name()
-    )]
-    Respawn {
-        /// The pool.
-        pool: ScoreKind,
-        /// The worker slot whose thread could not be spawned.
-        slot: usize,
-        /// The spawn error's text.
-        error: String,
-    },
     /// The aggregator's channel closed, so no result can be delivered.
     #[error("the aggregator's channel closed; the core cannot deliver results")]
     AggregatorGone,

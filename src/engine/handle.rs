@@ -1,9 +1,10 @@
 //! The handle of the running core: [`spawn_core`] starts it all, [`Core`]
 //! reports and joins it.
 //!
-//! The top of the engine: it validates the configuration, installs the
-//! panic hook, spawns `min_workers` workers per pool, then the dispatcher and
-//! the pool supervisor threads. Shutdown flows downstream: when the input
+//! The top of the engine: it validates the configuration, reads the
+//! kernel's limits and bounds the pools' threads by them (logged, see
+//! [`super::limits`]), installs the panic hook, spawns `min_workers` workers
+//! per pool, then the dispatcher and the pool supervisor threads. Shutdown flows downstream: when the input
 //! disconnects the dispatcher returns and drops every inbox sender, the
 //! workers drain and exit, the supervisor joins them, and the last `agg`
 //! sender is dropped.
@@ -16,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::config::CoreConfig;
 use super::dispatch::run_dispatcher;
 use super::error::{CoreConfigError, CoreError, CoreThread, Fatal};
+use super::limits::{widen_futex_hash, ThreadBound, ThreadLimits};
 use super::pool::Supervisor;
 use super::stats::CoreStats;
 use crate::model::{AggMsg, Ingest};
@@ -68,6 +70,18 @@ impl Core {
     pub fn join(self) -> Result<(), CoreError> {
         let d = self.dispatcher.join();
         let s = self.supervisor.join();
+        let snap = self.stats.snapshot();
+        log::info!(
+            "processing core: {} worker threads created for {} tweets ({:.5} per tweet), {} \
+             worker restarts on their own thread, {} pool restarts, {} threads could not be \
+             created",
+            snap.threads_created,
+            snap.tweets,
+            snap.threads_created as f64 / snap.tweets.max(1) as f64,
+            snap.sentiment.restarts + snap.engagement.restarts,
+            snap.sentiment.pool_restarts + snap.engagement.pool_restarts,
+            snap.sentiment.spawn_failures + snap.engagement.spawn_failures,
+        );
         if let Some(msg) = self.stats.fatal.lock().clone() {
             return Err(CoreError::Fatal(msg));
         }
@@ -106,6 +120,21 @@ pub fn spawn_core(
     if !(cfg.utilisation > 0.0 && cfg.utilisation <= 1.0) {
         return Err(CoreConfigError::Utilisation(cfg.utilisation).into());
     }
+    let bound = ThreadBound::new(ThreadLimits::read(), cfg.max_workers, cfg.max_threads);
+    if bound.limited() {
+        log::warn!("worker threads: {bound}");
+    } else {
+        log::info!("worker threads: {bound}");
+    }
+    match widen_futex_hash(2 * bound.per_pool) {
+        Ok(slots) => log::info!("futex hash: {slots} buckets for the worker threads"),
+        Err(e) => log::debug!("futex hash left as it is: {e}"),
+    }
+    let cfg = CoreConfig {
+        max_workers: bound.per_pool,
+        min_workers: cfg.min_workers.min(bound.per_pool),
+        ..cfg
+    };
     install_panic_hook();
     let stats = Arc::new(CoreStats::new(cfg.max_workers, &cfg.restart));
     let (control_tx, control_rx) = crossbeam_channel::unbounded();

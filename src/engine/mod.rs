@@ -11,8 +11,8 @@
 //!
 //! Inside, dependencies run one way, each layer using only those before it:
 //!
-//! 1. [`config`] (with [`delay`]), [`stats`] (with `inflight`) and [`error`]:
-//!    plain data;
+//! 1. [`config`] (with [`delay`]), [`stats`] (with `inflight`), [`error`]
+//!    and [`limits`] (the thread bound from the kernel's limits): plain data;
 //! 2. `dispatch` (the least-connected dispatcher), then `worker` (the
 //!    supervised worker loop, which reads the dispatcher's envelopes);
 //! 3. `autoscale` (the pure Little's-law controller), then `pool` (the pool
@@ -29,6 +29,7 @@ mod dispatch;
 mod error;
 mod handle;
 mod inflight;
+mod limits;
 mod pool;
 mod stats;
 mod worker;
@@ -38,4 +39,5 @@ pub use delay::{WorkDelay, WorkDelayParseError};
 pub use error::{CoreConfigError, CoreError, CoreThread, Fatal};
 pub use handle::{spawn_core, Core};
 pub use inflight::InFlight;
+pub(crate) use limits::{ThreadBound, ThreadLimits};
 pub use stats::{CoreSnapshot, CoreStats, PoolSnapshot, PoolStats};

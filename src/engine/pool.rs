@@ -4,23 +4,31 @@
 //! Two levels of restart, as in OTP:
 //!
 //! * **Worker restart** happens in the worker's own thread (see
-//!   [`super::worker`]): a panic restarts its loop on the same inbox, and the
-//!   restart is recorded in the pool's sliding window
+//!   [`super::worker`]): a panic restarts its loop on the same thread and
+//!   inbox. Unexpected panics (not kills, which the lab sends at a known
+//!   rate) are recorded in the pool's sliding window
 //!   ([`RestartWindow`](crate::supervise::RestartWindow)).
-//! * **Restart intensity.** More than `max_restarts` restarts in `window`
-//!   make the pool restart whole — a new generation of threads on the same
-//!   inboxes (nothing queued is lost), the old threads leave after their
-//!   current message, the window is cleared. More than `max_pool_restarts`
-//!   pool restarts in `pool_window`, or a pool restart whose threads cannot be
-//!   spawned, is fatal ([`Fatal`]): `Core::fatal` reports it and `Core::join`
-//!   returns `CoreError::Fatal`, so the pipeline exits with a clear error.
+//! * **Restart intensity.** More than `max_restarts` unexpected panics in
+//!   `window` make the pool restart whole, in place: its generation goes up
+//!   and every worker starts afresh before its next message, on its own
+//!   thread and inbox (nothing queued is lost, no thread is added); the window
+//!   is cleared. More than `max_pool_restarts` pool restarts in
+//!   `pool_window` is fatal ([`Fatal`]): `Core::fatal` reports it and
+//!   `Core::join` returns `CoreError::Fatal`, so the pipeline exits with a
+//!   clear error.
+//!
+//! Threads are bounded ([`super::limits`]): a pool has `ThreadBound::per_pool`
+//! slots and at most one thread per slot. A thread that cannot be created
+//! leaves the pool smaller (`workers` below `target` in the snapshot, the
+//! status line and `/metrics`, and `spawn_failures`); it is never fatal.
 //!
 //! The same thread runs the autoscaler tick ([`super::autoscale`]): it feeds
-//! each pool's [`Meter`] and [`Controller`], spawns workers up to the target
-//! and retires the highest-numbered ones down to it. A retired worker is only
+//! each pool's [`Meter`] and [`Controller`], adds workers up to the target and
+//! retires the highest-numbered ones down to it. A retired worker is only
 //! told to stop through the dispatcher ([`Control::Retire`]), so it drains
-//! its inbox before it exits. A pool that cannot grow logs at most once per
-//! 10 s.
+//! its inbox; its thread then parks ([`Event::Parked`]). Growth hands a
+//! parked thread a new inbox before it creates a thread in a free slot. A
+//! pool that cannot grow logs at most once per 10 s.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,27 +53,31 @@ const SPAWN_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
+    /// No thread.
     Free,
+    /// The dispatcher chooses it.
     Active,
+    /// Retired: draining its inbox.
     Retiring,
+    /// A thread waiting for a new inbox.
+    Parked,
 }
 
 struct Slot {
     state: SlotState,
     handle: Option<JoinHandle<()>>,
-    inbox: Option<Receiver<Envelope>>,
+    /// Hands the slot's thread its next inbox; dropped at shutdown.
+    assign: Option<Sender<Receiver<Envelope>>>,
 }
 
 struct PoolSup {
     generation: u64,
-    gen_tx: Sender<()>,
-    gen_rx: Receiver<()>,
     slots: Vec<Slot>,
     active: usize,
     retiring: usize,
+    parked: usize,
     controller: Controller,
     meter: Meter,
-    old: Vec<JoinHandle<()>>,
     pool_window: RestartWindow,
     spawn_warnings: LogLimiter,
 }
@@ -87,6 +99,7 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
+    /// `cfg.max_workers` is the number of slots per pool (the thread bound applied).
     pub(crate) fn new(
         cfg: CoreConfig,
         lexicon: Arc<Lexicon>,
@@ -98,36 +111,28 @@ impl Supervisor {
     ) -> Supervisor {
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let prior = cfg.work_delay.mean().as_secs_f64();
-        let pool = |_| {
-            let (gen_tx, gen_rx) = crossbeam_channel::bounded(0);
-            PoolSup {
-                generation: 0,
-                gen_tx,
-                gen_rx,
-                slots: (0..cfg.max_workers)
-                    .map(|_| Slot {
-                        state: SlotState::Free,
-                        handle: None,
-                        inbox: None,
-                    })
-                    .collect(),
-                active: 0,
-                retiring: 0,
-                controller: Controller::new(cfg.autoscale_config(), prior),
-                meter: {
-                    // Baseline at the epoch: whatever is already waiting in
-                    // the input counts as arriving in the first tick.
-                    let mut m = Meter::default();
-                    let _ = m.sample(0.0, 0, 0, 0, 0);
-                    m
-                },
-                old: Vec::new(),
-                pool_window: RestartWindow::new(
-                    cfg.restart.max_pool_restarts,
-                    cfg.restart.pool_window,
-                ),
-                spawn_warnings: LogLimiter::every(SPAWN_WARNING_EVERY),
-            }
+        let pool = |_| PoolSup {
+            generation: 0,
+            slots: (0..cfg.max_workers)
+                .map(|_| Slot {
+                    state: SlotState::Free,
+                    handle: None,
+                    assign: None,
+                })
+                .collect(),
+            active: 0,
+            retiring: 0,
+            parked: 0,
+            controller: Controller::new(cfg.autoscale_config(), prior),
+            meter: {
+                // Baseline at the epoch: whatever is already waiting in
+                // the input counts as arriving in the first tick.
+                let mut m = Meter::default();
+                let _ = m.sample(0.0, 0, 0, 0, 0);
+                m
+            },
+            pool_window: RestartWindow::new(cfg.restart.max_pool_restarts, cfg.restart.pool_window),
+            spawn_warnings: LogLimiter::every(SPAWN_WARNING_EVERY),
         };
         let pools = [pool(0), pool(1)];
         Supervisor {
@@ -145,15 +150,30 @@ impl Supervisor {
         }
     }
 
-    /// Spawns `min_workers` per pool (before the threads start).
+    /// Spawns `min_workers` per pool (before the threads start). A pool that
+    /// gets fewer runs smaller (logged); one that gets none is an error.
     pub(crate) fn start_min_workers(&mut self) -> Result<(), CoreError> {
-        let min = self.cfg.min_workers.max(1);
+        let min = self.cfg.min_workers.clamp(1, self.cfg.max_workers.max(1));
         for pool in 0..2 {
             for _ in 0..min {
-                self.add_worker(pool).map_err(|source| CoreError::Spawn {
-                    thread: CoreThread::Worker(self.stats.pools[pool].kind),
-                    source,
-                })?;
+                if let Err(source) = self.add_worker(pool) {
+                    self.stats.pools[pool]
+                        .spawn_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    let kind = self.stats.pools[pool].kind;
+                    if self.pools[pool].active == 0 {
+                        return Err(CoreError::Spawn {
+                            thread: CoreThread::Worker(kind),
+                            source,
+                        });
+                    }
+                    log::warn!(
+                        "{} pool: starting with {} of {min} workers: {source}",
+                        kind.name(),
+                        self.pools[pool].active
+                    );
+                    break;
+                }
             }
             self.stats.pools[pool].target.store(min, Ordering::Relaxed);
         }
@@ -165,8 +185,7 @@ impl Supervisor {
         pool: usize,
         slot: usize,
         inbox: Receiver<Envelope>,
-        generation: u64,
-        gen_rx: Receiver<()>,
+        assign: Receiver<Receiver<Envelope>>,
     ) -> std::io::Result<JoinHandle<()>> {
         let agg = match &self.agg {
             Some(a) => a.clone(),
@@ -177,9 +196,8 @@ impl Supervisor {
             pool,
             kind,
             slot,
-            generation,
             inbox,
-            gen_rx,
+            assign,
             agg,
             events: self.events_tx.clone(),
             stats: Arc::clone(&self.stats),
@@ -189,37 +207,92 @@ impl Supervisor {
             policy: self.cfg.restart.clone(),
             fault: self.cfg.fault.clone(),
         };
-        crate::stats::spawn_thread(
+        if self
+            .cfg
+            .fault
+            .as_ref()
+            .is_some_and(|f| f.spawn_fails(kind, slot))
+        {
+            return Err(std::io::Error::from_raw_os_error(11)); // EAGAIN, as pthread_create
+        }
+        let handle = crate::stats::spawn_thread(
             format!("{}-{slot}", kind.name()),
             Some(self.cfg.stack_size),
             move || worker_main(ctx),
-        )
+        )?;
+        self.stats.threads_created.fetch_add(1, Ordering::Relaxed);
+        Ok(handle)
     }
 
+    /// Adds a worker: a parked thread gets a new inbox; else a thread is
+    /// created in the lowest free slot.
     fn add_worker(&mut self, pool: usize) -> std::io::Result<()> {
         let p = &self.pools[pool];
-        let Some(slot) = p.slots.iter().position(|s| s.state == SlotState::Free) else {
+        let parked = p.slots.iter().position(|s| s.state == SlotState::Parked);
+        let free = || p.slots.iter().position(|s| s.state == SlotState::Free);
+        let Some(slot) = parked.or_else(free) else {
             return Err(std::io::Error::other("no free worker slot"));
         };
         let (tx, rx) = crossbeam_channel::bounded(self.cfg.inbox_capacity);
-        let handle = self.spawn_worker(pool, slot, rx.clone(), p.generation, p.gen_rx.clone())?;
+        let reused = parked.is_some()
+            && p.slots[slot]
+                .assign
+                .as_ref()
+                .is_some_and(|a| a.try_send(rx.clone()).is_ok());
         let p = &mut self.pools[pool];
-        p.slots[slot] = Slot {
-            state: SlotState::Active,
-            handle: Some(handle),
-            inbox: Some(rx),
-        };
+        if reused {
+            p.parked -= 1;
+        } else {
+            if parked.is_some() {
+                // Its thread is gone (cannot normally happen): free the slot.
+                self.release(pool, slot);
+            }
+            let (assign_tx, assign_rx) = crossbeam_channel::bounded(1);
+            let handle = self.spawn_worker(pool, slot, rx, assign_rx)?;
+            let s = &mut self.pools[pool].slots[slot];
+            s.handle = Some(handle);
+            s.assign = Some(assign_tx);
+        }
+        let p = &mut self.pools[pool];
+        p.slots[slot].state = SlotState::Active;
         p.active += 1;
-        self.stats.pools[pool]
-            .workers
-            .store(p.active, Ordering::Relaxed);
-        // If the dispatcher is gone the sender is dropped here and the worker exits.
+        self.publish(pool);
+        // If the dispatcher is gone the sender is dropped here and the worker parks.
         let _ = self.control.send(Control::Add {
             pool,
             slot,
             inbox: tx,
         });
         Ok(())
+    }
+
+    /// Joins the slot's thread (if any) and marks it free.
+    fn release(&mut self, pool: usize, slot: usize) {
+        let p = &mut self.pools[pool];
+        let s = &mut p.slots[slot];
+        match s.state {
+            SlotState::Active => p.active -= 1,
+            SlotState::Retiring => p.retiring -= 1,
+            SlotState::Parked => p.parked -= 1,
+            SlotState::Free => {}
+        }
+        s.state = SlotState::Free;
+        s.assign = None;
+        if let Some(h) = s.handle.take() {
+            if h.join().is_err() {
+                log::error!("a worker thread ended with an uncaught panic");
+            }
+        }
+        self.publish(pool);
+    }
+
+    /// Stores the pool's sizes in its statistics.
+    fn publish(&self, pool: usize) {
+        let p = &self.pools[pool];
+        let st = &self.stats.pools[pool];
+        st.workers.store(p.active, Ordering::Relaxed);
+        st.retiring.store(p.retiring, Ordering::Relaxed);
+        st.parked.store(p.parked, Ordering::Relaxed);
     }
 
     fn retire_worker(&mut self, pool: usize) {
@@ -230,9 +303,8 @@ impl Supervisor {
         p.slots[slot].state = SlotState::Retiring;
         p.active -= 1;
         p.retiring += 1;
+        self.publish(pool);
         let st = &self.stats.pools[pool];
-        st.workers.store(p.active, Ordering::Relaxed);
-        st.retiring.store(p.retiring, Ordering::Relaxed);
         st.retired.fetch_add(1, Ordering::Relaxed);
         st.retired_in_flight
             .fetch_add(u64::from(st.inflight.get(slot)), Ordering::Relaxed);
@@ -276,62 +348,38 @@ impl Supervisor {
         let (_, closed) = crossbeam_channel::bounded(0);
         self.input = closed;
         for pool in 0..2 {
-            let p = &mut self.pools[pool];
-            let handles: Vec<_> = p
-                .slots
-                .iter_mut()
-                .filter_map(|s| s.handle.take())
-                .chain(p.old.drain(..))
-                .collect();
-            for h in handles {
-                if h.join().is_err() {
-                    log::error!("a worker thread ended with an uncaught panic");
-                }
+            // Closing every assignment channel ends the parked threads, and
+            // the others as soon as their inbox has drained.
+            for s in self.pools[pool].slots.iter_mut() {
+                s.assign = None;
             }
-            for s in p.slots.iter_mut() {
-                s.inbox = None;
-                s.state = SlotState::Free;
+            for slot in 0..self.pools[pool].slots.len() {
+                self.release(pool, slot);
             }
-            let st = &self.stats.pools[pool];
-            st.workers.store(0, Ordering::Relaxed);
-            st.retiring.store(0, Ordering::Relaxed);
         }
     }
 
     fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Exited {
-                pool,
-                slot,
-                generation,
-                exit,
-            } => {
+            Event::Parked { pool, slot } => {
                 let p = &mut self.pools[pool];
-                if generation != p.generation {
-                    return; // an old generation's thread; joined from `old`
-                }
                 let s = &mut p.slots[slot];
-                if let Some(h) = s.handle.take() {
-                    let _ = h.join();
-                }
                 match s.state {
-                    SlotState::Active => p.active -= 1,
+                    SlotState::Active => {
+                        // Its inbox closed without a retirement: the dispatcher is
+                        // finishing (shutdown) and `done` is about to arrive.
+                        log::debug!(
+                            "{} worker {slot} drained its inbox",
+                            self.stats.pools[pool].kind.name()
+                        );
+                        p.active -= 1;
+                    }
                     SlotState::Retiring => p.retiring -= 1,
-                    SlotState::Free => {}
+                    SlotState::Parked | SlotState::Free => return,
                 }
-                if s.state == SlotState::Active {
-                    // Its inbox closed without a retirement: the dispatcher is
-                    // finishing (shutdown) and `done` is about to arrive.
-                    log::debug!(
-                        "{} worker {slot} exited ({exit:?})",
-                        self.stats.pools[pool].kind.name()
-                    );
-                }
-                s.state = SlotState::Free;
-                s.inbox = None;
-                let st = &self.stats.pools[pool];
-                st.workers.store(p.active, Ordering::Relaxed);
-                st.retiring.store(p.retiring, Ordering::Relaxed);
+                s.state = SlotState::Parked;
+                p.parked += 1;
+                self.publish(pool);
             }
             Event::Escalate { pool, generation } => {
                 if generation == self.pools[pool].generation && self.stats.fatal.lock().is_none() {
@@ -341,10 +389,9 @@ impl Supervisor {
         }
     }
 
-    /// Replaces every thread of `pool` with a new generation on the same inboxes.
+    /// Restarts every worker of `pool` afresh, in place (see the module documentation).
     fn restart_pool(&mut self, pool: usize) {
         let kind = self.stats.pools[pool].kind;
-        let name = kind.name();
         let now = Instant::now();
         if self.pools[pool].pool_window.record(now) {
             self.stats.set_fatal(Fatal::RestartIntensity {
@@ -355,48 +402,16 @@ impl Supervisor {
             return;
         }
         log::warn!(
-            "{name} pool: more than {} worker restarts in {:?}; restarting the whole pool",
+            "{} pool: more than {} worker panics in {:?} (kills not counted); restarting the \
+             whole pool in place",
+            kind.name(),
             self.cfg.restart.max_restarts,
             self.cfg.restart.window
         );
-        let (gen_tx, gen_rx) = crossbeam_channel::bounded(0);
-        let generation = self.pools[pool].generation + 1;
-        let live: Vec<(usize, Receiver<Envelope>)> = self.pools[pool]
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.state != SlotState::Free)
-            .filter_map(|(i, s)| s.inbox.clone().map(|r| (i, r)))
-            .collect();
-        let mut fresh = Vec::with_capacity(live.len());
-        for (slot, inbox) in live {
-            match self.spawn_worker(pool, slot, inbox, generation, gen_rx.clone()) {
-                Ok(h) => fresh.push((slot, h)),
-                Err(e) => {
-                    // The old generation keeps running; the partial new one
-                    // leaves as soon as `gen_tx` is dropped below.
-                    let p = &mut self.pools[pool];
-                    p.old.extend(fresh.into_iter().map(|(_, h)| h));
-                    self.stats.set_fatal(Fatal::Respawn {
-                        pool: kind,
-                        slot,
-                        error: e.to_string(),
-                    });
-                    return;
-                }
-            }
-        }
         let p = &mut self.pools[pool];
-        for (slot, h) in fresh {
-            if let Some(old) = p.slots[slot].handle.replace(h) {
-                p.old.push(old);
-            }
-        }
-        // Dropping the old generation's sender tells its threads to leave.
-        p.gen_tx = gen_tx;
-        p.gen_rx = gen_rx;
-        p.generation = generation;
+        p.generation += 1;
         let st = &self.stats.pools[pool];
+        st.generation.store(p.generation, Ordering::Relaxed);
         st.window.lock().clear();
         st.pool_restarts.fetch_add(1, Ordering::Relaxed);
     }
@@ -435,11 +450,25 @@ impl Supervisor {
                 st.target.store(target, Ordering::Relaxed);
                 self.scale_to(pool, target);
             }
-            let p = &mut self.pools[pool];
-            let (done, running): (Vec<_>, Vec<_>) = p.old.drain(..).partition(|h| h.is_finished());
-            p.old = running;
-            for h in done {
-                let _ = h.join();
+            // A thread ends only at shutdown; one that ended otherwise (a
+            // panic outside its supervised loop) frees its slot.
+            let dead: Vec<usize> = (0..self.pools[pool].slots.len())
+                .filter(|&i| {
+                    self.pools[pool].slots[i]
+                        .handle
+                        .as_ref()
+                        .is_some_and(|h| h.is_finished())
+                })
+                .collect();
+            for slot in dead {
+                log::error!(
+                    "{} worker {slot}: its thread ended unexpectedly; the slot is freed",
+                    self.stats.pools[pool].kind.name()
+                );
+                if self.pools[pool].slots[slot].state == SlotState::Active {
+                    let _ = self.control.send(Control::Retire { pool, slot });
+                }
+                self.release(pool, slot);
             }
         }
     }

@@ -34,8 +34,10 @@ pub struct PoolStats {
     pub(crate) inflight: InFlight,
     pub(crate) workers: AtomicUsize,
     pub(crate) retiring: AtomicUsize,
+    pub(crate) parked: AtomicUsize,
+    /// Raised by a pool restart; each worker starts afresh when it sees it change.
+    pub(crate) generation: AtomicU64,
     pub(crate) target: AtomicUsize,
-    pub(crate) busy: AtomicUsize,
     pub(crate) dispatched: AtomicU64,
     pub(crate) processed: AtomicU64,
     pub(crate) kills: AtomicU64,
@@ -65,8 +67,9 @@ impl PoolStats {
             inflight: InFlight::new(slots),
             workers: AtomicUsize::new(0),
             retiring: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
             target: AtomicUsize::new(0),
-            busy: AtomicUsize::new(0),
             dispatched: zero(),
             processed: zero(),
             kills: zero(),
@@ -97,10 +100,11 @@ impl PoolStats {
 
     fn snapshot(&self) -> PoolSnapshot {
         let in_flight = self.inflight.total();
-        let busy = self.busy.load(Ordering::Relaxed) as u64;
+        let busy = self.inflight.busy();
         PoolSnapshot {
             workers: self.workers.load(Ordering::Relaxed),
             retiring: self.retiring.load(Ordering::Relaxed),
+            parked: self.parked.load(Ordering::Relaxed),
             target: self.target.load(Ordering::Relaxed),
             in_flight,
             busy,
@@ -126,9 +130,7 @@ impl PoolStats {
 
     /// Messages waiting in inboxes (dispatched, not yet started).
     pub(crate) fn queued(&self) -> u64 {
-        self.inflight
-            .total()
-            .saturating_sub(self.busy.load(Ordering::Relaxed) as u64)
+        self.inflight.total().saturating_sub(self.inflight.busy())
     }
 }
 
@@ -140,12 +142,17 @@ pub struct CoreStats {
     pub(crate) kill_messages: AtomicU64,
     pub(crate) agg_send_failures: AtomicU64,
     pub(crate) input_backlog: AtomicU64,
+    /// Worker threads created (the pools reuse them: see `engine::pool`).
+    pub(crate) threads_created: AtomicU64,
+    /// Worker threads a pool may hold (`ThreadBound::per_pool`).
+    pub(crate) thread_bound: usize,
     pub(crate) fatal: Mutex<Option<Fatal>>,
     /// Set by [`Core::hurry`](super::Core::hurry): workers skip the per-message delay.
     pub(crate) hurry: AtomicBool,
 }
 
 impl CoreStats {
+    /// `slots` per pool: the pool's thread bound.
     pub(crate) fn new(slots: usize, policy: &RestartPolicy) -> CoreStats {
         CoreStats {
             pools: [
@@ -156,6 +163,8 @@ impl CoreStats {
             kill_messages: AtomicU64::new(0),
             agg_send_failures: AtomicU64::new(0),
             input_backlog: AtomicU64::new(0),
+            threads_created: AtomicU64::new(0),
+            thread_bound: slots,
             fatal: Mutex::new(None),
             hurry: AtomicBool::new(false),
         }
@@ -173,6 +182,8 @@ impl CoreStats {
             kill_messages: self.kill_messages.load(Ordering::Relaxed),
             agg_send_failures: self.agg_send_failures.load(Ordering::Relaxed),
             input_backlog: self.input_backlog.load(Ordering::Relaxed),
+            threads_created: self.threads_created.load(Ordering::Relaxed),
+            thread_bound: self.thread_bound,
             sentiment: self.pools[0].snapshot(),
             engagement: self.pools[1].snapshot(),
             fatal: self.fatal.lock().clone(),
@@ -196,6 +207,8 @@ pub struct PoolSnapshot {
     pub workers: usize,
     /// Retired workers still draining their inbox.
     pub retiring: usize,
+    /// Worker threads parked, ready for the next growth.
+    pub parked: usize,
     /// The autoscaler's target.
     pub target: usize,
     /// Dispatched and not yet finished.
@@ -210,13 +223,14 @@ pub struct PoolSnapshot {
     pub processed: u64,
     /// Kill messages received by this pool's workers.
     pub kills: u64,
-    /// Worker restarts (kills and unexpected panics).
+    /// Worker restarts (kills and unexpected panics), each on the worker's own thread.
     pub restarts: u64,
-    /// Whole-pool restarts after the restart intensity was exceeded.
+    /// Whole-pool restarts (in place) after more unexpected panics than the
+    /// restart intensity allows.
     pub pool_restarts: u64,
     /// Tweets whose score was given up (`None`) after an unexpected panic and its retry.
     pub failed: u64,
-    /// Worker threads that could not be spawned by the autoscaler.
+    /// Worker threads that could not be created (the pool stays smaller).
     pub spawn_failures: u64,
     /// Times the dispatcher found every inbox of this pool full and waited.
     pub dispatch_waits: u64,
@@ -250,6 +264,11 @@ pub struct CoreSnapshot {
     pub agg_send_failures: u64,
     /// Messages waiting in the core's input channel (at the last tick).
     pub input_backlog: u64,
+    /// Worker threads created since the start, both pools.
+    pub threads_created: u64,
+    /// Worker threads each pool may hold, from the kernel's limits read at
+    /// start and the configuration (`engine::limits`).
+    pub thread_bound: usize,
     /// The sentiment pool.
     pub sentiment: PoolSnapshot,
     /// The engagement pool.

@@ -48,6 +48,9 @@ pub struct OpsConfig {
     /// Where to listen; `None` disables the endpoint (the library's default,
     /// so tests and embedders bind nothing unless asked).
     pub addr: Option<std::net::SocketAddr>,
+    /// When `addr`'s port is taken: `true` listens on a free port of the same
+    /// address instead (for a default address nobody chose), `false` fails.
+    pub fallback_port: bool,
     /// The bearer token of the control routes; `None` (or empty) disables
     /// them (they answer 403).
     pub control_token: Option<String>,
@@ -58,6 +61,7 @@ impl std::fmt::Debug for OpsConfig {
         // Never print the token.
         f.debug_struct("OpsConfig")
             .field("addr", &self.addr)
+            .field("fallback_port", &self.fallback_port)
             .field(
                 "control_token",
                 &self.control_token.as_ref().map(|_| "<redacted>"),

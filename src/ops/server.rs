@@ -28,6 +28,15 @@ const POLL: Duration = Duration::from_millis(250);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpsError {
+    /// The address's port is taken by another process (and no fallback was asked for).
+    #[error("{addr} is in use by another process")]
+    Taken {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
     /// The address cannot be listened on (not a local address, no permission, …).
     #[error("cannot listen on {addr}")]
     Bind {
@@ -67,14 +76,33 @@ impl std::fmt::Debug for OpsServer {
 }
 
 impl OpsServer {
-    /// Listens on `want` (a free port of the same address if its port is
-    /// taken) and serves `routes` over `state`.
+    /// Listens on `want` and serves `routes` over `state`; a taken port is
+    /// [`OpsError::Taken`].
     pub fn start<S: Send + Sync + 'static>(
         want: SocketAddr,
         routes: Routes<S>,
         state: Arc<S>,
     ) -> Result<OpsServer, OpsError> {
-        let listener = bind(want)?;
+        OpsServer::serve(bind(want, false)?, want, routes, state)
+    }
+
+    /// As [`OpsServer::start`], but when `want`'s port is taken, listens on a
+    /// free port of the same address and says so in the log (for a default
+    /// address, which nobody chose).
+    pub fn start_or_free_port<S: Send + Sync + 'static>(
+        want: SocketAddr,
+        routes: Routes<S>,
+        state: Arc<S>,
+    ) -> Result<OpsServer, OpsError> {
+        OpsServer::serve(bind(want, true)?, want, routes, state)
+    }
+
+    fn serve<S: Send + Sync + 'static>(
+        listener: TcpListener,
+        want: SocketAddr,
+        routes: Routes<S>,
+        state: Arc<S>,
+    ) -> Result<OpsServer, OpsError> {
         let addr = listener
             .local_addr()
             .map_err(|source| OpsError::Bind { addr: want, source })?;
@@ -148,19 +176,26 @@ impl Drop for OpsServer {
     }
 }
 
-/// Binds `want`; when its port is taken, a free port of the same address.
-fn bind(want: SocketAddr) -> Result<TcpListener, OpsError> {
+/// Binds `want`; when its port is taken, a free port of the same address if
+/// `fallback`, else [`OpsError::Taken`].
+fn bind(want: SocketAddr, fallback: bool) -> Result<TcpListener, OpsError> {
     match TcpListener::bind(want) {
         Ok(l) => Ok(l),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse && want.port() != 0 => {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && want.port() != 0 && fallback => {
             let mut any = want;
             any.set_port(0);
             let l =
                 TcpListener::bind(any).map_err(|source| OpsError::Bind { addr: any, source })?;
             if let Ok(got) = l.local_addr() {
-                log::warn!("ops: {want} is taken; listening on {got} instead");
+                log::warn!(
+                    "ops: the default address {want} is taken; listening on {got} instead \
+                     (a --metrics-addr given explicitly never moves)"
+                );
             }
             Ok(l)
+        }
+        Err(source) if source.kind() == io::ErrorKind::AddrInUse => {
+            Err(OpsError::Taken { addr: want, source })
         }
         Err(source) => Err(OpsError::Bind { addr: want, source }),
     }

@@ -5,15 +5,16 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{error, info, warn};
 use parking_lot::Mutex;
 
-use super::config::PipelineConfig;
+use super::config::{JetStreamRun, PipelineConfig};
 use super::endpoint::{self, OpsView};
 use super::error::PipelineError;
+use super::jetstream::{self, JsProbe};
 use super::probes::Probes;
 use super::run::Pipeline;
 use super::stages::{Stages, Ticker};
@@ -21,9 +22,9 @@ use super::tap::{self, TapStats};
 use super::ticker::{self, ServerWait};
 use crate::aggregate;
 use crate::budget::Budget;
-use crate::emulator::Emulator;
+use crate::emulator::{Emulator, EmulatorConfig};
 use crate::engine;
-use crate::model::{AggMsg, Ingest, Record};
+use crate::model::{AggMsg, Ingest, Record, Seq};
 use crate::ops::{OpsConfig, OpsServer};
 use crate::score::Lexicon;
 use crate::shutdown::Shutdown;
@@ -61,7 +62,15 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     // database that is down, without holding up the rest.
     let budget = Budget::new(cfg.memory_limit);
     let (rec_tx, rec_rx) = bounded::<Record>(cfg.channel_capacity);
-    let sink = start_sink(&cfg, &budget, rec_rx)?;
+    // With --jetstream the sink tells which records committed, for the acks.
+    let (committed_tx, committed_rx) = match cfg.jetstream {
+        Some(_) => {
+            let (tx, rx) = bounded(256);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let sink = start_sink(&cfg, &budget, rec_rx, committed_tx)?;
 
     // The operator's endpoint next, so the probes answer while the lexicon
     // fetch waits for the server (`/readyz` says `starting` meanwhile).
@@ -89,14 +98,23 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         .as_deref()
         .map(ticker::create_stats_file)
         .transpose()?;
-    let lexicon = match fetch_lexicon(
-        &cfg,
-        &source_cfg,
-        started,
-        &sink,
-        &mut stats_file,
-        &shutdown,
-    ) {
+    let mut attached = None;
+    let lexicon = match &cfg.jetstream {
+        Some(js) => jetstream::attach(js, &shutdown).map(|a| {
+            let lexicon = Arc::new(a.lexicon.clone());
+            attached = Some(a);
+            lexicon
+        }),
+        None => fetch_lexicon(
+            &cfg,
+            &source_cfg,
+            started,
+            &sink,
+            &mut stats_file,
+            &shutdown,
+        ),
+    };
+    let lexicon = match lexicon {
         Ok(lexicon) => lexicon,
         Err(err) => {
             drop(rec_tx);
@@ -132,14 +150,31 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
         live: Arc::new(Mutex::new(Live::default())),
         database: redact_url(&cfg.sink.database_url),
         spool_dir: cfg.sink.spool_dir.clone(),
+        jetstream: attached.as_ref().map(|a| JsProbe {
+            stats: a.client.stats(),
+            tracker: Arc::new(source::Tracker::new(a.offset)),
+            merged: Arc::new(Mutex::new((Vec::new(), 0))),
+        }),
+    };
+    let jetstream_done = Shutdown::new();
+    let (readers, jetstream) = match (&attached, &cfg.jetstream, committed_rx) {
+        (Some(a), Some(js), Some(committed)) => {
+            spawn_fetchers(a, js, &probes, ingest_tx, committed, &jetstream_done)?
+        }
+        _ => (
+            spawn_readers(&source_cfg, &probes, &sink, ingest_tx)?,
+            Vec::new(),
+        ),
     };
     let stages = Stages {
         tap: spawn_tap(&cfg, &probes, tap_rx, rec_tx)?,
-        readers: spawn_readers(&source_cfg, &probes, &sink, ingest_tx)?,
+        readers,
         ticker: spawn_ticker(&probes, stats_file, cfg.status_line)?,
         core,
         aggregator,
         sink,
+        jetstream,
+        jetstream_done,
     };
     // The lexicon is loaded and the stages run: the endpoint sees them now.
     view.set_stages(probes.clone());
@@ -158,12 +193,24 @@ pub fn start(cfg: PipelineConfig, shutdown: Shutdown) -> Result<Pipeline, Pipeli
     Ok(pipeline)
 }
 
-/// The server: the one given (its URL), or the built-in emulator, started.
+/// The server: the one given (its URL), or the built-in emulator, started;
+/// none with `--jetstream`.
 fn start_server(cfg: &PipelineConfig) -> Result<(Option<Emulator>, String), PipelineError> {
-    Ok(match &cfg.server {
+    match cfg.jetstream {
+        Some(_) => Ok((None, String::new())),
+        None => server_or_emulator(cfg.server.as_deref(), &cfg.emulator),
+    }
+}
+
+/// The server given (without a trailing `/`), or the built-in emulator started now.
+pub(super) fn server_or_emulator(
+    server: Option<&str>,
+    emulator: &EmulatorConfig,
+) -> Result<(Option<Emulator>, String), PipelineError> {
+    Ok(match server {
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
-            let emu = Emulator::start(cfg.emulator.clone()).map_err(PipelineError::Emulator)?;
+            let emu = Emulator::start(emulator.clone()).map_err(PipelineError::Emulator)?;
             let url = emu.url();
             info!("no --server given: reading the built-in emulator at {url}");
             (Some(emu), url)
@@ -176,6 +223,7 @@ fn start_sink(
     cfg: &PipelineConfig,
     budget: &Arc<Budget>,
     records: Receiver<Record>,
+    committed: Option<Sender<Vec<Seq>>>,
 ) -> Result<Sink, PipelineError> {
     info!(
         "writing to {} (schema {}), spilling to {} when it is down",
@@ -188,6 +236,7 @@ fn start_sink(
     sink_cfg.buffer_bytes = sink_cfg.buffer_bytes.min(buffer_bytes);
     sink_cfg.batch_max_bytes = sink_cfg.batch_max_bytes.min(batch_bytes);
     sink_cfg.budget = Arc::clone(budget);
+    sink_cfg.committed = committed;
     sink::spawn_sink(sink_cfg, records).map_err(PipelineError::StartSink)
 }
 
@@ -199,8 +248,12 @@ fn start_endpoint(
     let Some(addr) = cfg.addr else {
         return Ok(None);
     };
-    let server =
-        OpsServer::start(addr, endpoint::routes(), Arc::clone(view)).map_err(PipelineError::Ops)?;
+    let server = if cfg.fallback_port {
+        OpsServer::start_or_free_port(addr, endpoint::routes(), Arc::clone(view))
+    } else {
+        OpsServer::start(addr, endpoint::routes(), Arc::clone(view))
+    }
+    .map_err(PipelineError::Ops)?;
     if !server.addr().ip().is_loopback() {
         warn!(
             "the operator's endpoint listens on {}: metrics and the dashboard are \
@@ -284,6 +337,69 @@ fn spawn_readers(
         readers.push(handle);
     }
     Ok(readers)
+}
+
+/// Thread handles.
+type Threads = Vec<JoinHandle<()>>;
+
+/// With `--jetstream`: the fetchers (in place of the readers), sending to `ingest`,
+/// then the acker (acks what the sink reports `committed`) and the hashtag sharer,
+/// which run until `done`.
+fn spawn_fetchers(
+    a: &jetstream::Attached,
+    js: &JetStreamRun,
+    probes: &Probes,
+    ingest: Sender<Ingest>,
+    committed: Receiver<Vec<Seq>>,
+    done: &Shutdown,
+) -> Result<(Threads, Threads), PipelineError> {
+    let Some(probe) = &probes.jetstream else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let spawn = |thread: &'static str| move |source| PipelineError::Spawn { thread, source };
+    let fetch = source::FetchConfig {
+        stream: js.stream.clone(),
+        offset: a.offset,
+        batch: js.batch.max(1),
+        expires: Duration::from_secs(1),
+        max_held: js.max_ack_pending.max(1),
+    };
+    let mut fetchers = Vec::new();
+    for i in 0..js.fetchers.max(1) {
+        fetchers.push(
+            source::spawn_fetcher(
+                i,
+                fetch.clone(),
+                a.client.clone(),
+                Arc::clone(&probe.tracker),
+                ingest.clone(),
+                [
+                    Arc::clone(&probes.sources[0]),
+                    Arc::clone(&probes.sources[1]),
+                ],
+                Arc::clone(&probes.budget),
+                probes.stopping.clone(),
+            )
+            .map_err(spawn("fetch"))?,
+        );
+    }
+    let acker = source::spawn_acker(
+        a.client.clone(),
+        Arc::clone(&probe.tracker),
+        committed,
+        js.ack_wait / 3,
+        done.clone(),
+    )
+    .map_err(spawn("acker"))?;
+    let sharer = jetstream::spawn_sharer(
+        a.client.clone(),
+        js,
+        Arc::clone(&probes.hashtags),
+        Arc::clone(&probe.merged),
+        done.clone(),
+    )
+    .map_err(spawn("hashtags-share"))?;
+    Ok((fetchers, vec![acker, sharer]))
 }
 
 /// The status ticker; it runs until every stage has drained.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::aggregate::AggConfig;
 use crate::emulator::EmulatorConfig;
 use crate::engine::CoreConfig;
+use crate::jetstream::names;
 use crate::ops::OpsConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -50,6 +51,9 @@ pub struct PipelineConfig {
     /// [`LoopHook`](crate::aggregate::LoopHook); the tap restarts under
     /// `core.restart` (default none).
     pub tap_fault: Option<std::sync::Arc<dyn crate::aggregate::LoopHook>>,
+    /// Read the JetStream stream that `tweetflow ingest` fills instead of a tweet
+    /// server (`--jetstream`); `server` and `emulator` are then unused.
+    pub jetstream: Option<JetStreamRun>,
 }
 
 impl Default for PipelineConfig {
@@ -69,6 +73,52 @@ impl Default for PipelineConfig {
             status_line: false,
             ops: OpsConfig::default(),
             tap_fault: None,
+            jetstream: None,
         }
     }
+}
+
+/// `--jetstream` and its companions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamRun {
+    /// The NATS server(s).
+    pub url: String,
+    /// The stream `tweetflow ingest` fills.
+    pub stream: String,
+    /// The durable consumer every instance binds.
+    pub consumer: String,
+    /// The consumer's max_ack_pending (when it is created), and this instance's bound
+    /// on the messages it holds.
+    pub max_ack_pending: usize,
+    /// The consumer's ack wait (when it is created).
+    pub ack_wait: Duration,
+    /// This instance's name in the merged hashtag counts.
+    pub instance: String,
+    /// Fetcher threads.
+    pub fetchers: usize,
+    /// Most messages one pull asks for.
+    pub batch: usize,
+}
+
+impl Default for JetStreamRun {
+    fn default() -> Self {
+        JetStreamRun {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream: names::DEFAULT_STREAM.to_owned(),
+            consumer: names::DEFAULT_CONSUMER.to_owned(),
+            max_ack_pending: 20_000,
+            ack_wait: Duration::from_secs(30),
+            instance: default_instance(),
+            fetchers: 2,
+            batch: 256,
+        }
+    }
+}
+
+/// The host name and the process id.
+pub(crate) fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    names::instance_token(&format!("{host}-{}", std::process::id()))
 }

@@ -85,12 +85,19 @@ impl OpsView {
     /// Every reason the pipeline is not ready now.
     pub(super) fn not_ready(&self) -> Vec<NotReady> {
         let stages = self.liveness.lock().clone();
+        let sink = self.sink.snapshot();
         readiness(&ReadyInput {
             lexicon_loaded: self.stages.get().is_some(),
             stopping: self.stopping.load(Ordering::Relaxed),
             paused: self.control.is_paused(),
             database: self.sink.database_state(),
+            sink: (sink.sink_state, sink.sink_reason.as_deref()),
             stages: &stages,
+            nats_down: self
+                .stages
+                .get()
+                .and_then(|p| p.jetstream.as_ref())
+                .is_some_and(|j| j.stats.connected.load(Ordering::Relaxed) == 0),
         })
     }
 

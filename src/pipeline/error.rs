@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::emulator::EmulatorError;
 use crate::engine::{CoreError, Fatal};
+use crate::jetstream::JsError;
 use crate::sink::SinkError;
 use crate::source::SourceError;
 
@@ -30,7 +31,7 @@ pub enum PipelineError {
     #[error("starting the sink")]
     StartSink(#[source] SinkError),
     /// The operator's endpoint could not listen or start its threads.
-    #[error("starting the operator's endpoint")]
+    #[error("starting the operator's endpoint (--metrics-addr)")]
     Ops(#[source] crate::ops::OpsError),
     /// The server answered the lexicon request with something unusable.
     #[error("fetching the lexicon")]
@@ -96,6 +97,15 @@ pub enum PipelineError {
         /// Why, in words.
         cause: String,
     },
+    /// NATS JetStream: connecting, the stream, the meta stream, the consumer.
+    #[error("NATS JetStream: {what}")]
+    JetStream {
+        /// The step that failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: JsError,
+    },
 }
 
 impl PipelineError {
@@ -106,10 +116,15 @@ impl PipelineError {
 
     /// The process exit code for this error: 2 for a permanent database problem
     /// (schema mismatch, privileges, read-only, login: fix the database or the
-    /// flags, then run again), 1 for anything else.
+    /// flags, then run again) and for a JetStream stream that exists with another
+    /// configuration, 1 for anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             PipelineError::StartSink(e) | PipelineError::Sink(e) if e.is_database_problem() => 2,
+            PipelineError::JetStream {
+                source: JsError::StreamMismatch { .. },
+                ..
+            } => 2,
             _ => 1,
         }
     }

@@ -9,6 +9,7 @@
 use super::snapshot::{Snapshot, Upstream};
 use crate::ops::{Exposition, HistogramSample};
 use crate::sink::{SinkSnapshot, SinkState, SinkStats};
+use crate::stats::status::JetStreamStatus;
 
 /// Bucket bounds of the receipt → commit latency, seconds.
 const LATENCY_BOUNDS_S: [f64; 14] = [
@@ -25,13 +26,80 @@ pub(super) fn render(snapshot: &Snapshot, sink: &SinkStats, ready: bool) -> Stri
     if let Some(up) = &snapshot.upstream {
         stages(&mut e, up);
     }
+    if let Some(j) = &snapshot.jetstream {
+        jetstream(&mut e, j);
+    }
     sink_families(&mut e, &snapshot.sink, sink);
     e.gauge(
         "tweetflow_ready",
-        "1 when /readyz answers 200 (lexicon loaded, every stage alive, sink up and not paused).",
+        "1 when /readyz answers 200 (lexicon loaded, every stage alive, the sink writing: \
+         not down, probing, paused, waiting, failed or stopped).",
         &[(&[], if ready { 1.0 } else { 0.0 })],
     );
     e.finish()
+}
+
+/// The JetStream figures of `run --jetstream`.
+fn jetstream(e: &mut Exposition, j: &JetStreamStatus) {
+    let none: &[(&str, &str)] = &[];
+    for (name, help, v) in [
+        (
+            "tweetflow_jetstream_up",
+            "1 while NATS is reachable (run --jetstream).",
+            u64::from(j.nats_up),
+        ),
+        (
+            "tweetflow_jetstream_consumer_pending",
+            "Messages of the durable consumer not yet delivered to any instance.",
+            j.pending,
+        ),
+        (
+            "tweetflow_jetstream_consumer_ack_pending",
+            "Messages of the durable consumer delivered and not yet acked (all instances).",
+            j.ack_pending,
+        ),
+        (
+            "tweetflow_jetstream_consumer_redelivered",
+            "Messages the durable consumer has redelivered (the server's count).",
+            j.redelivered,
+        ),
+        (
+            "tweetflow_jetstream_held",
+            "Messages this instance holds until every record from them is committed.",
+            j.held,
+        ),
+    ] {
+        e.gauge(name, help, &[(none, v as f64)]);
+    }
+    for (name, help, v) in [
+        (
+            "tweetflow_jetstream_delivered_total",
+            "Messages delivered to this instance.",
+            j.delivered,
+        ),
+        (
+            "tweetflow_jetstream_redelivered_total",
+            "Of those, redeliveries (delivered before, to this or another instance).",
+            j.delivered_again,
+        ),
+        (
+            "tweetflow_jetstream_acks_total",
+            "Messages acked after their records were committed.",
+            j.acks,
+        ),
+        (
+            "tweetflow_jetstream_progress_acks_total",
+            "In-progress acks sent for messages still in the pipeline.",
+            j.progress_acks,
+        ),
+        (
+            "tweetflow_jetstream_acks_lost_total",
+            "Acks not sent because NATS was unreachable (those messages are redelivered).",
+            j.acks_lost,
+        ),
+    ] {
+        e.counter(name, help, &[(none, v)]);
+    }
 }
 
 /// The help text of `tweetflow_sink_state`: every state, with its meaning.
@@ -197,6 +265,15 @@ fn sink_families(e: &mut Exposition, s: &SinkSnapshot, histograms: &SinkStats) {
         .map(|(state, l)| (&l[..], f64::from(u8::from(s.sink_state == *state))))
         .collect();
     e.gauge("tweetflow_sink_state", &sink_state_help(), &states);
+    let down_reason = match (s.sink_state, s.sink_reason.as_deref()) {
+        (SinkState::Down, Some(why)) => (why, 1.0),
+        _ => ("", 0.0),
+    };
+    e.gauge(
+        "tweetflow_sink_down_reason",
+        "1 while the sink is down for this reason (no answer for N s: the database is silent); 0 with an empty reason otherwise.",
+        &[(&[("reason", down_reason.0)], down_reason.1)],
+    );
     histogram(
         e,
         "tweetflow_receipt_to_commit_seconds",

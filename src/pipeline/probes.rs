@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::jetstream::JsProbe;
 use super::snapshot::{Snapshot, Upstream};
 use super::tap::TapStats;
 use crate::aggregate::AggStats;
@@ -27,6 +28,8 @@ const INGEST_UP: &str = "up";
 /// The ingest state while the lexicon fetch waits for the server, or while no
 /// stream is connected.
 pub(super) const WAITING_FOR_SERVER: &str = "waiting for server";
+/// The ingest state of `run --jetstream` while NATS cannot be reached.
+const WAITING_FOR_NATS: &str = "waiting for NATS";
 
 /// Live statistics of every stage of a running pipeline.
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub struct Probes {
     /// For the message shown when the database is unreachable.
     pub(super) database: String,
     pub(super) spool_dir: PathBuf,
+    /// With `--jetstream`: the consumer, the messages held, the merged hashtags.
+    pub jetstream: Option<JsProbe>,
 }
 
 impl Probes {
@@ -72,12 +77,22 @@ impl Probes {
             aggregate: self.aggregate.snapshot(),
             records: self.tap.records(),
         };
-        let connected = upstream.sources_total().connected;
+        let jetstream = self.jetstream.as_ref().map(|j| j.status());
+        // The fetchers have no connection of their own: NATS's is theirs.
+        let connected = match &jetstream {
+            Some((s, _)) => u64::from(s.nats_up),
+            None => upstream.sources_total().connected,
+        };
         let ingest = match self.budget.waiting() {
             _ if self.stopping.is_triggered() => INGEST_STOPPED,
             Some(why) => why.name(),
+            None if connected == 0 && jetstream.is_some() => WAITING_FOR_NATS,
             None if connected == 0 => WAITING_FOR_SERVER,
             None => INGEST_UP,
+        };
+        let (jetstream, merged_top_hashtags) = match jetstream {
+            Some((s, merged)) => (Some(s), merged),
+            None => (None, Vec::new()),
         };
         Snapshot {
             t: now.saturating_duration_since(self.started).as_secs_f64(),
@@ -93,6 +108,8 @@ impl Probes {
                 .into_iter()
                 .map(|(tag, count)| TagCount { tag, count })
                 .collect(),
+            jetstream,
+            merged_top_hashtags,
         }
     }
 }

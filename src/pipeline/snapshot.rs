@@ -14,7 +14,7 @@ use crate::aggregate::AggSnapshot;
 use crate::engine::CoreSnapshot;
 use crate::sink::SinkSnapshot;
 use crate::source::SourceSnapshot;
-use crate::stats::status::TagCount;
+use crate::stats::status::{JetStreamStatus, TagCount};
 
 /// Every stage's figures at one moment.
 #[derive(Debug, Clone)]
@@ -34,6 +34,10 @@ pub(crate) struct Snapshot {
     pub(crate) sink: SinkSnapshot,
     /// The top hashtags, heaviest first.
     pub(crate) top_hashtags: Vec<TagCount>,
+    /// With `--jetstream`: the consumer and this instance's share of it.
+    pub(crate) jetstream: Option<JetStreamStatus>,
+    /// With `--jetstream`: every instance's top hashtags together.
+    pub(crate) merged_top_hashtags: Vec<TagCount>,
 }
 
 /// The stages before the sink: readers, worker pools, aggregator, tap.
@@ -61,6 +65,8 @@ impl Snapshot {
             upstream: None,
             sink,
             top_hashtags: Vec::new(),
+            jetstream: None,
+            merged_top_hashtags: Vec::new(),
         }
     }
 }

@@ -23,6 +23,11 @@ pub(super) struct Stages {
     pub(super) sink: Sink,
     /// The status ticker: it runs until every other stage has drained.
     pub(super) ticker: Ticker,
+    /// With `--jetstream`: the acker and the hashtag sharer, stopped once the sink
+    /// has ended (the acker acks what it committed to the end).
+    pub(super) jetstream: Vec<JoinHandle<()>>,
+    /// Their stop flag.
+    pub(super) jetstream_done: Shutdown,
 }
 
 /// The status ticker's thread and its stop flag.
@@ -177,6 +182,10 @@ impl Stages {
             warn!("the tap thread panicked");
         }
         let sink = self.sink.join_by(deadline, tap_done);
+        self.jetstream_done.trigger();
+        for t in self.jetstream {
+            let _ = t.join();
+        }
         Joined {
             core,
             sink,

@@ -22,6 +22,8 @@ pub struct Summary {
     pub kills: u64,
     /// Worker restarts (both pools).
     pub restarts: u64,
+    /// Worker threads created (both pools; parked threads are reused).
+    pub worker_threads: u64,
     /// Stream reconnections (both streams).
     pub reconnects: u64,
     /// Events skipped because their data is neither a kill nor a valid tweet.
@@ -76,6 +78,7 @@ impl Summary {
             summary.malformed = sources.malformed;
             summary.oversized = sources.oversized;
             summary.restarts = up.restarts();
+            summary.worker_threads = up.core.threads_created;
             summary.records = up.records;
             summary.incomplete = up.aggregate.incomplete;
         }
@@ -106,8 +109,13 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  work:   {} worker restarts, {} records ({} incomplete), {} committed",
-            self.restarts, self.records, self.incomplete, self.committed
+            "  work:   {} worker restarts, {} worker threads created ({:.4} per tweet), {} records ({} incomplete), {} committed",
+            self.restarts,
+            self.worker_threads,
+            self.worker_threads as f64 / self.tweets_in.max(1) as f64,
+            self.records,
+            self.incomplete,
+            self.committed
         )?;
         writeln!(
             f,

@@ -118,10 +118,11 @@ pub(super) fn status_loop(
 fn say_sink_change(view: &Probes, was: SinkState, now: SinkState, reason: Option<&str>) {
     match now {
         SinkState::Down if was != SinkState::Down => warn!(
-            "PostgreSQL at {} is unreachable: records are kept in memory and spilled to {}, \
+            "PostgreSQL at {} is unreachable{}: records are kept in memory and spilled to {}, \
              and written as soon as it is back. Is it running? Check with \
              `pg_isready -h <host> -p <port>`, or point --database-url / DATABASE_URL at it.",
             view.database,
+            reason.map(|r| format!(" ({r})")).unwrap_or_default(),
             view.spool_dir.display()
         ),
         SinkState::Waiting if was != SinkState::Waiting => warn!(
@@ -285,6 +286,7 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
         t: snapshot.t,
         ingest: snapshot.ingest.to_string(),
         sink: sink.sink_state.to_string(),
+        sink_reason: sink.sink_reason.clone(),
         ..Status::default()
     };
     let Some(up) = &snapshot.upstream else {
@@ -319,6 +321,8 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
         status.rate_out_streams[i] = meter.rate(now, sink.committed_streams[i]);
     }
     status.top_hashtags = snapshot.top_hashtags.clone();
+    status.jetstream = snapshot.jetstream.clone();
+    status.merged_top_hashtags = snapshot.merged_top_hashtags.clone();
     status
 }
 

@@ -33,7 +33,7 @@ pub struct SinkConfig {
     pub linger: Duration,
     /// Records kept in memory before spilling to the spool (default 100,000).
     pub buffer_records: usize,
-    /// Directory of `spool.jsonl`, `spool.offset`, `rejected.jsonl` (default `spool`).
+    /// Directory of `spool.bin`, `spool.bin.offset`, `rejected.jsonl` (default `spool`).
     pub spool_dir: PathBuf,
     /// Probe period of the health checker (default 500 ms).
     pub health_interval: Duration,
@@ -42,6 +42,10 @@ pub struct SinkConfig {
     /// Statement timeout of the writer's connection (default 60 s); a batch that takes
     /// longer is treated as a timeout (retried after recovery).
     pub statement_timeout: Duration,
+    /// Longest silence of the database (a batch, a probe or a connect without an
+    /// answer) before the sink is taken as down, and the TCP user timeout of every
+    /// connection (default 10 s; at least 1 s).
+    pub db_timeout: Duration,
     /// When the input has closed while the database is down, how long to wait for it
     /// before leaving the rest in the spool (default 5 s).
     pub shutdown_grace: Duration,
@@ -69,6 +73,10 @@ pub struct SinkConfig {
     /// Replay a spool tagged for another target (database URL without password, and
     /// schema) into this one; without it such a spool is refused (default false).
     pub adopt_spool: bool,
+    /// Told the `ingest_seq` of every record of each batch once it is committed (or
+    /// rejected to `rejected.jsonl`), one `Vec` per batch; `None` (the default): nobody
+    /// listens. `run --jetstream` acks its messages from it.
+    pub committed: Option<crossbeam_channel::Sender<Vec<crate::model::Seq>>>,
     /// Test hook, see [`SinkHook`] (default none).
     pub fault: Option<Arc<dyn SinkHook>>,
 }
@@ -105,6 +113,7 @@ impl Default for SinkConfig {
             health_interval: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(60),
+            db_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             spool_sync: Duration::from_millis(200),
             buffer_bytes: u64::MAX,
@@ -119,6 +128,7 @@ impl Default for SinkConfig {
                 backoff_reset: Duration::from_secs(30),
             },
             adopt_spool: false,
+            committed: None,
             fault: None,
         }
     }
@@ -140,6 +150,7 @@ impl std::fmt::Debug for SinkConfig {
             .field("health_interval", &self.health_interval)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("db_timeout", &self.db_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("spool_sync", &self.spool_sync)
             .finish()

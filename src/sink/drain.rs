@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::db::connect::Cancel;
+use crate::model::Record;
 
 /// Time to leave, before the deadline, for cancelling the batch being written and
 /// moving `buffered` records to the spool with an fsync: a fixed part plus a
@@ -52,6 +53,11 @@ pub(crate) struct Drain {
     since: Mutex<Option<Instant>>,
     cancelled: AtomicBool,
     spill_failed: AtomicBool,
+    /// A copy of the batch from memory that the writer is writing (the records
+    /// share their tweets): if the server answers neither the batch nor the
+    /// cancel, the writer is left behind at the deadline and this goes to the
+    /// spool instead ([`Drain::take_held`]).
+    held: Mutex<Option<Vec<Record>>>,
 }
 
 impl std::fmt::Debug for Drain {
@@ -94,6 +100,25 @@ impl Drain {
         self.busy.store(false, Ordering::SeqCst);
         *self.since.lock() = None;
         *self.cancel.lock() = None;
+    }
+
+    /// The writer writes `records`, taken from memory (a batch from the spool
+    /// stays there until it is committed).
+    pub(crate) fn hold(&self, records: Vec<Record>) {
+        *self.held.lock() = Some(records);
+    }
+
+    /// The batch the writer wrote is committed or back in its hands.
+    pub(crate) fn release(&self) {
+        *self.held.lock() = None;
+    }
+
+    /// The batch from memory the writer is still writing, for the spool: the
+    /// writer is left behind. Should that batch commit after all, its rows carry
+    /// the same `ingest_seq` as the spooled copy, and the replay of an equal
+    /// `ingest_seq` changes nothing (upserts keep only a higher one).
+    pub(crate) fn take_held(&self) -> Option<Vec<Record>> {
+        self.held.lock().take()
     }
 
     /// How long the batch being written has taken so far.

@@ -82,11 +82,37 @@ pub(crate) struct Breaker {
     changed: Condvar,
     /// How many times it went from closed (or probing) to open.
     pub trips: AtomicU64,
+    /// Why it is open when the database went silent ("no answer for 10 s");
+    /// cleared by the next probe that gets an answer.
+    reason: Mutex<Option<String>>,
+    /// Since when the writer waits for the database (a connect or a batch).
+    writer_since: Mutex<Option<Instant>>,
 }
 
 impl Default for Breaker {
     fn default() -> Self {
         Breaker::new()
+    }
+}
+
+/// The reason shown while the database gives no answer for `timeout`.
+pub(crate) fn silence_reason(timeout: Duration) -> String {
+    let s = timeout.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("no answer for {s:.0} s")
+    } else {
+        format!("no answer for {s:.1} s")
+    }
+}
+
+/// Marks the writer as waiting for the database while it lives (see
+/// [`Breaker::writer_waits`]).
+#[derive(Debug)]
+pub(crate) struct WriterWait<'a>(&'a Breaker);
+
+impl Drop for WriterWait<'_> {
+    fn drop(&mut self) {
+        *self.0.writer_since.lock() = None;
     }
 }
 
@@ -97,7 +123,44 @@ impl Breaker {
             state: Mutex::new(BreakerState::HalfOpen),
             changed: Condvar::new(),
             trips: AtomicU64::new(0),
+            reason: Mutex::new(None),
+            writer_since: Mutex::new(None),
         }
+    }
+
+    /// Why the breaker is open, when the database went silent.
+    pub(crate) fn reason(&self) -> Option<String> {
+        self.reason.lock().clone()
+    }
+
+    /// The database answered (if only to refuse): no longer silent.
+    pub(crate) fn clear_reason(&self) {
+        *self.reason.lock() = None;
+    }
+
+    /// The database gave no answer for the deadline: open the breaker with `why`.
+    /// Returns whether this is news (the reason was not set yet).
+    pub(crate) fn silent(&self, why: String) -> bool {
+        let news = {
+            let mut r = self.reason.lock();
+            let news = r.is_none();
+            *r = Some(why);
+            news
+        };
+        self.apply(Event::ProbeFailed);
+        news
+    }
+
+    /// The writer waits for the database (connects or writes a batch) until the
+    /// guard is dropped; the checker's watchdog looks at how long.
+    pub(crate) fn writer_waits(&self) -> WriterWait<'_> {
+        *self.writer_since.lock() = Some(Instant::now());
+        WriterWait(self)
+    }
+
+    /// Since when the writer waits for the database, if it does.
+    pub(crate) fn writer_since(&self) -> Option<Instant> {
+        *self.writer_since.lock()
     }
 
     /// The current state.
@@ -107,6 +170,9 @@ impl Breaker {
 
     /// Applies an event; returns the new state.
     pub(crate) fn apply(&self, e: Event) -> BreakerState {
+        if e == Event::ProbeOk {
+            *self.reason.lock() = None;
+        }
         let mut s = self.state.lock();
         let next = transition(*s, e);
         if next != *s {
@@ -132,11 +198,33 @@ impl Breaker {
     }
 }
 
-/// The checker thread: probes every `interval` until `stop` is set.
+/// What the checker needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckerConfig {
+    /// How to connect.
+    pub(crate) db: Db,
+    /// Time between probes.
+    pub(crate) interval: Duration,
+    /// Longest silence of a probe or of the writer before the breaker opens.
+    pub(crate) db_timeout: Duration,
+}
+
+/// A probe running on its own thread, so a database that answers nothing holds
+/// neither the checker nor the watchdog.
+struct InFlight {
+    since: Instant,
+    done: crossbeam_channel::Receiver<(Option<postgres::Client>, Result<(), String>)>,
+    /// The silence of this probe was reported.
+    reported: bool,
+}
+
+/// The checker thread: probes every `interval` until `stop` is set, and watches
+/// for silence: a probe or a writer's connect or batch that has no answer after
+/// `db_timeout` opens the breaker with the reason "no answer for N s" (said once
+/// per silence). A probe is never started while another is in flight.
 pub(crate) fn spawn_checker<B>(
     breaker: B,
-    config: Db,
-    interval: Duration,
+    cfg: CheckerConfig,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>>
 where
@@ -145,48 +233,133 @@ where
     crate::stats::spawn_thread("sink-health", None, move || {
         let mut client: Option<postgres::Client> = None;
         let mut last_error = String::new();
+        let mut in_flight: Option<InFlight> = None;
+        let mut next_probe = Instant::now();
+        // The writer's wait whose silence was reported.
+        let mut writer_reported: Option<Instant> = None;
+        let why = silence_reason(cfg.db_timeout);
         while !stop.load(Ordering::Relaxed) {
-            let state = breaker.state();
-            if state == BreakerState::Open {
-                breaker.apply(Event::ProbeStart);
+            let now = Instant::now();
+            if in_flight.is_none() && now >= next_probe {
+                // While the database is silent the breaker stays open (`down`, with
+                // the reason) during the probes; otherwise the probe half-opens it.
+                if breaker.state() == BreakerState::Open && breaker.reason().is_none() {
+                    breaker.apply(Event::ProbeStart);
+                }
+                match start_probe(&cfg, client.take()) {
+                    Ok(p) => in_flight = Some(p),
+                    Err(e) => log::warn!("sink: cannot start a database probe: {e}"),
+                }
+                next_probe = now + cfg.interval;
             }
-            match probe(&config, &mut client) {
-                Ok(()) => {
-                    if breaker.state() != BreakerState::Closed {
-                        log::info!("sink: database reachable; breaker closed");
-                        last_error.clear();
+            if let Some(p) = in_flight.as_mut() {
+                match p.done.recv_timeout(Duration::from_millis(50)) {
+                    Ok((c, res)) => {
+                        let silent = res.is_err() && p.since.elapsed() >= cfg.db_timeout;
+                        in_flight = None;
+                        client = c;
+                        if silent {
+                            // Its own deadline ended it: the silence already said.
+                            if breaker.silent(why.clone()) {
+                                log::info!("sink: the database gave no answer to the health probe; {why}; breaker open");
+                            }
+                            last_error = why.clone();
+                        } else {
+                            judge(&breaker, res, &mut last_error);
+                        }
                     }
-                    breaker.apply(Event::ProbeOk);
-                }
-                Err(e) => {
-                    client = None;
-                    let msg = config.describe(&e);
-                    if breaker.state() == BreakerState::Closed || msg != last_error {
-                        log::warn!("sink: database probe failed: {msg}; breaker open");
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        if !p.reported && p.since.elapsed() >= cfg.db_timeout {
+                            p.reported = true;
+                            if breaker.silent(why.clone()) {
+                                log::info!(
+                                    "sink: the database gave no answer for {:.1} s (health \
+                                     probe); {why}; breaker open, records go to the spool",
+                                    p.since.elapsed().as_secs_f64()
+                                );
+                            }
+                            last_error = why.clone();
+                        }
                     }
-                    last_error = msg;
-                    breaker.apply(Event::ProbeFailed);
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => in_flight = None,
                 }
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            // Sleep in small steps so `stop` is seen quickly.
-            let until = Instant::now() + interval;
-            while !stop.load(Ordering::Relaxed) {
-                let now = Instant::now();
-                if now >= until {
-                    break;
+            if let Some(since) = breaker.writer_since() {
+                if writer_reported != Some(since) && since.elapsed() >= cfg.db_timeout {
+                    writer_reported = Some(since);
+                    if breaker.silent(why.clone()) {
+                        log::info!(
+                            "sink: the database gave no answer for {:.1} s (the writer's \
+                             batch or connect); {why}; breaker open, records go to the spool",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    last_error = why.clone();
                 }
-                std::thread::sleep((until - now).min(Duration::from_millis(50)));
             }
         }
     })
 }
 
-fn probe(config: &Db, client: &mut Option<postgres::Client>) -> Result<(), postgres::Error> {
+/// Starts one probe on a thread of its own, with the connection of the last one.
+fn start_probe(cfg: &CheckerConfig, client: Option<postgres::Client>) -> std::io::Result<InFlight> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let db = cfg.db.clone();
+    let timeout = cfg.db_timeout;
+    std::thread::Builder::new()
+        .name("sink-probe".into())
+        .spawn(move || {
+            let mut client = client;
+            let res = probe(&db, &mut client, timeout).map_err(|e| db.describe(&e));
+            if res.is_err() {
+                client = None;
+            }
+            // The checker may have stopped: then nobody waits for the answer.
+            let _ = tx.send((client, res));
+        })?;
+    Ok(InFlight {
+        since: Instant::now(),
+        done: rx,
+        reported: false,
+    })
+}
+
+/// Applies a probe's result to the breaker, saying what changed.
+fn judge(breaker: &Breaker, res: Result<(), String>, last_error: &mut String) {
+    match res {
+        Ok(()) => {
+            if breaker.state() != BreakerState::Closed {
+                log::info!("sink: database reachable; breaker closed");
+                last_error.clear();
+            }
+            breaker.apply(Event::ProbeOk);
+        }
+        Err(msg) => {
+            // An answer, though a refusal: no longer silent.
+            breaker.clear_reason();
+            if breaker.state() == BreakerState::Closed || msg != *last_error {
+                log::warn!("sink: database probe failed: {msg}; breaker open");
+            }
+            *last_error = msg;
+            breaker.apply(Event::ProbeFailed);
+        }
+    }
+}
+
+/// One probe: connects if need be, then an empty query that must be answered
+/// within `timeout`.
+fn probe(
+    config: &Db,
+    client: &mut Option<postgres::Client>,
+    timeout: Duration,
+) -> Result<(), postgres::Error> {
     if client.as_ref().is_none_or_closed() {
         *client = Some(config.connect()?);
     }
     match client {
-        Some(c) => c.simple_query("SELECT 1").map(|_| ()),
+        Some(c) => c.is_valid(timeout),
         None => Ok(()),
     }
 }
@@ -216,6 +389,39 @@ mod tests {
         assert_eq!(transition(HalfOpen, Event::ProbeFailed), Open);
         assert_eq!(transition(HalfOpen, Event::WriteFailed), Open);
         assert_eq!(transition(Open, Event::ProbeOk), Closed);
+    }
+
+    #[test]
+    fn silence_opens_the_breaker_with_its_reason_until_an_answer() {
+        assert_eq!(
+            silence_reason(Duration::from_secs(10)),
+            "no answer for 10 s"
+        );
+        assert_eq!(
+            silence_reason(Duration::from_millis(2500)),
+            "no answer for 2.5 s"
+        );
+        let b = Breaker::new();
+        b.apply(Event::ProbeOk);
+        assert!(
+            b.silent(silence_reason(Duration::from_secs(10))),
+            "news the first time"
+        );
+        assert!(
+            !b.silent(silence_reason(Duration::from_secs(10))),
+            "said once"
+        );
+        assert_eq!(b.state(), Open);
+        assert_eq!(b.trips.load(Ordering::Relaxed), 1);
+        assert_eq!(b.reason().as_deref(), Some("no answer for 10 s"));
+        b.apply(Event::ProbeOk);
+        assert_eq!((b.state(), b.reason()), (Closed, None));
+        assert!(b.writer_since().is_none());
+        {
+            let _w = b.writer_waits();
+            assert!(b.writer_since().is_some());
+        }
+        assert!(b.writer_since().is_none(), "the wait ends with its guard");
     }
 
     #[test]

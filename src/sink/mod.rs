@@ -37,7 +37,7 @@
 //!
 //! This file holds the running sink's handle.
 
-mod buffer;
+pub(crate) mod buffer;
 mod config;
 mod control;
 pub(crate) mod db;
@@ -210,8 +210,8 @@ impl Sink {
     /// [`Sink::drain_by`] `deadline`, then waits for the writer until then: a batch
     /// still being written at the stop point is cancelled on the server and spooled.
     /// Returns by the deadline: if the writer has not ended by then (a server that
-    /// does not answer, even to the cancel), the memory buffer is moved to the spool
-    /// from here. A thread still running then (the ingest thread, when a stage above
+    /// does not answer, even to the cancel), the batch it was writing from memory
+    /// and the memory buffer are moved to the spool from here, fsync'd. A thread still running then (the ingest thread, when a stage above
     /// has not closed the input) is left behind: what it still receives goes to the
     /// spool. With `input_closed` (every sender is gone) the ingest thread is waited
     /// for even past the deadline, since what it still holds is bounded by the
@@ -224,11 +224,19 @@ impl Sink {
         });
         self.stop_health.store(true, Ordering::Relaxed);
         if !finished {
+            // The batch it is writing (from memory) goes first, ahead of the
+            // buffer: a server that answers neither it nor the cancel loses nothing.
+            let held = self.drain.take_held().map(|records| buffer::Batch {
+                records,
+                source: buffer::Source::Memory,
+            });
+            let in_flight = held.as_ref().map_or(0, |b| b.records.len());
             log::error!(
-                "sink: the writer did not end by the drain deadline; moving the memory buffer \
-                 to the spool and leaving the writer behind"
+                "sink: the writer did not end by the drain deadline (the database does not \
+                 answer); moving the batch it was writing ({in_flight} records) and the memory \
+                 buffer to the spool and leaving the writer behind"
             );
-            if let Err(e) = self.buffer.evacuate(None) {
+            if let Err(e) = self.buffer.evacuate(held) {
                 log::error!("sink: cannot move the buffer to the spool: {e}");
             }
             return Ok(summary_now(&self.stats, &self.buffer));

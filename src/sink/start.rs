@@ -51,7 +51,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
     // Before a single record: the tables are checked (a mismatch or a missing
     // privilege stops here), and the sequence starts above what is stored.
     let who = Who::new(&writer_pg.config, &cfg.schema);
-    let stored = preflight(&cfg, &who)?;
+    let stored = preflight_within(&cfg, &who)?;
     let seq = Arc::new(SeqGen::starting_at(first_seq(stored, &report)));
     let limits = Limits {
         memory_bytes: cfg.buffer_bytes,
@@ -68,8 +68,11 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
     let stop_health = Arc::new(AtomicBool::new(false));
     let health = spawn_health(
         Arc::clone(&stats),
-        health_pg,
-        cfg.health_interval,
+        health::CheckerConfig {
+            db: health_pg,
+            interval: cfg.health_interval,
+            db_timeout: cfg.db_timeout,
+        },
         Arc::clone(&stop_health),
     )
     .map_err(|source| SinkError::Spawn {
@@ -226,6 +229,36 @@ fn target_tag(pg: &postgres::Config, schema: &str) -> String {
     )
 }
 
+/// [`preflight`] on a thread of its own, waited for at most the connect timeout
+/// plus `db_timeout`: a database that accepts the connection and then answers
+/// nothing does not hold the start (the writer checks the tables once it can).
+/// The thread is left behind; it ends when the connection does.
+fn preflight_within(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkError> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (c, w) = (cfg.clone(), who.clone());
+    let spawned = std::thread::Builder::new()
+        .name("sink-check".into())
+        .spawn(move || {
+            // Nobody waits any more once the deadline passed.
+            let _ = tx.send(preflight(&c, &w));
+        });
+    if let Err(e) = spawned {
+        log::warn!("sink: cannot start the start-up check on a thread ({e}); checking inline");
+        return preflight(cfg, who);
+    }
+    match rx.recv_timeout(cfg.connect_timeout + cfg.db_timeout) {
+        Ok(r) => r,
+        Err(_) => {
+            log::warn!(
+                "sink: the database cannot be reached at start ({}); the tables are checked \
+                 once it can",
+                super::health::silence_reason(cfg.db_timeout)
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// The start-up check: if the database answers, creates what is missing, checks
 /// the tables and privileges, and reads the highest stored `ingest_seq`
 /// (`Some(max)`); `None` when it cannot be reached now (the writer does it all once
@@ -271,13 +304,12 @@ fn preflight(cfg: &SinkConfig, who: &Who) -> Result<Option<Option<u64>>, SinkErr
 
 fn spawn_health(
     stats: Arc<SinkStats>,
-    pg: Db,
-    interval: Duration,
+    cfg: health::CheckerConfig,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     // The checker needs an `Arc<Breaker>`; the breaker lives in the stats, so wrap a
     // forwarding view: share the whole stats Arc.
-    health::spawn_checker(BreakerRef(stats), pg, interval, stop)
+    health::spawn_checker(BreakerRef(stats), cfg, stop)
 }
 
 /// An `Arc<SinkStats>` seen as the breaker it holds.

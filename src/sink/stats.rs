@@ -199,7 +199,8 @@ pub struct SinkSnapshot {
     pub decision: &'static str,
     /// The state shown to people (see [`SinkState`]).
     pub sink_state: SinkState,
-    /// Why the state is `waiting` or `failed`.
+    /// Why the state is `waiting` or `failed`, or `down` when the database went
+    /// silent ("no answer for 10 s").
     pub sink_reason: Option<String>,
     /// Times the breaker opened.
     pub breaker_trips: u64,
@@ -320,6 +321,15 @@ impl SinkStats {
         self.breaker.state().into()
     }
 
+    /// Why the database is `down`, when the sink knows: `no answer for 10 s`
+    /// while it is silent.
+    pub fn database_reason(&self) -> Option<String> {
+        match self.database_state() {
+            SinkState::Down => self.breaker.reason(),
+            _ => None,
+        }
+    }
+
     /// The state shown to people, and why (see [`SinkState`]).
     fn state(&self) -> (SinkState, Option<String>) {
         if let Some(f) = self.failure.lock().as_ref() {
@@ -334,7 +344,12 @@ impl SinkStats {
         if let Some(w) = self.waiting.lock().as_ref() {
             return (SinkState::Waiting, Some(w.clone()));
         }
-        (self.database_state(), None)
+        let state = self.database_state();
+        let reason = match state {
+            SinkState::Down => self.breaker.reason(),
+            _ => None,
+        };
+        (state, reason)
     }
 
     /// The first thread that ended for good, if any.

@@ -55,6 +55,17 @@ pub(crate) fn fetch_lexicon_reporting(
     shutdown: &Shutdown,
     progress: &FetchProgress,
 ) -> Result<Lexicon, SourceError> {
+    fetch_lexicon_text(server, cfg, shutdown, progress).map(|(_, lex)| lex)
+}
+
+/// [`fetch_lexicon_reporting`], returning the body as served beside the parsed lexicon
+/// (`tweetflow ingest` publishes the body for the `run` instances).
+pub(crate) fn fetch_lexicon_text(
+    server: &str,
+    cfg: &SourceConfig,
+    shutdown: &Shutdown,
+    progress: &FetchProgress,
+) -> Result<(String, Lexicon), SourceError> {
     let url = join_url(server, "/emotion_values");
     let agent = super::agent(cfg)?;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
@@ -84,7 +95,7 @@ pub(crate) fn fetch_lexicon_reporting(
                     lex.len(),
                     lex.skipped()
                 );
-                return Ok(lex);
+                return Ok((text, lex));
             }
             Err(e) => {
                 debug!("lexicon: fetching {url} failed (attempt {attempt}): {e}; retrying");

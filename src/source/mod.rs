@@ -7,22 +7,30 @@
 //! - `decode` ([`decode()`]): one event's data → kill | tweet (+ extracted original) | malformed;
 //! - [`spawn_reader`]: one blocking reader thread per stream, reconnecting with
 //!   capped exponential backoff and jitter;
-//! - [`fetch_lexicon`]: the sentiment lexicon from `<server>/emotion_values`.
+//! - [`fetch_lexicon`]: the sentiment lexicon from `<server>/emotion_values`;
+//! - `publish` ([`spawn_publishing_reader`]): the readers of `tweetflow ingest`, which
+//!   publish each event to JetStream instead of decoding it;
+//! - `fetch` ([`spawn_fetcher`], [`spawn_acker`]): the readers of `run --jetstream`, which
+//!   pull the stream's durable consumer, and the acks after commit.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod decode;
+mod fetch;
 mod http;
 pub(crate) use http::agent;
 mod lexicon;
+mod publish;
 mod reader;
 mod sse;
 
 pub use decode::{decode, Decoded, DecodedTweets};
+pub(crate) use fetch::{spawn_acker, spawn_fetcher, FetchConfig, Tracker};
 pub use lexicon::fetch_lexicon;
-pub(crate) use lexicon::{fetch_lexicon_reporting, FetchProgress};
+pub(crate) use lexicon::{fetch_lexicon_reporting, fetch_lexicon_text, FetchProgress};
+pub(crate) use publish::spawn_publishing_reader;
 pub use reader::spawn_reader;
 pub use sse::{SseEvent, SseParser};
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Select, Sender, TrySendError};
 use log::{debug, info, warn};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -36,7 +36,7 @@ use super::sse::{SseEvent, SseParser};
 use super::{join_url, SourceConfig, SourceStats};
 use crate::budget::{Budget, Wait};
 use crate::log_limit::LogLimiter;
-use crate::model::{unix_micros, Ingest, SeqGen, Tweet};
+use crate::model::{unix_micros, Ingest, Seq, SeqGen, Tweet};
 use crate::shutdown::Shutdown;
 use crate::supervise::Backoff;
 
@@ -65,6 +65,33 @@ pub fn spawn_reader(
     budget: Arc<Budget>,
     shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
+    let decoder = Decoder::new(
+        stream,
+        seq,
+        out,
+        Arc::clone(&stats),
+        budget,
+        shutdown.clone(),
+    );
+    spawn_event_reader(stream, cfg, stats, shutdown, decoder)
+}
+
+/// What a reader does with each event it receives, in stream order.
+pub(crate) trait Events: Send + 'static {
+    /// Handles one event received at `received` (µs since the epoch); `false` stops
+    /// the reader.
+    fn event(&mut self, ev: &SseEvent, received: u64) -> bool;
+}
+
+/// Starts a reader thread of stream `stream` that hands every event to `events`
+/// (the connection, reconnection and byte limits of [`spawn_reader`]).
+pub(crate) fn spawn_event_reader<E: Events>(
+    stream: u8,
+    cfg: SourceConfig,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+    events: E,
+) -> io::Result<JoinHandle<()>> {
     let agent = super::agent(&cfg).map_err(io::Error::other)?;
     crate::stats::spawn_thread(format!("source-{stream}"), None, move || {
         let mut r = Reader {
@@ -72,16 +99,13 @@ pub fn spawn_reader(
             url: join_url(&cfg.server, &format!("/tweets/{stream}")),
             agent,
             cfg,
-            seq,
-            out,
             stats,
-            budget,
-            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
             shutdown,
             last_event_id: String::new(),
             retry: None,
             warned_content_type: false,
             warned_id: false,
+            events,
         };
         r.run();
     })
@@ -98,25 +122,49 @@ enum End {
     Stop,
 }
 
-struct Reader {
+struct Reader<E> {
     stream: u8,
     url: String,
     agent: ureq::Agent,
     cfg: SourceConfig,
+    stats: Arc<SourceStats>,
+    shutdown: Shutdown,
+    last_event_id: String,
+    retry: Option<Duration>,
+    warned_content_type: bool,
+    warned_id: bool,
+    events: E,
+}
+
+/// The reader of `run`: decodes each event and sends the tweets and kills on.
+pub(crate) struct Decoder {
+    stream: u8,
     seq: Arc<SeqGen>,
     out: Sender<Ingest>,
     stats: Arc<SourceStats>,
     budget: Arc<Budget>,
     wait_log: LogLimiter,
     shutdown: Shutdown,
-    last_event_id: String,
-    retry: Option<Duration>,
-    warned_content_type: bool,
-    warned_id: bool,
 }
 
 fn inc(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Sends `msg`, parking at once while the channel is full; false when it is
+/// disconnected. `Sender::send` on a full channel spins and calls sched_yield
+/// several times before it parks, for every message while the dispatcher (which
+/// naps between batches) is behind; a `Select` tries once and parks.
+fn send_or_park(out: &Sender<Ingest>, msg: Ingest) -> bool {
+    match out.try_send(msg) {
+        Ok(()) => true,
+        Err(TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Full(msg)) => {
+            let mut room = Select::new_biased();
+            room.send(out);
+            room.select().send(out, msg).is_ok()
+        }
+    }
 }
 
 /// Rate limit for repeated log lines: the first 10, then every 1000th.
@@ -134,7 +182,7 @@ fn prefix(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-impl Reader {
+impl<E: Events> Reader<E> {
     fn run(&mut self) {
         let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
         let mut rng = SmallRng::from_entropy();
@@ -301,10 +349,39 @@ impl Reader {
             delivered += events.len() as u64;
             inc(&self.stats.events, events.len() as u64);
             for ev in events.drain(..) {
-                if !self.handle(&ev, received) {
+                if !self.events.event(&ev, received) {
                     return (End::Stop, delivered);
                 }
             }
+        }
+    }
+}
+
+impl Events for Decoder {
+    fn event(&mut self, ev: &SseEvent, received: u64) -> bool {
+        let seq = Arc::clone(&self.seq);
+        self.forward(&ev.data, received, &mut || seq.next()) != Forwarded::Stopped
+    }
+}
+
+impl Decoder {
+    /// The decoder of stream `stream` (1 or 2) that sends on `out`, stamping with `seq`.
+    pub(crate) fn new(
+        stream: u8,
+        seq: Arc<SeqGen>,
+        out: Sender<Ingest>,
+        stats: Arc<SourceStats>,
+        budget: Arc<Budget>,
+        shutdown: Shutdown,
+    ) -> Decoder {
+        Decoder {
+            stream,
+            seq,
+            out,
+            stats,
+            budget,
+            wait_log: LogLimiter::every(WAIT_LOG_EVERY),
+            shutdown,
         }
     }
 
@@ -350,17 +427,29 @@ impl Reader {
         }
     }
 
-    /// Decodes and sends one event; `false` when `out` is disconnected.
-    fn handle(&mut self, ev: &SseEvent, received: u64) -> bool {
+    /// Decodes and sends one event's data, stamping its tweets with `next_seq` (the
+    /// extracted original first); says what went on.
+    pub(crate) fn forward(
+        &mut self,
+        data: &str,
+        received: u64,
+        next_seq: &mut dyn FnMut() -> Seq,
+    ) -> Forwarded {
         let stats = &self.stats;
-        match decode(&ev.data) {
+        match decode(data) {
             Decoded::Kill => {
                 inc(&stats.kills, 1);
-                self.out
-                    .send(Ingest::Kill {
+                let sent = send_or_park(
+                    &self.out,
+                    Ingest::Kill {
                         stream: self.stream,
-                    })
-                    .is_ok()
+                    },
+                );
+                if sent {
+                    Forwarded::Kill
+                } else {
+                    Forwarded::Stopped
+                }
             }
             Decoded::Tweets(d) => {
                 if let Some(Err(e)) = &d.original {
@@ -369,25 +458,28 @@ impl Reader {
                         warn!(
                             "stream {}: dropped a malformed retweeted_status ({total} so far), the retweet goes on: {e}; data ({} bytes): {:?}",
                             self.stream,
-                            ev.data.len(),
-                            prefix(&ev.data, 120)
+                            data.len(),
+                            prefix(data, 120)
                         );
                     }
                 }
-                let seq = &self.seq;
-                let (original, mut tweet) = d.stamp(self.stream, received, || seq.next());
-                let stats = Arc::clone(stats);
+                let (original, mut tweet) = d.stamp(self.stream, received, next_seq);
+                let mut n = 1;
                 if let Some(mut o) = original {
-                    inc(&stats.tweets, 1);
-                    inc(&stats.retweets, 1);
+                    inc(&self.stats.tweets, 1);
+                    inc(&self.stats.retweets, 1);
                     self.admit(&mut o);
-                    if self.out.send(Ingest::Tweet(Arc::new(o))).is_err() {
-                        return false;
+                    if !send_or_park(&self.out, Ingest::Tweet(Arc::new(o))) {
+                        return Forwarded::Stopped;
                     }
+                    n = 2;
                 }
-                inc(&stats.tweets, 1);
+                inc(&self.stats.tweets, 1);
                 self.admit(&mut tweet);
-                self.out.send(Ingest::Tweet(Arc::new(tweet))).is_ok()
+                if !send_or_park(&self.out, Ingest::Tweet(Arc::new(tweet))) {
+                    return Forwarded::Stopped;
+                }
+                Forwarded::Tweets(n)
             }
             Decoded::Malformed(e) => {
                 let total = stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -395,19 +487,65 @@ impl Reader {
                     warn!(
                         "stream {}: skipped a malformed event ({total} so far): {e}; data ({} bytes): {:?}",
                         self.stream,
-                        ev.data.len(),
-                        prefix(&ev.data, 120)
+                        data.len(),
+                        prefix(data, 120)
                     );
                 }
-                true
+                Forwarded::Malformed
             }
         }
     }
 }
 
+/// What [`Decoder::forward`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// A kill message, sent on.
+    Kill,
+    /// This many tweets (1, or 2 for a retweet with its original), sent on.
+    Tweets(u8),
+    /// Counted and skipped.
+    Malformed,
+    /// The output is disconnected.
+    Stopped,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_or_park_waits_for_room_and_sees_a_disconnection() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        // Full: the second send parks until the receiver takes the first.
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let got: Vec<u8> = rx
+                .iter()
+                .map(|m| match m {
+                    Ingest::Kill { stream } => stream,
+                    Ingest::Tweet(_) => 0,
+                })
+                .collect();
+            got
+        });
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 2 }));
+        drop(tx);
+        assert_eq!(taker.join().ok(), Some(vec![1, 2]));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        drop(rx);
+        assert!(!send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(send_or_park(&tx, Ingest::Kill { stream: 1 }));
+        // Full, then the receiver goes away while the sender is parked.
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(rx);
+        });
+        assert!(!send_or_park(&tx, Ingest::Kill { stream: 2 }));
+        dropper.join().ok();
+    }
 
     #[test]
     fn prefix_cuts_at_char_boundary() {

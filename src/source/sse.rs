@@ -71,8 +71,9 @@ pub struct SseParser {
     state: LineState,
     /// The partial field line (never holds a line that is complete).
     line: Vec<u8>,
-    /// Data buffer of the current block (UTF-8 bytes, each line + LF).
-    data: Vec<u8>,
+    /// Data buffer of the current block (each line + LF), UTF-8 already:
+    /// each line is converted as it is read, so the block is not validated again.
+    data: String,
     event_type: Option<String>,
     /// The last event ID buffer (persists across events).
     id_buffer: String,
@@ -104,7 +105,7 @@ impl SseParser {
             after_cr: false,
             state: LineState::Start,
             line: Vec::new(),
-            data: Vec::new(),
+            data: String::new(),
             event_type: None,
             id_buffer: String::new(),
             last_event_id: String::new(),
@@ -257,7 +258,7 @@ impl SseParser {
         self.skipping = true;
         self.oversized += 1;
         self.line = Vec::new();
-        self.data = Vec::new();
+        self.data = String::new();
         self.event_type = None;
     }
 
@@ -288,8 +289,8 @@ impl SseParser {
                 }
                 match name {
                     b"data" => {
-                        self.data.extend_from_slice(text.as_bytes());
-                        self.data.push(b'\n');
+                        self.data.push_str(&text);
+                        self.data.push('\n');
                     }
                     b"event" => self.event_type = Some(text.into_owned()),
                     _ => self.id_buffer = text.into_owned(),
@@ -319,13 +320,14 @@ impl SseParser {
         if self.data.is_empty() {
             return;
         }
-        let mut data = std::mem::take(&mut self.data);
-        if data.last() == Some(&b'\n') {
-            data.pop();
-        }
-        // `data` holds valid UTF-8 (lossily converted line by line).
-        let data = String::from_utf8(data)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        // The buffer stays for the next block (no regrowth per event); the
+        // event gets an exact-size copy, less the final LF.
+        let data = self
+            .data
+            .strip_suffix('\n')
+            .unwrap_or(&self.data)
+            .to_owned();
+        self.data.clear();
         out.push(SseEvent {
             event: event_type
                 .filter(|t| !t.is_empty())

@@ -19,7 +19,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadGroup {
-    /// The stream readers (`source-1`, `source-2`).
+    /// The stream readers (`source-1`, `source-2`); with `--jetstream` the fetchers
+    /// (`fetch-N`), the NATS client (`nats-runtime`, `nats-relay*`), `acker` and
+    /// `hashtags-share`.
     Readers,
     /// The least-connected dispatcher.
     Dispatcher,
@@ -48,6 +50,12 @@ pub enum ThreadGroup {
 /// Name prefixes (the part before the first `-`) and their groups.
 const PREFIXES: &[(&str, ThreadGroup)] = &[
     ("source", ThreadGroup::Readers),
+    // With --jetstream the readers are the fetchers and the NATS client's threads
+    // (runtime, relays), the acker and the hashtag sharer.
+    ("fetch", ThreadGroup::Readers),
+    ("nats", ThreadGroup::Readers),
+    ("acker", ThreadGroup::Readers),
+    ("hashtags", ThreadGroup::Readers),
     ("dispatcher", ThreadGroup::Dispatcher),
     ("sentiment", ThreadGroup::Workers),
     ("engagement", ThreadGroup::Workers),

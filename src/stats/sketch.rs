@@ -147,6 +147,137 @@ impl TopHashtags {
     }
 }
 
+/// Magic of a shared sketch ([`TopHashtags::share_bytes`]).
+const SHARE_MAGIC: &[u8; 4] = b"TFS1";
+
+/// Reads `N` bytes at `*at`, moving it on.
+fn take<'a>(b: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {
+    let end = at.checked_add(n)?;
+    let out = b.get(*at..end)?;
+    *at = end;
+    Some(out)
+}
+
+fn take_u64(b: &[u8], at: &mut usize) -> Option<u64> {
+    Some(u64::from_le_bytes(take(b, at, 8)?.try_into().ok()?))
+}
+
+fn take_u32(b: &[u8], at: &mut usize) -> Option<u32> {
+    Some(u32::from_le_bytes(take(b, at, 4)?.try_into().ok()?))
+}
+
+impl CountMinSketch {
+    /// Adds `other`'s counts to this sketch (count-min sketches of the same shape merge
+    /// by addition); `false`, and nothing changed, when the shapes differ.
+    pub fn merge(&mut self, other: &CountMinSketch) -> bool {
+        if (self.width, self.depth) != (other.width, other.depth) {
+            return false;
+        }
+        for (a, b) in self.counters.iter_mut().zip(&other.counters) {
+            *a = a.saturating_add(*b);
+        }
+        self.total = self.total.saturating_add(other.total);
+        true
+    }
+}
+
+impl TopHashtags {
+    /// The sketch and the current top candidates as bytes, for other instances to merge
+    /// ([`merged_top`]): `TFS1`, width, depth (u32 LE), total, the counters (u64 LE),
+    /// the number of candidates (u32 LE), each as a u16 LE length and UTF-8.
+    pub fn share_bytes(&self) -> Vec<u8> {
+        let cms = &self.sketch;
+        let mut b = Vec::with_capacity(24 + cms.counters.len() * 8 + self.top.len() * 24);
+        b.extend_from_slice(SHARE_MAGIC);
+        b.extend_from_slice(&(cms.width as u32).to_le_bytes());
+        b.extend_from_slice(&(cms.depth as u32).to_le_bytes());
+        b.extend_from_slice(&cms.total.to_le_bytes());
+        for c in &cms.counters {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        b.extend_from_slice(&(self.top.len() as u32).to_le_bytes());
+        for (tag, _) in &self.top {
+            let t = &tag.as_bytes()[..tag.len().min(u16::MAX as usize)];
+            b.extend_from_slice(&(t.len() as u16).to_le_bytes());
+            b.extend_from_slice(t);
+        }
+        b
+    }
+}
+
+/// A shared sketch read back: `None` when the bytes are not one.
+fn read_share(b: &[u8]) -> Option<(CountMinSketch, Vec<String>)> {
+    let mut at = 0;
+    if take(b, &mut at, 4)? != SHARE_MAGIC {
+        return None;
+    }
+    let width = take_u32(b, &mut at)? as usize;
+    let depth = take_u32(b, &mut at)? as usize;
+    let total = take_u64(b, &mut at)?;
+    let cells = width.checked_mul(depth)?;
+    if cells == 0 || cells > (1 << 24) {
+        return None;
+    }
+    let mut counters = Vec::with_capacity(cells);
+    for _ in 0..cells {
+        counters.push(take_u64(b, &mut at)?);
+    }
+    let n = take_u32(b, &mut at)?;
+    let mut tags = Vec::new();
+    for _ in 0..n.min(1024) {
+        let len = u16::from_le_bytes(take(b, &mut at, 2)?.try_into().ok()?) as usize;
+        tags.push(String::from_utf8_lossy(take(b, &mut at, len)?).into_owned());
+    }
+    Some((
+        CountMinSketch {
+            width,
+            depth,
+            counters,
+            total,
+        },
+        tags,
+    ))
+}
+
+/// The top `k` hashtags of every shared sketch together: the sketches are added, and
+/// the union of their candidates is ranked by the merged estimates (heaviest first,
+/// ties by name). Shares that are unreadable or of another shape than the first are
+/// left out; returns the ranking and how many shares were merged.
+pub(crate) fn merged_top(shares: &[Vec<u8>], k: usize) -> (Vec<(String, u64)>, usize) {
+    let mut merged: Option<CountMinSketch> = None;
+    let mut candidates = std::collections::BTreeSet::new();
+    let mut used = 0;
+    for b in shares {
+        let Some((cms, tags)) = read_share(b) else {
+            continue;
+        };
+        let ok = match merged.as_mut() {
+            None => {
+                merged = Some(cms);
+                true
+            }
+            Some(m) => m.merge(&cms),
+        };
+        if ok {
+            used += 1;
+            candidates.extend(tags);
+        }
+    }
+    let Some(m) = merged else {
+        return (Vec::new(), 0);
+    };
+    let mut top: Vec<(String, u64)> = candidates
+        .into_iter()
+        .map(|t| {
+            let e = m.estimate(&t);
+            (t, e)
+        })
+        .collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(k);
+    (top, used)
+}
+
 impl Default for TopHashtags {
     fn default() -> Self {
         TopHashtags::new(10, DEFAULT_WIDTH, DEFAULT_DEPTH)
@@ -156,6 +287,39 @@ impl Default for TopHashtags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_sketches_merge_to_the_counts_of_one_sketch_over_everything() {
+        let (mut a, mut b, mut all) = (
+            TopHashtags::default(),
+            TopHashtags::default(),
+            TopHashtags::default(),
+        );
+        // "split" is heavy only when both halves are added; each half sees other tags.
+        for i in 0..300u64 {
+            let tag = format!("t{}", i % 7);
+            let (side, other) = if i % 2 == 0 {
+                (&mut a, "x")
+            } else {
+                (&mut b, "y")
+            };
+            side.add(&tag);
+            side.add("split");
+            side.add(other);
+            all.add(&tag);
+            all.add("split");
+            all.add(other);
+        }
+        let (top, used) = merged_top(&[a.share_bytes(), b.share_bytes(), b"junk".to_vec()], 3);
+        assert_eq!(used, 2);
+        assert_eq!(top[0], ("split".to_owned(), 300));
+        assert_eq!(top, all.top()[..3].to_vec());
+        assert_eq!(merged_top(&[], 3), (Vec::new(), 0));
+        // A truncated share is refused, not misread.
+        let mut cut = a.share_bytes();
+        cut.truncate(cut.len() / 2);
+        assert_eq!(merged_top(&[cut], 3).1, 0);
+    }
 
     #[test]
     fn estimates_never_underestimate_and_stay_within_bound() {

@@ -55,6 +55,10 @@ pub struct Status {
     /// writes, e.g. disk full), `failed` or `stopped` (never `up` without a writer),
     /// or `paused` (by the operator).
     pub sink: String,
+    /// Why the sink is in its state, when it says (`no answer for 10 s` while the
+    /// database is silent, the server's reason while `waiting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_reason: Option<String>,
     /// Records waiting in memory for the sink.
     pub buffered: u64,
     /// Records waiting in the spool file.
@@ -77,6 +81,40 @@ pub struct Status {
     pub committed: u64,
     /// The top hashtags so far, heaviest first (ties by name).
     pub top_hashtags: Vec<TagCount>,
+    /// With `--jetstream`: the consumer and this instance's share of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<JetStreamStatus>,
+    /// With `--jetstream`: the top hashtags of every instance together (their sketches
+    /// merged), heaviest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_top_hashtags: Vec<TagCount>,
+}
+
+/// The JetStream part of [`Status`].
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct JetStreamStatus {
+    /// Whether NATS is reachable now.
+    pub nats_up: bool,
+    /// The consumer's messages not yet delivered (to any instance).
+    pub pending: u64,
+    /// The consumer's messages delivered and not yet acked (all instances).
+    pub ack_pending: u64,
+    /// The consumer's redelivered messages (the server's count).
+    pub redelivered: u64,
+    /// Messages this instance holds until their records commit.
+    pub held: u64,
+    /// Messages this instance was delivered, and of those redeliveries.
+    pub delivered: u64,
+    /// Redeliveries among this instance's deliveries.
+    pub delivered_again: u64,
+    /// Acks this instance sent.
+    pub acks: u64,
+    /// In-progress acks this instance sent.
+    pub progress_acks: u64,
+    /// Acks not sent because NATS was unreachable (those messages come again).
+    pub acks_lost: u64,
+    /// Instances whose hashtag sketches are merged in `merged_top_hashtags`.
+    pub instances: u64,
 }
 
 impl Status {
@@ -98,7 +136,10 @@ impl Status {
             self.write_ms,
             self.memory_used >> 20,
             self.memory_limit >> 20,
-            self.sink,
+            match &self.sink_reason {
+                Some(why) => format!("{} ({why})", self.sink),
+                None => self.sink.clone(),
+            },
             self.buffered,
             self.spilled,
             human(self.rate_out),
@@ -119,14 +160,38 @@ impl Status {
         s
     }
 
-    /// The status as one line: figures, then top hashtags.
-    pub fn line(&self) -> String {
-        let tags = self.tags();
-        if tags.is_empty() {
-            self.figures()
-        } else {
-            format!("{} │ {}", self.figures(), tags)
+    /// The JetStream figures, `js up pending 0 ack-pending 12 …` (empty without it).
+    pub fn jetstream_figures(&self) -> String {
+        let Some(j) = &self.jetstream else {
+            return String::new();
+        };
+        let mut s = format!(
+            "nats {} pending {} ack-pending {} held {} redelivered {}",
+            if j.nats_up { "up" } else { "UNREACHABLE" },
+            j.pending,
+            j.ack_pending,
+            j.held,
+            j.redelivered
+        );
+        if !self.merged_top_hashtags.is_empty() {
+            let _ = write!(s, " │ all {} instances: top", j.instances);
+            for t in self.merged_top_hashtags.iter().take(5) {
+                let _ = write!(s, " #{} {}", t.tag, t.count);
+            }
         }
+        s
+    }
+
+    /// The status as one line: figures, the JetStream figures, then top hashtags.
+    pub fn line(&self) -> String {
+        let mut line = self.figures();
+        for part in [self.jetstream_figures(), self.tags()] {
+            if !part.is_empty() {
+                line.push_str(" │ ");
+                line.push_str(&part);
+            }
+        }
+        line
     }
 
     /// The status as one compact JSON object (a line of the stats file).
@@ -216,6 +281,7 @@ mod tests {
             batch_size: 850,
             write_ms: 42.4,
             sink: "up".into(),
+            sink_reason: None,
             buffered: 120,
             spilled: 0,
             spool_bytes: 0,
@@ -236,7 +302,37 @@ mod tests {
                     count: 40,
                 },
             ],
+            jetstream: None,
+            merged_top_hashtags: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_jetstream_figures_show_the_consumer_and_the_merged_top() {
+        assert_eq!(sample().jetstream_figures(), "");
+        let mut s = sample();
+        s.jetstream = Some(JetStreamStatus {
+            nats_up: false,
+            pending: 40,
+            ack_pending: 12,
+            held: 5,
+            redelivered: 3,
+            instances: 3,
+            ..JetStreamStatus::default()
+        });
+        s.merged_top_hashtags = vec![TagCount {
+            tag: "all".into(),
+            count: 90,
+        }];
+        let line = s.line();
+        assert!(
+            line.contains(
+                "nats UNREACHABLE pending 40 ack-pending 12 held 5 redelivered 3 │ all 3 \
+                 instances: top #all 90"
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with("top #love 52 #música 40"), "{line}");
     }
 
     #[test]

@@ -30,6 +30,26 @@ impl fmt::Debug for Fault {
     }
 }
 
+/// A test hook: a predicate on (pool, slot) that makes the creation of that
+/// worker's thread fail, as `pthread_create` does past a limit (a [`WorkerHook`]).
+#[derive(Clone)]
+pub struct SpawnFault(
+    /// The predicate.
+    pub Arc<dyn Fn(ScoreKind, usize) -> bool + Send + Sync>,
+);
+
+impl WorkerHook for SpawnFault {
+    fn spawn_fails(&self, kind: ScoreKind, slot: usize) -> bool {
+        (self.0)(kind, slot)
+    }
+}
+
+impl fmt::Debug for SpawnFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpawnFault(..)")
+    }
+}
+
 /// A tweet for tests: one favorite, one retweet, a user with 10 followers.
 pub fn test_tweet(seq: Seq, text: &str) -> Tweet {
     Tweet {

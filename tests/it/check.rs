@@ -12,7 +12,7 @@ use crate::sink_util::{admin, unique, TestSchema, ADMIN_URL};
 use crate::tls_util::{https_proxy, SelfSigned};
 
 /// The binary with a clean environment (no TWEETFLOW_* or DATABASE_URL of the caller).
-fn tweetflow() -> Command {
+pub(crate) fn tweetflow() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tweetflow"));
     for (k, _) in std::env::vars() {
         if k.starts_with("TWEETFLOW_") || k == "DATABASE_URL" {
@@ -84,7 +84,12 @@ fn a_working_setup_passes_every_check() {
     ] {
         assert!(r.passed(what), "{what}: {}", r.stdout);
     }
-    assert_eq!(r.stdout.lines().filter(|l| l.starts_with('✓')).count(), 8);
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with('✓')).count(), 9);
+    assert!(
+        r.line("worker threads").contains("worker threads per pool"),
+        "{}",
+        r.stdout
+    );
     assert!(r.line("lexicon").contains("entries"));
     assert!(r.line("spool").contains("free"));
 
@@ -118,7 +123,7 @@ fn an_unreachable_server_fails_its_routes_and_the_lexicon() {
         "the database is not to blame: {}",
         r.stdout
     );
-    assert!(r.stderr.contains("4 of 8 checks failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("4 of 9 checks failed"), "{}", r.stderr);
 }
 
 /// A server with `/tweets/1` right, `/tweets/2` missing and a lexicon that does not parse.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Condvar, Mutex};
-use tweetflow::testkit::{test_tweet, Fault};
+use tweetflow::testkit::{test_tweet, Fault, SpawnFault};
 use tweetflow::Lexicon;
 use tweetflow::{
     spawn_core, AutoscaleConfig, Core, CoreConfig, CoreError, CoreSnapshot, RestartPolicy,
@@ -331,57 +331,179 @@ fn an_unexpected_panic_is_retried_once_then_scored_as_missing() {
 
 #[test]
 fn restart_intensity_escalates_to_a_pool_restart_then_to_fatal() {
+    init_log();
+    // Tweets 20, 40 and 60 panic in both pools every time: two restarts each
+    // (the retry panics too), so the third restart (tweet 40) exceeds 2.
+    let poison = |seq: Seq| seq > 0 && seq % 20 == 0 && seq <= 60;
     let h = Harness::start(CoreConfig {
         restart: RestartPolicy {
             max_restarts: 2,
             window: Duration::from_secs(600),
             max_pool_restarts: 1,
             pool_window: Duration::from_secs(600),
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
             ..RestartPolicy::default()
         },
+        fault: Some(Arc::new(Fault(Arc::new(move |_, t: &Tweet| poison(t.seq))))),
         work_delay: "1..2".parse().unwrap(),
         ..fixed_pool(3)
     });
-    let mut seq = 0u64;
-    let mut send_tweets = |h: &Harness, n: u64| {
-        for _ in 0..n {
-            h.tweet(test_tweet(seq, "good"));
-            seq += 1;
+    let send = |h: &Harness, seqs: std::ops::Range<u64>| {
+        for s in seqs {
+            h.tweet(test_tweet(s, "good"));
         }
     };
-    for i in 1..=3u64 {
-        send_tweets(&h, 20);
+    send(&h, 0..30);
+    wait_until("restarts of tweet 20", || {
+        let s = h.snap();
+        s.sentiment.restarts == 2 && s.engagement.restarts == 2
+    });
+    // Kills are expected: any number of them never counts towards the intensity.
+    for _ in 0..10 {
         h.kill();
-        wait_until("restart counted", || {
-            let s = h.snap();
-            s.sentiment.restarts == i && s.engagement.restarts == i
-        });
     }
-    // The third restart exceeded 2 in the window: each pool restarts whole.
+    wait_until("kills", || h.snap().engagement.kills == 10);
+    assert_eq!(h.snap().sentiment.pool_restarts, 0);
+    let before = h.snap().threads_created;
+    send(&h, 30..50);
+    // The third unexpected restart exceeded 2 in the window: each pool
+    // restarts whole, in place, creating no thread.
     wait_until("pool restarts", || {
         let s = h.snap();
         s.sentiment.pool_restarts == 1 && s.engagement.pool_restarts == 1
     });
     assert!(h.core.fatal().is_none());
-    send_tweets(&h, 50);
-    for i in 4..=6u64 {
-        h.kill();
-        wait_until("restart counted", || {
-            let s = h.snap();
-            s.sentiment.restarts == i && s.engagement.restarts == i
-        });
-        send_tweets(&h, 10);
-    }
+    assert_eq!(h.snap().threads_created, before, "{:?}", h.snap());
+    send(&h, 50..140);
     // Exceeded again, and that is more than 1 pool restart in the window: fatal.
     wait_until("fatal", || h.core.fatal().is_some());
     let msg = h.core.fatal().unwrap();
     assert!(msg.to_string().contains("pool"), "{msg}");
     let (r, msgs, snap) = h.finish();
     assert!(matches!(r, Err(CoreError::Fatal(_))), "{r:?}");
-    // Nothing queued was lost through the pool restart.
-    check_results(&msgs, &(0..140).collect());
+    // Nothing queued was lost through the pool restart; the poison got no score.
+    let scores = check_results(&msgs, &(0..140).collect());
+    for seq in [20, 40, 60] {
+        assert_eq!(scores[&(seq, ScoreKind::Sentiment)], None);
+    }
+    assert_eq!(scores[&(41, ScoreKind::Sentiment)], Some(3.0));
     assert_eq!(snap.sentiment.in_flight, 0);
+    assert_eq!(snap.sentiment.failed, 3);
     assert_eq!(snap.fatal, Some(msg));
+    assert_eq!(snap.threads_created, 6, "3 per pool, never replaced");
+}
+
+#[test]
+fn kills_at_the_labs_rate_never_restart_a_pool() {
+    init_log();
+    // A strict intensity (5 restarts in 60 s) and 2 % of the events kills:
+    // 40 kills, all expected, so no pool restart.
+    let h = Harness::start(CoreConfig {
+        restart: RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            max_pool_restarts: 0,
+            ..RestartPolicy::default()
+        },
+        work_delay: "0..2".parse().unwrap(),
+        ..fixed_pool(4)
+    });
+    let n = 2000u64;
+    for i in 0..n {
+        h.tweet(test_tweet(i, "good"));
+        if i % 49 == 48 {
+            h.kill();
+        }
+    }
+    let (r, msgs, snap) = h.finish();
+    r.unwrap();
+    check_results(&msgs, &(0..n).collect());
+    for p in [&snap.sentiment, &snap.engagement] {
+        assert_eq!(p.kills, 40);
+        assert_eq!(p.restarts, 40);
+        assert_eq!(p.pool_restarts, 0);
+        assert_eq!(p.processed, n);
+    }
+    assert!(snap.fatal.is_none());
+    assert_eq!(
+        snap.threads_created, 8,
+        "restarts reuse the thread: {snap:?}"
+    );
+}
+
+#[test]
+fn a_thread_that_cannot_be_created_leaves_the_pool_smaller() {
+    init_log();
+    // Sentiment threads beyond slot 2 fail to start, as past RLIMIT_NPROC.
+    let h = Harness::start(CoreConfig {
+        min_workers: 1,
+        max_workers: 64,
+        work_delay: "20..20".parse().unwrap(),
+        tick: Duration::from_millis(20),
+        fault: Some(Arc::new(SpawnFault(Arc::new(|kind, slot| {
+            kind == ScoreKind::Sentiment && slot >= 3
+        })))),
+        ..CoreConfig::default()
+    });
+    let n = 600u64;
+    for i in 0..n {
+        h.tweet(test_tweet(i, "good"));
+        if i % 50 == 49 {
+            h.kill();
+        }
+    }
+    wait_until("a failed spawn", || h.snap().sentiment.spawn_failures > 0);
+    let s = h.snap();
+    assert!(s.sentiment.workers <= 3, "{s:?}");
+    assert!(s.fatal.is_none());
+    let (r, msgs, snap) = h.finish();
+    r.unwrap();
+    check_results(&msgs, &(0..n).collect());
+    assert_eq!(snap.sentiment.processed, n);
+    assert!(snap.engagement.spawn_failures == 0 && snap.engagement.retired + 3 > 3);
+}
+
+#[test]
+fn a_small_thread_bound_holds_through_a_burst_with_kills() {
+    init_log();
+    // 16 threads in both pools: 8 per pool, whatever the load asks for.
+    let h = Harness::start(CoreConfig {
+        min_workers: 2,
+        max_workers: 4096,
+        max_threads: Some(16),
+        work_delay: "2..10".parse().unwrap(),
+        tick: Duration::from_millis(20),
+        ..CoreConfig::default()
+    });
+    assert_eq!(h.snap().thread_bound, 8);
+    let n = 4000u64;
+    let mut peak = 0;
+    let mut kills = 0;
+    for i in 0..n {
+        h.tweet(test_tweet(i, "good"));
+        if i % 50 == 49 {
+            h.kill();
+            kills += 1;
+        }
+        if i % 100 == 0 {
+            let s = h.snap();
+            peak = peak
+                .max(s.sentiment.workers + s.sentiment.retiring + s.sentiment.parked)
+                .max(s.engagement.workers + s.engagement.retiring + s.engagement.parked);
+        }
+    }
+    let (r, msgs, snap) = h.finish();
+    r.unwrap();
+    check_results(&msgs, &(0..n).collect());
+    assert!(peak <= 8, "peak {peak}");
+    assert!(snap.threads_created <= 16, "{snap:?}");
+    for p in [&snap.sentiment, &snap.engagement] {
+        assert_eq!(p.kills, kills);
+        assert_eq!(p.pool_restarts, 0);
+        assert!(p.target <= 8, "{p:?}");
+    }
+    assert!(snap.fatal.is_none());
 }
 
 #[test]
@@ -474,6 +596,29 @@ fn the_pool_grows_with_the_load_and_shrinks_when_it_stops() {
         "peak {peak} workers, the model wants {model}"
     );
     assert!(peak < 256, "scaled to the maximum: {:?}", h.snap());
+    // The retired threads did not end: they are parked (or still draining).
+    wait_until("retired threads parked", || {
+        let s = h.snap().sentiment;
+        s.retiring == 0 && s.parked + 1 >= peak
+    });
+    let (parked, created) = (h.snap().sentiment.parked, h.snap().threads_created);
+    // A second burst: parked threads serve it before any thread is created.
+    let again = Instant::now();
+    let mut reused = false;
+    while again.elapsed() < Duration::from_secs(2) && !reused {
+        let due = sent + 4;
+        while sent < due {
+            h.tweet(test_tweet(sent, "x"));
+            sent += 1;
+        }
+        let s = h.snap();
+        reused = s.sentiment.workers > 1 && s.sentiment.parked < parked;
+        if reused {
+            assert_eq!(s.threads_created, created, "{s:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(reused, "no parked thread was reused: {:?}", h.snap());
     let (r, msgs, _) = h.finish();
     r.unwrap();
     check_results(&msgs, &(0..sent).collect());

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["budget"],
     &["supervise", "shutdown", "log_limit", "model", "pace"],
     &["stats"],
+    &["jetstream"],
     &["score"],
     &["source"],
     &["engine"],
@@ -37,7 +38,7 @@ const LAYERS: &[&[&str]] = &[
 /// dispatcher and the worker loop, then the pool supervisor and the
 /// autoscaler, then the handle that spawns it all (`mod.rs` re-exports).
 const ENGINE_LAYERS: &[&[&str]] = &[
-    &["delay", "error", "inflight"],
+    &["delay", "error", "inflight", "limits"],
     &["config"],
     &["stats"],
     &["dispatch"],
@@ -54,11 +55,13 @@ const ENGINE_LAYERS: &[&[&str]] = &[
 /// then building it (`mod.rs` re-exports).
 const PIPELINE_LAYERS: &[&[&str]] = &[
     &["config", "error", "readiness", "snapshot", "tap"],
+    &["jetstream"],
     &["probes", "stages"],
     &["metrics", "summary", "ticker"],
     &["endpoint"],
     &["run"],
     &["build"],
+    &["ingest"],
 ];
 
 fn src() -> PathBuf {
@@ -551,8 +554,8 @@ const SINK_DB_LAYERS: &[&[&str]] = &[
     &["batch"],
 ];
 
-/// `src/sink/buffer/`, lowest first: the spool, then the memory buffer.
-const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["spool"], &["memory"]];
+/// `src/sink/buffer/`, lowest first: the frames, the spool, then the memory buffer.
+const SINK_BUFFER_LAYERS: &[&[&str]] = &[&["frame"], &["spool"], &["memory"]];
 
 /// What the files under `dir` (`src/<module>`) name against `layers`, whose
 /// units are the files and folders directly in `dir`: a file directly in it

@@ -9,20 +9,27 @@ mod aggregate;
 mod check;
 #[allow(dead_code)]
 mod child;
+mod config_file;
 mod dashboard;
 mod db_tls;
+mod docs;
 mod emulator;
 mod engine;
 mod https_source;
 mod ingest;
 mod ingest_reader;
+mod instance;
+mod jetstream;
 mod layout;
 mod memory;
+#[allow(dead_code)]
+mod nats_util;
 mod ops;
 mod pipeline;
 #[allow(dead_code)]
 mod script_server;
 mod server_wait;
+mod silent_db;
 mod sink;
 mod sink_db_errors;
 mod sink_hardening;
@@ -31,5 +38,6 @@ mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;
 mod stage_failure;
+mod thread_limits;
 #[allow(dead_code)]
 mod tls_util;

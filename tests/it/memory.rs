@@ -223,9 +223,10 @@ fn a_full_spool_makes_ingest_wait_and_drops_nothing() {
     let spooled = number_before(&err, "left in the spool");
     assert!(records > 10, "{err}");
     assert_eq!(spooled, records, "{err}");
-    let lines = std::fs::read_to_string(tf.spool_dir().join("spool.jsonl"))
-        .unwrap()
-        .lines()
-        .count() as u64;
+    let lines = tweetflow::testkit::spool_file_records(
+        &tf.spool_dir().join(tweetflow::testkit::SPOOL_FILE),
+    )
+    .unwrap()
+    .len() as u64;
     assert_eq!(lines, records);
 }

@@ -66,6 +66,7 @@ impl Running {
             ops: OpsConfig {
                 addr: Some("127.0.0.1:0".parse().unwrap()),
                 control_token: token.map(str::to_string),
+                ..OpsConfig::default()
             },
             ..PipelineConfig::default()
         };
@@ -434,7 +435,20 @@ fn the_listener_takes_a_free_port_when_its_own_is_taken_and_survives_bad_request
         .get("/hello", hello)
         .get("/boom", boom);
     let want: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = tweetflow::OpsServer::start(want, routes, std::sync::Arc::new(())).unwrap();
+    // Asked for exactly: a taken port is an error that names the address.
+    let Err(e) = tweetflow::OpsServer::start(
+        want,
+        tweetflow::Routes::<()>::new(),
+        std::sync::Arc::new(()),
+    ) else {
+        panic!("a taken port must not be listened on");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!("{want} is in use by another process")
+    );
+    let server =
+        tweetflow::OpsServer::start_or_free_port(want, routes, std::sync::Arc::new(())).unwrap();
     assert_ne!(
         server.addr().port(),
         port,

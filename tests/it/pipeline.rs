@@ -511,15 +511,9 @@ fn sigint_in_a_backlog_exits_within_the_drain_timeout_and_the_next_start_commits
 /// Whole lines of a spool file (a torn last line, cut by an exit in the middle of
 /// an append, does not count); each must be a record.
 fn spool_records(path: &Path) -> u64 {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let whole = text.rfind('\n').map_or("", |i| &text[..i]);
-    whole
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            assert!(v["tweet"]["seq"].is_u64(), "{l}");
-        })
-        .count() as u64
+    tweetflow::testkit::spool_file_records(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .len() as u64
 }
 
 #[test]
@@ -571,7 +565,7 @@ fn a_second_signal_during_the_drain_exits_at_once_with_130_and_the_spool_stays()
         "exited on the first signal\n{}",
         tf.stderr()
     );
-    let spool = tf.spool_dir().join("spool.jsonl");
+    let spool = tf.spool_dir().join(tweetflow::testkit::SPOOL_FILE);
     let before = spool_records(&spool);
     assert!(before >= 500, "{before} records in the spool");
     tf.signal("INT");

@@ -372,7 +372,7 @@ fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays() {
         .get(0);
     assert_eq!(n, 600);
     assert_eq!(
-        std::fs::metadata(spool.path().join("spool.jsonl"))
+        std::fs::metadata(spool.path().join(tweetflow::testkit::SPOOL_FILE))
             .unwrap()
             .len(),
         0

@@ -354,8 +354,10 @@ fn a_sink_writer_that_fails_for_good_stops_the_pipeline_with_its_records_spooled
     assert_eq!(err.exit_code(), 1);
     // Every record of the run is in the spool; none was written.
     assert_eq!(count(&schema.name, "SELECT count(*) FROM S.tweets"), 0);
-    let lines = std::fs::read_to_string(spool.path().join("spool.jsonl")).unwrap();
-    assert!(lines.lines().count() > 0);
+    let spooled =
+        tweetflow::testkit::spool_file_records(&spool.path().join(tweetflow::testkit::SPOOL_FILE))
+            .unwrap();
+    assert!(!spooled.is_empty());
     // Once failed, the stats file never says "up" again.
     let states: Vec<String> = std::fs::read_to_string(&stats_file)
         .unwrap()
@@ -456,8 +458,8 @@ fn the_spool_directory_is_fsynced_after_its_files_are_created() {
     assert_eq!(
         *calls.lock().unwrap(),
         vec![
-            (dir.clone(), names(&["spool.jsonl"])),
-            (dir.clone(), names(&["spool.jsonl", "spool.target"])),
+            (dir.clone(), names(&["spool.bin"])),
+            (dir.clone(), names(&["spool.bin", "spool.target"])),
         ],
         "once the spool file exists, and once its target tag is in place"
     );

@@ -33,6 +33,16 @@ fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
     });
     std::thread::sleep(Duration::from_secs(10));
     let during = stats.snapshot();
+    // What is on disk is binary frames, each record once.
+    let on_disk =
+        tweetflow::testkit::spool_file_records(&spool.path().join(tweetflow::testkit::SPOOL_FILE))
+            .unwrap();
+    assert!(!on_disk.is_empty(), "the outage spilled to the spool");
+    let mut seqs: Vec<u64> = on_disk.iter().map(|r| r.tweet.seq).collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a record spooled twice");
     db.come_back();
     feeder.join().unwrap();
     let s = sink.join().unwrap();
@@ -128,12 +138,14 @@ fn sigkilled_while_the_database_is_down_then_restarted() {
     };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    // A crash in the middle of a write would leave a torn last line: add one.
+    // A crash in the middle of a write would leave a torn last frame: add one
+    // (a frame's magic and a length that claims more than follows).
     let mut f = std::fs::OpenOptions::new()
         .append(true)
-        .open(spool.path().join("spool.jsonl"))
+        .open(spool.path().join(tweetflow::testkit::SPOOL_FILE))
         .unwrap();
-    f.write_all(b"{\"tweet\":{\"seq\":1,\"stre").unwrap();
+    f.write_all(&[0xF7, b'T', b'F', b'R', 0x40, 0, 0, 0, 9, 9])
+        .unwrap();
     drop(f);
     db.come_back();
 

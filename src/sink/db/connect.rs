@@ -136,11 +136,17 @@ pub(crate) fn pg_config(
     if c.get_connect_timeout().is_none() {
         c.connect_timeout(cfg.connect_timeout);
     }
+    // Silence is named within `db_timeout`: keepalives start after a quarter of it
+    // (a connection that waits for an answer sends nothing else), and the kernel
+    // ends a connection whose sent data or keepalives stay unacknowledged that long
+    // (TCP_USER_TIMEOUT, which also bounds the keepalive probes on Linux). A slow
+    // statement on a live server is not cut: its TCP still acknowledges.
+    let (idle, interval) = keepalive_timing(cfg.db_timeout);
     c.keepalives(true)
-        .keepalives_idle(Duration::from_secs(10))
-        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_idle(idle)
+        .keepalives_interval(interval)
         .keepalives_retries(3)
-        .tcp_user_timeout(statement_timeout + Duration::from_secs(10));
+        .tcp_user_timeout(cfg.db_timeout);
     if c.get_application_name().is_none() {
         c.application_name(app);
     }
@@ -172,6 +178,13 @@ pub(crate) fn writer_pg_config(cfg: &SinkConfig) -> Result<Db, SinkError> {
     );
     c.options(opts.trim());
     Ok(db)
+}
+
+/// The keepalive idle time and probe interval for a silence deadline: a quarter
+/// and an eighth of it, at least 1 s each (the kernel counts whole seconds).
+pub(crate) fn keepalive_timing(db_timeout: Duration) -> (Duration, Duration) {
+    let at_least_1s = |d: Duration| Duration::from_secs(d.as_secs().max(1));
+    (at_least_1s(db_timeout / 4), at_least_1s(db_timeout / 8))
 }
 
 /// Cancels the statement a connection runs ([`Db::cancel_of`]), over the TLS
@@ -285,6 +298,27 @@ mod tests {
             let e = Db::new(&cfg).err().map(|e| e.to_string());
             let e = e.unwrap_or_else(|| panic!("{url} accepted"));
             assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_connection_ends_after_the_silence_deadline() {
+        let secs = Duration::from_secs;
+        assert_eq!(keepalive_timing(secs(10)), (secs(2), secs(1)));
+        assert_eq!(keepalive_timing(secs(60)), (secs(15), secs(7)));
+        assert_eq!(keepalive_timing(secs(1)), (secs(1), secs(1)));
+        let cfg = SinkConfig {
+            db_timeout: secs(4),
+            ..SinkConfig::default()
+        };
+        for db in [
+            pg_config(&cfg, secs(60), "t").unwrap(),
+            writer_pg_config(&cfg).unwrap(),
+        ] {
+            let c = &db.config;
+            assert!(c.get_keepalives());
+            assert_eq!(c.get_tcp_user_timeout(), Some(&secs(4)));
+            assert_eq!(c.get_keepalives_idle(), secs(1));
         }
     }
 

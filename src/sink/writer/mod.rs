@@ -6,7 +6,7 @@
 //!
 //! * **closed**: open the connection if needed (creating the schema the first time it
 //!   is reachable), *pull* up to the monitor's batch size (waiting at most `linger`
-//!   for the batch to fill), write it ([`Conn::write_batch`](super::conn::Conn::write_batch)), commit it in the
+//!   for the batch to fill), write it ([`Conn::write_batch`](super::db::batch::Conn::write_batch)), commit it in the
 //!   buffer and feed the write time to the [`Monitor`], which picks the next batch
 //!   size. A failed write keeps the batch, counts a retry and trips the breaker; a
 //!   statement timeout also shrinks the batch; a vanished schema is recreated.
@@ -446,6 +446,8 @@ impl<'a, D: Database> Writer<'a, D> {
     /// the sequence above what is stored.
     fn connect(&mut self) {
         let checked = self.state.schema_ready;
+        let st = self.st;
+        let _wait = st.breaker.writer_waits();
         match self.db.connect(&mut self.state.schema_ready) {
             Ok(()) => {
                 if !checked {
@@ -472,13 +474,22 @@ impl<'a, D: Database> Writer<'a, D> {
         let Some(batch) = self.state.held.as_ref() else {
             return;
         };
+        let st = self.st;
+        let _wait = st.breaker.writer_waits();
+        if batch.source == buffer::Source::Memory {
+            // Reachable by the drain should the server never answer.
+            self.drain.hold(batch.records.clone());
+        }
         let t0 = Instant::now();
-        match self.db.write(&batch.records) {
+        let written = self.db.write(&batch.records);
+        self.drain.release();
+        match written {
             Ok(o) => {
                 let elapsed = t0.elapsed();
                 if let Some(batch) = self.state.held.take() {
                     let from_spool = matches!(batch.source, buffer::Source::Spool { .. });
                     self.buffer.commit(batch.source);
+                    notify_committed(self.cfg, &batch.records);
                     self.st.set_waiting(None);
                     self.run.backoff.reset();
                     count_write(
@@ -557,6 +568,15 @@ impl<'a, D: Database> Writer<'a, D> {
             show_batch_size(self.st, &self.state.monitor);
         }
         self.st.breaker.apply(Event::WriteFailed);
+    }
+}
+
+/// Tells [`SinkConfig::committed`], when set, the seqs of a batch just committed
+/// (rejected records included: they are in `rejected.jsonl`). A listener that has gone
+/// (its pipeline stopping) is not an error.
+fn notify_committed(cfg: &SinkConfig, records: &[Record]) {
+    if let Some(tx) = &cfg.committed {
+        let _ = tx.send(records.iter().map(|r| r.tweet.seq).collect());
     }
 }
 

@@ -1,0 +1,378 @@
+//! `tweetflow ingest` into JetStream and `tweetflow run --jetstream` instances sharing
+//! it, against real nats-server processes (`nats_util`) and the local PostgreSQL.
+//!
+//! The expected rows are regenerated from the emulator's generator, independently of
+//! the pipeline: every emulator connection replays its stream from event 0, so the
+//! first `N` events of a stream (N as counted by ingest's reader) are known exactly.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+use tweetflow::{Corpus, Emulator, EmulatorConfig, EventKind, Rate, TweetGen};
+
+use crate::child::{number_before, Tweetflow};
+use crate::nats_util::NatsServer;
+use crate::sink_util::{unique, TestSchema, ADMIN_URL};
+
+fn emulator_config(seed: u64, rate: f64) -> EmulatorConfig {
+    EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        seed,
+        rate: Rate::Constant(rate),
+        kill_every: Some(50),
+        ids: true,
+        ..EmulatorConfig::default()
+    }
+}
+
+/// The tweets of the first `n[s]` events of each stream: distinct ids, and how many
+/// tweets were sent (extracted originals included, a repeated id counted again).
+fn expected(emu: &EmulatorConfig, n: [u64; 2]) -> (BTreeSet<i64>, u64) {
+    let corpus = Arc::new(Corpus::with_users(emu.seed, emu.users));
+    let (mut ids, mut sent) = (BTreeSet::new(), 0);
+    for (stream, count) in [1u32, 2].into_iter().zip(n) {
+        let mut generator = TweetGen::with_corpus(Arc::clone(&corpus), stream);
+        generator.set_retweet_share(emu.retweet_share);
+        let mut payload = Vec::new();
+        for index in 0..count {
+            payload.clear();
+            let kind =
+                generator.event_at(index, 0, emu.kill_every, emu.malformed_every, &mut payload);
+            if let EventKind::Tweet = kind {
+                let v: Value = serde_json::from_slice(&payload).unwrap();
+                let t = &v["message"]["tweet"];
+                ids.insert(t["id"].as_i64().unwrap());
+                sent += 1;
+                if let Some(orig) = t.get("retweeted_status") {
+                    ids.insert(orig["id"].as_i64().unwrap());
+                    sent += 1;
+                }
+            }
+        }
+    }
+    (ids, sent)
+}
+
+fn tweetflow_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tweetflow"));
+    c.args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `tweetflow ingest` of `server` into `stream` on `nats`, with `extra` flags.
+fn ingest_cmd(server: &str, nats: &str, stream: &str, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "ingest",
+        "--server",
+        server,
+        "--jetstream",
+        nats,
+        "--stream",
+        stream,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    tweetflow_cmd(&args)
+}
+
+/// `tweetflow ingest` for `secs` seconds, to its end.
+fn ingest(server: &str, nats: &str, stream: &str, secs: f64, extra: &[&str]) -> Output {
+    let secs = secs.to_string();
+    let mut args = vec!["--duration", &secs];
+    args.extend_from_slice(extra);
+    ingest_cmd(server, nats, stream, &args).output().unwrap()
+}
+
+/// [`ingest`], which must succeed: its stderr and the events it read per stream.
+fn ingest_ok(server: &str, nats: &str, stream: &str, secs: f64) -> (String, [u64; 2]) {
+    let out = ingest(server, nats, stream, secs, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let n = events_per_stream(&err);
+    (err, n)
+}
+
+/// A NATS server, an emulator at 150 events/s per stream with ids and kills, and a
+/// stream name of the test's own.
+fn setup(seed: u64, tag: &str) -> (NatsServer, EmulatorConfig, Emulator, String) {
+    let emu_cfg = emulator_config(seed, 150.0);
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    (NatsServer::start(), emu_cfg, emu, stream_name(tag))
+}
+
+fn spawn_ingest(server: &str, nats: &str, stream: &str) -> Child {
+    ingest_cmd(server, nats, stream, &[]).spawn().unwrap()
+}
+
+/// The events per stream in an ingest summary (`events N (a + b per stream)`).
+fn events_per_stream(stderr: &str) -> [u64; 2] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("ingest summary"))
+        .unwrap_or_else(|| panic!("no ingest summary in:\n{stderr}"));
+    let a = number_before(line, " + ");
+    let b = number_before(line, " per stream");
+    [a, b]
+}
+
+/// An instance of `run --jetstream` writing into `schema`.
+fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweetflow {
+    let mut args = vec![
+        "--jetstream",
+        nats,
+        "--stream",
+        stream,
+        "--schema",
+        schema,
+        "--database-url",
+        ADMIN_URL,
+        "--metrics-addr",
+        "off",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    Tweetflow::start(&args)
+}
+
+fn db() -> Client {
+    Client::connect(ADMIN_URL, NoTls).unwrap()
+}
+
+fn tweet_ids(schema: &str) -> BTreeSet<i64> {
+    db().query(&format!("SELECT id FROM \"{schema}\".tweets"), &[])
+        .map(|rows| rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `schema.tweets` holds `want` rows; panics after `limit`.
+fn wait_rows(schema: &str, want: usize, limit: Duration, instances: &[&Tweetflow]) {
+    let t = Instant::now();
+    loop {
+        let n = tweet_ids(schema).len();
+        if n >= want {
+            return;
+        }
+        if t.elapsed() > limit {
+            let logs: Vec<String> = instances.iter().map(|i| i.stderr()).collect();
+            panic!(
+                "{n} of {want} rows after {limit:?}; stderr:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The last stats object's `jetstream` part.
+fn js_stats(t: &Tweetflow) -> Value {
+    t.stats()
+        .last()
+        .map(|v| v["jetstream"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// SIGINT, then the exit summary (stderr); the exit must be 0.
+fn stop(mut t: Tweetflow) -> String {
+    t.signal("INT");
+    let (status, _) = t.wait_exit(Duration::from_secs(20));
+    let err = t.stderr();
+    assert!(status.success(), "exit {status:?}; stderr:\n{err}");
+    err
+}
+
+/// The stream's name for one test.
+fn stream_name(tag: &str) -> String {
+    unique(&format!("tf_{tag}")).replace('_', "-")
+}
+
+#[test]
+fn three_instances_share_the_stream_and_every_tweet_lands_once() {
+    let (nats, emu_cfg, emu, stream) = setup(7001, "share");
+    // The instances first: they wait for ingest to create the stream, then share it live.
+    let schema = TestSchema::new();
+    let runs: Vec<Tweetflow> = (0..3)
+        .map(|i| {
+            let name = format!("inst{i}");
+            run_instance(&nats.url, &stream, &schema.name, &["--instance", &name])
+        })
+        .collect();
+    let t = Instant::now();
+    while !runs
+        .iter()
+        .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{}",
+            runs[0].stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, n) = ingest_ok(&emu.url(), &nats.url, &stream, 5.0);
+    assert!(n[0] > 100 && n[1] > 100, "{n:?}");
+    let (ids, sent) = expected(&emu_cfg, n);
+    wait_rows(
+        &schema.name,
+        ids.len(),
+        Duration::from_secs(120),
+        &runs.iter().collect::<Vec<_>>(),
+    );
+    // Every message acked: nothing pending, nothing awaiting an ack.
+    let t = Instant::now();
+    loop {
+        let j = js_stats(&runs[0]);
+        if j["pending"] == 0 && j["ack_pending"] == 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "consumer: {j}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Each instance merged the sketches of all three.
+    let merged = runs[0].stats().last().cloned().unwrap_or(Value::Null);
+    let summaries: Vec<String> = runs.into_iter().map(stop).collect();
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+    let mut tweets_in = 0;
+    for s in &summaries {
+        let committed = number_before(s, " committed");
+        assert!(committed > 0, "an instance committed nothing:\n{s}");
+        tweets_in += number_before(s, " tweets from");
+    }
+    assert_eq!(tweets_in, sent, "every tweet read once over the instances");
+    assert!(
+        merged["jetstream"]["instances"].as_u64().unwrap_or(0) >= 2,
+        "{merged}"
+    );
+    assert!(
+        merged["merged_top_hashtags"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{merged}"
+    );
+}
+
+#[test]
+fn a_run_instance_killed_loses_nothing_its_messages_are_redelivered() {
+    let (nats, emu_cfg, emu, stream) = setup(7002, "kill");
+    let (_, n) = ingest_ok(&emu.url(), &nats.url, &stream, 4.0);
+    let (ids, _) = expected(&emu_cfg, n);
+
+    let schema = TestSchema::new();
+    let ack_wait = ["--ack-wait", "2"];
+    let victim = run_instance(&nats.url, &stream, &schema.name, &ack_wait);
+    // Kill it while it holds messages not yet committed.
+    let t = Instant::now();
+    loop {
+        if js_stats(&victim)["held"].as_u64().unwrap_or(0) >= 50 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", victim.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    victim.signal("KILL");
+    let survivor = run_instance(&nats.url, &stream, &schema.name, &ack_wait);
+    wait_rows(
+        &schema.name,
+        ids.len(),
+        Duration::from_secs(120),
+        &[&survivor],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let j = js_stats(&survivor);
+    let summary = stop(survivor);
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+    assert!(
+        j["delivered_again"].as_u64().unwrap_or(0) > 0,
+        "the killed instance's messages came again: {j}\n{summary}"
+    );
+}
+
+#[test]
+fn ingest_killed_and_started_again_publishes_nothing_twice() {
+    let (nats, emu_cfg, emu, stream) = setup(7003, "ingestkill");
+    let mut first = spawn_ingest(&emu.url(), &nats.url, &stream);
+    std::thread::sleep(Duration::from_secs(3));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Started again: the emulator replays from event 0; the duplicate window drops it.
+    let (err, n) = ingest_ok(&emu.url(), &nats.url, &stream, 5.0);
+    let dropped = {
+        let at = err.find("duplicates dropped ").unwrap() + "duplicates dropped ".len();
+        err[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(dropped > 0, "the replay was published again: {err}");
+    let (ids, sent) = expected(&emu_cfg, n);
+
+    let schema = TestSchema::new();
+    let run = run_instance(&nats.url, &stream, &schema.name, &[]);
+    wait_rows(&schema.name, ids.len(), Duration::from_secs(120), &[&run]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let summary = stop(run);
+    assert_eq!(tweet_ids(&schema.name), ids);
+    assert_eq!(
+        number_before(&summary, " tweets from"),
+        sent,
+        "each event of the stream once:\n{summary}"
+    );
+}
+
+#[test]
+fn an_existing_stream_with_another_config_stops_ingest_with_exit_2() {
+    let nats = NatsServer::start();
+    let stream = stream_name("mismatch");
+    // A stream of that name with other subjects.
+    let client =
+        tweetflow::JetStreamClient::connect(&nats.url, "test", 1, &tweetflow::Shutdown::new())
+            .unwrap();
+    let mut spec = tweetflow::stream_specs(&stream, 1, Duration::from_secs(60))[0].clone();
+    spec.subjects = vec![format!("{stream}.other")];
+    client.ensure_stream(&spec).unwrap();
+    let emu = Emulator::start(emulator_config(7004, 50.0)).unwrap();
+    let out = ingest(&emu.url(), &nats.url, &stream, 3.0, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("exists with another configuration") && err.contains("subjects"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ingest_names_a_server_without_jetstream() {
+    let port = crate::nats_util::free_port();
+    let mut plain = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let url = format!("nats://127.0.0.1:{port}");
+    let emu = Emulator::start(emulator_config(7005, 50.0)).unwrap();
+    let out = ingest(&emu.url(), &url, "plain", 3.0, &[]);
+    let _ = plain.kill();
+    let _ = plain.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("JetStream disabled"), "{err}");
+}
