@@ -14,43 +14,88 @@
 //!    otherwise move one token on;
 //! 4. sentiment = sum / `N`, and `0` when `N = 0` (empty or whitespace-only text).
 
+use std::cell::RefCell;
+
 use super::lexicon::Lexicon;
 
-/// Normalises one whitespace-separated token (step 2 of the contract).
-pub(crate) fn normalise_token(token: &str) -> String {
-    token
-        .trim_matches(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .to_lowercase()
+/// Appends the normalised form (step 2 of the contract) of `token` to `out`: ASCII tokens (nearly all of
+/// them) are lower-cased in place, others through [`str::to_lowercase`], whose
+/// context rules (the final sigma) a per-character mapping would miss.
+fn push_normalised(token: &str, out: &mut String) {
+    let trimmed = token.trim_matches(|c: char| !(c.is_alphanumeric() || c == '\''));
+    if trimmed.is_ascii() {
+        out.extend(trimmed.chars().map(|c| c.to_ascii_lowercase()));
+    } else {
+        out.push_str(&trimmed.to_lowercase());
+    }
+}
+
+/// Per-thread scratch space, so that scoring a tweet allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    /// The normalised tokens joined by single spaces, so that a window of tokens is
+    /// one slice of it: the lexicon key it would have to equal.
+    joined: String,
+    /// Byte range of each token in `joined`.
+    spans: Vec<(usize, usize)>,
+}
+
+/// A scratch buffer larger than this is given back after use (a worker thread may
+/// park for a long time holding it).
+const KEEP_SCRATCH_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// The sentiment of `text` under `lex`, as in the module documentation.
 pub fn sentiment(text: &str, lex: &Lexicon) -> f64 {
-    let tokens: Vec<String> = text.split_whitespace().map(normalise_token).collect();
-    let n = tokens.len();
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let score = score_with(text, lex, &mut scratch);
+            if scratch.joined.capacity() > KEEP_SCRATCH_BYTES {
+                *scratch = Scratch::default();
+            }
+            score
+        }
+        // Not reachable (scoring does not call itself); a fresh buffer keeps it correct.
+        Err(_) => score_with(text, lex, &mut Scratch::default()),
+    })
+}
+
+fn score_with(text: &str, lex: &Lexicon, scratch: &mut Scratch) -> f64 {
+    let Scratch { joined, spans } = scratch;
+    joined.clear();
+    spans.clear();
+    for token in text.split_whitespace() {
+        if !spans.is_empty() {
+            joined.push(' ');
+        }
+        let start = joined.len();
+        push_normalised(token, joined);
+        spans.push((start, joined.len()));
+    }
+    let n = spans.len();
     if n == 0 {
         return 0.0;
     }
     let max_words = lex.max_words().max(1);
     let mut sum: i64 = 0;
-    let mut key = String::new();
     let mut i = 0;
     while i < n {
         let longest = max_words.min(n - i);
         let mut matched = None;
         for len in (1..=longest).rev() {
-            let window = &tokens[i..i + len];
+            let window = &spans[i..i + len];
             // An empty token can never be part of a key (keys have no empty words).
-            if window.iter().any(String::is_empty) {
+            if window.iter().any(|&(s, e)| s == e) {
                 continue;
             }
-            key.clear();
-            for (k, t) in window.iter().enumerate() {
-                if k > 0 {
-                    key.push(' ');
-                }
-                key.push_str(t);
-            }
-            if let Some(score) = lex.get(&key) {
+            // The tokens' spans are char boundaries of `joined` by construction.
+            let Some(key) = joined.get(window[0].0..window[len - 1].1) else {
+                continue;
+            };
+            if let Some(score) = lex.get(key) {
                 matched = Some((len, score));
                 break;
             }
@@ -158,5 +203,104 @@ mod tests {
         assert_eq!(l.get("can't stand"), Some(-3));
         assert_eq!(sentiment("I can't stand Mondays", &l), -3.0 / 4.0);
         assert_eq!(sentiment("abandon", &l), -2.0);
+    }
+
+    /// The contract read literally: a `String` per token, a key built per window.
+    fn reference(text: &str, lex: &Lexicon) -> f64 {
+        let tokens: Vec<String> = text
+            .split_whitespace()
+            .map(|t| {
+                t.trim_matches(|c: char| !(c.is_alphanumeric() || c == '\''))
+                    .to_lowercase()
+            })
+            .collect();
+        let n = tokens.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let (mut sum, mut i) = (0i64, 0);
+        while i < n {
+            let mut step = 1;
+            for len in (1..=lex.max_words().max(1).min(n - i)).rev() {
+                let window = &tokens[i..i + len];
+                if window.iter().any(String::is_empty) {
+                    continue;
+                }
+                if let Some(score) = lex.get(&window.join(" ")) {
+                    sum += i64::from(score);
+                    step = len;
+                    break;
+                }
+            }
+            i += step;
+        }
+        sum as f64 / n as f64
+    }
+
+    #[test]
+    fn scoring_without_allocation_equals_the_contract_read_literally() {
+        use rand::{Rng, SeedableRng};
+        let afinn = Lexicon::afinn_111();
+        let l = lex();
+        let words = [
+            "good",
+            "Good!",
+            "bad",
+            "can't",
+            "stand",
+            "CAN'T",
+            "does",
+            "not",
+            "work",
+            "love",
+            "happy",
+            "#happy",
+            "@love",
+            "🙂",
+            "!!!",
+            "ΣΟΦΟΣ",
+            "Straße",
+            "émouvant",
+            "'good'",
+            "no",
+            "fun",
+            "don't",
+            "like",
+            "cool",
+            "stuff",
+            "x",
+            "...",
+            "dont",
+            "want",
+            "a",
+            "b",
+            "hate",
+            "won't",
+            "fail",
+            "ok",
+            "\u{3000}",
+            "\t",
+            "\n",
+            "İstanbul",
+        ];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let n = rng.gen_range(0..14);
+            let mut text = String::new();
+            for _ in 0..n {
+                text.push_str(words[rng.gen_range(0..words.len())]);
+                text.push(if rng.gen_bool(0.8) { ' ' } else { '\t' });
+            }
+            for lexicon in [&afinn, &l] {
+                assert_eq!(
+                    sentiment(&text, lexicon).to_bits(),
+                    reference(&text, lexicon).to_bits(),
+                    "text {text:?}"
+                );
+            }
+        }
+        // The final sigma needs the whole token: "ΣΟΦΟΣ" lower-cases to "σοφος".
+        let greek = Lexicon::parse("σοφος\t2\n").unwrap();
+        assert_eq!(sentiment("ΣΟΦΟΣ", &greek), 2.0);
     }
 }
