@@ -569,7 +569,7 @@ async fn connect(
                     }
                 }
             });
-        match opts.connect(url).await {
+        match opts.connect(servers(url)?).await {
             Ok(client) => {
                 let info = client.server_info();
                 stats.connected.store(1, Ordering::Relaxed);
@@ -612,6 +612,30 @@ async fn connect(
             }
         }
     }
+}
+
+/// The servers of `url`: one URL, or several comma-separated (the NATS convention for
+/// the nodes of a cluster; the client connects to any and moves to another when it is lost).
+fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, JsError> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| JsError::Url {
+                    url: u.to_owned(),
+                    cause: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(JsError::Url {
+            url: url.to_owned(),
+            cause: "no server given".into(),
+        });
+    }
+    Ok(addrs)
 }
 
 /// Whether `version` (`2.9.10`, `v2.10.0-beta`) is at least `major.minor`.
@@ -1007,6 +1031,18 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_separated_url_names_every_server() {
+        let s = servers("nats://127.0.0.1:4222, nats://10.0.0.2:4223,").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].port(), 4223);
+        assert!(matches!(servers(" , "), Err(JsError::Url { .. })));
+        assert!(matches!(
+            servers("nats://127.0.0.1:4222,nats://[::1"),
+            Err(JsError::Url { .. })
+        ));
+    }
 
     #[test]
     fn versions_compare() {

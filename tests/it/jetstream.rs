@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
@@ -15,8 +16,9 @@ use serde_json::Value;
 use tweetflow::{Corpus, Emulator, EmulatorConfig, EventKind, Rate, TweetGen};
 
 use crate::child::{number_before, Tweetflow};
-use crate::nats_util::NatsServer;
-use crate::sink_util::{unique, TestSchema, ADMIN_URL};
+use crate::nats_util::{NatsServer, Observer};
+use crate::pg_proxy::Proxy;
+use crate::sink_util::{unique, wait_for, TestSchema, ADMIN_URL};
 
 fn emulator_config(seed: u64, rate: f64) -> EmulatorConfig {
     EmulatorConfig {
@@ -125,6 +127,17 @@ fn events_per_stream(stderr: &str) -> [u64; 2] {
 
 /// An instance of `run --jetstream` writing into `schema`.
 fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweetflow {
+    run_instance_on(ADMIN_URL, nats, stream, schema, extra)
+}
+
+/// [`run_instance`] with the database at `db_url`.
+fn run_instance_on(
+    db_url: &str,
+    nats: &str,
+    stream: &str,
+    schema: &str,
+    extra: &[&str],
+) -> Tweetflow {
     let mut args = vec![
         "--jetstream",
         nats,
@@ -133,7 +146,7 @@ fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweet
         "--schema",
         schema,
         "--database-url",
-        ADMIN_URL,
+        db_url,
         "--metrics-addr",
         "off",
         "--quiet",
@@ -204,18 +217,7 @@ fn three_instances_share_the_stream_and_every_tweet_lands_once() {
             run_instance(&nats.url, &stream, &schema.name, &["--instance", &name])
         })
         .collect();
-    let t = Instant::now();
-    while !runs
-        .iter()
-        .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{}",
-            runs[0].stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_attached(&runs.iter().collect::<Vec<_>>());
     let (_, n) = ingest_ok(&emu.url(), &nats.url, &stream, 5.0);
     assert!(n[0] > 100 && n[1] > 100, "{n:?}");
     let (ids, sent) = expected(&emu_cfg, n);
@@ -375,4 +377,142 @@ fn ingest_names_a_server_without_jetstream() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("JetStream disabled"), "{err}");
+}
+
+/// Waits until every instance logs that it waits for ingest to create the stream.
+fn wait_attached(runs: &[&Tweetflow]) {
+    let t = Instant::now();
+    while !runs
+        .iter()
+        .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{}",
+            runs[0].stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ingest` for `secs` seconds on a thread of its own; joined for its stderr and
+/// the events it read per stream.
+fn ingest_in_background(
+    server: String,
+    nats: String,
+    stream: String,
+    secs: f64,
+    extra: Vec<String>,
+) -> thread::JoinHandle<(String, [u64; 2])> {
+    thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let out = ingest(&server, &nats, &stream, secs, &extra);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let n = events_per_stream(&err);
+        (err, n)
+    })
+}
+
+/// Waits, on the server's own view, until the consumer has nothing pending or unacked.
+fn wait_all_acked(obs: &Observer, stream: &str, last: u64) {
+    let t = Instant::now();
+    loop {
+        let c = obs.consumer(stream, "tweetflow");
+        if c.is_some_and(|c| c.pending == 0 && c.ack_pending == 0 && c.delivered_seq >= last) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "consumer: {c:?}");
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_database_outage_acks_nothing_uncommitted_and_every_tweet_lands_once() {
+    // No kills: every message carries tweets, so none may be acked while nothing commits.
+    let emu_cfg = EmulatorConfig {
+        kill_every: None,
+        ..emulator_config(7006, 150.0)
+    };
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    let nats = NatsServer::start();
+    let stream = stream_name("dbdown");
+    let schema = TestSchema::new();
+    let proxy = Proxy::start();
+    let db_url = proxy.url("postgres");
+    let runs: Vec<Tweetflow> = (0..2)
+        .map(|i| {
+            let name = format!("inst{i}");
+            run_instance_on(
+                &db_url,
+                &nats.url,
+                &stream,
+                &schema.name,
+                &["--instance", &name],
+            )
+        })
+        .collect();
+    let all: Vec<&Tweetflow> = runs.iter().collect();
+    wait_attached(&all);
+    let ingest = ingest_in_background(
+        emu.url(),
+        nats.url.clone(),
+        stream.clone(),
+        22.0,
+        Vec::new(),
+    );
+    let obs = Observer::new(&nats.url);
+    let long = Duration::from_secs(60);
+    wait_for("tweets committed before the outage", long, || {
+        tweet_ids(&schema.name).len() > 200
+    });
+
+    // PostgreSQL away for 10 s, for the instances only: connections reset, new ones closed.
+    proxy.refuse();
+    let down = Instant::now();
+    // What was committed before the reset is acked within the first moments.
+    thread::sleep(Duration::from_secs(3));
+    let rows_at = tweet_ids(&schema.name).len();
+    let at = obs.consumer(&stream, "tweetflow").unwrap();
+    let mut last = at;
+    while down.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(500));
+        let Some(c) = obs.consumer(&stream, "tweetflow") else {
+            continue;
+        };
+        assert_eq!(
+            tweet_ids(&schema.name).len(),
+            rows_at,
+            "nothing commits while the database is away"
+        );
+        assert_eq!(
+            c.acked(),
+            at.acked(),
+            "a message was acked while nothing committed: {at:?} then {c:?}"
+        );
+        assert_eq!(c.ack_floor, at.ack_floor, "{at:?} then {c:?}");
+        last = c;
+    }
+    // Delivered on, held unacked: JetStream keeps them.
+    assert!(
+        last.delivered_seq > at.delivered_seq && last.ack_pending > at.ack_pending,
+        "messages kept flowing to the instances, unacked: {at:?} then {last:?}"
+    );
+    proxy.accept();
+
+    let (_, n) = ingest.join().unwrap();
+    let (ids, sent) = expected(&emu_cfg, n);
+    wait_rows(&schema.name, ids.len(), Duration::from_secs(120), &all);
+    wait_all_acked(&obs, &stream, n[0] + n[1]);
+    let summaries: Vec<String> = runs.into_iter().map(stop).collect();
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+    let tweets_in: u64 = summaries
+        .iter()
+        .map(|s| number_before(s, " tweets from"))
+        .sum();
+    assert_eq!(tweets_in, sent, "every tweet read once over the instances");
 }
