@@ -516,3 +516,59 @@ fn a_database_outage_acks_nothing_uncommitted_and_every_tweet_lands_once() {
         .sum();
     assert_eq!(tweets_in, sent, "every tweet read once over the instances");
 }
+
+#[test]
+fn a_cluster_node_lost_mid_run_loses_nothing() {
+    let emu_cfg = emulator_config(7007, 150.0);
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    let mut nodes = NatsServer::cluster(3);
+    let urls = nodes
+        .iter()
+        .map(|n| n.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let stream = stream_name("cluster");
+    let schema = TestSchema::new();
+    let runs: Vec<Tweetflow> = (0..2)
+        .map(|i| {
+            let name = format!("inst{i}");
+            run_instance(&urls, &stream, &schema.name, &["--instance", &name])
+        })
+        .collect();
+    let all: Vec<&Tweetflow> = runs.iter().collect();
+    wait_attached(&all);
+    let ingest = ingest_in_background(
+        emu.url(),
+        urls.clone(),
+        stream.clone(),
+        14.0,
+        vec!["--replicas".into(), "3".into()],
+    );
+    wait_for("tweets committed", Duration::from_secs(60), || {
+        tweet_ids(&schema.name).len() > 200
+    });
+    // One node lost mid-run: the stream and its consumer keep a quorum of two; every
+    // client connected to it moves to another.
+    nodes[0].kill();
+    let (_, n) = ingest.join().unwrap();
+    let (ids, _) = expected(&emu_cfg, n);
+    wait_rows(&schema.name, ids.len(), Duration::from_secs(120), &all);
+    let obs = Observer::new(&format!("{},{}", nodes[1].url, nodes[2].url));
+    let t = Instant::now();
+    loop {
+        let c = obs.consumer(&stream, "tweetflow");
+        if c.is_some_and(|c| c.pending == 0 && c.ack_pending == 0) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "consumer: {c:?}");
+        thread::sleep(Duration::from_millis(250));
+    }
+    for r in runs {
+        stop(r);
+    }
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+}
