@@ -156,6 +156,8 @@ pub struct JsStats {
     pub disconnects: AtomicU64,
     /// Messages published and acknowledged by the stream.
     pub published: AtomicU64,
+    /// Of those, acknowledged on `<stream>.1` and `<stream>.2`.
+    pub published_streams: [AtomicU64; 2],
     /// Of those, dropped by the duplicate window (already in the stream).
     pub duplicates: AtomicU64,
     /// Publishes sent again after their ack failed.
@@ -776,8 +778,13 @@ impl Runtime {
 
     fn acked(&mut self, done: Result<Acked, tokio::task::JoinError>) {
         match done {
-            Ok((_, Ok(duplicate))) => {
+            Ok((p, Ok(duplicate))) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
+                match p.subject.rsplit('.').next() {
+                    Some("1") => self.stats.published_streams[0].fetch_add(1, Ordering::Relaxed),
+                    Some("2") => self.stats.published_streams[1].fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
                 if duplicate {
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 }

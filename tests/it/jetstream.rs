@@ -572,3 +572,103 @@ fn a_cluster_node_lost_mid_run_loses_nothing() {
         "exactly the tweets of the stream"
     );
 }
+
+/// GET `url`: the status (0 when nothing answered) and the body.
+fn http_get(url: &str) -> (u16, String) {
+    match ureq::get(url).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// The value of the sample `name` (labels included, as written) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn ingest_answers_metrics_and_readyz_and_says_when_nats_is_away() {
+    let (mut nats, _, emu, stream) = setup(7008, "ingestops");
+    let port = crate::nats_util::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = ingest_cmd(
+        &emu.url(),
+        &nats.url,
+        &stream,
+        &[
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--duration",
+            "25",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let long = Duration::from_secs(30);
+    let published = |m: &str| {
+        sample(m, "tweetflow_ingest_published_total{stream=\"1\"}").unwrap_or(0.0)
+            + sample(m, "tweetflow_ingest_published_total{stream=\"2\"}").unwrap_or(0.0)
+            - sample(m, "tweetflow_ingest_duplicates_total").unwrap_or(0.0)
+    };
+    wait_for("ingest ready and publishing", long, || {
+        let (code, _) = http_get(&format!("{base}/readyz"));
+        code == 200 && published(&http_get(&format!("{base}/metrics")).1) > 100.0
+    });
+    // What /metrics says is published against what the stream holds (read in between).
+    let before = http_get(&format!("{base}/metrics")).1;
+    let obs = Observer::new(&nats.url);
+    let held = obs.stream_messages(&stream).unwrap() as f64;
+    let after = http_get(&format!("{base}/metrics")).1;
+    assert!(
+        published(&before) <= held && held <= published(&after),
+        "{} <= {held} <= {}",
+        published(&before),
+        published(&after)
+    );
+    assert_eq!(sample(&after, "tweetflow_ingest_nats_up"), Some(1.0));
+    assert_eq!(sample(&after, "tweetflow_ingest_ready"), Some(1.0));
+    // Each family is documented in METRICS.md's ingest section, and only those.
+    let families: BTreeSet<String> = after
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/METRICS.md")).unwrap();
+    let section = doc
+        .split("\n## `tweetflow ingest`")
+        .nth(1)
+        .unwrap_or_default();
+    let documented: BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split(['`', '{']).next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(families, documented, "docs/METRICS.md, section ingest");
+
+    // NATS away: not ready, with the reason; back: ready again.
+    drop(obs);
+    nats.kill();
+    wait_for("readyz 503 for NATS", long, || {
+        let (code, body) = http_get(&format!("{base}/readyz"));
+        code == 503 && body.contains("nats_down")
+    });
+    let m = http_get(&format!("{base}/metrics")).1;
+    assert_eq!(sample(&m, "tweetflow_ingest_nats_up"), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "tweetflow_ingest_ready"), Some(0.0), "{m}");
+    nats.restart();
+    wait_for("ready again", long, || {
+        http_get(&format!("{base}/readyz")).0 == 200
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Nothing lost or doubled over the outage: the stream holds every event once.
+    let n = events_per_stream(&err);
+    let obs = Observer::new(&nats.url);
+    assert_eq!(obs.stream_messages(&stream), Some(n[0] + n[1]), "{err}");
+}

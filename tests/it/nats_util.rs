@@ -204,6 +204,14 @@ impl Observer {
         })
     }
 
+    /// The messages `stream` holds; `None` while it cannot be read.
+    pub fn stream_messages(&self, stream: &str) -> Option<u64> {
+        self.rt.block_on(async {
+            let mut s = self.js.get_stream(stream).await.ok()?;
+            Some(s.info().await.ok()?.state.messages)
+        })
+    }
+
     /// Creates and deletes a stream of `replicas` replicas; whether it worked.
     fn try_replicated_stream(&self, replicas: usize) -> bool {
         self.rt.block_on(async {
