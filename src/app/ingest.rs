@@ -92,6 +92,16 @@ pub(crate) struct IngestArgs {
     #[arg(long, env = "TWEETFLOW_QUIET")]
     pub quiet: bool,
 
+    /// Address of the endpoint (/metrics, /readyz, /healthz), or `off`. When the
+    /// default's port is taken, a free port is used instead.
+    #[arg(
+        long,
+        env = "TWEETFLOW_INGEST_METRICS_ADDR",
+        default_value = DEFAULT_INGEST_METRICS_ADDR,
+        value_name = "ADDR|off"
+    )]
+    pub metrics_addr: String,
+
     /// Rate of the built-in emulator: `profile`, events/s per stream, or `max`.
     #[arg(long, env = "TWEETFLOW_EMULATOR_RATE", default_value = "profile")]
     pub emulator_rate: String,
@@ -104,6 +114,9 @@ pub(crate) struct IngestArgs {
     #[arg(long, env = "TWEETFLOW_EMULATOR_IDS")]
     pub emulator_ids: bool,
 }
+
+/// `ingest`'s endpoint when `--metrics-addr` is not given (next to `run`'s 9464).
+const DEFAULT_INGEST_METRICS_ADDR: &str = "127.0.0.1:9465";
 
 fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v)
@@ -124,6 +137,12 @@ pub(super) fn config(a: &IngestArgs) -> anyhow::Result<IngestConfig> {
         status_line: !a.quiet,
         ..IngestConfig::default()
     };
+    cfg.ops_addr = a
+        .metrics_addr
+        .parse::<crate::ops::ListenAddr>()
+        .map_err(|e| anyhow::anyhow!("--metrics-addr: {e}"))?
+        .socket();
+    cfg.ops_fallback_port = a.metrics_addr == DEFAULT_INGEST_METRICS_ADDR;
     if !(1..=5).contains(&a.replicas) {
         anyhow::bail!("--replicas must be 1 to 5");
     }

@@ -156,6 +156,8 @@ pub struct JsStats {
     pub disconnects: AtomicU64,
     /// Messages published and acknowledged by the stream.
     pub published: AtomicU64,
+    /// Of those, acknowledged on `<stream>.1` and `<stream>.2`.
+    pub published_streams: [AtomicU64; 2],
     /// Of those, dropped by the duplicate window (already in the stream).
     pub duplicates: AtomicU64,
     /// Publishes sent again after their ack failed.
@@ -569,7 +571,7 @@ async fn connect(
                     }
                 }
             });
-        match opts.connect(url).await {
+        match opts.connect(servers(url)?).await {
             Ok(client) => {
                 let info = client.server_info();
                 stats.connected.store(1, Ordering::Relaxed);
@@ -612,6 +614,30 @@ async fn connect(
             }
         }
     }
+}
+
+/// The servers of `url`: one URL, or several comma-separated (the NATS convention for
+/// the nodes of a cluster; the client connects to any and moves to another when it is lost).
+fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, JsError> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| JsError::Url {
+                    url: u.to_owned(),
+                    cause: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(JsError::Url {
+            url: url.to_owned(),
+            cause: "no server given".into(),
+        });
+    }
+    Ok(addrs)
 }
 
 /// Whether `version` (`2.9.10`, `v2.10.0-beta`) is at least `major.minor`.
@@ -752,8 +778,13 @@ impl Runtime {
 
     fn acked(&mut self, done: Result<Acked, tokio::task::JoinError>) {
         match done {
-            Ok((_, Ok(duplicate))) => {
+            Ok((p, Ok(duplicate))) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
+                match p.subject.rsplit('.').next() {
+                    Some("1") => self.stats.published_streams[0].fetch_add(1, Ordering::Relaxed),
+                    Some("2") => self.stats.published_streams[1].fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
                 if duplicate {
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1007,6 +1038,18 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_separated_url_names_every_server() {
+        let s = servers("nats://127.0.0.1:4222, nats://10.0.0.2:4223,").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].port(), 4223);
+        assert!(matches!(servers(" , "), Err(JsError::Url { .. })));
+        assert!(matches!(
+            servers("nats://127.0.0.1:4222,nats://[::1"),
+            Err(JsError::Url { .. })
+        ));
+    }
 
     #[test]
     fn versions_compare() {

@@ -54,6 +54,10 @@ pub(crate) struct IngestConfig {
     pub drain_timeout: Duration,
     /// Print the status line on stderr once a second.
     pub status_line: bool,
+    /// The endpoint (`/metrics`, `/readyz`, `/healthz`); `None`: none.
+    pub ops_addr: Option<std::net::SocketAddr>,
+    /// When `ops_addr`'s port is taken, listen on a free one (a default address).
+    pub ops_fallback_port: bool,
 }
 
 impl Default for IngestConfig {
@@ -70,6 +74,8 @@ impl Default for IngestConfig {
             duration: None,
             drain_timeout: Duration::from_secs(5),
             status_line: false,
+            ops_addr: None,
+            ops_fallback_port: false,
         }
     }
 }
@@ -201,6 +207,8 @@ pub(crate) fn run_ingest(
     shutdown: Shutdown,
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
+    let view = Arc::new(IngestView::new(cfg.publish_window));
+    let _endpoint = start_endpoint(&cfg, &view)?;
     let (_emulator, server) =
         super::build::server_or_emulator(cfg.server.as_deref(), &cfg.emulator)?;
     let (client, _offset) = match setup(&cfg, &shutdown) {
@@ -233,6 +241,7 @@ pub(crate) fn run_ingest(
     );
 
     let stats = [Arc::new(SourceStats::new()), Arc::new(SourceStats::new())];
+    view.running(client.stats(), stats.clone());
     let mut readers = Vec::new();
     for (n, st) in [1u8, 2].into_iter().zip(&stats) {
         let r = source::spawn_publishing_reader(
@@ -301,6 +310,8 @@ pub(crate) fn run_ingest(
         }
     }
     // The readers stop at the flag; the window is then flushed against the deadline.
+    view.stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let deadline = Instant::now() + cfg.drain_timeout;
     for r in readers {
         while !r.is_finished() && Instant::now() < deadline {
@@ -328,4 +339,176 @@ pub(crate) fn run_ingest(
         unacked_at_exit: if flushed { 0 } else { n.publish_window },
         nats: n,
     })
+}
+
+/// What `ingest`'s endpoint reads: the client's counters and the readers' once they run.
+#[derive(Debug)]
+struct IngestView {
+    window: u64,
+    live: std::sync::OnceLock<(Arc<crate::jetstream::JsStats>, [Arc<SourceStats>; 2])>,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl IngestView {
+    fn new(window: usize) -> IngestView {
+        IngestView {
+            window: window.max(1) as u64,
+            live: std::sync::OnceLock::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn running(&self, nats: Arc<crate::jetstream::JsStats>, readers: [Arc<SourceStats>; 2]) {
+        let _ = self.live.set((nats, readers));
+    }
+
+    /// Why `/readyz` answers 503, each `(reason, detail)`; empty when ready.
+    fn not_ready(&self) -> Vec<(&'static str, String)> {
+        let mut r = Vec::new();
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            r.push(("stopping", "the readers are stopping".to_owned()));
+        }
+        let Some((nats, _)) = self.live.get() else {
+            r.push((
+                "starting",
+                "connecting to NATS, setting up the stream, fetching the lexicon".to_owned(),
+            ));
+            return r;
+        };
+        let n = nats.snapshot();
+        if !n.connected {
+            r.push((
+                "nats_down",
+                "NATS is unreachable: the readers wait (nothing is dropped)".to_owned(),
+            ));
+        } else if n.publish_window >= self.window {
+            r.push((
+                "readers_wait",
+                format!(
+                    "the publish window is full ({} awaiting their ack): the readers wait for NATS",
+                    n.publish_window
+                ),
+            ));
+        }
+        r
+    }
+}
+
+fn ingest_routes() -> crate::ops::Routes<IngestView> {
+    crate::ops::Routes::new()
+        .get("/healthz", |_, _| crate::ops::Response::text(200, "ok\n"))
+        .get("/readyz", ingest_readyz)
+        .get("/metrics", ingest_metrics)
+}
+
+fn ingest_readyz(v: &IngestView, _: &crate::ops::Request<'_>) -> crate::ops::Response {
+    let reasons = v.not_ready();
+    if reasons.is_empty() {
+        crate::ops::Response::json(200, &serde_json::json!({"ready": true}))
+    } else {
+        let reasons: Vec<_> = reasons
+            .into_iter()
+            .map(|(reason, detail)| serde_json::json!({"reason": reason, "detail": detail}))
+            .collect();
+        crate::ops::Response::json(
+            503,
+            &serde_json::json!({"ready": false, "reasons": reasons}),
+        )
+    }
+}
+
+/// The Prometheus text of `ingest` (docs/METRICS.md, section ingest).
+fn ingest_metrics(v: &IngestView, _: &crate::ops::Request<'_>) -> crate::ops::Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut e = crate::ops::Exposition::new();
+    let ready = if v.not_ready().is_empty() { 1.0 } else { 0.0 };
+    let (n, readers) = match v.live.get() {
+        Some((nats, readers)) => {
+            let r = |f: fn(&SourceStats) -> &std::sync::atomic::AtomicU64| {
+                [f(&readers[0]).load(Relaxed), f(&readers[1]).load(Relaxed)]
+            };
+            (
+                nats.snapshot(),
+                Some((r(|s| &s.events), r(|s| &s.reconnects))),
+            )
+        }
+        None => (JsSnapshot::default(), None),
+    };
+    let nats_published = v
+        .live
+        .get()
+        .map(|(nats, _)| {
+            [
+                nats.published_streams[0].load(Relaxed),
+                nats.published_streams[1].load(Relaxed),
+            ]
+        })
+        .unwrap_or_default();
+    let (events, reconnects) = readers.unwrap_or_default();
+    let per_stream = |x: [u64; 2]| {
+        [
+            (&[("stream", "1")][..], x[0]),
+            (&[("stream", "2")][..], x[1]),
+        ]
+    };
+    e.counter(
+        "tweetflow_ingest_events_total",
+        "SSE events read, per tweet-server stream",
+        &per_stream(events),
+    );
+    e.counter(
+        "tweetflow_ingest_published_total",
+        "events published and acknowledged by JetStream, per stream (duplicates included)",
+        &per_stream(nats_published),
+    );
+    e.counter(
+        "tweetflow_ingest_duplicates_total",
+        "publishes JetStream reported as duplicates (already in the stream)",
+        &[(&[], n.duplicates)],
+    );
+    e.counter(
+        "tweetflow_ingest_publish_retries_total",
+        "publishes sent again after their ack failed",
+        &[(&[], n.publish_retries)],
+    );
+    e.counter(
+        "tweetflow_ingest_reconnects_total",
+        "reconnections of a reader to the tweet server, per stream",
+        &per_stream(reconnects),
+    );
+    e.gauge(
+        "tweetflow_ingest_publish_acks_pending",
+        "publishes awaiting their ack from JetStream",
+        &[(&[], n.publish_window as f64)],
+    );
+    e.gauge(
+        "tweetflow_ingest_nats_up",
+        "1 while NATS is reachable",
+        &[(&[], if n.connected { 1.0 } else { 0.0 })],
+    );
+    e.gauge(
+        "tweetflow_ingest_ready",
+        "1 when /readyz answers 200",
+        &[(&[], ready)],
+    );
+    crate::ops::Response::new(200, crate::ops::METRICS_CONTENT_TYPE, e.finish())
+}
+
+/// `ingest`'s endpoint, when an address is configured.
+fn start_endpoint(
+    cfg: &IngestConfig,
+    view: &Arc<IngestView>,
+) -> Result<Option<crate::ops::OpsServer>, PipelineError> {
+    let Some(addr) = cfg.ops_addr else {
+        return Ok(None);
+    };
+    let server = if cfg.ops_fallback_port {
+        crate::ops::OpsServer::start_or_free_port(addr, ingest_routes(), Arc::clone(view))
+    } else {
+        crate::ops::OpsServer::start(addr, ingest_routes(), Arc::clone(view))
+    }
+    .map_err(PipelineError::Ops)?;
+    let url = server.url();
+    info!("metrics at {url}metrics, probes at {url}healthz and {url}readyz");
+    Ok(Some(server))
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
@@ -15,8 +16,9 @@ use serde_json::Value;
 use tweetflow::{Corpus, Emulator, EmulatorConfig, EventKind, Rate, TweetGen};
 
 use crate::child::{number_before, Tweetflow};
-use crate::nats_util::NatsServer;
-use crate::sink_util::{unique, TestSchema, ADMIN_URL};
+use crate::nats_util::{NatsServer, Observer};
+use crate::pg_proxy::Proxy;
+use crate::sink_util::{unique, wait_for, TestSchema, ADMIN_URL};
 
 fn emulator_config(seed: u64, rate: f64) -> EmulatorConfig {
     EmulatorConfig {
@@ -125,6 +127,17 @@ fn events_per_stream(stderr: &str) -> [u64; 2] {
 
 /// An instance of `run --jetstream` writing into `schema`.
 fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweetflow {
+    run_instance_on(ADMIN_URL, nats, stream, schema, extra)
+}
+
+/// [`run_instance`] with the database at `db_url`.
+fn run_instance_on(
+    db_url: &str,
+    nats: &str,
+    stream: &str,
+    schema: &str,
+    extra: &[&str],
+) -> Tweetflow {
     let mut args = vec![
         "--jetstream",
         nats,
@@ -133,7 +146,7 @@ fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweet
         "--schema",
         schema,
         "--database-url",
-        ADMIN_URL,
+        db_url,
         "--metrics-addr",
         "off",
         "--quiet",
@@ -204,18 +217,7 @@ fn three_instances_share_the_stream_and_every_tweet_lands_once() {
             run_instance(&nats.url, &stream, &schema.name, &["--instance", &name])
         })
         .collect();
-    let t = Instant::now();
-    while !runs
-        .iter()
-        .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{}",
-            runs[0].stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_attached(&runs.iter().collect::<Vec<_>>());
     let (_, n) = ingest_ok(&emu.url(), &nats.url, &stream, 5.0);
     assert!(n[0] > 100 && n[1] > 100, "{n:?}");
     let (ids, sent) = expected(&emu_cfg, n);
@@ -375,4 +377,298 @@ fn ingest_names_a_server_without_jetstream() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("JetStream disabled"), "{err}");
+}
+
+/// Waits until every instance logs that it waits for ingest to create the stream.
+fn wait_attached(runs: &[&Tweetflow]) {
+    let t = Instant::now();
+    while !runs
+        .iter()
+        .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{}",
+            runs[0].stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ingest` for `secs` seconds on a thread of its own; joined for its stderr and
+/// the events it read per stream.
+fn ingest_in_background(
+    server: String,
+    nats: String,
+    stream: String,
+    secs: f64,
+    extra: Vec<String>,
+) -> thread::JoinHandle<(String, [u64; 2])> {
+    thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let out = ingest(&server, &nats, &stream, secs, &extra);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let n = events_per_stream(&err);
+        (err, n)
+    })
+}
+
+/// Waits, on the server's own view, until the consumer has nothing pending or unacked.
+fn wait_all_acked(obs: &Observer, stream: &str, last: u64) {
+    let t = Instant::now();
+    loop {
+        let c = obs.consumer(stream, "tweetflow");
+        if c.is_some_and(|c| c.pending == 0 && c.ack_pending == 0 && c.delivered_seq >= last) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "consumer: {c:?}");
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_database_outage_acks_nothing_uncommitted_and_every_tweet_lands_once() {
+    // No kills: every message carries tweets, so none may be acked while nothing commits.
+    let emu_cfg = EmulatorConfig {
+        kill_every: None,
+        ..emulator_config(7006, 150.0)
+    };
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    let nats = NatsServer::start();
+    let stream = stream_name("dbdown");
+    let schema = TestSchema::new();
+    let proxy = Proxy::start();
+    let db_url = proxy.url("postgres");
+    let runs: Vec<Tweetflow> = (0..2)
+        .map(|i| {
+            let name = format!("inst{i}");
+            run_instance_on(
+                &db_url,
+                &nats.url,
+                &stream,
+                &schema.name,
+                &["--instance", &name],
+            )
+        })
+        .collect();
+    let all: Vec<&Tweetflow> = runs.iter().collect();
+    wait_attached(&all);
+    let ingest = ingest_in_background(
+        emu.url(),
+        nats.url.clone(),
+        stream.clone(),
+        22.0,
+        Vec::new(),
+    );
+    let obs = Observer::new(&nats.url);
+    let long = Duration::from_secs(60);
+    wait_for("tweets committed before the outage", long, || {
+        tweet_ids(&schema.name).len() > 200
+    });
+
+    // PostgreSQL away for 10 s, for the instances only: connections reset, new ones closed.
+    proxy.refuse();
+    let down = Instant::now();
+    // What was committed before the reset is acked within the first moments.
+    thread::sleep(Duration::from_secs(3));
+    let rows_at = tweet_ids(&schema.name).len();
+    let at = obs.consumer(&stream, "tweetflow").unwrap();
+    let mut last = at;
+    while down.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(500));
+        let Some(c) = obs.consumer(&stream, "tweetflow") else {
+            continue;
+        };
+        assert_eq!(
+            tweet_ids(&schema.name).len(),
+            rows_at,
+            "nothing commits while the database is away"
+        );
+        assert_eq!(
+            c.acked(),
+            at.acked(),
+            "a message was acked while nothing committed: {at:?} then {c:?}"
+        );
+        assert_eq!(c.ack_floor, at.ack_floor, "{at:?} then {c:?}");
+        last = c;
+    }
+    // Delivered on, held unacked: JetStream keeps them.
+    assert!(
+        last.delivered_seq > at.delivered_seq && last.ack_pending > at.ack_pending,
+        "messages kept flowing to the instances, unacked: {at:?} then {last:?}"
+    );
+    proxy.accept();
+
+    let (_, n) = ingest.join().unwrap();
+    let (ids, sent) = expected(&emu_cfg, n);
+    wait_rows(&schema.name, ids.len(), Duration::from_secs(120), &all);
+    wait_all_acked(&obs, &stream, n[0] + n[1]);
+    let summaries: Vec<String> = runs.into_iter().map(stop).collect();
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+    let tweets_in: u64 = summaries
+        .iter()
+        .map(|s| number_before(s, " tweets from"))
+        .sum();
+    assert_eq!(tweets_in, sent, "every tweet read once over the instances");
+}
+
+#[test]
+fn a_cluster_node_lost_mid_run_loses_nothing() {
+    let emu_cfg = emulator_config(7007, 150.0);
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    let mut nodes = NatsServer::cluster(3);
+    let urls = nodes
+        .iter()
+        .map(|n| n.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let stream = stream_name("cluster");
+    let schema = TestSchema::new();
+    let runs: Vec<Tweetflow> = (0..2)
+        .map(|i| {
+            let name = format!("inst{i}");
+            run_instance(&urls, &stream, &schema.name, &["--instance", &name])
+        })
+        .collect();
+    let all: Vec<&Tweetflow> = runs.iter().collect();
+    wait_attached(&all);
+    let ingest = ingest_in_background(
+        emu.url(),
+        urls.clone(),
+        stream.clone(),
+        14.0,
+        vec!["--replicas".into(), "3".into()],
+    );
+    wait_for("tweets committed", Duration::from_secs(60), || {
+        tweet_ids(&schema.name).len() > 200
+    });
+    // One node lost mid-run: the stream and its consumer keep a quorum of two; every
+    // client connected to it moves to another.
+    nodes[0].kill();
+    let (_, n) = ingest.join().unwrap();
+    let (ids, _) = expected(&emu_cfg, n);
+    wait_rows(&schema.name, ids.len(), Duration::from_secs(120), &all);
+    let obs = Observer::new(&format!("{},{}", nodes[1].url, nodes[2].url));
+    let t = Instant::now();
+    loop {
+        let c = obs.consumer(&stream, "tweetflow");
+        if c.is_some_and(|c| c.pending == 0 && c.ack_pending == 0) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "consumer: {c:?}");
+        thread::sleep(Duration::from_millis(250));
+    }
+    for r in runs {
+        stop(r);
+    }
+    assert_eq!(
+        tweet_ids(&schema.name),
+        ids,
+        "exactly the tweets of the stream"
+    );
+}
+
+/// GET `url`: the status (0 when nothing answered) and the body.
+fn http_get(url: &str) -> (u16, String) {
+    match ureq::get(url).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// The value of the sample `name` (labels included, as written) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn ingest_answers_metrics_and_readyz_and_says_when_nats_is_away() {
+    let (mut nats, _, emu, stream) = setup(7008, "ingestops");
+    let port = crate::nats_util::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = ingest_cmd(
+        &emu.url(),
+        &nats.url,
+        &stream,
+        &[
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--duration",
+            "25",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let long = Duration::from_secs(30);
+    let published = |m: &str| {
+        sample(m, "tweetflow_ingest_published_total{stream=\"1\"}").unwrap_or(0.0)
+            + sample(m, "tweetflow_ingest_published_total{stream=\"2\"}").unwrap_or(0.0)
+            - sample(m, "tweetflow_ingest_duplicates_total").unwrap_or(0.0)
+    };
+    wait_for("ingest ready and publishing", long, || {
+        let (code, _) = http_get(&format!("{base}/readyz"));
+        code == 200 && published(&http_get(&format!("{base}/metrics")).1) > 100.0
+    });
+    // What /metrics says is published against what the stream holds (read in between).
+    let before = http_get(&format!("{base}/metrics")).1;
+    let obs = Observer::new(&nats.url);
+    let held = obs.stream_messages(&stream).unwrap() as f64;
+    let after = http_get(&format!("{base}/metrics")).1;
+    assert!(
+        published(&before) <= held && held <= published(&after),
+        "{} <= {held} <= {}",
+        published(&before),
+        published(&after)
+    );
+    assert_eq!(sample(&after, "tweetflow_ingest_nats_up"), Some(1.0));
+    assert_eq!(sample(&after, "tweetflow_ingest_ready"), Some(1.0));
+    // Each family is documented in METRICS.md's ingest section, and only those.
+    let families: BTreeSet<String> = after
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/METRICS.md")).unwrap();
+    let section = doc
+        .split("\n## `tweetflow ingest`")
+        .nth(1)
+        .unwrap_or_default();
+    let documented: BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split(['`', '{']).next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(families, documented, "docs/METRICS.md, section ingest");
+
+    // NATS away: not ready, with the reason; back: ready again.
+    drop(obs);
+    nats.kill();
+    wait_for("readyz 503 for NATS", long, || {
+        let (code, body) = http_get(&format!("{base}/readyz"));
+        code == 503 && body.contains("nats_down")
+    });
+    let m = http_get(&format!("{base}/metrics")).1;
+    assert_eq!(sample(&m, "tweetflow_ingest_nats_up"), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "tweetflow_ingest_ready"), Some(0.0), "{m}");
+    nats.restart();
+    wait_for("ready again", long, || {
+        http_get(&format!("{base}/readyz")).0 == 200
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Nothing lost or doubled over the outage: the stream holds every event once.
+    let n = events_per_stream(&err);
+    let obs = Observer::new(&nats.url);
+    assert_eq!(obs.stream_messages(&stream), Some(n[0] + n[1]), "{err}");
 }

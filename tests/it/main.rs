@@ -25,6 +25,8 @@ mod memory;
 #[allow(dead_code)]
 mod nats_util;
 mod ops;
+#[allow(dead_code)]
+mod pg_proxy;
 mod pipeline;
 #[allow(dead_code)]
 mod script_server;

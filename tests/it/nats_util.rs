@@ -80,8 +80,32 @@ impl NatsServer {
         }
     }
 
-    /// A cluster of `n` servers routed on loopback; the URL of each.
+    /// A cluster of `n` servers routed on loopback, each with a store of its own,
+    /// returned once JetStream takes a stream with `n` replicas (the meta leader is
+    /// elected and every node is a peer).
     pub fn cluster(n: usize) -> Vec<NatsServer> {
+        let nodes = Self::cluster_nodes(n);
+        let urls = nodes
+            .iter()
+            .map(|s| s.url.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        let obs = Observer::new(&urls);
+        let t = Instant::now();
+        loop {
+            if obs.try_replicated_stream(n) {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the {n}-node JetStream cluster did not form"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        nodes
+    }
+
+    fn cluster_nodes(n: usize) -> Vec<NatsServer> {
         let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let routes = cluster_ports
             .iter()
@@ -117,6 +141,94 @@ impl NatsServer {
         self.kill();
         self.child = Some(spawn(&self.args));
         wait_listening(self.port);
+    }
+}
+
+/// What the consumer's state says, as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerState {
+    /// Stream sequence of the last message delivered (every one below was delivered).
+    pub delivered_seq: u64,
+    /// Every message up to this stream sequence is acked.
+    pub ack_floor: u64,
+    /// Delivered and not yet acked.
+    pub ack_pending: u64,
+    /// Not yet delivered.
+    pub pending: u64,
+}
+
+impl ConsumerState {
+    /// Messages acked, when each was delivered in order from sequence 1.
+    pub fn acked(&self) -> u64 {
+        self.delivered_seq - self.ack_pending
+    }
+}
+
+/// A client of the test's own that reads the server's view (a tokio runtime of its own;
+/// `async-nats`, not tweetflow's facade).
+pub struct Observer {
+    rt: tokio::runtime::Runtime,
+    js: async_nats::jetstream::Context,
+}
+
+impl Observer {
+    /// Connects to `urls` (comma-separated).
+    pub fn new(urls: &str) -> Observer {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let addrs: Vec<async_nats::ServerAddr> =
+            urls.split(',').map(|u| u.parse().unwrap()).collect();
+        let js = rt.block_on(async {
+            let client = async_nats::connect(addrs).await.unwrap();
+            async_nats::jetstream::new(client)
+        });
+        Observer { rt, js }
+    }
+
+    /// The state of `consumer` of `stream`; `None` while it cannot be read.
+    pub fn consumer(&self, stream: &str, consumer: &str) -> Option<ConsumerState> {
+        self.rt.block_on(async {
+            let s = self.js.get_stream_no_info(stream).await.ok()?;
+            let i = tokio::time::timeout(Duration::from_secs(5), s.consumer_info(consumer))
+                .await
+                .ok()?
+                .ok()?;
+            Some(ConsumerState {
+                delivered_seq: i.delivered.stream_sequence,
+                ack_floor: i.ack_floor.stream_sequence,
+                ack_pending: i.num_ack_pending as u64,
+                pending: i.num_pending,
+            })
+        })
+    }
+
+    /// The messages `stream` holds; `None` while it cannot be read.
+    pub fn stream_messages(&self, stream: &str) -> Option<u64> {
+        self.rt.block_on(async {
+            let mut s = self.js.get_stream(stream).await.ok()?;
+            Some(s.info().await.ok()?.state.messages)
+        })
+    }
+
+    /// Creates and deletes a stream of `replicas` replicas; whether it worked.
+    fn try_replicated_stream(&self, replicas: usize) -> bool {
+        self.rt.block_on(async {
+            let cfg = async_nats::jetstream::stream::Config {
+                name: "probe".into(),
+                subjects: vec!["probe.x".into()],
+                num_replicas: replicas,
+                ..Default::default()
+            };
+            let made = tokio::time::timeout(Duration::from_secs(5), self.js.create_stream(cfg))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if made {
+                let _ = self.js.delete_stream("probe").await;
+            }
+            made
+        })
     }
 }
 

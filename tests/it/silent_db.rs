@@ -1,5 +1,5 @@
-//! A database that goes silent: a TCP proxy of the suite's own between tweetflow
-//! and PostgreSQL stops forwarding both ways without closing anything (a network
+//! A database that goes silent: a TCP proxy of the suite's own (`pg_proxy`) between
+//! tweetflow and PostgreSQL stops forwarding both ways without closing anything (a network
 //! partition, not a refusal), forwards again, or resets its connections. Each test
 //! shows what the user sees (the sink's state and reason, /readyz, the log line)
 //! and the exact rows.
@@ -8,114 +8,16 @@
 //! guards with room for a loaded 2-core machine, not measurements.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::child::{number_before, Tweetflow};
+use crate::pg_proxy::Proxy;
 use crate::script_server::{serve, tweet_event, ScriptServer, Streams};
 use crate::sink_util::{check_rows, wait_for, workload, TestDb};
 use tweetflow::{spawn_sink, SinkConfig, SinkState};
-
-/// A TCP proxy to the local PostgreSQL, thread per direction.
-struct Proxy {
-    port: u16,
-    silent: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
-}
-
-impl Proxy {
-    fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let silent = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<(TcpStream, TcpStream)>>> = Arc::default();
-        let (s, c) = (Arc::clone(&silent), Arc::clone(&conns));
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
-                    continue;
-                };
-                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                    continue;
-                };
-                c.lock().unwrap().push((c2, s2));
-                for (from, to) in [(&client, &server), (&server, &client)] {
-                    let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else {
-                        continue;
-                    };
-                    let silent = Arc::clone(&s);
-                    thread::spawn(move || pump(from, to, &silent));
-                }
-            }
-        });
-        Proxy {
-            port,
-            silent,
-            conns,
-        }
-    }
-
-    /// The URL of database `name` through the proxy.
-    fn url(&self, name: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
-    }
-
-    /// Stops forwarding, both ways, closing nothing.
-    fn go_silent(&self) {
-        self.silent.store(true, Ordering::SeqCst);
-    }
-
-    /// Forwards again what waited and what comes.
-    fn forward(&self) {
-        self.silent.store(false, Ordering::SeqCst);
-    }
-
-    /// Closes every connection made so far, both sides.
-    fn reset(&self) {
-        for (a, b) in self.conns.lock().unwrap().drain(..) {
-            let _ = a.shutdown(Shutdown::Both);
-            let _ = b.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// Copies `from` to `to`; while silent it neither reads nor writes (what was read
-/// before is held until forwarding resumes).
-fn pump(mut from: TcpStream, mut to: TcpStream, silent: &AtomicBool) {
-    let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        if silent.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(_) => break,
-        };
-        while silent.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(20));
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
 
 const BASE: [i64; 2] = [1_000_000, 2_000_000];
 
