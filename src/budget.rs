@@ -15,7 +15,9 @@
 //! A reader whose tweet does not fit waits (and stops reading its socket,
 //! so TCP flow control holds the server back) until enough permits are
 //! dropped. It also waits while the sink reports the spool full
-//! ([`Budget::set_spool_full`]). A tweet larger than the whole limit is let
+//! ([`Budget::set_spool_full`]), and while the sink, in `--when-full block`,
+//! reports that it is behind a database that is up ([`Budget::set_sink_behind`]):
+//! its memory share is full and it does not spill. A tweet larger than the whole limit is let
 //! in when nothing else is held, so it cannot wait forever.
 //! [`Budget::force`] takes bytes without waiting: for what must not wait
 //! (an event completely received when shutdown comes) and for clones.
@@ -36,6 +38,9 @@ pub enum Wait {
     Memory,
     /// The spool has reached its maximum size.
     SpoolFull,
+    /// The sink's memory share is full while the database is up, and the sink
+    /// does not spill (`--when-full block`).
+    SinkBehind,
 }
 
 impl Wait {
@@ -44,6 +49,15 @@ impl Wait {
         match self {
             Wait::Memory => "waiting: memory limit",
             Wait::SpoolFull => "waiting: spool full",
+            Wait::SinkBehind => "waiting: sink behind",
+        }
+    }
+
+    fn code(self) -> u64 {
+        match self {
+            Wait::Memory => 0,
+            Wait::SpoolFull => 1,
+            Wait::SinkBehind => 2,
         }
     }
 }
@@ -54,9 +68,10 @@ pub struct Budget {
     limit: u64,
     used: AtomicU64,
     spool_full: AtomicBool,
+    sink_behind: AtomicBool,
     /// Readers waiting now.
     waiting: AtomicU64,
-    /// What the last reader to wait was waiting for (0 memory, 1 spool).
+    /// What the last reader to wait was waiting for ([`Wait::code`]).
     waiting_for: AtomicU64,
     lock: Mutex<()>,
     freed: Condvar,
@@ -69,6 +84,7 @@ impl Budget {
             limit: limit.max(1),
             used: AtomicU64::new(0),
             spool_full: AtomicBool::new(false),
+            sink_behind: AtomicBool::new(false),
             waiting: AtomicU64::new(0),
             waiting_for: AtomicU64::new(0),
             lock: Mutex::new(()),
@@ -98,14 +114,19 @@ impl Budget {
         }
         Some(match self.waiting_for.load(Ordering::Relaxed) {
             1 => Wait::SpoolFull,
+            2 => Wait::SinkBehind,
             _ => Wait::Memory,
         })
     }
 
     /// Holds ingest back while `full` (the sink's spool reached its maximum).
     pub fn set_spool_full(&self, full: bool) {
-        let was = self.spool_full.swap(full, Ordering::SeqCst);
-        if was && !full {
+        self.hold(&self.spool_full, full);
+    }
+
+    /// Sets a hold on ingest; waiting readers look again once it is lifted.
+    fn hold(&self, flag: &AtomicBool, on: bool) {
+        if flag.swap(on, Ordering::SeqCst) && !on {
             let _g = self.lock.lock();
             self.freed.notify_all();
         }
@@ -116,9 +137,23 @@ impl Budget {
         self.spool_full.load(Ordering::SeqCst)
     }
 
+    /// Holds ingest back while `behind` (the sink's memory share is full, the
+    /// database is up and the sink does not spill: `--when-full block`).
+    pub fn set_sink_behind(&self, behind: bool) {
+        self.hold(&self.sink_behind, behind);
+    }
+
+    /// Whether the sink reports that it is behind.
+    pub fn sink_behind(&self) -> bool {
+        self.sink_behind.load(Ordering::SeqCst)
+    }
+
     fn try_take(&self, bytes: u64) -> Result<(), Wait> {
         if self.spool_full() {
             return Err(Wait::SpoolFull);
+        }
+        if self.sink_behind() {
+            return Err(Wait::SinkBehind);
         }
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
@@ -149,16 +184,14 @@ impl Budget {
             Ok(()) => return Ok(self.permit(bytes)),
             Err(why) => why,
         };
-        self.waiting_for
-            .store((why == Wait::SpoolFull) as u64, Ordering::Relaxed);
+        self.waiting_for.store(why.code(), Ordering::Relaxed);
         let mut g = self.lock.lock();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let result = loop {
             match self.try_take(bytes) {
                 Ok(()) => break Ok(self.permit(bytes)),
                 Err(why) => {
-                    self.waiting_for
-                        .store((why == Wait::SpoolFull) as u64, Ordering::Relaxed);
+                    self.waiting_for.store(why.code(), Ordering::Relaxed);
                     if self.freed.wait_for(&mut g, timeout).timed_out() {
                         break self.try_take(bytes).map(|()| self.permit(bytes));
                     }
@@ -293,5 +326,22 @@ mod tests {
         assert_eq!(b.waiting(), Some(Wait::SpoolFull));
         b.set_spool_full(false);
         assert!(waiter.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_sink_behind_holds_ingest_back_until_cleared() {
+        let b = Budget::new(100);
+        b.set_sink_behind(true);
+        assert_eq!(b.acquire_timeout(1, T).unwrap_err(), Wait::SinkBehind);
+        let b2 = Arc::clone(&b);
+        let waiter = std::thread::spawn(move || b2.acquire_timeout(1, Duration::from_secs(30)));
+        while b.waiting().is_none() {
+            std::thread::yield_now();
+        }
+        assert_eq!(b.waiting(), Some(Wait::SinkBehind));
+        assert_eq!(Wait::SinkBehind.name(), "waiting: sink behind");
+        b.set_sink_behind(false);
+        assert!(waiter.join().unwrap().is_ok());
+        assert_eq!(b.waiting(), None);
     }
 }

@@ -82,7 +82,7 @@ pub use crate::shutdown::Shutdown;
 pub use crate::sink::{
     connect_database, parse_twitter_time, spawn_sink, BreakerState, DatabaseProblem, ErrorClass,
     PauseOutcome, Sink, SinkConfig, SinkControl, SinkError, SinkFailure, SinkHook, SinkSnapshot,
-    SinkState, SinkStats, SinkSummary, SinkThread, WriteError,
+    SinkState, SinkStats, SinkSummary, SinkThread, WhenFull, WriteError,
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,

@@ -296,6 +296,21 @@ pub(crate) struct RunArgs {
     )]
     pub spool_max_bytes: u64,
 
+    /// What the sink does when its memory share is full while the database is up: `spill`
+    /// appends what memory cannot hold to the spool and reads on; `block` spills nothing and
+    /// makes the readers wait (`waiting: sink behind`, TCP holds the sender back); `auto` is
+    /// `spill` for a tweet server (which cannot send again what was not read) and `block` with
+    /// --jetstream (the stream keeps the backlog). While the database is down, both spill.
+    #[arg(
+        long,
+        env = "TWEETFLOW_WHEN_FULL",
+        value_enum,
+        default_value_t = WhenFullArg::Auto,
+        value_name = "MODE",
+        help_heading = "Sink"
+    )]
+    pub when_full: WhenFullArg,
+
     /// Directory of the spill file (replayed at the next start if records remain).
     /// Default: the platform's state directory: `$STATE_DIRECTORY/spool` under systemd
     /// (`StateDirectory=tweetflow`: /var/lib/tweetflow/spool), else
@@ -489,4 +504,15 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object per line: `timestamp`, `level`, `target`, `message`, `fields`.
     Json,
+}
+
+/// `--when-full`: the sink's overload policy while the database is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WhenFullArg {
+    /// `spill` for a tweet server, `block` with --jetstream.
+    Auto,
+    /// What memory cannot hold goes to the spool; the readers read on.
+    Spill,
+    /// Nothing is spilled while the database is up; the readers wait.
+    Block,
 }

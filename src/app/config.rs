@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::cli::RunArgs;
+use super::cli::{RunArgs, WhenFullArg};
 use crate::ops::ListenAddr;
 use crate::pipeline::PipelineConfig;
+use crate::sink::WhenFull;
 
 /// Maps the command line onto the stages' configurations.
 pub(crate) fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
@@ -76,6 +77,13 @@ pub(crate) fn config_from_args(args: &RunArgs) -> anyhow::Result<PipelineConfig>
     cfg.sink.spool_max_bytes = Some(args.spool_max_bytes);
     cfg.memory_limit = args.memory_limit;
     cfg.sink.adopt_spool = args.adopt_spool;
+    cfg.sink.when_full = match args.when_full {
+        WhenFullArg::Spill => WhenFull::Spill,
+        WhenFullArg::Block => WhenFull::Block,
+        // The stream keeps what is not read yet; a tweet server does not.
+        WhenFullArg::Auto if args.jetstream.is_some() => WhenFull::Block,
+        WhenFullArg::Auto => WhenFull::Spill,
+    };
 
     cfg.ops.addr = args
         .metrics_addr
@@ -182,6 +190,29 @@ fn database_url(args: &RunArgs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_full_auto_spills_for_a_server_and_blocks_with_jetstream() {
+        use clap::Parser;
+        let when = |extra: &[&str]| {
+            let mut argv = vec!["tweetflow"];
+            argv.extend_from_slice(extra);
+            let crate::app::cli::Command::Run(args) =
+                crate::app::cli::Cli::parse_from(argv).into_command()
+            else {
+                panic!("tweetflow alone must mean run");
+            };
+            config_from_args(&args).unwrap().sink.when_full
+        };
+        let js = ["--jetstream", "nats://127.0.0.1:4222"];
+        assert_eq!(when(&[]), WhenFull::Spill);
+        assert_eq!(when(&js), WhenFull::Block);
+        assert_eq!(when(&["--when-full", "block"]), WhenFull::Block);
+        assert_eq!(
+            when(&[&js[..], &["--when-full", "spill"]].concat()),
+            WhenFull::Spill
+        );
+    }
 
     #[test]
     fn flags_map_onto_the_stage_configs() {

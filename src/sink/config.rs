@@ -64,8 +64,14 @@ pub struct SinkConfig {
     /// never refuses a record: what is already in memory still lands in the
     /// spool. Default `None`: no maximum.
     pub spool_max_bytes: Option<u64>,
-    /// The memory budget that the spool-full state is reported to.
+    /// The memory budget that the spool-full state is reported to, and the
+    /// sink-behind state of [`WhenFull::Block`].
     pub budget: Arc<Budget>,
+    /// What happens to a record that the memory share (`buffer_records`,
+    /// `buffer_bytes`) cannot hold while the database is up (`--when-full`).
+    /// Default [`WhenFull::Spill`]. While the database is down, probing,
+    /// waiting or paused, both spill.
+    pub when_full: WhenFull,
     /// Restarts of the writer after a panic (a bug): at most 5 within 60 s by
     /// default, with a back-off from 100 ms to 5 s; beyond, the writer gives up,
     /// its records are spooled and the sink reports the failure.
@@ -79,6 +85,35 @@ pub struct SinkConfig {
     pub committed: Option<crossbeam_channel::Sender<Vec<crate::model::Seq>>>,
     /// Test hook, see [`SinkHook`] (default none).
     pub fault: Option<Arc<dyn SinkHook>>,
+}
+
+/// What the sink does when its memory share is full while the database is up
+/// (`--when-full`; the name and the idea are Vector's `buffer.when_full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// What memory cannot hold is appended to the spool (written in batches),
+    /// and ingest goes on reading: for a source that cannot replay what it did
+    /// not read (the SSE stream).
+    #[default]
+    Spill,
+    /// Nothing is spilled while the database is up: ingest waits (the budget's
+    /// `waiting: sink behind`, the readers stop reading, TCP holds the sender
+    /// back) until the writer has made room. What is already on its way to the
+    /// sink still lands (in memory, beyond its share, or behind a spool that
+    /// still holds records, for the order); nothing is dropped. While the
+    /// database is down, probing, waiting or paused, records spill as with
+    /// `Spill`.
+    Block,
+}
+
+impl WhenFull {
+    /// `spill` or `block`, as the flag names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenFull::Spill => "spill",
+            WhenFull::Block => "block",
+        }
+    }
 }
 
 /// Test hooks that the sink asks at three points, to exercise what a bug must
@@ -120,6 +155,7 @@ impl Default for SinkConfig {
             batch_max_bytes: 64 << 20,
             spool_max_bytes: None,
             budget: Budget::unlimited(),
+            when_full: WhenFull::Spill,
             restart: StagePolicy {
                 max_restarts: 5,
                 window: Duration::from_secs(60),
@@ -153,6 +189,7 @@ impl std::fmt::Debug for SinkConfig {
             .field("db_timeout", &self.db_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("spool_sync", &self.spool_sync)
+            .field("when_full", &self.when_full)
             .finish()
     }
 }

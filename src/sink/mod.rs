@@ -52,7 +52,7 @@ mod stats;
 mod url;
 mod writer;
 
-pub use self::config::{SinkConfig, SinkHook};
+pub use self::config::{SinkConfig, SinkHook, WhenFull};
 pub use self::control::{PauseOutcome, SinkControl};
 pub(crate) use self::db::compat::check_tables;
 pub use self::db::connect::connect_database;

@@ -58,6 +58,7 @@ pub fn spawn_sink(cfg: SinkConfig, input: Receiver<Record>) -> Result<Sink, Sink
         batch_bytes: cfg.batch_max_bytes,
         spool_max_bytes: cfg.spool_max_bytes,
         budget: Arc::clone(&cfg.budget),
+        when_full: cfg.when_full,
     };
     let buffer = Arc::new(Buffer::new(
         spool,

@@ -36,6 +36,7 @@ mod sink;
 mod sink_db_errors;
 mod sink_hardening;
 mod sink_outage;
+mod sink_overload;
 mod sink_plans;
 #[allow(dead_code)]
 mod sink_util;

@@ -24,13 +24,7 @@ fn database_unreachable_mid_run_for_ten_seconds_loses_nothing() {
     let stats = sink.stats();
     // ~18 s of input at ~185 records/s.
     let feeder = feed_slowly(tx, recs, 37, Duration::from_millis(200));
-    wait_for("first commits", Duration::from_secs(60), || {
-        stats.snapshot().records_committed > 100
-    });
-    db.go_down();
-    wait_for("the breaker to open", Duration::from_secs(30), || {
-        stats.snapshot().sink_state == "down"
-    });
+    go_down_after_first_commits(&db, &stats);
     std::thread::sleep(Duration::from_secs(10));
     let during = stats.snapshot();
     // What is on disk is binary frames, each record once.

@@ -200,3 +200,15 @@ pub fn feed_slowly(
         }
     })
 }
+
+/// Waits for the sink's first commits, then takes `db` down and waits until the
+/// sink says so.
+pub fn go_down_after_first_commits(db: &TestDb, stats: &tweetflow::SinkStats) {
+    wait_for("first commits", Duration::from_secs(60), || {
+        stats.snapshot().records_committed > 100
+    });
+    db.go_down();
+    wait_for("the breaker to open", Duration::from_secs(30), || {
+        stats.snapshot().sink_state == tweetflow::SinkState::Down
+    });
+}

@@ -5,6 +5,16 @@
 //!   to the spool. Once spilling, every later record goes to the spool until the
 //!   spool has drained, so the order is kept. If the append fails (disk full) the
 //!   push blocks, retrying every 500 ms and logging it: backpressure, nothing dropped.
+//!   In durable mode (the database is down) each record is written as it comes;
+//!   an overflow while the database is up goes to the spool's write buffer,
+//!   written in one `write` per `spool::WRITE_BUFFER` bytes (256 KiB), before the writer reads
+//!   the spool, on the fsync timer and when the buffer closes.
+//! * `when_full` ([`WhenFull`]): with `Block`, while the database is up (the sink
+//!   state `up`) a push that would spill tells the budget that the sink is behind
+//!   (the readers wait) and still takes the record: into memory beyond its share,
+//!   or behind the spool while it holds records (the order). The flag is cleared
+//!   once memory has room and the spool is empty, or the database is no longer
+//!   up (checked at every push, pull, commit, evacuation and fsync tick).
 //! * `pull` (the writer, only when it is ready to write): up to `max` records,
 //!   memory first (it holds the oldest), then the spool. It waits for the first
 //!   record, then at most `linger` for the batch to fill.
@@ -26,9 +36,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::frame;
-use super::spool::{Frames, Spool};
+use super::spool::{BufferedError, Frames, Spool};
 use crate::budget::Budget;
 use crate::model::Record;
+use crate::sink::config::WhenFull;
+use crate::sink::health::BreakerState;
 use crate::sink::stats::SinkStats;
 
 /// Where a batch came from (needed to commit or put it back).
@@ -64,8 +76,11 @@ pub(in crate::sink) struct Limits {
     pub(in crate::sink) batch_bytes: u64,
     /// Uncommitted spool bytes at which `budget` is told the spool is full.
     pub(in crate::sink) spool_max_bytes: Option<u64>,
-    /// Told when the spool is full, so that ingest waits.
+    /// Told when the spool is full, so that ingest waits, and when the sink is
+    /// behind (`when_full` `Block`).
     pub(in crate::sink) budget: Arc<Budget>,
+    /// What a push does when memory is full while the database is up.
+    pub(in crate::sink) when_full: WhenFull,
 }
 
 impl Default for Limits {
@@ -75,6 +90,7 @@ impl Default for Limits {
             batch_bytes: u64::MAX,
             spool_max_bytes: None,
             budget: Budget::unlimited(),
+            when_full: WhenFull::Spill,
         }
     }
 }
@@ -168,25 +184,62 @@ impl Buffer {
             .store(i.spool.pending_bytes(), Ordering::Relaxed);
     }
 
+    /// Whether the database is up for the sink: the breaker closed, not paused,
+    /// not waiting on a refusal, no thread failed (the sink state `up`).
+    fn database_up(&self) -> bool {
+        let s = &self.stats;
+        s.breaker.state() == BreakerState::Closed
+            && !s.pause.is_requested()
+            && s.waiting.lock().is_none()
+            && s.failure.lock().is_none()
+    }
+
+    /// Memory holds its share (the next record would not fit).
+    fn memory_full(&self, i: &Inner) -> bool {
+        !i.mem.is_empty()
+            && (i.mem.len() >= self.capacity || i.mem_bytes >= self.limits.memory_bytes)
+    }
+
+    /// With `when_full` `Block`: tells the budget whether the sink is behind (the
+    /// database up, not in durable mode, and memory full or the spool holding
+    /// records). Returns whether it is.
+    fn note_behind(&self, i: &Inner) -> bool {
+        if self.limits.when_full != WhenFull::Block {
+            return false;
+        }
+        let behind = !i.durable
+            && !i.closed
+            && (i.spool.is_active() || self.memory_full(i))
+            && self.database_up();
+        if behind != self.limits.budget.sink_behind() {
+            if behind {
+                log::info!(
+                    "sink: behind the input with the database up ({} records in memory, {} in                      the spool); ingest waits (--when-full block)",
+                    i.mem.len(),
+                    i.spool.unread() + i.spool.inflight()
+                );
+            } else {
+                log::info!("sink: caught up; ingest resumes");
+            }
+            self.limits.budget.set_sink_behind(behind);
+        }
+        behind
+    }
+
     /// Adds a record; blocks only while the spool cannot be written (disk full).
     pub(in crate::sink) fn push(&self, rec: Record) {
         let mut failures = 0u32;
+        // `None` once the record is in the spool's write buffer but that buffer
+        // could not be written: only the write is retried.
+        let mut rec = Some(rec);
         loop {
             let mut i = self.inner.lock();
-            let bytes = mem_size(&rec);
-            let fits =
-                i.mem.is_empty() || i.mem_bytes.saturating_add(bytes) <= self.limits.memory_bytes;
-            if !i.durable && !i.spool.is_active() && i.mem.len() < self.capacity && fits {
-                i.mem_bytes += bytes;
-                i.mem.push_back(rec);
-                self.update_gauges(&i);
-                drop(i);
-                self.ready.notify_one();
-                return;
-            }
-            match i.spool.append(&[&rec]) {
+            let res = match rec.take() {
+                Some(r) => self.place(&mut i, r),
+                None => i.spool.flush().map_err(|e| (None, e)),
+            };
+            match res {
                 Ok(()) => {
-                    self.stats.spilled_total.fetch_add(1, Ordering::Relaxed);
                     self.update_gauges(&i);
                     self.note_spool(&i);
                     drop(i);
@@ -196,7 +249,9 @@ impl Buffer {
                     self.ready.notify_one();
                     return;
                 }
-                Err(e) => {
+                Err((back, e)) => {
+                    rec = back;
+                    self.update_gauges(&i);
                     drop(i);
                     if failures % 20 == 0 {
                         log::error!(
@@ -214,9 +269,54 @@ impl Buffer {
         }
     }
 
-    /// No more pushes will come.
+    /// Puts `rec` in memory or the spool (see the module docs). On error, the
+    /// record when it was not appended (`None`: it is in the spool's write
+    /// buffer, which could not be written).
+    fn place(&self, i: &mut Inner, rec: Record) -> Result<(), (Option<Record>, io::Error)> {
+        let bytes = mem_size(&rec);
+        let fits =
+            i.mem.is_empty() || i.mem_bytes.saturating_add(bytes) <= self.limits.memory_bytes;
+        let behind = self.note_behind(i);
+        let to_memory =
+            !i.durable && !i.spool.is_active() && ((i.mem.len() < self.capacity && fits) || behind);
+        if to_memory {
+            i.mem_bytes += bytes;
+            i.mem.push_back(rec);
+            if !behind {
+                self.note_behind(i);
+            }
+            return Ok(());
+        }
+        let res = if i.durable {
+            // The database is down: each record is on disk as it comes.
+            i.spool.append(&[&rec]).map_err(|e| (Some(rec), e))
+        } else {
+            match i.spool.append_buffered(&rec) {
+                Ok(()) => Ok(()),
+                Err(BufferedError::NotAppended(e)) => Err((Some(rec), e)),
+                Err(BufferedError::NotWritten(e)) => Err((None, e)),
+            }
+        };
+        if res.is_ok() {
+            self.stats.spilled_total.fetch_add(1, Ordering::Relaxed);
+        }
+        res
+    }
+
+    /// No more pushes will come: what the spool's write buffer holds is written.
     pub(in crate::sink) fn close(&self) {
-        self.inner.lock().closed = true;
+        let mut i = self.inner.lock();
+        i.closed = true;
+        if let Err(e) = i.spool.flush() {
+            log::error!(
+                "sink: cannot write {} spilled records to the spool ({e}); retried at the \
+                 next read or fsync",
+                i.spool.unwritten()
+            );
+        }
+        self.note_behind(&i);
+        self.update_gauges(&i);
+        drop(i);
         self.ready.notify_all();
     }
 
@@ -271,6 +371,7 @@ impl Buffer {
                     }
                     i.mem_bytes = i.mem_bytes.saturating_sub(bytes);
                     let records: Vec<Record> = i.mem.drain(..n).collect();
+                    self.note_behind(&i);
                     self.update_gauges(&i);
                     return Some(Batch {
                         records,
@@ -363,6 +464,7 @@ impl Buffer {
             }
             self.update_gauges(&i);
             self.note_spool(&i);
+            self.note_behind(&i);
             drop(i);
             self.ready.notify_all();
         }
@@ -374,6 +476,7 @@ impl Buffer {
     pub(in crate::sink) fn evacuate(&self, held: Option<Batch>) -> io::Result<usize> {
         let mut i = self.inner.lock();
         i.durable = true;
+        self.note_behind(&i);
         if let Some(b) = held {
             match b.source {
                 Source::Spool { .. } => i.spool.rewind(),
@@ -416,6 +519,7 @@ impl Buffer {
     pub(crate) fn spill_front(&self, max: usize) -> io::Result<usize> {
         let mut i = self.inner.lock();
         i.durable = true;
+        self.note_behind(&i);
         let k = i.mem.len().min(max);
         if k == 0 {
             return Ok(0);
@@ -435,14 +539,19 @@ impl Buffer {
 
     /// Leaves or enters durable mode.
     pub(in crate::sink) fn set_durable(&self, on: bool) {
-        self.inner.lock().durable = on;
+        let mut i = self.inner.lock();
+        i.durable = on;
+        self.note_behind(&i);
     }
 
-    /// fsyncs the spool if its oldest unsynced append is due; returns how long until
-    /// the next one is (`None`: nothing unsynced). Errors are logged (the next
-    /// append or tick tries again).
+    /// fsyncs the spool if its oldest unsynced append is due (writing its write
+    /// buffer first); returns how long until the next one is (`None`: nothing
+    /// unsynced). Errors are logged (the next append or tick tries again). Also
+    /// looks again at whether the sink is behind (the database's state may have
+    /// changed while no record came).
     pub(in crate::sink) fn sync_if_due(&self) -> Option<Duration> {
         let mut i = self.inner.lock();
+        self.note_behind(&i);
         let r = i.spool.sync_if_due();
         self.update_gauges(&i);
         match r {
@@ -699,5 +808,113 @@ mod tests {
         }
         assert!(!budget.spool_full());
         assert_eq!(b.stats.spool_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    fn spool_size(dir: &std::path::Path) -> u64 {
+        std::fs::metadata(dir.join(crate::sink::buffer::spool::SPOOL_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_overflow_reaches_the_spool_in_batches_and_comes_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buffer(dir.path(), 1);
+        let n = 5_000u64;
+        for s in 1..=n {
+            b.push(rec(s));
+        }
+        let writes = b.inner.lock().spool.writes();
+        let size = spool_size(dir.path());
+        // One record in memory, the rest spilled in writes of 256 KiB.
+        assert!(writes >= 1, "{writes}");
+        assert!(
+            writes <= size / super::super::spool::WRITE_BUFFER as u64 + 1,
+            "{writes} writes for {size} bytes"
+        );
+        assert_eq!(b.stats.spilled.load(Ordering::Relaxed), n - 1);
+        b.close();
+        let mut all = Vec::new();
+        while let Some(x) = b.pull(1_000, Z, Z) {
+            all.extend(seqs(&x));
+            b.commit(x.source);
+        }
+        assert_eq!(all, (1..=n).collect::<Vec<_>>());
+        assert!(b.inner.lock().spool.writes() <= writes + 1);
+    }
+
+    #[test]
+    fn while_the_database_is_down_each_push_is_written_as_it_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buffer(dir.path(), 100);
+        b.evacuate(None).unwrap();
+        let mut last = 0;
+        for s in 1..=3 {
+            b.push(rec(s));
+            let size = spool_size(dir.path());
+            assert!(size > last, "push {s} not on disk");
+            last = size;
+        }
+    }
+
+    fn blocking(dir: &std::path::Path, cap: usize, budget: &Arc<Budget>) -> Buffer {
+        let (spool, _) = Spool::open(dir, &crate::sink::buffer::spool::fsync_dir).unwrap();
+        let stats = Arc::new(SinkStats::default());
+        stats.breaker.apply(crate::sink::health::Event::ProbeOk);
+        Buffer::new(
+            spool,
+            cap,
+            Limits {
+                budget: Arc::clone(budget),
+                when_full: WhenFull::Block,
+                ..Limits::default()
+            },
+            stats,
+        )
+    }
+
+    #[test]
+    fn block_keeps_records_in_memory_and_holds_ingest_while_the_database_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Budget::new(1 << 30);
+        let b = blocking(dir.path(), 2, &budget);
+        b.push(rec(1));
+        assert!(!budget.sink_behind());
+        b.push(rec(2)); // memory holds its share: the readers wait
+        assert!(budget.sink_behind());
+        assert_eq!(
+            budget.acquire_timeout(1, Z).unwrap_err(),
+            crate::budget::Wait::SinkBehind
+        );
+        b.push(rec(3)); // on its way already: kept, in memory
+        assert_eq!(b.stats.buffered.load(Ordering::Relaxed), 3);
+        assert_eq!(b.stats.spilled_total.load(Ordering::Relaxed), 0);
+        assert_eq!(spool_size(dir.path()), 0);
+        let x = b.pull(10, Z, Z).unwrap();
+        assert_eq!(seqs(&x), vec![1, 2, 3]);
+        assert!(!budget.sink_behind(), "room again: ingest resumes");
+        b.commit(x.source);
+        // The database goes down: the outage path spills as with `spill`.
+        b.push(rec(4));
+        b.push(rec(5));
+        assert!(budget.sink_behind());
+        b.stats
+            .breaker
+            .apply(crate::sink::health::Event::WriteFailed);
+        assert!(b.sync_if_due().is_none());
+        assert!(
+            !budget.sink_behind(),
+            "down: ingest is let go, records spill"
+        );
+        b.push(rec(6));
+        assert_eq!(b.stats.spilled_total.load(Ordering::Relaxed), 1);
+        assert!(!budget.sink_behind());
+        b.close();
+        let mut all = Vec::new();
+        while let Some(x) = b.pull(10, Z, Z) {
+            all.extend(seqs(&x));
+            b.commit(x.source);
+        }
+        assert_eq!(all, vec![4, 5, 6]);
     }
 }

@@ -9,8 +9,13 @@
 //! unreadable offset only means records are replayed again, which the database's
 //! "higher seq wins" upsert makes harmless.
 //!
-//! Durability: every append is one `write` of whole frames into the file (one per
-//! batch, so a killed process loses nothing that was appended); `fsync` runs once
+//! Durability: [`Spool::append`] is one `write` of whole frames into the file (one
+//! per batch, so a killed process loses nothing that was appended);
+//! [`Spool::append_buffered`] (an overflow while the database is up) collects
+//! frames in a write buffer that is written in one `write` once it holds
+//! [`WRITE_BUFFER`] bytes, before any read or other append, and at the latest
+//! with the fsync below, so a killed process can lose those (as it loses the
+//! memory buffer); `fsync` runs once
 //! the oldest unsynced append is [`Spool::sync_interval`] old — on the next append
 //! or on the owner's timer ([`Spool::sync_if_due`], the sink's ingest thread), so
 //! an idle tail is synced too — and always when the writer evacuates memory to disk
@@ -116,9 +121,41 @@ pub(crate) struct Spool {
     unsynced: u64,
     /// Longest time appended data may stay without fsync.
     pub sync_interval: Duration,
-    /// Reused for the frames of an append.
-    scratch: Vec<u8>,
+    /// Frames appended with [`Spool::append_buffered`] and not yet written (the
+    /// file header first when the file is empty): written in one `write` once
+    /// [`WRITE_BUFFER`] bytes are held, before any read, on the fsync timer, and
+    /// before any other append.
+    pending: Vec<u8>,
+    /// Frames in `pending`.
+    pending_frames: u64,
+    /// `write` calls made on the file for frames (header included).
+    writes: u64,
 }
+
+/// Why [`Spool::append_buffered`] failed.
+#[derive(Debug)]
+pub(crate) enum BufferedError {
+    /// The record was not appended (too large for a frame).
+    NotAppended(io::Error),
+    /// The record is held in the write buffer, but writing or fsyncing it
+    /// failed: [`Spool::flush`] (or [`Spool::sync`]) tries again.
+    NotWritten(io::Error),
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            log::error!(
+                "sink spool: {} records could not be written to {}: {e}",
+                self.pending_frames,
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Bytes of frames [`Spool::append_buffered`] holds before it writes them.
+pub(crate) const WRITE_BUFFER: usize = 256 << 10;
 
 /// One step of a walk over frames: what lies at `pos`.
 enum Step {
@@ -356,7 +393,9 @@ impl Spool {
             dirty_since: None,
             unsynced: 0,
             sync_interval: Duration::from_millis(200),
-            scratch: Vec::new(),
+            pending: Vec::new(),
+            pending_frames: 0,
+            writes: 0,
         };
         let legacy = spool.take_legacy(sync_dir)?;
         report.legacy = legacy.0;
@@ -458,18 +497,23 @@ impl Spool {
         &self.path
     }
 
-    /// True while the file holds frames not yet committed (new records must then be
+    /// True while the spool holds frames not yet committed (new records must then be
     /// appended behind them to keep the order).
     pub(in crate::sink) fn is_active(&self) -> bool {
-        self.write_len > 0
+        self.write_len > 0 || self.pending_frames > 0
     }
 
-    /// Bytes appended and not committed yet.
+    /// Bytes appended (written or held in the write buffer) and not committed yet.
     pub(in crate::sink) fn pending_bytes(&self) -> u64 {
-        self.write_len.saturating_sub(self.committed_off)
+        let mut held = self.pending.len() as u64;
+        if self.write_len == 0 && held > 0 {
+            // The file header is no record's.
+            held = held.saturating_sub(FILE_HEADER.len() as u64);
+        }
+        (self.write_len + held).saturating_sub(self.committed_off)
     }
 
-    /// Frames not yet handed out.
+    /// Frames not yet handed out (the ones in the write buffer included).
     pub(in crate::sink) fn unread(&self) -> u64 {
         self.unread
     }
@@ -479,36 +523,84 @@ impl Spool {
         self.inflight
     }
 
-    /// Appends records as frames (one write). On error nothing is appended. A
-    /// record too large for a frame (beyond 64 MiB) is refused with an error.
-    pub(crate) fn append(&mut self, records: &[&Record]) -> io::Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        if self.write_len == 0 {
-            buf.extend_from_slice(FILE_HEADER);
+    /// Frames appended with [`Spool::append_buffered`] and not written yet.
+    pub(in crate::sink) fn unwritten(&self) -> u64 {
+        self.pending_frames
+    }
+
+    /// `write` calls made on the file for frames since it was opened.
+    #[cfg(test)]
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Adds `records`' frames to the write buffer (the file header first when the
+    /// file is empty). A record too large for a frame (beyond 64 MiB) is refused
+    /// with an error and nothing is added.
+    fn encode_pending(&mut self, records: &[&Record]) -> io::Result<()> {
+        let mark = self.pending.len();
+        if self.write_len == 0 && mark == 0 {
+            self.pending.extend_from_slice(FILE_HEADER);
         }
         for r in records {
-            if !frame::encode(r, &mut buf) {
-                self.scratch = buf;
+            if !frame::encode(r, &mut self.pending) {
+                self.pending.truncate(mark);
                 return Err(bad_data(format!(
                     "record seq {} is too large for a spool frame",
                     r.tweet.seq
                 )));
             }
         }
-        let res = self.append_bytes(&buf, records.len() as u64);
-        self.scratch = buf;
-        res
+        let n = records.len() as u64;
+        self.pending_frames += n;
+        self.unread += n;
+        self.unsynced += (self.pending.len() - mark) as u64;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        Ok(())
     }
 
-    fn append_bytes(&mut self, buf: &[u8], frames: u64) -> io::Result<()> {
-        if buf.is_empty() {
+    /// Appends records as frames, written now in one `write` together with what
+    /// the write buffer held before them. On error nothing of `records` is
+    /// appended (what the buffer held before stays there). A record too large for
+    /// a frame (beyond 64 MiB) is refused with an error.
+    pub(crate) fn append(&mut self, records: &[&Record]) -> io::Result<()> {
+        if records.is_empty() {
+            return self.flush();
+        }
+        let (mark, frames, unsynced) = (self.pending.len(), self.pending_frames, self.unsynced);
+        self.encode_pending(records)?;
+        if let Err(e) = self.flush() {
+            self.pending.truncate(mark);
+            self.unread -= self.pending_frames - frames;
+            self.pending_frames = frames;
+            self.unsynced = unsynced;
+            return Err(e);
+        }
+        self.sync_if_due().map(|_| ())
+    }
+
+    /// Appends a record's frame to the write buffer, and writes the buffer in
+    /// one `write` once it holds [`WRITE_BUFFER`] bytes; fsyncs when the oldest
+    /// unsynced append is due. `Ok`: the record is appended (written or held).
+    pub(crate) fn append_buffered(&mut self, record: &Record) -> Result<(), BufferedError> {
+        self.encode_pending(&[record])
+            .map_err(BufferedError::NotAppended)?;
+        if self.pending.len() >= WRITE_BUFFER {
+            self.flush().map_err(BufferedError::NotWritten)?;
+        }
+        self.sync_if_due().map_err(BufferedError::NotWritten)?;
+        Ok(())
+    }
+
+    /// Writes the write buffer to the file in one `write`. On error the file is
+    /// cut back (no partial frame stays behind) and the buffer kept, to be
+    /// written again.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all_at(buf, self.write_len) {
+        self.writes += 1;
+        if let Err(e) = self.file.write_all_at(&self.pending, self.write_len) {
             // Undo a partial write so no torn frame stays behind.
             let _ = self.file.set_len(self.write_len);
             return Err(e);
@@ -518,15 +610,20 @@ impl Spool {
             self.read_off = FILE_HEADER.len() as u64;
             self.committed_off = self.read_off;
         }
-        self.write_len += buf.len() as u64;
-        self.unread += frames;
-        self.unsynced += buf.len() as u64;
-        self.dirty_since.get_or_insert_with(Instant::now);
-        self.sync_if_due().map(|_| ())
+        self.write_len += self.pending.len() as u64;
+        self.pending.clear();
+        if self.pending.capacity() > 4 * WRITE_BUFFER {
+            // One huge record passed through: give its room back.
+            self.pending.shrink_to(WRITE_BUFFER);
+        }
+        self.pending_frames = 0;
+        Ok(())
     }
 
     /// fsyncs the file if anything was appended since the last sync.
+    /// What the write buffer holds is written first.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
         if self.dirty_since.is_some() {
             self.file.sync_data()?;
             self.dirty_since = None;
@@ -561,6 +658,8 @@ impl Spool {
     /// [`Frames::corrupt`] and its bytes saved to `corrupt` under the spool
     /// directory; it does not count as a frame.
     pub(crate) fn read(&mut self, max: usize, max_bytes: u64) -> io::Result<Frames> {
+        // The reader sees every frame appended before it.
+        self.flush()?;
         let mut out = Frames {
             end: self.read_off,
             ..Frames::default()
@@ -996,5 +1095,80 @@ mod tests {
         drop(s);
         let (_, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
         assert_eq!((rep.pending, rep.legacy), (2, 0));
+    }
+
+    #[test]
+    fn buffered_appends_reach_the_file_in_few_writes_and_reads_see_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), &fsync_dir).unwrap();
+        let size = || {
+            std::fs::metadata(dir.path().join(SPOOL_FILE))
+                .unwrap()
+                .len()
+        };
+        let one = frame_len(1);
+        let n = 3 * WRITE_BUFFER as u64 / one + 10;
+        // Until the buffer holds WRITE_BUFFER bytes, the file does not grow.
+        let below = WRITE_BUFFER as u64 / one - 1;
+        for seq in 1..=below {
+            s.append_buffered(&rec(seq)).unwrap();
+        }
+        assert_eq!(size(), 0);
+        assert_eq!(s.writes(), 0);
+        assert_eq!(s.unread(), below);
+        for seq in below + 1..=n {
+            s.append_buffered(&rec(seq)).unwrap();
+        }
+        // Three full buffers were written, one write each; the rest waits.
+        assert_eq!(s.writes(), 3);
+        assert!(size() >= 3 * WRITE_BUFFER as u64, "{}", size());
+        assert!(size() < 16 + n * one);
+        // A read sees every frame appended before it (one more write).
+        let f = s.read(usize::MAX, u64::MAX).unwrap();
+        assert_eq!(s.writes(), 4);
+        assert_eq!(size(), 16 + n * one);
+        assert_eq!(seqs(&f), (1..=n).collect::<Vec<_>>());
+        // An immediate append writes what the buffer holds first, in the same write.
+        s.append_buffered(&rec(n + 1)).unwrap();
+        append(&mut s, n + 2..=n + 3);
+        assert_eq!(s.writes(), 5);
+        assert_eq!(
+            seqs(&s.read(10, u64::MAX).unwrap()),
+            vec![n + 1, n + 2, n + 3]
+        );
+        drop(s);
+        // Reopened: every frame is there, in order, none torn.
+        let (mut s, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
+        assert_eq!((rep.pending, rep.torn_bytes), (n + 3, 0));
+        assert_eq!(
+            seqs(&s.read(usize::MAX, u64::MAX).unwrap()),
+            (1..=n + 3).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_fsync_timer_and_a_drop_write_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = || {
+            std::fs::metadata(dir.path().join(SPOOL_FILE))
+                .unwrap()
+                .len()
+        };
+        {
+            let (mut s, _) = Spool::open(dir.path(), &fsync_dir).unwrap();
+            s.sync_interval = Duration::ZERO;
+            s.append_buffered(&rec(1)).unwrap();
+            // Due at once: written and fsync'd.
+            assert_eq!(s.unsynced(), 0);
+            assert_eq!(size(), 16 + frame_len(1));
+            s.sync_interval = Duration::from_secs(3600);
+            s.append_buffered(&rec(2)).unwrap();
+            assert!(s.unsynced() > 0);
+            assert_eq!(size(), 16 + frame_len(1));
+        }
+        assert_eq!(size(), 16 + 2 * frame_len(1));
+        let (mut s, rep) = Spool::open(dir.path(), &fsync_dir).unwrap();
+        assert_eq!(rep.pending, 2);
+        assert_eq!(seqs(&s.read(10, u64::MAX).unwrap()), vec![1, 2]);
     }
 }
