@@ -214,7 +214,8 @@ impl Buffer {
         if behind != self.limits.budget.sink_behind() {
             if behind {
                 log::info!(
-                    "sink: behind the input with the database up ({} records in memory, {} in                      the spool); ingest waits (--when-full block)",
+                    "sink: behind the input with the database up ({} records in memory, {} in \
+                     the spool); ingest waits (--when-full block)",
                     i.mem.len(),
                     i.spool.unread() + i.spool.inflight()
                 );
