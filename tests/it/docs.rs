@@ -229,12 +229,14 @@ fn every_metric_and_sink_state_is_documented_and_every_documented_one_exists() {
     assert!(families.len() > 25, "{families:?}");
     assert_eq!(states.len(), 7, "{states:?}");
 
-    // docs/METRICS.md: one table row per family, `name` or `name{labels}`.
+    // docs/METRICS.md: one table row per family, `name` or `name{labels}`
+    // (`tweetflow_*`, and the conventional `process_*`).
     let metrics_md = read("docs/METRICS.md");
     let documented: BTreeSet<String> = metrics_md
         .lines()
-        .filter_map(|l| l.strip_prefix("| `tweetflow_"))
-        .map(|l| format!("tweetflow_{}", l.split(['`', '{']).next().unwrap()))
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split(['`', '{']).next().unwrap().to_string())
+        .filter(|n| n.starts_with("tweetflow_") || n.starts_with("process_"))
         .collect();
     let live: BTreeSet<String> = families.keys().cloned().collect();
     assert_eq!(
