@@ -65,6 +65,8 @@ pub struct StatusMeters {
     rates_in: [RateMeter; 2],
     rate_out: RateMeter,
     rates_out: [RateMeter; 2],
+    /// Each pool's failed thread creations at the previous read.
+    spawn_failures: [u64; 2],
 }
 
 /// Creates (truncates) the stats file.
@@ -306,6 +308,12 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
     status.engagement_workers = engagement.workers;
     status.sentiment_target = sentiment.target;
     status.engagement_target = engagement.target;
+    // A pool short of its target whose thread creation failed since the
+    // previous read (the supervisor tries again at each of its ticks).
+    let [s_failed, e_failed] = [sentiment, engagement].map(|p| p.spawn_failures);
+    let seen = std::mem::replace(&mut meters.spawn_failures, [s_failed, e_failed]);
+    status.sentiment_spawn_failed = s_failed > seen[0];
+    status.engagement_spawn_failed = e_failed > seen[1];
     status.in_flight = up.in_flight();
     status.restarts = up.restarts();
     status.batch_size = sink.batch_size as usize;
