@@ -99,6 +99,42 @@ pub(crate) fn check_hook(hook: Option<&dyn LoopHook>, stage: &str, seq: Seq) {
     }
 }
 
+/// What an incomplete record lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// The sentiment score only.
+    Sentiment,
+    /// The engagement score only.
+    Engagement,
+    /// Both scores.
+    Both,
+}
+
+impl Missing {
+    /// Every case, in the order of [`AggSnapshot::incomplete_by`].
+    pub(crate) const ALL: [Missing; 3] = [Missing::Sentiment, Missing::Engagement, Missing::Both];
+
+    /// What is missing when the sentiment and the engagement score are (`true`)
+    /// or are not; `None` when neither is.
+    fn of(sentiment: bool, engagement: bool) -> Option<Missing> {
+        match (sentiment, engagement) {
+            (true, true) => Some(Missing::Both),
+            (true, false) => Some(Missing::Sentiment),
+            (false, true) => Some(Missing::Engagement),
+            (false, false) => None,
+        }
+    }
+
+    /// Its name, as `/metrics` labels it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Missing::Sentiment => "sentiment",
+            Missing::Engagement => "engagement",
+            Missing::Both => "both",
+        }
+    }
+}
+
 /// Counters of the aggregator, readable from any thread.
 #[derive(Debug, Default)]
 pub struct AggStats {
@@ -110,6 +146,9 @@ pub struct AggStats {
     pub(crate) emitted: AtomicU64,
     /// Records emitted with at least one score missing (timeout, overflow or shutdown).
     pub(crate) incomplete: AtomicU64,
+    /// Of those, by what is missing: the sentiment score only, the engagement
+    /// score only, both.
+    pub(crate) incomplete_by: [AtomicU64; 3],
     /// Scores whose tweet never arrived (dropped after the timeout: no record can be formed).
     pub(crate) orphan_scores: AtomicU64,
     /// A second score of the same kind, or a second tweet, for one seq (ignored).
@@ -138,6 +177,9 @@ pub struct AggSnapshot {
     pub emitted: u64,
     /// Records emitted with a score missing (timeout or overflow).
     pub incomplete: u64,
+    /// Of those, by what is missing: the sentiment score only, the engagement
+    /// score only, both.
+    pub incomplete_by: [u64; 3],
     /// Scores whose tweet was already emitted or never seen.
     pub orphan_scores: u64,
     /// Tweets or scores that arrived twice for one seq.
@@ -159,6 +201,7 @@ impl AggStats {
             scores_in: l(&self.scores_in),
             emitted: l(&self.emitted),
             incomplete: l(&self.incomplete),
+            incomplete_by: self.incomplete_by.each_ref().map(l),
             orphan_scores: l(&self.orphan_scores),
             duplicates: l(&self.duplicates),
             pending: l(&self.pending),
@@ -283,8 +326,9 @@ impl Out<'_> {
             }
             return;
         };
-        if p.sentiment.is_none() || p.engagement.is_none() {
+        if let Some(missing) = Missing::of(p.sentiment.is_none(), p.engagement.is_none()) {
             self.stats.incomplete.fetch_add(1, Ordering::Relaxed);
+            self.stats.incomplete_by[missing as usize].fetch_add(1, Ordering::Relaxed);
             log::debug!(
                 "aggregator: tweet {} (seq {seq}) emitted incomplete ({cause:?})",
                 tweet.id

@@ -201,7 +201,7 @@ impl CoreStats {
 }
 
 /// One pool in a [`CoreSnapshot`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PoolSnapshot {
     /// Active workers (the dispatcher may choose them).
     pub workers: usize,
@@ -254,7 +254,7 @@ pub struct PoolSnapshot {
 }
 
 /// A copy of [`CoreStats`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CoreSnapshot {
     /// Tweets dispatched.
     pub tweets: u64,

@@ -51,13 +51,17 @@ impl Exposition {
 
     /// A counter family; `name` ends in `_total`.
     pub(crate) fn counter(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, u64)]) {
-        debug_assert!(
-            name.ends_with("_total"),
-            "counter {name} must end in _total"
-        );
-        self.head(name, "counter", help);
+        self.counter_head(name, help);
         for (labels, v) in samples {
             self.line(name, labels, None, &v.to_string());
+        }
+    }
+
+    /// A counter family of fractional values (seconds); `name` ends in `_total`.
+    pub(crate) fn float_counter(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, f64)]) {
+        self.counter_head(name, help);
+        for (labels, v) in samples {
+            self.line(name, labels, None, &number(*v));
         }
     }
 
@@ -71,21 +75,41 @@ impl Exposition {
 
     /// A histogram family of one series.
     pub(crate) fn histogram(&mut self, name: &str, help: &str, h: &HistogramSample<'_>) {
-        debug_assert_eq!(h.bounds.len(), h.cumulative.len());
-        debug_assert!(h.bounds.windows(2).all(|w| w[0] < w[1]));
+        self.histograms(name, help, &[(&[], h.clone())]);
+    }
+
+    /// A histogram family of one series per label set.
+    pub(crate) fn histograms(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: &[(Labels<'_>, HistogramSample<'_>)],
+    ) {
         self.head(name, "histogram", help);
         let bucket = format!("{name}_bucket");
-        for (le, c) in h.bounds.iter().zip(h.cumulative) {
-            self.line(&bucket, &[], Some(&number(*le)), &c.to_string());
+        for (labels, h) in series {
+            debug_assert_eq!(h.bounds.len(), h.cumulative.len());
+            debug_assert!(h.bounds.windows(2).all(|w| w[0] < w[1]));
+            for (le, c) in h.bounds.iter().zip(h.cumulative) {
+                self.line(&bucket, labels, Some(&number(*le)), &c.to_string());
+            }
+            self.line(&bucket, labels, Some("+Inf"), &h.count.to_string());
+            self.line(&format!("{name}_sum"), labels, None, &number(h.sum));
+            self.line(&format!("{name}_count"), labels, None, &h.count.to_string());
         }
-        self.line(&bucket, &[], Some("+Inf"), &h.count.to_string());
-        self.line(&format!("{name}_sum"), &[], None, &number(h.sum));
-        self.line(&format!("{name}_count"), &[], None, &h.count.to_string());
     }
 
     /// The text.
     pub(crate) fn finish(self) -> String {
         self.out
+    }
+
+    fn counter_head(&mut self, name: &str, help: &str) {
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
+        self.head(name, "counter", help);
     }
 
     fn head(&mut self, name: &str, kind: &str, help: &str) {
@@ -206,6 +230,35 @@ x_big +Inf
              x_seconds_bucket{le=\"0.005\"} 1\nx_seconds_bucket{le=\"0.5\"} 4\n\
              x_seconds_bucket{le=\"2\"} 4\nx_seconds_bucket{le=\"+Inf\"} 5\n\
              x_seconds_sum 9.25\nx_seconds_count 5\n"
+        );
+    }
+
+    #[test]
+    fn a_histogram_family_holds_one_series_per_label_set() {
+        let mut e = Exposition::new();
+        let h = |cumulative, count, sum| HistogramSample {
+            bounds: &[0.1, 1.0],
+            cumulative,
+            count,
+            sum,
+        };
+        e.histograms(
+            "x_seconds",
+            "Latency per pool.",
+            &[
+                (&[("pool", "a")], h(&[1, 2], 3, 4.5)),
+                (&[("pool", "b")], h(&[0, 0], 0, 0.0)),
+            ],
+        );
+        assert_eq!(
+            e.finish(),
+            "# HELP x_seconds Latency per pool.\n# TYPE x_seconds histogram\n\
+             x_seconds_bucket{pool=\"a\",le=\"0.1\"} 1\nx_seconds_bucket{pool=\"a\",le=\"1\"} 2\n\
+             x_seconds_bucket{pool=\"a\",le=\"+Inf\"} 3\nx_seconds_sum{pool=\"a\"} 4.5\n\
+             x_seconds_count{pool=\"a\"} 3\n\
+             x_seconds_bucket{pool=\"b\",le=\"0.1\"} 0\nx_seconds_bucket{pool=\"b\",le=\"1\"} 0\n\
+             x_seconds_bucket{pool=\"b\",le=\"+Inf\"} 0\nx_seconds_sum{pool=\"b\"} 0\n\
+             x_seconds_count{pool=\"b\"} 0\n"
         );
     }
 

@@ -178,7 +178,12 @@ fn metrics(v: &OpsView, _: &Request<'_>) -> Response {
     Response::new(
         200,
         crate::ops::METRICS_CONTENT_TYPE,
-        super::metrics::render(&v.snapshot(), &v.sink, v.not_ready().is_empty()),
+        super::metrics::render(
+            &v.snapshot(),
+            &v.sink,
+            v.stages.get().map(|p| &*p.core),
+            v.not_ready().is_empty(),
+        ),
     )
 }
 

@@ -6,10 +6,15 @@
 //! started; the sink's are there from the start. docs/METRICS.md lists every
 //! metric with its meaning.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::snapshot::{Snapshot, Upstream};
+use crate::aggregate::Missing;
+use crate::engine::CoreStats;
 use crate::ops::{Exposition, HistogramSample};
 use crate::sink::{SinkSnapshot, SinkState, SinkStats};
 use crate::stats::status::JetStreamStatus;
+use crate::stats::ThreadGroup;
 
 /// Bucket bounds of the receipt → commit latency, seconds.
 const LATENCY_BOUNDS_S: [f64; 14] = [
@@ -19,12 +24,28 @@ const LATENCY_BOUNDS_S: [f64; 14] = [
 const WRITE_BOUNDS_S: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
-/// The exposition of `snapshot`; the histograms are read from `sink` at
-/// their bounds; `ready`: whether `/readyz` answers 200.
-pub(super) fn render(snapshot: &Snapshot, sink: &SinkStats, ready: bool) -> String {
+/// Bucket bounds of the dispatch → result latency, seconds: the work delay
+/// (50–500 ms by default) plus the time in a worker's inbox.
+const DISPATCH_BOUNDS_S: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The exposition of `snapshot`; the histograms are read from `sink` and
+/// `core` (the pools, once the stages run) at their bounds; `ready`: whether
+/// `/readyz` answers 200.
+pub(super) fn render(
+    snapshot: &Snapshot,
+    sink: &SinkStats,
+    core: Option<&CoreStats>,
+    ready: bool,
+) -> String {
     let mut e = Exposition::new();
+    process(&mut e);
     if let Some(up) = &snapshot.upstream {
         stages(&mut e, up);
+    }
+    if let Some(core) = core {
+        dispatch_latency(&mut e, core);
     }
     if let Some(j) = &snapshot.jetstream {
         jetstream(&mut e, j);
@@ -37,6 +58,143 @@ pub(super) fn render(snapshot: &Snapshot, sink: &SinkStats, ready: bool) -> Stri
         &[(&[], if ready { 1.0 } else { 0.0 })],
     );
     e.finish()
+}
+
+/// The highest CPU time of each thread group served so far, ns: a sample can
+/// count a thread that is ending twice (see `stats::threads`), and a counter
+/// must never go down.
+static CPU_SERVED_NS: [AtomicU64; ThreadGroup::ALL.len()] =
+    [const { AtomicU64::new(0) }; ThreadGroup::ALL.len()];
+
+/// The families of the whole process: the build, CPU per thread group and in
+/// all, resident memory and threads. Read at each scrape: the CPU per group
+/// reads two small files per thread from `/proc` (tens of ms at 8,000
+/// threads); the rest is one system call or one small file each.
+fn process(e: &mut Exposition) {
+    let mut build = vec![("version", env!("CARGO_PKG_VERSION"))];
+    // Set by whoever builds (`TWEETFLOW_COMMIT=$(git rev-parse --short HEAD)`);
+    // a build from a source tarball has no commit to name.
+    if let Some(commit) = option_env!("TWEETFLOW_COMMIT").filter(|c| !c.is_empty()) {
+        build.push(("commit", commit));
+    }
+    e.gauge(
+        "tweetflow_build_info",
+        "1, labelled with the version (and the git commit when the build was given one).",
+        &[(&build, 1.0)],
+    );
+    let now = crate::stats::cpu_times();
+    let labels = ThreadGroup::ALL.map(|g| [("group", g.name())]);
+    let groups: Vec<(&[(&str, &str)], f64)> = ThreadGroup::ALL
+        .iter()
+        .zip(&labels)
+        .map(|(g, l)| {
+            let ns = now.get(*g);
+            let served = CPU_SERVED_NS[*g as usize].fetch_max(ns, Ordering::Relaxed);
+            (&l[..], ns.max(served) as f64 / 1e9)
+        })
+        .collect();
+    e.float_counter(
+        "tweetflow_cpu_seconds_total",
+        "CPU time of each thread group since the start, seconds (readers, dispatcher, \
+         workers, supervisor, aggregator, tap, sink, emulator, status, ops, main, other).",
+        &groups,
+    );
+    if let Some(secs) = process_cpu_seconds() {
+        e.float_counter(
+            "process_cpu_seconds_total",
+            "CPU time of the whole process (user and system) since the start, seconds.",
+            &[(&[], secs)],
+        );
+    }
+    if let Some(bytes) = resident_bytes() {
+        e.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the process, bytes (/proc/self/statm).",
+            &[(&[], bytes as f64)],
+        );
+    }
+    if let Some(n) = live_threads() {
+        e.gauge(
+            "tweetflow_threads",
+            "Threads of the process now, every stage's (/proc/self/status).",
+            &[(&[], n as f64)],
+        );
+    }
+}
+
+/// CPU time of the process, every thread's, ended ones included.
+fn process_cpu_seconds() -> Option<f64> {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs as f64 + nanos as f64 / 1e9)
+}
+
+/// Resident memory from `/proc/self/statm` (its second field, in pages).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    parse_statm_resident(&statm)?.checked_mul(rustix::param::page_size() as u64)
+}
+
+/// The resident pages of a `statm` line.
+fn parse_statm_resident(statm: &str) -> Option<u64> {
+    statm.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// Threads of the process from `/proc/self/status`.
+fn live_threads() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_threads(&status)
+}
+
+/// The `Threads:` figure of a `/proc/<pid>/status` text.
+fn parse_status_threads(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The dispatch → result latency of each pool.
+fn dispatch_latency(e: &mut Exposition, core: &CoreStats) {
+    let bounds_us = micros(&DISPATCH_BOUNDS_S);
+    let pools = [
+        ("sentiment", core.pool(crate::model::ScoreKind::Sentiment)),
+        ("engagement", core.pool(crate::model::ScoreKind::Engagement)),
+    ];
+    let counts: Vec<_> = pools
+        .iter()
+        .map(|(_, p)| p.latency.cumulative(&bounds_us))
+        .collect();
+    let labels = pools.map(|(name, _)| [("pool", name)]);
+    let series: Vec<(&[(&str, &str)], HistogramSample<'_>)> = labels
+        .iter()
+        .zip(&counts)
+        .map(|(l, c)| {
+            (
+                &l[..],
+                HistogramSample {
+                    bounds: &DISPATCH_BOUNDS_S,
+                    cumulative: &c.le,
+                    count: c.count,
+                    sum: c.sum as f64 / 1e6,
+                },
+            )
+        })
+        .collect();
+    e.histograms(
+        "tweetflow_dispatch_result_seconds",
+        "Time from a tweet's dispatch to a worker to its score (the work delay and the \
+         wait in the worker's inbox), per pool.",
+        &series,
+    );
+}
+
+/// `bounds_s` in µs, the unit of [`crate::stats::Histogram`].
+fn micros(bounds_s: &[f64]) -> Vec<u64> {
+    bounds_s.iter().map(|b| (b * 1e6).round() as u64).collect()
 }
 
 /// The JetStream figures of `run --jetstream`.
@@ -192,6 +350,42 @@ fn stages(e: &mut Exposition, up: &Upstream) {
         "Tweets dispatched to a pool's workers and not finished yet, per pool.",
         &per_pool(&|s| s.in_flight as f64),
     );
+    e.counter(
+        "tweetflow_scores_failed_total",
+        "Tweets whose score was given up after an unexpected panic and its retry (written \
+         as NULL), per pool.",
+        &per_pool_n(&|s| s.failed),
+    );
+    e.counter(
+        "tweetflow_spawn_failures_total",
+        "Worker threads that could not be created, per pool (the pool stays smaller than \
+         its target).",
+        &per_pool_n(&|s| s.spawn_failures),
+    );
+    e.counter(
+        "tweetflow_threads_created_total",
+        "Worker threads created since the start, both pools (parked threads are reused).",
+        &[(&[], core.threads_created)],
+    );
+    e.gauge(
+        "tweetflow_thread_bound",
+        "Worker threads each pool may hold, from the kernel's limits read at start and \
+         --max-workers.",
+        &[(&[], core.thread_bound as f64)],
+    );
+    let missing = Missing::ALL.map(|m| [("missing", m.name())]);
+    let incomplete: Vec<(&[(&str, &str)], u64)> = missing
+        .iter()
+        .zip(up.aggregate.incomplete_by)
+        .map(|(l, n)| (&l[..], n))
+        .collect();
+    e.counter(
+        "tweetflow_records_incomplete_total",
+        "Records passed on with a score missing (its result did not come within \
+         --aggregate-timeout, or the pipeline stopped), written with NULL for it; \
+         missing: sentiment (only), engagement (only) or both.",
+        &incomplete,
+    );
 }
 
 fn sink_families(e: &mut Exposition, s: &SinkSnapshot, histograms: &SinkStats) {
@@ -297,8 +491,7 @@ fn histogram(
     h: &crate::stats::Histogram,
     bounds_s: &[f64],
 ) {
-    let bounds_us: Vec<u64> = bounds_s.iter().map(|b| (b * 1e6).round() as u64).collect();
-    let c = h.cumulative(&bounds_us);
+    let c = h.cumulative(&micros(bounds_s));
     e.histogram(
         name,
         help,

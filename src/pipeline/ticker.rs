@@ -65,6 +65,8 @@ pub struct StatusMeters {
     rates_in: [RateMeter; 2],
     rate_out: RateMeter,
     rates_out: [RateMeter; 2],
+    /// Each pool's failed thread creations at the previous read.
+    spawn_failures: [u64; 2],
 }
 
 /// Creates (truncates) the stats file.
@@ -306,6 +308,12 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
     status.engagement_workers = engagement.workers;
     status.sentiment_target = sentiment.target;
     status.engagement_target = engagement.target;
+    // A pool short of its target whose thread creation failed since the
+    // previous read (the supervisor tries again at each of its ticks).
+    let [s_failed, e_failed] = [sentiment, engagement].map(|p| p.spawn_failures);
+    let seen = std::mem::replace(&mut meters.spawn_failures, [s_failed, e_failed]);
+    status.sentiment_spawn_failed = s_failed > seen[0];
+    status.engagement_spawn_failed = e_failed > seen[1];
     status.in_flight = up.in_flight();
     status.restarts = up.restarts();
     status.batch_size = sink.batch_size as usize;
@@ -328,7 +336,51 @@ pub(super) fn status_of(snapshot: &Snapshot, now: Instant, meters: &mut StatusMe
 
 #[cfg(test)]
 mod tests {
+    use super::super::snapshot::Upstream;
     use super::*;
+    use crate::engine::{CoreSnapshot, PoolSnapshot};
+    use crate::sink::SinkSnapshot;
+
+    /// A snapshot whose sentiment pool has 40 of its 52 workers after
+    /// `failures` failed thread creations; the engagement pool is full.
+    fn short_pool(failures: u64) -> Snapshot {
+        let pool = |workers, spawn_failures| PoolSnapshot {
+            workers,
+            target: 52,
+            spawn_failures,
+            ..PoolSnapshot::default()
+        };
+        Snapshot {
+            upstream: Some(Upstream {
+                sources: Default::default(),
+                core: CoreSnapshot {
+                    sentiment: pool(40, failures),
+                    engagement: pool(52, 0),
+                    ..CoreSnapshot::default()
+                },
+                aggregate: Default::default(),
+                records: 0,
+            }),
+            ..Snapshot::before_start(3.0, "up", SinkSnapshot::default())
+        }
+    }
+
+    #[test]
+    fn a_pool_short_of_its_target_shows_spawn_failed_while_its_spawns_fail() {
+        let mut meters = StatusMeters::default();
+        let now = Instant::now();
+        let figures = |failures, meters: &mut StatusMeters| {
+            status_of(&short_pool(failures), now, meters).figures()
+        };
+        let f = figures(3, &mut meters);
+        assert!(f.contains("│ workers S40/52 (spawn failed) E52 │"), "{f}");
+        // No new failure since the previous status: the pool is short for
+        // another reason (it is growing), and says no more.
+        let f = figures(3, &mut meters);
+        assert!(f.contains("│ workers S40 E52 │"), "{f}");
+        let f = figures(7, &mut meters);
+        assert!(f.contains("│ workers S40/52 (spawn failed) E52 │"), "{f}");
+    }
 
     #[test]
     fn the_server_wait_is_named_at_the_first_failure_then_every_15_s() {

@@ -41,6 +41,13 @@ pub struct Status {
     pub sentiment_target: usize,
     /// The autoscaler's target size of the engagement pool.
     pub engagement_target: usize,
+    /// Whether the sentiment pool is below its target because creating a
+    /// worker thread failed (since the previous status).
+    #[serde(skip)]
+    pub sentiment_spawn_failed: bool,
+    /// The same of the engagement pool.
+    #[serde(skip)]
+    pub engagement_spawn_failed: bool,
     /// Jobs dispatched to workers and not finished yet (both pools).
     pub in_flight: u64,
     /// Kill messages received so far.
@@ -117,6 +124,16 @@ pub struct JetStreamStatus {
     pub instances: u64,
 }
 
+/// A pool's size in the status line: its workers, or `40/52 (spawn failed)`
+/// while a failed thread creation holds it below its target.
+fn pool_size(workers: usize, target: usize, spawn_failed: bool) -> String {
+    if spawn_failed && workers < target {
+        format!("{workers}/{target} (spawn failed)")
+    } else {
+        workers.to_string()
+    }
+}
+
 impl Status {
     /// The figures: rates, pools, restarts, batch, sink, totals.
     pub fn figures(&self) -> String {
@@ -127,8 +144,16 @@ impl Status {
             human(self.rate_in),
             human(self.rate_in_streams[0]),
             human(self.rate_in_streams[1]),
-            self.sentiment_workers,
-            self.engagement_workers,
+            pool_size(
+                self.sentiment_workers,
+                self.sentiment_target,
+                self.sentiment_spawn_failed
+            ),
+            pool_size(
+                self.engagement_workers,
+                self.engagement_target,
+                self.engagement_spawn_failed
+            ),
             self.in_flight,
             self.kills,
             self.restarts,
@@ -275,6 +300,8 @@ mod tests {
             engagement_workers: 598,
             sentiment_target: 620,
             engagement_target: 600,
+            sentiment_spawn_failed: false,
+            engagement_spawn_failed: false,
             in_flight: 1020,
             kills: 7,
             restarts: 7,
@@ -359,6 +386,31 @@ mod tests {
             assert!(line.contains(part), "{part:?} missing from {line:?}");
         }
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_pool_held_below_its_target_by_a_failed_spawn_says_so() {
+        let mut status = sample();
+        status.sentiment_workers = 40;
+        status.sentiment_target = 52;
+        status.sentiment_spawn_failed = true;
+        let line = status.line();
+        assert!(
+            line.contains("│ workers S40/52 (spawn failed) E598 │"),
+            "{line}"
+        );
+        // Below the target without a failed spawn (growing, or shrinking): the
+        // workers alone, as at or above the target.
+        status.sentiment_spawn_failed = false;
+        assert!(status.line().contains("│ workers S40 E598 │"));
+        status.engagement_spawn_failed = true;
+        status.engagement_workers = 600;
+        assert!(status.line().contains("│ workers S40 E600 │"));
+        status.engagement_workers = 7;
+        assert!(status
+            .line()
+            .contains("│ workers S40 E7/600 (spawn failed) │"));
+        assert!(!status.json().contains("spawn"), "not in the stats file");
     }
 
     #[test]

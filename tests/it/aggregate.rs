@@ -80,6 +80,8 @@ fn incomplete_records_time_out_with_nulls_and_are_counted() {
     assert_eq!(r.sentiment, Some(3.0));
     assert_eq!(r.engagement, None);
     assert_eq!(st.snapshot().incomplete, 1);
+    // Missing: sentiment only, engagement only, both.
+    assert_eq!(st.snapshot().incomplete_by, [0, 1, 0]);
     // The orphan score is dropped after its timeout, counted.
     let t = std::time::Instant::now();
     while st.snapshot().orphan_scores == 0 {
@@ -113,6 +115,11 @@ fn shutdown_flushes_every_pending_record() {
     let got: Vec<Record> = orx.iter().collect();
     assert_eq!(got.len(), 50);
     assert_eq!(st.snapshot().incomplete, 25);
+    assert_eq!(
+        st.snapshot().incomplete_by,
+        [0, 0, 25],
+        "both scores missing"
+    );
     assert_eq!(
         got.iter().filter(|r| r.sentiment.is_none()).count(),
         25,

@@ -145,62 +145,26 @@ fn read(path: &str) -> String {
 /// The metric families of a running `tweetflow` (every stage started), with
 /// each family's HELP text, and the label values of `tweetflow_sink_state`.
 fn live_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
-    use std::io::{BufRead, BufReader};
     let schema = crate::sink_util::TestSchema::new();
     let spool = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = crate::check::tweetflow()
-        .args([
-            "run",
-            "--schema",
-            &schema.name,
-            "--duration",
-            "20",
-            "--quiet",
-        ])
-        .args(["--emulator-rate", "50"])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-        .arg("--spool-dir")
-        .arg(spool.path())
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        BufReader::new(err)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    let url = format!("http://127.0.0.1:{port}/metrics");
+    let run = crate::ops::Binary::start(&schema.name, spool.path(), "20", "50");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let body = loop {
-        let got = ureq::get(&url)
-            .call()
-            .ok()
-            .and_then(|r| r.into_string().ok());
         // The stage families appear once the lexicon is loaded.
-        if let Some(b) = got.filter(|b| b.contains("tweetflow_tweets_received_total")) {
+        if let Some(b) = run
+            .metrics()
+            .filter(|b| b.contains("tweetflow_tweets_received_total"))
+        {
             break b;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no stage metrics at {url}"
+            "no stage metrics at {}",
+            run.metrics_url
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    let log = log.join().unwrap();
-    assert!(status.success(), "{status}: {log:?}");
+    run.stop();
     let mut families = BTreeMap::new();
     let mut states = BTreeSet::new();
     for line in body.lines() {
@@ -229,7 +193,8 @@ fn every_metric_and_sink_state_is_documented_and_every_documented_one_exists() {
     assert!(families.len() > 25, "{families:?}");
     assert_eq!(states.len(), 7, "{states:?}");
 
-    // docs/METRICS.md: one table row per family, `name` or `name{labels}`.
+    // docs/METRICS.md: one table row per family, `name` or `name{labels}`
+    // (`tweetflow_*`, and the conventional `process_*`).
     let metrics_md = read("docs/METRICS.md");
     // The last section is `ingest`'s endpoint (checked in jetstream.rs).
     let documented: BTreeSet<String> = metrics_md
@@ -237,8 +202,9 @@ fn every_metric_and_sink_state_is_documented_and_every_documented_one_exists() {
         .next()
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.strip_prefix("| `tweetflow_"))
-        .map(|l| format!("tweetflow_{}", l.split(['`', '{']).next().unwrap()))
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split(['`', '{']).next().unwrap().to_string())
+        .filter(|n| n.starts_with("tweetflow_") || n.starts_with("process_"))
         .collect();
     let live: BTreeSet<String> = families.keys().cloned().collect();
     assert_eq!(

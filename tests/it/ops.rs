@@ -5,14 +5,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use serde_json::Value;
+use tweetflow::testkit::SpawnFault;
 use tweetflow::{
     spawn_sink, start, Emulator, EmulatorConfig, OpsConfig, PauseOutcome, PipelineConfig,
-    PipelineError, Probes, Rate, Shutdown, SinkConfig, SourceSnapshot, Summary,
+    PipelineError, Probes, Rate, ScoreKind, Shutdown, SinkConfig, SourceSnapshot, Summary,
 };
 
 use crate::sink_util::*;
@@ -156,7 +159,10 @@ fn metrics_parse_as_prometheus_text_and_match_the_stats() {
     let exp = openmetrics_parser::prometheus::parse_prometheus(&text)
         .unwrap_or_else(|e| panic!("not the exposition format: {e:?}\n{text}"));
     for (name, fam) in &exp.families {
-        assert!(name.starts_with("tweetflow_"), "{name}");
+        assert!(
+            name.starts_with("tweetflow_") || name.starts_with("process_"),
+            "{name}"
+        );
         assert!(!fam.help.is_empty(), "{name}: no HELP");
         if fam.family_type == PrometheusType::Counter {
             assert!(name.ends_with("_total"), "counter {name}");
@@ -258,6 +264,376 @@ fn metrics_parse_as_prometheus_text_and_match_the_stats() {
         "a refused pause pauses nothing"
     );
     run.stop();
+}
+
+/// The cumulative buckets of the `pool` series of histogram `family`, and its sum.
+fn buckets(exp: &Exp, family: &str, pool: &str) -> (Vec<(f64, f64)>, f64) {
+    for m in exp.families[family].iter_samples() {
+        let set = m.get_labelset().unwrap();
+        if !set.iter().any(|(k, v)| k == "pool" && v == pool) {
+            continue;
+        }
+        let PrometheusValue::Histogram(h) = &m.value else {
+            panic!("{family} is not a histogram")
+        };
+        let b = h
+            .buckets
+            .iter()
+            .map(|b| (b.upper_bound, b.count.as_f64()))
+            .collect();
+        return (b, h.sum.as_ref().map_or(f64::NAN, |s| s.as_f64()));
+    }
+    panic!("{family}: no series of pool {pool}");
+}
+
+#[test]
+fn a_pool_held_small_and_late_scores_show_in_metrics_as_they_are_in_the_table() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    // No retweets: every record is a row of its own (no upsert of a shared id).
+    let emulator = Emulator::start(EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        seed: 78,
+        rate: Rate::Constant(25.0),
+        kill_every: None,
+        retweet_share: 0.0,
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    // The hook's own tally of the thread creations it let through and refused:
+    // the sentiment pool gets no thread beyond its first two slots.
+    let let_through = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let (through, denied) = (Arc::clone(&let_through), Arc::clone(&refused));
+    let fault = SpawnFault(Arc::new(move |kind, slot| {
+        let fail = kind == ScoreKind::Sentiment && slot >= 2;
+        if fail { &denied } else { &through }.fetch_add(1, Ordering::SeqCst);
+        fail
+    }));
+    let mut cfg = PipelineConfig {
+        server: Some(emulator.url()),
+        channel_capacity: 512,
+        sink: schema.config(spool.path()),
+        ops: OpsConfig {
+            addr: Some("127.0.0.1:0".parse().unwrap()),
+            ..OpsConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
+    // Two sentiment workers serve 2 / 125 ms = 16 tweets/s of the 50 coming:
+    // their inboxes stay full, and results that wait there more than 250 ms
+    // miss the aggregator's timeout.
+    cfg.core.work_delay = "100..150".parse().unwrap();
+    cfg.core.inbox_capacity = 8;
+    cfg.core.min_workers = 2;
+    cfg.core.max_workers = 64;
+    cfg.core.fault = Some(Arc::new(fault));
+    cfg.aggregate.timeout = Duration::from_millis(250);
+    let shutdown = Shutdown::new();
+    let pipeline = start(cfg, shutdown.clone()).unwrap();
+    let url = format!("http://{}/metrics", pipeline.ops_addr().unwrap());
+    let probes = pipeline.probes().clone();
+    let wait = std::thread::spawn(move || pipeline.wait());
+    let scrape = || {
+        let (status, text) = http("GET", &url, None);
+        assert_eq!(status, 200);
+        openmetrics_parser::prometheus::parse_prometheus(&text)
+            .unwrap_or_else(|e| panic!("not the exposition format: {e:?}\n{text}"))
+    };
+
+    wait_for("records missing a score", Duration::from_secs(60), || {
+        probes.aggregate.snapshot().incomplete > 20 && refused.load(Ordering::SeqCst) > 0
+    });
+    let (through0, refused0) = (
+        let_through.load(Ordering::SeqCst),
+        refused.load(Ordering::SeqCst),
+    );
+    let exp = scrape();
+    let (through1, refused1) = (
+        let_through.load(Ordering::SeqCst),
+        refused.load(Ordering::SeqCst),
+    );
+    let pool = |p| [("pool", p)];
+    assert_eq!(
+        sample(&exp, "tweetflow_pool_workers", &pool("sentiment")),
+        2.0
+    );
+    assert!(sample(&exp, "tweetflow_pool_target_workers", &pool("sentiment")) > 2.0);
+    // The supervisor counts a failure just after the hook refused (one thread
+    // creation at a time): the metric is the hook's tally, or one behind.
+    between(
+        "spawn failures",
+        refused0.saturating_sub(1),
+        sample(&exp, "tweetflow_spawn_failures_total", &pool("sentiment")),
+        refused1,
+    );
+    assert!(refused0 > 0);
+    assert_eq!(
+        sample(&exp, "tweetflow_spawn_failures_total", &pool("engagement")),
+        0.0
+    );
+    between(
+        "threads created",
+        through0.saturating_sub(1),
+        sample(&exp, "tweetflow_threads_created_total", &[]),
+        through1,
+    );
+    let bound = sample(&exp, "tweetflow_thread_bound", &[]);
+    assert!((2.0..=64.0).contains(&bound), "{bound}");
+
+    // Once the emulator stops and every tweet received is committed, the
+    // counts are final: compare them with the table.
+    emulator.stop();
+    wait_for("every tweet committed", Duration::from_secs(90), || {
+        let core = probes.core.snapshot();
+        let received: u64 = probes.sources.iter().map(|s| s.snapshot().tweets).sum();
+        core.sentiment.in_flight == 0
+            && core.engagement.in_flight == 0
+            && probes.aggregate.snapshot().pending == 0
+            && probes.sink.snapshot().records_committed == received
+    });
+    let exp = scrape();
+    let mut db = admin();
+    let count = |db: &mut postgres::Client, filter: &str| -> f64 {
+        let n: i64 = db
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM \"{}\".tweets WHERE {filter}",
+                    schema.name
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        n as f64
+    };
+    let rows = count(&mut db, "true");
+    let missing = |m| {
+        sample(
+            &exp,
+            "tweetflow_records_incomplete_total",
+            &[("missing", m)],
+        )
+    };
+    let (m_sentiment, m_engagement, m_both) =
+        (missing("sentiment"), missing("engagement"), missing("both"));
+    assert!(
+        m_sentiment > 0.0,
+        "precondition: sentiment scores came late"
+    );
+    // A sentiment score is NULL only when it was missing (no worker panicked).
+    assert_eq!(
+        m_sentiment + m_both,
+        count(&mut db, "sentiment IS NULL"),
+        "records missing their sentiment score"
+    );
+    // An engagement is NULL when it was missing, or undefined (no followers).
+    assert!(m_engagement + m_both <= count(&mut db, "engagement IS NULL"));
+    assert!(m_both <= count(&mut db, "sentiment IS NULL AND engagement IS NULL"));
+    assert_eq!(
+        sample(&exp, "tweetflow_scores_failed_total", &pool("sentiment")),
+        0.0
+    );
+
+    // Every tweet got one result of each pool, each after at least the
+    // 100 ms of work; the small pool's results waited longer in its inboxes.
+    for p in ["sentiment", "engagement"] {
+        assert_eq!(
+            sample(&exp, "tweetflow_dispatch_result_seconds", &pool(p)),
+            rows,
+            "{p}: one result per record"
+        );
+        let (b, _) = buckets(&exp, "tweetflow_dispatch_result_seconds", p);
+        let below = b.iter().find(|(le, _)| *le == 0.05).map(|(_, c)| *c);
+        assert_eq!(below, Some(0.0), "{p}: {b:?}");
+    }
+    let mean = |p| buckets(&exp, "tweetflow_dispatch_result_seconds", p).1 / rows;
+    assert!(
+        mean("sentiment") > mean("engagement"),
+        "{} vs {}",
+        mean("sentiment"),
+        mean("engagement")
+    );
+
+    shutdown.trigger();
+    let summary = wait.join().unwrap().unwrap();
+    assert_eq!(summary.records as f64, rows, "one row per record");
+    assert_eq!(
+        count(&mut db, "true"),
+        rows,
+        "nothing written after the scrape"
+    );
+}
+
+/// `utime + stime` of process `pid`, seconds, and its resident bytes and threads.
+fn kernel_figures(pid: u32) -> (f64, f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the name: state is field 3; utime and stime are fields 14 and 15.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let hz = 100.0; // USER_HZ, what /proc reports ticks in on Linux
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // 4 KiB pages (x86-64, aarch64 with 4K pages).
+    (ticks / hz, pages * 4096.0, threads)
+}
+
+/// `tweetflow run` with its built-in emulator at `rate` events/s per stream
+/// for `seconds`, in `schema`, its endpoint on a free port, its stderr collected.
+pub(crate) struct Binary {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>/metrics`.
+    pub(crate) metrics_url: String,
+    log: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Binary {
+    pub(crate) fn start(
+        schema: &str,
+        spool: &std::path::Path,
+        seconds: &str,
+        rate: &str,
+    ) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = crate::check::tweetflow()
+            .args(["run", "--schema", schema, "--duration", seconds, "--quiet"])
+            .args(["--emulator-rate", rate])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .arg("--spool-dir")
+            .arg(spool)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        Binary {
+            child,
+            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            log,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `/metrics`, if it answers.
+    pub(crate) fn metrics(&self) -> Option<String> {
+        ureq::get(&self.metrics_url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+    }
+
+    /// Stops it with SIGINT; asserts a clean exit.
+    pub(crate) fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        let log = self.log.join().unwrap();
+        assert!(status.success(), "{status}: {log:?}");
+    }
+}
+
+#[test]
+fn process_metrics_agree_with_what_the_kernel_says_of_the_process() {
+    let schema = TestSchema::new();
+    let spool = tempfile::tempdir().unwrap();
+    let run = Binary::start(&schema.name, spool.path(), "60", "100");
+    // A few seconds of work, so that every group has used some CPU.
+    wait_for("tweets committed", Duration::from_secs(60), || {
+        run.metrics().is_some_and(|b| {
+            b.lines()
+                .find_map(|l| l.strip_prefix("tweetflow_records_committed_total "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n > 500)
+        })
+    });
+    let before = kernel_figures(run.pid());
+    let text = run.metrics().unwrap();
+    let after = kernel_figures(run.pid());
+    run.stop();
+    let exp = openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("not the exposition format: {e:?}\n{text}"));
+
+    let version = env!("CARGO_PKG_VERSION");
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("tweetflow_build_info{"))
+        .unwrap_or_else(|| panic!("no build info:\n{text}"));
+    assert!(
+        build.starts_with(&format!("tweetflow_build_info{{version=\"{version}\"")),
+        "{build}"
+    );
+    assert!(build.ends_with("} 1"), "{build}");
+
+    // The kernel's figures are in whole ticks: up to two short of the exact time.
+    let cpu = sample(&exp, "process_cpu_seconds_total", &[]);
+    assert!(
+        before.0 - 0.001 <= cpu && cpu <= after.0 + 0.021,
+        "process CPU {cpu} s; the kernel said {} s then {} s",
+        before.0,
+        after.0
+    );
+    let group = |g| sample(&exp, "tweetflow_cpu_seconds_total", &[("group", g)]);
+    let groups: f64 = tweetflow::ThreadGroup::ALL
+        .into_iter()
+        .map(|g| group(g.name()))
+        .sum();
+    for g in [
+        "readers",
+        "dispatcher",
+        "workers",
+        "aggregator",
+        "sink",
+        "emulator",
+    ] {
+        assert!(group(g) > 0.0, "{g}: no CPU");
+    }
+    // The groups are the process's threads: together at most its CPU, and
+    // most of it (a library's thread that ended is in the process's alone).
+    assert!(
+        groups <= cpu * 1.01 + 0.01 && groups >= cpu * 0.5,
+        "groups {groups} s, process {cpu} s"
+    );
+    let rss = sample(&exp, "process_resident_memory_bytes", &[]);
+    let (lo, hi) = (before.1.min(after.1), before.1.max(after.1));
+    assert!(lo * 0.8 <= rss && rss <= hi * 1.25, "{rss} vs {lo}..{hi}");
+    // Threads come and go between the reads (the ops endpoint's, the pools'):
+    // a few either side.
+    let threads = sample(&exp, "tweetflow_threads", &[]);
+    let (lo, hi) = (before.2.min(after.2), before.2.max(after.2));
+    assert!(
+        lo - 8.0 <= threads && threads <= hi + 8.0,
+        "{threads} vs {lo}..{hi}"
+    );
 }
 
 fn reasons(body: &str) -> Vec<String> {
