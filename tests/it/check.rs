@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use tweetflow::{Emulator, EmulatorConfig};
 
 use crate::sink_util::{admin, unique, TestSchema, ADMIN_URL};
-use crate::tls_util::{https_proxy, SelfSigned};
+use crate::tls_util::{https_proxy, TestCa};
 
 /// The binary with a clean environment (no TWEETFLOW_* or DATABASE_URL of the caller).
 pub(crate) fn tweetflow() -> Command {
@@ -182,7 +182,7 @@ fn a_missing_route_and_a_bad_lexicon_are_named() {
 #[test]
 fn an_https_server_needs_its_ca() {
     let emu = emulator();
-    let cert = SelfSigned::new("check test server");
+    let cert = TestCa::new("check test server");
     let addr = https_proxy(
         &cert,
         emu.url().trim_start_matches("http://").parse().unwrap(),
@@ -226,7 +226,7 @@ fn an_unreachable_database_is_named_and_nothing_is_claimed_about_it() {
 fn verify_full_with_the_wrong_ca_fails_the_database_check() {
     let emu = emulator();
     let spool = tempfile::tempdir().unwrap();
-    let wrong = SelfSigned::new("not the database's CA");
+    let wrong = TestCa::new("not the database's CA");
     let url = format!("{ADMIN_URL}?sslmode=verify-full");
     let ca = wrong.cert_file.display().to_string();
     let r = check(

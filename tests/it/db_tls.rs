@@ -12,13 +12,13 @@ use std::time::Duration;
 use tweetflow::{connect_database, SinkConfig};
 
 use crate::sink_util::{admin, unique, wait_for, TestSchema, ADMIN_URL};
-use crate::tls_util::SelfSigned;
+use crate::tls_util::TestCa;
 
 fn require_server_ssl() {
     let ssl: String = admin().query_one("SHOW ssl", &[]).unwrap().get(0);
     assert_eq!(
         ssl, "on",
-        "the local PostgreSQL has ssl off: run .ci/run, which turns it on"
+        "this test needs PostgreSQL with ssl = on; .ci/run turns it on"
     );
 }
 
@@ -147,7 +147,7 @@ fn every_connection_of_the_sink_uses_the_chosen_tls() {
 #[test]
 fn verify_full_against_the_wrong_ca_fails_with_a_clear_message() {
     require_server_ssl();
-    let wrong = SelfSigned::new("not the server's CA");
+    let wrong = TestCa::new("not the server's CA");
     let c = SinkConfig {
         database_url: format!("{ADMIN_URL}?sslmode=verify-full"),
         db_ca_file: Some(wrong.cert_file.clone()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tweetflow::{start, Emulator, EmulatorConfig, PipelineConfig, Shutdown};
 
 use crate::sink_util::{admin, wait_for, TestSchema, ADMIN_URL};
-use crate::tls_util::{https_proxy, SelfSigned};
+use crate::tls_util::{https_proxy, TestCa};
 
 #[test]
 fn the_pipeline_reads_an_https_server() {
@@ -15,7 +15,7 @@ fn the_pipeline_reads_an_https_server() {
         ..EmulatorConfig::default()
     })
     .unwrap();
-    let cert = SelfSigned::new("tweetflow test server");
+    let cert = TestCa::new("tweetflow test server");
     let backend = emulator
         .url()
         .trim_start_matches("http://")

@@ -543,11 +543,11 @@ const SINK_LAYERS: &[&[&str]] = &[
     &["start"],
 ];
 
-/// `src/sink/db/`, lowest first: the column list and the raw JSON rewriting;
-/// the COPY encoding and the errors; the compatibility rule and the
-/// connections; creating and checking the tables; the batch write.
+/// `src/sink/db/`, lowest first: the column list, the raw JSON rewriting and
+/// the TLS configurations; the COPY encoding and the errors; the compatibility
+/// rule and the connections; creating and checking the tables; the batch write.
 const SINK_DB_LAYERS: &[&[&str]] = &[
-    &["raw_json", "tables"],
+    &["raw_json", "tables", "tls"],
     &["encode", "error"],
     &["compat", "connect"],
     &["schema"],

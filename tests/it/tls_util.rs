@@ -1,62 +1,50 @@
-//! Certificates made on the spot for the TLS tests: a self-signed certificate
-//! for `localhost` / `127.0.0.1`, written as PEM files in a temporary directory.
+//! Certificates made on the spot for the TLS tests (rcgen, ring): a CA of
+//! their own and a certificate for `localhost` / `127.0.0.1` that it signed,
+//! the CA written as a PEM file in a temporary directory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509NameBuilder, X509};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// A self-signed certificate (its own CA) and its key.
-pub struct SelfSigned {
-    pub cert: X509,
-    pub key: PKey<Private>,
-    /// The certificate as a PEM file (usable as a CA file).
+/// A test CA and a server certificate it signed, with the server's key.
+pub struct TestCa {
+    /// The server's chain: its certificate, then the CA's.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server's key (PKCS#8 DER).
+    pub key: Vec<u8>,
+    /// The CA's certificate as a PEM file (the CA file of a client).
     pub cert_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl SelfSigned {
-    /// A certificate naming `localhost` and `127.0.0.1`, with common name `cn`.
-    pub fn new(cn: &str) -> SelfSigned {
-        let rsa = Rsa::generate(2048).unwrap();
-        let key = PKey::from_rsa(rsa).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", cn).unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+impl TestCa {
+    /// A CA with common name `cn`, and a certificate naming `localhost` and
+    /// `127.0.0.1` signed by it.
+    pub fn new(cn: &str) -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name.push(DnType::CommonName, cn);
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key))
             .unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-            .unwrap();
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .build(&b.x509v3_context(None, None))
-            .unwrap();
-        b.append_extension(san).unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let cert = b.build();
         let dir = tempfile::tempdir().unwrap();
-        let cert_file = dir.path().join("cert.pem");
-        std::fs::write(&cert_file, cert.to_pem().unwrap()).unwrap();
-        SelfSigned {
-            cert,
-            key,
+        let cert_file = dir.path().join("ca.pem");
+        std::fs::write(&cert_file, ca_cert.pem()).unwrap();
+        TestCa {
+            chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
+            key: leaf_key.serialize_der(),
             cert_file,
             _dir: dir,
         }
@@ -66,20 +54,28 @@ impl SelfSigned {
 /// A TLS-terminating proxy on a free loopback port in front of a plain HTTP
 /// server: each connection's request goes to `backend`, its answer back over
 /// TLS until the backend closes. Runs until the process ends.
-pub fn https_proxy(cert: &SelfSigned, backend: std::net::SocketAddr) -> std::net::SocketAddr {
-    use openssl::ssl::{SslAcceptor, SslMethod};
+pub fn https_proxy(ca: &TestCa, backend: std::net::SocketAddr) -> std::net::SocketAddr {
     use std::io::{Read, Write};
-    let mut acc = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
-    acc.set_private_key(&cert.key).unwrap();
-    acc.set_certificate(&cert.cert).unwrap();
-    let acc = std::sync::Arc::new(acc.build());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.key.clone()));
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(ca.chain.clone(), key)
+        .unwrap();
+    let config = Arc::new(config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
-            let acc = std::sync::Arc::clone(&acc);
+            let config = Arc::clone(&config);
             std::thread::spawn(move || {
-                let Ok(mut tls) = acc.accept(tcp) else { return };
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                // The handshake runs on the first read.
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
                 // The request head (GET: no body).
                 let mut head = Vec::new();
                 let mut b = [0u8; 1];
@@ -106,7 +102,8 @@ pub fn https_proxy(cert: &SelfSigned, backend: std::net::SocketAddr) -> std::net
                         }
                     }
                 }
-                let _ = tls.shutdown();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
             });
         }
     });

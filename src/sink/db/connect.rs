@@ -14,20 +14,17 @@
 //! | `verify-full` | always                           | signed by the CA and names the host |
 //!
 //! The CA is `--db-ca-file` ([`SinkConfig::db_ca_file`]), else the URL's
-//! `sslrootcert`, else the system's roots. The `postgres` crate knows only the
+//! `sslrootcert`, else the platform's roots. The `postgres` crate knows only the
 //! first three modes, so the two `verify-*` modes are read here and handed to it
-//! as `require`, with the certificate checks configured on the OpenSSL
-//! connector. Connection strings are printed only through [`redact_url`].
+//! as `require`, with the certificate checks configured on the rustls connector
+//! ([`super::tls`]). Connection strings are printed only through [`redact_url`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
 use postgres::Client;
-use postgres_openssl::MakeTlsConnector;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::sink::config::SinkConfig;
 use crate::sink::failure::SinkError;
@@ -41,7 +38,7 @@ pub(crate) struct Db {
     pub(crate) config: postgres::Config,
     mode: SslMode,
     ca: Option<PathBuf>,
-    tls: Option<MakeTlsConnector>,
+    tls: Option<MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for Db {
@@ -62,7 +59,9 @@ impl Db {
         let ca = cfg.db_ca_file.clone().or(split.root_cert);
         let tls = match split.mode {
             SslMode::Disable => None,
-            mode => Some(connector(mode, ca.as_deref()).map_err(SinkError::Tls)?),
+            mode => Some(MakeRustlsConnect::new(
+                super::tls::client_config(mode, ca.as_deref()).map_err(SinkError::Tls)?,
+            )),
         };
         Ok(Db {
             config,
@@ -96,11 +95,11 @@ impl Db {
         if !msg.contains("TLS") && !msg.contains("SSL") && !msg.contains("certificate") {
             return msg;
         }
-        // OpenSSL's causes repeat each other: keep each distinct one once.
+        // Causes may repeat each other: keep each distinct one once.
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(e);
         while let Some(x) = src {
-            let part = x.to_string();
+            let part = super::tls::certificate_refusal(x).unwrap_or_else(|| x.to_string());
             if !msg.contains(&part) {
                 msg.push_str(": ");
                 msg.push_str(&part);
@@ -192,7 +191,7 @@ pub(crate) fn keepalive_timing(db_timeout: Duration) -> (Duration, Duration) {
 #[derive(Clone)]
 pub(crate) struct Cancel {
     token: postgres::CancelToken,
-    tls: Option<MakeTlsConnector>,
+    tls: Option<MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for Cancel {
@@ -225,44 +224,6 @@ pub fn connect_database(cfg: &SinkConfig) -> Result<Client, SinkError> {
         url: redact_url(&cfg.database_url),
         message: db.describe(&e),
     })
-}
-
-/// The OpenSSL connector for a mode other than `disable`.
-fn connector(mode: SslMode, ca: Option<&Path>) -> Result<MakeTlsConnector, String> {
-    let err = |e: openssl::error::ErrorStack| format!("cannot set up TLS: {e}");
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(err)?;
-    let verify = matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull);
-    if verify {
-        if let Some(ca) = ca {
-            // The CA file is the only trust (as in libpq), not an addition to the
-            // system's roots.
-            let bad = |e: &dyn std::fmt::Display| {
-                format!("cannot read the CA file {}: {e}", ca.display())
-            };
-            let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
-            let certs = X509::stack_from_pem(&pem).map_err(|e| bad(&e))?;
-            if certs.is_empty() {
-                return Err(bad(&"no PEM certificate in it"));
-            }
-            let mut store = X509StoreBuilder::new().map_err(err)?;
-            for c in certs {
-                store.add_cert(c).map_err(err)?;
-            }
-            b.set_cert_store(store.build());
-        }
-        b.set_verify(SslVerifyMode::PEER);
-    } else {
-        b.set_verify(SslVerifyMode::NONE);
-    }
-    let mut tls = MakeTlsConnector::new(b.build());
-    let full = mode == SslMode::VerifyFull;
-    tls.set_callback(move |c, _domain| {
-        if !full {
-            c.set_verify_hostname(false);
-        }
-        Ok(())
-    });
-    Ok(tls)
 }
 
 #[cfg(test)]

@@ -12,3 +12,4 @@ pub(crate) mod error;
 pub(super) mod raw_json;
 pub(crate) mod schema;
 pub(crate) mod tables;
+mod tls;
