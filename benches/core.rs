@@ -170,7 +170,7 @@ fn delayed_run(rate: f64, secs: f64, warmup: f64, delay: WorkDelay, kill_every: 
                     return (sent, kills, max_lag);
                 }
                 sent += 1;
-                if kill_every > 0 && sent % kill_every == 0 {
+                if kill_every > 0 && sent.is_multiple_of(kill_every) {
                     let _ = in_tx.send(Ingest::Kill { stream: 1 });
                     kills += 1;
                 }

@@ -287,7 +287,7 @@ fn spool_part(recs: &[Record], rounds: usize) {
             }
             // Sanity, outside the figure's meaning: all of them, in order.
             for r in &got {
-                assert!(last.map_or(true, |l| r.tweet.seq > l), "in order");
+                assert!(last.is_none_or(|l| r.tweet.seq > l), "in order");
                 last = Some(r.tweet.seq);
             }
             back += got.len();
@@ -397,7 +397,7 @@ fn main() {
             );
             if slot
                 .as_ref()
-                .map_or(true, |b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
+                .is_none_or(|b| r.rows as f64 / r.secs > b.rows as f64 / b.secs)
             {
                 *slot = Some(r);
             }

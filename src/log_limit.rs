@@ -66,7 +66,7 @@ impl LogLimiter {
         let log = match self.policy {
             Policy::Every(interval) => self
                 .last
-                .map_or(true, |t| now.saturating_duration_since(t) >= interval),
+                .is_none_or(|t| now.saturating_duration_since(t) >= interval),
             Policy::Counted { .. } => self.allows_count(self.seen),
         };
         if log {
@@ -83,7 +83,9 @@ impl LogLimiter {
     /// Always true under a time policy, which needs [`LogLimiter::check`].
     pub(crate) fn allows_count(&self, count: u64) -> bool {
         match self.policy {
-            Policy::Counted { first, every } => count <= first || (every > 0 && count % every == 0),
+            Policy::Counted { first, every } => {
+                count <= first || (every > 0 && count.is_multiple_of(every))
+            }
             Policy::Every(_) => true,
         }
     }

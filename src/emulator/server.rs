@@ -200,7 +200,7 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         let stream = match incoming {
             Ok(s) => s,
             Err(e) => {
-                if last_error_log.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     log::warn!("emulator: accept failed: {e}");
                     last_error_log = Some(Instant::now());
                 }

@@ -176,14 +176,14 @@ impl TweetGen {
     ) -> EventKind {
         let d = mix(self.stream_seed ^ 0x4b49_4c4c, index);
         if let Some(k) = kill_every.filter(|&k| k > 0) {
-            if d % k == 0 {
+            if d.is_multiple_of(k) {
                 out.extend_from_slice(KILL_PAYLOAD);
                 return EventKind::Kill;
             }
         }
         if let Some(m) = malformed_every.filter(|&m| m > 0) {
             let d2 = mix(d, 0x4d41_4c46);
-            if d2 % m == 0 {
+            if d2.is_multiple_of(m) {
                 let kind = Malformed::ALL[((d2 >> 32) % 4) as usize];
                 self.write_malformed(kind, index, unix_100us, d2, out);
                 return EventKind::Malformed(kind);

@@ -334,7 +334,7 @@ fn restart_intensity_escalates_to_a_pool_restart_then_to_fatal() {
     init_log();
     // Tweets 20, 40 and 60 panic in both pools every time: two restarts each
     // (the retry panics too), so the third restart (tweet 40) exceeds 2.
-    let poison = |seq: Seq| seq > 0 && seq % 20 == 0 && seq <= 60;
+    let poison = |seq: Seq| seq > 0 && seq.is_multiple_of(20) && seq <= 60;
     let h = Harness::start(CoreConfig {
         restart: RestartPolicy {
             max_restarts: 2,

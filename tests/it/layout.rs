@@ -219,7 +219,7 @@ fn code_of_all(text: &str) -> String {
                 let (open, hashes) = raw_string_at(&c[i..]).unwrap_or((0, 0));
                 i += open;
                 let close: Vec<char> = std::iter::once('"')
-                    .chain(std::iter::repeat('#').take(hashes))
+                    .chain(std::iter::repeat_n('#', hashes))
                     .collect();
                 while i < c.len() && !c[i..].starts_with(&close) {
                     i += 1;

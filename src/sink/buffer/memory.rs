@@ -254,7 +254,7 @@ impl Buffer {
                     rec = back;
                     self.update_gauges(&i);
                     drop(i);
-                    if failures % 20 == 0 {
+                    if failures.is_multiple_of(20) {
                         log::error!(
                             "sink: cannot append to the spool ({e}); ingest is blocked until \
                              there is room (retrying every 500 ms)"
