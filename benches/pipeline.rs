@@ -10,7 +10,8 @@
 //!
 //! Environment: `TF_BENCH_NODELAY_SECS` (20), `TF_BENCH_RATES` (tweets/s in all,
 //! `2000,5000,10000`), `TF_BENCH_WARMUP` (20 s), `TF_BENCH_SECS` (60 s),
-//! `TF_BENCH_PARTS` (`AB`), `DATABASE_URL`.
+//! `TF_BENCH_PARTS` (`AB`), `TF_BENCH_WHEN_FULL` (part A's `--when-full`: `spill`, the
+//! default for a tweet server, or `block`), `DATABASE_URL`.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -46,6 +47,12 @@ fn part_a(secs: u64) {
     let mut cfg = base_config(&schema.name, spool.path());
     cfg.emulator.rate = Rate::Max;
     cfg.core.work_delay = "0".parse().unwrap();
+    let when_full: String = env_or("TF_BENCH_WHEN_FULL", "spill".to_string());
+    cfg.sink.when_full = match when_full.as_str() {
+        "block" => tweetflow::WhenFull::Block,
+        _ => tweetflow::WhenFull::Spill,
+    };
+    println!("--when-full {when_full}");
     // At `--rate max` the emulator's 1-in-300 kills come hundreds of times a second,
     // far above the real server's rate that the default restart intensity is sized
     // for; raise the limit so this run measures throughput, kills included.
