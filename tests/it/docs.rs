@@ -1,6 +1,6 @@
 //! The documents against the code: what a user reads must be what the binary does.
 //!
-//! The README's flag table against `tweetflow run --help`: every flag of one is
+//! The flag table of docs/RUNNING.md against `tweetflow run --help`: every flag of one is
 //! a flag of the other, each default is the one `--help` shows, and each
 //! variable named is the flag's.
 
@@ -65,15 +65,15 @@ fn help_flags() -> BTreeMap<String, HelpFlag> {
     flags
 }
 
-/// The README's flag table: each row's flag, its first cell and its default cell.
-fn readme_flags() -> BTreeMap<String, (String, String)> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
+/// The flag table of docs/RUNNING.md: each row's flag, its first cell and its default cell.
+fn flag_table() -> BTreeMap<String, (String, String)> {
+    let table =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RUNNING.md")).unwrap();
+    let start = table
         .find("| flag | default | meaning |")
-        .expect("the README has a flag table");
+        .expect("docs/RUNNING.md has a flag table");
     let mut rows = BTreeMap::new();
-    for line in readme[start..].lines().skip(2) {
+    for line in table[start..].lines().skip(2) {
         if !line.starts_with('|') {
             break;
         }
@@ -94,37 +94,37 @@ fn readme_flags() -> BTreeMap<String, (String, String)> {
 }
 
 #[test]
-fn the_readme_names_every_flag_of_help_with_its_default() {
+fn the_flag_table_names_every_flag_of_help_with_its_default() {
     let help = help_flags();
-    let readme = readme_flags();
+    let table = flag_table();
     assert!(
         help.len() > 30,
         "only {} flags parsed from --help",
         help.len()
     );
     let in_help: BTreeSet<_> = help.keys().collect();
-    let in_readme: BTreeSet<_> = readme.keys().collect();
+    let in_table: BTreeSet<_> = table.keys().collect();
     assert_eq!(
-        in_help.difference(&in_readme).collect::<Vec<_>>(),
+        in_help.difference(&in_table).collect::<Vec<_>>(),
         Vec::<&&String>::new(),
-        "flags of --help missing from the README's table"
+        "flags of --help missing from the table of docs/RUNNING.md"
     );
     assert_eq!(
-        in_readme.difference(&in_help).collect::<Vec<_>>(),
+        in_table.difference(&in_help).collect::<Vec<_>>(),
         Vec::<&&String>::new(),
-        "flags in the README's table that --help does not know"
+        "flags in the table of docs/RUNNING.md that --help does not know"
     );
     for (flag, h) in &help {
-        let (first, default) = &readme[flag];
+        let (first, default) = &table[flag];
         match &h.default {
             Some(d) => assert!(
                 default.starts_with(&format!("`{d}`")),
-                "--{flag}: --help says the default is {d}, the README says {default}"
+                "--{flag}: --help says the default is {d}, docs/RUNNING.md says {default}"
             ),
             None if h.switch => assert_eq!(default, "off", "--{flag} is a switch"),
             None => assert!(
                 !default.starts_with('`'),
-                "--{flag} has no default in --help, the README says {default}"
+                "--{flag} has no default in --help, docs/RUNNING.md says {default}"
             ),
         }
         if let Some(var) = first
