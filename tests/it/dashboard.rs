@@ -1,23 +1,38 @@
 //! The live dashboard in a real headless browser, while a pipeline runs.
 //!
 //! Debian's `chromium` is driven by `chromedriver` over the WebDriver HTTP API
-//! (blocking ureq calls, no async). The test reads what a person sees: the
+//! (blocking ureq calls, no async). The first test reads what a person sees: the
 //! charts' canvases must hold drawn pixels in the series' colours, the figures
 //! in the header must change between two reads, the browser's console must
 //! show no error, and the page must have fetched nothing but tweetflow's own
-//! URLs. Without chromium or chromedriver the test fails, saying how to
-//! install them or skip it: it skips only when `TWEETFLOW_SKIP_BROWSER=1` is
+//! URLs; without `--jetstream` the card of the merged hashtags stays hidden.
+//!
+//! A second test runs `tweetflow ingest` and two `tweetflow run --jetstream`
+//! instances against a real `nats-server` and reads the card "Top hashtags, all
+//! instances": it must show, naming both instances, the hashtags the emulator
+//! really sent most (regenerated from its seed), each count at least the true
+//! one and at most the count-min bound above it, no less than the tweets stored
+//! with that hashtag, and no less than the two instances' own counts together.
+//!
+//! Without chromium or chromedriver the tests fail, saying how to
+//! install them or skip them: they skip only when `TWEETFLOW_SKIP_BROWSER=1` is
 //! set, and never under `CI=true` (`.ci/run` installs both).
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tweetflow::{start, EmulatorConfig, PipelineConfig, Rate, Shutdown};
+use tweetflow::{
+    start, Corpus, Emulator, EmulatorConfig, EventKind, PipelineConfig, Rate, Shutdown, TweetGen,
+};
 
-use crate::sink_util::TestSchema;
+use crate::child::{number_before, Tweetflow};
+use crate::nats_util::{self, NatsServer};
+use crate::sink_util::{unique, wait_for, TestSchema, ADMIN_URL};
 
 /// `name` on the `PATH`, if it is there.
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -184,8 +199,10 @@ for (const cv of document.querySelectorAll("canvas[data-chart]")) {
   charts[cv.dataset.chart] = { inked, values };
 }
 const tags = [...document.querySelectorAll("#tags tr")].map(tr => tr.textContent);
+const card = document.getElementById("merged-card"), box = card.getBoundingClientRect();
+const merged_shown = getComputedStyle(card).display !== "none" && box.width > 0 && box.height > 0;
 const origins = performance.getEntriesByType("resource").map(e => new URL(e.name).origin);
-return { kpis, charts, tags, origins, origin: location.origin,
+return { kpis, charts, tags, merged_shown, origins, origin: location.origin,
          updates: window.dashboard ? window.dashboard.updates : 0 };
 "##;
 
@@ -265,6 +282,11 @@ fn the_dashboard_charts_a_running_pipeline_in_a_real_browser() {
         (1..=10).contains(&tags.len()) && tags[0].as_str().is_some_and(|t| t.contains('#')),
         "no hashtag table: {second:#}"
     );
+    // Without --jetstream there is no deployment to merge: the merged card stays hidden.
+    assert_eq!(
+        second["merged_shown"], false,
+        "the merged card shows without --jetstream: {second:#}"
+    );
     // Nothing was fetched from anywhere but tweetflow itself.
     for o in second["origins"].as_array().unwrap() {
         assert_eq!(o, &second["origin"], "a request left tweetflow: {second:#}");
@@ -309,4 +331,345 @@ fn the_dashboard_charts_a_running_pipeline_in_a_real_browser() {
     drop(wd);
     shutdown.trigger();
     pipeline.wait().unwrap();
+}
+
+/// The two hashtag tables as shown (rank, `#tag`, count per row), whether the merged
+/// card is laid out on the page, and its heading.
+const READ_TAGS: &str = r##"
+const rows = id => [...document.querySelectorAll("#" + id + " tr")]
+  .map(tr => [...tr.cells].map(td => td.textContent));
+const card = document.getElementById("merged-card"), box = card.getBoundingClientRect();
+return { own: rows("tags"), merged: rows("merged-tags"),
+         merged_shown: getComputedStyle(card).display !== "none" && box.width > 0 && box.height > 0,
+         heading: card.querySelector("h2").textContent,
+         updates: window.dashboard ? window.dashboard.updates : 0 };
+"##;
+
+/// A hashtag table's rows as (tag, count), in the order shown; panics on a row that
+/// is not `rank, #tag, count` with ranks 1, 2, ….
+fn tag_rows(page: &Value, table: &str) -> Vec<(String, u64)> {
+    let rows = page[table].as_array().cloned().unwrap_or_default();
+    if rows.len() == 1 && rows[0].as_array().is_some_and(|r| r.len() == 1) {
+        return Vec::new(); // "none yet"
+    }
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let cells: Vec<&str> = r
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let parsed = match cells[..] {
+                [rank, tag, count] if rank == (i + 1).to_string() => tag
+                    .strip_prefix('#')
+                    .zip(count.replace(',', "").parse::<u64>().ok()),
+                _ => None,
+            };
+            let (tag, count) = parsed.unwrap_or_else(|| panic!("row {i} of #{table}: {r}"));
+            (tag.to_owned(), count)
+        })
+        .collect()
+}
+
+/// What the emulator sent in the first `n[s]` events of each stream, regenerated from
+/// its seed: every hashtag occurrence of every tweet (a retweet's original counted as
+/// a tweet of its own, as the pipeline does), case folded, and the distinct tweet ids.
+fn sent_hashtags(emu: &EmulatorConfig, n: [u64; 2]) -> (HashMap<String, u64>, BTreeSet<i64>) {
+    let corpus = Arc::new(Corpus::with_users(emu.seed, emu.users));
+    let (mut counts, mut ids) = (HashMap::new(), BTreeSet::new());
+    let mut count = |t: &Value| {
+        ids.insert(t["id"].as_i64().unwrap());
+        for h in t["entities"]["hashtags"].as_array().into_iter().flatten() {
+            let tag = h["text"].as_str().unwrap().to_lowercase();
+            *counts.entry(tag).or_insert(0) += 1;
+        }
+    };
+    for (stream, events) in [1u32, 2].into_iter().zip(n) {
+        let mut generator = TweetGen::with_corpus(Arc::clone(&corpus), stream);
+        generator.set_retweet_share(emu.retweet_share);
+        let mut payload = Vec::new();
+        for index in 0..events {
+            payload.clear();
+            let kind =
+                generator.event_at(index, 0, emu.kill_every, emu.malformed_every, &mut payload);
+            if let EventKind::Tweet = kind {
+                let v: Value = serde_json::from_slice(&payload).unwrap();
+                let t = &v["message"]["tweet"];
+                count(t);
+                if let Some(original) = t.get("retweeted_status") {
+                    count(original);
+                }
+            }
+        }
+    }
+    (counts, ids)
+}
+
+/// The hashtags of the rows of `schema.tweets` (one per distinct tweet), case folded.
+fn stored_hashtags(schema: &str) -> HashMap<String, u64> {
+    let rows = crate::sink_util::admin()
+        .query(&format!("SELECT hashtags FROM \"{schema}\".tweets"), &[])
+        .unwrap_or_default();
+    let mut counts = HashMap::new();
+    for r in &rows {
+        for tag in r.get::<_, Vec<String>>(0) {
+            *counts.entry(tag.to_lowercase()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `tweetflow run --jetstream` as instance `name`, its dashboard on `port`.
+fn jetstream_instance(nats: &str, stream: &str, schema: &str, name: &str, port: u16) -> Tweetflow {
+    let ops = format!("127.0.0.1:{port}");
+    Tweetflow::start(&[
+        "--jetstream",
+        nats,
+        "--stream",
+        stream,
+        "--schema",
+        schema,
+        "--database-url",
+        ADMIN_URL,
+        "--instance",
+        name,
+        "--metrics-addr",
+        &ops,
+        "--work-delay",
+        "1..5",
+        "--quiet",
+    ])
+}
+
+/// The last stats line's `jetstream` part.
+fn js_stats(t: &Tweetflow) -> Value {
+    t.stats()
+        .last()
+        .map(|v| v["jetstream"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Count-min error bound of the sketches (src/stats/sketch.rs: width 2048, so an
+/// estimate exceeds the true count by at most `ε·N`, `ε = e / 2048`, `N` every
+/// hashtag counted, with probability at least `1 − e^−4`).
+const SKETCH_EPSILON: f64 = std::f64::consts::E / 2048.0;
+
+#[test]
+fn the_merged_hashtag_card_shows_the_deployments_true_top_hashtags_in_a_real_browser() {
+    let Some((chromium, driver)) = browser_or_explicit_skip(
+        "the_merged_hashtag_card_shows_the_deployments_true_top_hashtags_in_a_real_browser",
+    ) else {
+        return;
+    };
+    let started = Instant::now();
+    let nats = NatsServer::start();
+    let emu_cfg = EmulatorConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        seed: 1313,
+        rate: Rate::Constant(200.0),
+        ids: true,
+        ..EmulatorConfig::default()
+    };
+    let emu = Emulator::start(emu_cfg.clone()).unwrap();
+    let stream = unique("tf_dash").replace('_', "-");
+    let schema = TestSchema::new();
+    let ports = [nats_util::free_port(), nats_util::free_port()];
+    let runs: Vec<Tweetflow> = ["dash-a", "dash-b"]
+        .iter()
+        .zip(ports)
+        .map(|(name, port)| jetstream_instance(&nats.url, &stream, &schema.name, name, port))
+        .collect();
+    let logs = || {
+        runs.iter()
+            .map(Tweetflow::stderr)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    // Both wait for the stream, then share it live while ingest fills it.
+    wait_for(
+        "both instances waiting for ingest",
+        Duration::from_secs(30),
+        || {
+            runs.iter()
+                .all(|r| r.line_with("waiting for `tweetflow ingest`").is_some())
+        },
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tweetflow"))
+        .args(["ingest", "--server", &emu.url(), "--jetstream", &nats.url])
+        .args(["--stream", &stream, "--quiet", "--duration", "4"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ingest: {err}");
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("ingest summary"))
+        .unwrap_or_else(|| panic!("no ingest summary in:\n{err}"));
+    let n = [
+        number_before(summary, " + "),
+        number_before(summary, " per stream"),
+    ];
+    assert!(n[0] > 100 && n[1] > 100, "{summary}");
+    let (sent, ids) = sent_hashtags(&emu_cfg, n);
+    let total: u64 = sent.values().sum();
+    let slack = (SKETCH_EPSILON * total as f64).ceil() as u64;
+
+    // Every tweet stored and every message acked, each delivered once.
+    let mut db = crate::sink_util::admin();
+    let count = format!("SELECT count(*) FROM \"{}\".tweets", schema.name);
+    wait_for("every tweet stored", Duration::from_secs(45), || {
+        std::thread::sleep(Duration::from_millis(200));
+        db.query_one(&count, &[])
+            .is_ok_and(|r| r.get::<_, i64>(0) as usize >= ids.len())
+    });
+    wait_for("every message acked", Duration::from_secs(20), || {
+        let j = js_stats(&runs[0]);
+        j["pending"] == 0 && j["ack_pending"] == 0
+    });
+    for r in &runs {
+        let j = js_stats(r);
+        assert_eq!(
+            j["delivered_again"],
+            0,
+            "a message came twice, so its hashtags were counted twice: {j}\n{}",
+            logs()
+        );
+    }
+
+    // Instance a's dashboard, until its merged table holds at least what was sent
+    // (estimates never undercount, and grow to that once the last shares are merged)
+    // and stays the same over two reads.
+    let wd = WebDriver::start(&chromium, &driver);
+    let url = |i: usize| format!("http://127.0.0.1:{}/", ports[i]);
+    wd.post("/url", &json!({ "url": url(0) }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut previous = Value::Null;
+    let page = loop {
+        std::thread::sleep(Duration::from_millis(1200));
+        let page = wd.script(READ_TAGS);
+        let merged = tag_rows(&page, "merged");
+        let complete = page["merged_shown"] == true
+            && merged.len() == 10
+            && merged
+                .iter()
+                .all(|(tag, c)| *c >= sent.get(tag).copied().unwrap_or(0));
+        if complete && page["merged"] == previous["merged"] {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the merged card never showed counts at least those sent: {page:#}\nsent: {:?}\n{}",
+            top_of(&sent, 15),
+            logs()
+        );
+        previous = page;
+    };
+    let merged = tag_rows(&page, "merged");
+    let own_a = tag_rows(&page, "own");
+    let context = format!(
+        "merged {merged:?}\nsent (top 15 of {total}, ε·N = {slack}) {:?}",
+        top_of(&sent, 15)
+    );
+
+    // The card is visible and says it merges both instances.
+    assert!(
+        page["heading"]
+            .as_str()
+            .is_some_and(|h| h.contains("merged sketches of 2 instances")),
+        "{page:#}"
+    );
+    // Heaviest first; each count the true one, overestimated only upward and by at
+    // most ε·N; and what landed in the database is no more than that.
+    let stored = stored_hashtags(&schema.name);
+    for pair in merged.windows(2) {
+        assert!(pair[0].1 >= pair[1].1, "not heaviest first: {context}");
+    }
+    for (tag, shown) in &merged {
+        let truth = sent.get(tag).copied().unwrap_or(0);
+        assert!(
+            truth <= *shown && *shown <= truth + slack,
+            "#{tag}: shown {shown}, sent {truth} (+ ε·N {slack}): {context}"
+        );
+        let rows = stored.get(tag).copied().unwrap_or(0);
+        assert!(
+            rows > 0 && rows <= *shown,
+            "#{tag}: shown {shown}, in {rows} stored tweets: {context}"
+        );
+    }
+    // The true top: no tag left out was sent more often than the lightest one shown.
+    let lightest = merged.last().map_or(0, |(_, c)| *c);
+    for (tag, truth) in &sent {
+        assert!(
+            *truth <= lightest || merged.iter().any(|(t, _)| t == tag),
+            "#{tag} sent {truth} times is missing: {context}"
+        );
+    }
+
+    // Instance b's dashboard: its own table, and the same merged one.
+    wd.post("/url", &json!({ "url": url(1) }));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page_b = loop {
+        let p = wd.script(READ_TAGS);
+        if p["updates"].as_u64() >= Some(1) && !tag_rows(&p, "own").is_empty() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "{p:#}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let own_b = tag_rows(&page_b, "own");
+    assert_eq!(tag_rows(&page_b, "merged"), merged, "{page_b:#}");
+    // Each instance counted only its share: the merged count of a tag is at least
+    // each instance's own, and at least both together (the sketches add up, and a
+    // count-min minimum of sums is no less than the sum of the minima).
+    let own =
+        |table: &[(String, u64)], tag: &str| table.iter().find(|(t, _)| t == tag).map(|(_, c)| *c);
+    for (tag, m) in &merged {
+        let (a, b) = (own(&own_a, tag), own(&own_b, tag));
+        for (name, c) in [("a", a), ("b", b)] {
+            assert!(
+                c.is_none_or(|c| c <= *m),
+                "#{tag}: merged {m} below instance {name}'s {c:?}: {context}\nown a {own_a:?}\nown b {own_b:?}"
+            );
+        }
+        if let (Some(a), Some(b)) = (a, b) {
+            assert!(
+                a + b <= *m,
+                "#{tag}: merged {m} below a {a} + b {b}: {context}"
+            );
+        }
+    }
+    assert!(
+        merged
+            .iter()
+            .any(|(t, _)| own(&own_a, t).is_some() && own(&own_b, t).is_some()),
+        "no tag in both instances' tables: {own_a:?} {own_b:?}"
+    );
+
+    // No console errors on either page.
+    let log = wd.post("/se/log", &json!({"type": "browser"}));
+    let errors: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    drop(wd);
+    drop(runs);
+    println!(
+        "merged card checked in {:.1} s: {} events, {total} hashtags, ε·N = {slack}; {merged:?}",
+        started.elapsed().as_secs_f64(),
+        n[0] + n[1]
+    );
+}
+
+/// The `k` most sent hashtags, heaviest first.
+fn top_of(counts: &HashMap<String, u64>, k: usize) -> Vec<(&str, u64)> {
+    let mut v: Vec<(&str, u64)> = counts.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.truncate(k);
+    v
 }
