@@ -28,7 +28,9 @@
 //!    `TF_SCALE_WINDOW` seconds, and its µs per tweet is the growth of
 //!    `process_cpu_seconds_total` over the growth of
 //!    `tweetflow_records_committed_total` in that window (per thread group from
-//!    `tweetflow_cpu_seconds_total`). The consumer's pending count
+//!    `tweetflow_cpu_seconds_total`). The warm-up lasts until each instance also holds
+//!    at most `TF_SCALE_SETTLED` seconds of its rate received and not yet committed, so
+//!    the window counts no catching up. The consumer's pending count
 //!    (`tweetflow_jetstream_consumer_pending`) at the window's end says whether the
 //!    instances kept up. Then each instance gets SIGINT and its exit summary's `cpu:`
 //!    line (the whole run, start-up included) is printed too.
@@ -44,7 +46,8 @@
 //! `TF_SCALE_RATE` (events/s per stream, 1000), `TF_SCALE_SECS` (30); for `steady`:
 //! `TF_SCALE_RATE_PER_INSTANCE` (tweets/s each instance gets, 1000: the emulator at
 //! 3/8 of it in events/s per stream, an event carrying 1 + 1/3 tweets on average over
-//! 2 streams), `TF_SCALE_WARMUP` (s, 20), `TF_SCALE_WINDOW` (s, 60), `TF_SCALE_PERF`
+//! 2 streams), `TF_SCALE_WARMUP` (s, at least, 20), `TF_SCALE_SETTLED` (s, 2), `TF_SCALE_WINDOW`
+//! (s, 60), `TF_SCALE_PERF`
 //! (a directory: `perf record -g` of the first instance over each window into
 //! `perf-N<n>.data` there, and of the direct run into `perf-direct.data`; leave it
 //! unset for the figures, perf costs CPU).
@@ -342,6 +345,11 @@ fn total(text: &str, name: &str) -> f64 {
     samples(text, name).iter().map(|(_, v)| v).sum()
 }
 
+/// The first sample of `name`, if any.
+fn first(text: &str, name: &str) -> Option<f64> {
+    samples(text, name).first().map(|s| s.1)
+}
+
 /// What one reading of an instance's `/metrics` says.
 #[derive(Clone, Default)]
 struct Reading {
@@ -350,8 +358,8 @@ struct Reading {
     groups: Vec<(String, f64)>,
     committed: f64,
     tweets: f64,
-    pending: f64,
-    ack_pending: f64,
+    pending: Option<f64>,
+    ack_pending: Option<f64>,
 }
 
 impl Reading {
@@ -374,9 +382,14 @@ impl Reading {
             groups,
             committed: total(&text, "tweetflow_records_committed_total"),
             tweets: total(&text, "tweetflow_tweets_received_total"),
-            pending: total(&text, "tweetflow_jetstream_consumer_pending"),
-            ack_pending: total(&text, "tweetflow_jetstream_consumer_ack_pending"),
+            pending: first(&text, "tweetflow_jetstream_consumer_pending"),
+            ack_pending: first(&text, "tweetflow_jetstream_consumer_ack_pending"),
         })
+    }
+
+    /// Tweets received and not yet committed.
+    fn in_flight(&self) -> f64 {
+        self.tweets - self.committed
     }
 
     /// The window from `start` to this reading: µs per committed record, the same per
@@ -413,6 +426,9 @@ impl Reading {
             groups,
             committed_per_s: committed / secs.max(1e-9),
             received_per_s: (self.tweets - start.tweets) / secs.max(1e-9),
+            in_flight: (start.in_flight(), self.in_flight()),
+            pending: self.pending,
+            ack_pending: self.ack_pending,
         }
     }
 }
@@ -423,6 +439,30 @@ struct Window {
     groups: String,
     committed_per_s: f64,
     received_per_s: f64,
+    /// Tweets received and not yet committed at the window's start and end.
+    in_flight: (f64, f64),
+    /// The consumer's pending and ack-pending counts at the window's end (JetStream).
+    pending: Option<f64>,
+    ack_pending: Option<f64>,
+}
+
+impl Window {
+    /// The window's rates, what was in flight, the consumer, and µs/tweet per group.
+    fn describe(&self) -> String {
+        let consumer = match (self.pending, self.ack_pending) {
+            (Some(p), Some(a)) => format!(", consumer pending {p:.0} (ack pending {a:.0})"),
+            _ => String::new(),
+        };
+        format!(
+            "{:.0} tweets/s committed, {:.0} received, in flight {:.0} → {:.0}{consumer}; \
+             window µs/tweet: {}",
+            self.committed_per_s,
+            self.received_per_s,
+            self.in_flight.0,
+            self.in_flight.1,
+            self.groups
+        )
+    }
 }
 
 /// A child of the bench with its endpoint port and its stderr in a file.
@@ -501,14 +541,20 @@ fn perf(pid: u32, secs: u64, name: &str) -> Option<Child> {
         .ok()
 }
 
-/// Readings of every process after `warmup`, again after `window` (perf on the first
-/// one over the window when asked); each one's window figures and last reading.
+/// Readings of every process once warm, again after `window` (perf on the first one
+/// over the window when asked); each one's window figures, and the warm-up it took.
+///
+/// Warm is at least `warmup` seconds and every process holding at most `settled`
+/// tweets received and not yet committed (up to 120 s more): a window that starts
+/// with a backlog in flight counts its catching up as this window's commits.
 fn measure_window(
     procs: &[Proc],
     warmup: u64,
+    settled: f64,
     window: u64,
     perf_name: &str,
-) -> Vec<(Window, Reading)> {
+) -> (Vec<Window>, f64) {
+    let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(warmup));
     let read = |p: &Proc| {
         (0..20)
@@ -520,7 +566,15 @@ fn measure_window(
             })
             .unwrap_or_default()
     };
-    let start: Vec<Reading> = procs.iter().map(read).collect();
+    let limit = Duration::from_secs(warmup + 120);
+    let start: Vec<Reading> = loop {
+        let r: Vec<Reading> = procs.iter().map(read).collect();
+        if r.iter().all(|r| r.in_flight() <= settled) || t0.elapsed() >= limit {
+            break r;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let warmed = t0.elapsed().as_secs_f64();
     let recorder = procs
         .first()
         .and_then(|p| perf(p.child.id(), window, perf_name));
@@ -529,10 +583,8 @@ fn measure_window(
     if let Some(mut r) = recorder {
         let _ = r.wait();
     }
-    end.iter()
-        .zip(&start)
-        .map(|(e, s)| (e.since(s), e.clone()))
-        .collect()
+    let figures = end.iter().zip(&start).map(|(e, s)| e.since(s)).collect();
+    (figures, warmed)
 }
 
 /// The steady mode: a live stream at a fixed rate per instance.
@@ -540,12 +592,14 @@ fn steady(nats: &Nats, delay: &str, instances: &[usize]) {
     let per_instance: f64 = env_or("TF_SCALE_RATE_PER_INSTANCE", 1000.0);
     let warmup: u64 = env_or("TF_SCALE_WARMUP", 20);
     let window: u64 = env_or("TF_SCALE_WINDOW", 60);
+    let settled = per_instance * env_or("TF_SCALE_SETTLED", 2.0);
     // Events/s per stream: 2 streams, 1 + 1/3 tweets an event.
     let events = |n: usize| ((per_instance * n as f64 * 3.0 / 8.0).round() as u64).max(1);
     let db = database_url();
     println!(
         "scale bench, steady: {per_instance} tweets/s per instance (emulator {} events/s per \
-         stream per instance), warm-up {warmup} s, window {window} s, work delay {delay}, NATS {}",
+         stream per instance), warm-up {warmup} s and until at most {settled:.0} tweets in \
+         flight, window {window} s, work delay {delay}, NATS {}",
         events(1),
         nats.url
     );
@@ -560,23 +614,22 @@ fn steady(nats: &Nats, delay: &str, instances: &[usize]) {
     args.extend(run_flags(delay, &schema.name, &db, &addr));
     let mut direct = Proc::spawn(tweetflow(&args), port, dir.path());
     direct.wait_ready();
-    let figures = measure_window(
+    let (figures, warmed) = measure_window(
         std::slice::from_ref(&direct),
         warmup,
+        settled,
         window,
         "perf-direct.data",
     );
-    let (w, _) = &figures[0];
+    let w = &figures[0];
     let emulator = direct_emulator_us(&w.groups);
     let cpu = direct.stop();
     println!(
-        "1. direct SSE, one process: {:.1} µs/tweet ({:.1} without its emulator's threads), \
-         {:.0} tweets/s committed, {:.0} received; window µs/tweet: {}\n   exit {cpu}",
+        "1. direct SSE, one process: {:.1} µs/tweet ({:.1} without its emulator's threads); \
+         warm-up {warmed:.0} s; {}\n   exit {cpu}",
         w.us_per_tweet,
         w.us_per_tweet - emulator,
-        w.committed_per_s,
-        w.received_per_s,
-        w.groups
+        w.describe()
     );
     drop(schema);
 
@@ -586,7 +639,7 @@ fn steady(nats: &Nats, delay: &str, instances: &[usize]) {
         let stream = format!("steady-{n}-{}", std::process::id());
         let rate_s = events(n).to_string();
         let ingest_dir = tempfile::tempdir().unwrap();
-        let secs = (warmup + window + 120).to_string();
+        let secs = (warmup + window + 300).to_string();
         let ingest = Proc::spawn(
             tweetflow(&[
                 "ingest",
@@ -633,35 +686,33 @@ fn steady(nats: &Nats, delay: &str, instances: &[usize]) {
         for p in &mut procs {
             p.wait_ready();
         }
-        let figures = measure_window(&procs, warmup, window, &format!("perf-N{n}.data"));
+        let (figures, warmed) =
+            measure_window(&procs, warmup, settled, window, &format!("perf-N{n}.data"));
         let exits: Vec<String> = procs.into_iter().map(Proc::stop).collect();
         ingest.stop();
-        let costs: Vec<f64> = figures.iter().map(|(w, _)| w.us_per_tweet).collect();
+        let costs: Vec<f64> = figures.iter().map(|w| w.us_per_tweet).collect();
         let mean = costs.iter().sum::<f64>() / costs.len().max(1) as f64;
         let base = *base.get_or_insert(mean);
-        let (pending, ack_pending) = figures
+        let worst = costs.iter().fold(0.0f64, |a, &b| a.max(b));
+        let pending = figures
             .iter()
-            .map(|(_, r)| (r.pending, r.ack_pending))
-            .fold((0.0f64, 0.0f64), |a, b| (a.0.max(b.0), a.1.max(b.1)));
-        let committed: f64 = figures.iter().map(|(w, _)| w.committed_per_s).sum();
-        let received: f64 = figures.iter().map(|(w, _)| w.received_per_s).sum();
+            .fold(0.0f64, |a, w| a.max(w.pending.unwrap_or(f64::NAN)));
+        let committed: f64 = figures.iter().map(|w| w.committed_per_s).sum();
         println!(
-            "2. {n} instance(s): µs/tweet per instance [{}]; mean {mean:.1}, {:.2} × N = 1; \
-             {committed:.0} tweets/s committed ({received:.0} received) of {:.0} offered; \
-             consumer pending at the window's end {pending:.0} (ack pending {ack_pending:.0})",
+            "2. {n} instance(s): µs/tweet per instance [{}]; mean {mean:.1} = {:.2} × N = 1 \
+             (highest {:.2} ×); warm-up {warmed:.0} s; {committed:.0} tweets/s committed of \
+             {:.0} offered; consumer pending at the window's end {pending:.0}",
             costs
                 .iter()
                 .map(|c| format!("{c:.1}"))
                 .collect::<Vec<_>>()
                 .join(", "),
             mean / base,
+            worst / base,
             per_instance * n as f64
         );
-        for (i, ((w, _), exit)) in figures.iter().zip(&exits).enumerate() {
-            println!(
-                "   i{i}: {:.0} tweets/s committed; window µs/tweet: {}\n       exit {exit}",
-                w.committed_per_s, w.groups
-            );
+        for (i, (w, exit)) in figures.iter().zip(&exits).enumerate() {
+            println!("   i{i}: {}\n       exit {exit}", w.describe());
         }
     }
 }
