@@ -38,6 +38,8 @@
 //! Comment lines are skipped byte by byte and never buffered, so they do not
 //! count.
 
+use std::borrow::Cow;
+
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
@@ -256,7 +258,7 @@ impl SseParser {
                     continue;
                 }
             }
-            let eol = input.iter().position(|&b| b == b'\n' || b == b'\r');
+            let eol = memchr::memchr2(b'\n', b'\r', input);
             let (part, rest) = match eol {
                 Some(i) => (&input[..i], Some(i)),
                 None => (input, None),
@@ -333,7 +335,12 @@ impl SseParser {
                 if name == b"id" && value.contains(&0) {
                     return;
                 }
-                let text = String::from_utf8_lossy(value);
+                // Valid UTF-8 (the common case) is checked by the fast validator;
+                // only invalid input takes the replacing conversion.
+                let text = match std::str::from_utf8(value) {
+                    Ok(t) => Cow::Borrowed(t),
+                    Err(_) => String::from_utf8_lossy(value),
+                };
                 // Replacing invalid UTF-8 can make the value longer (up to 3×):
                 // the growth counts towards the bound too, so what is stored
                 // never exceeds what was counted.
