@@ -117,7 +117,7 @@ fn bench_sse(c: &mut Criterion) {
         g.bench_function(format!("chunks_of_{chunk}"), |b| {
             b.iter(|| {
                 let mut p = SseParser::default();
-                let mut out = Vec::new();
+                let mut out = tweetflow::SseEvents::new();
                 let mut n = 0;
                 for c in stream.chunks(chunk) {
                     p.feed_into(black_box(c), &mut out);

@@ -86,7 +86,7 @@ pub use crate::sink::{
 };
 pub use crate::source::{
     decode, fetch_lexicon, spawn_reader, Decoded, DecodedTweets, SourceConfig, SourceError,
-    SourceSnapshot, SourceStats, SseEvent, SseParser,
+    SourceSnapshot, SourceStats, SseEvent, SseEvents, SseParser,
 };
 pub use crate::stats::{
     cpu_times, CountMinSketch, CpuBudget, CpuTimes, Cumulative, GroupCpu, Histogram, ThreadGroup,

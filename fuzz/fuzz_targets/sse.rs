@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tweetflow::SseParser;
+use tweetflow::{SseEvents, SseParser};
 
 fuzz_target!(|input: &[u8]| {
     if input.len() < 2 {
@@ -23,13 +23,16 @@ fuzz_target!(|input: &[u8]| {
 
     let mut chunked = SseParser::new(max);
     let mut got = Vec::new();
+    let mut reused = SseEvents::new();
     let mut rest = stream;
     while !rest.is_empty() {
         seed ^= seed << 13;
         seed ^= seed >> 17;
         seed ^= seed << 5;
         let n = (seed as usize % 9).min(rest.len());
-        chunked.feed_into(&rest[..n], &mut got);
+        chunked.feed_into(&rest[..n], &mut reused);
+        got.extend_from_slice(reused.as_slice());
+        reused.clear();
         rest = &rest[n..];
         assert!(
             chunked.buffered_bytes() <= 3 * max,

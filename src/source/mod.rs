@@ -32,7 +32,7 @@ pub use lexicon::fetch_lexicon;
 pub(crate) use lexicon::{fetch_lexicon_reporting, fetch_lexicon_text, FetchProgress};
 pub(crate) use publish::spawn_publishing_reader;
 pub use reader::spawn_reader;
-pub use sse::{SseEvent, SseParser};
+pub use sse::{SseEvent, SseEvents, SseParser};
 
 /// Configuration of the stream readers and the lexicon fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]

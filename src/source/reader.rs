@@ -32,7 +32,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::decode::{decode, Decoded};
-use super::sse::{SseEvent, SseParser};
+use super::sse::{SseEvent, SseEvents, SseParser};
 use super::{join_url, SourceConfig, SourceStats};
 use crate::budget::{Budget, Wait};
 use crate::log_limit::LogLimiter;
@@ -293,7 +293,7 @@ impl<E: Events> Reader<E> {
     fn read_body(&mut self, mut body: impl Read, buf: &mut [u8]) -> (End, u64) {
         let mut parser =
             SseParser::with_last_event_id(self.cfg.max_event_bytes, &self.last_event_id);
-        let mut events: Vec<SseEvent> = Vec::new();
+        let mut events = SseEvents::new();
         let mut delivered = 0u64;
         loop {
             if self.shutdown.is_triggered() {
@@ -348,11 +348,12 @@ impl<E: Events> Reader<E> {
             }
             delivered += events.len() as u64;
             inc(&self.stats.events, events.len() as u64);
-            for ev in events.drain(..) {
-                if !self.events.event(&ev, received) {
+            for ev in events.as_slice() {
+                if !self.events.event(ev, received) {
                     return (End::Stop, delivered);
                 }
             }
+            events.clear();
         }
     }
 }

@@ -38,8 +38,10 @@
 //! Comment lines are skipped byte by byte and never buffered, so they do not
 //! count.
 
+use std::borrow::Cow;
+
 /// One dispatched event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
     /// The event type: the last `event` field of the block, or `message`.
     pub event: String,
@@ -47,6 +49,64 @@ pub struct SseEvent {
     pub data: String,
     /// The stream's last event ID at dispatch (persists from earlier events).
     pub id: String,
+}
+
+/// Dispatched events, kept for reuse: after [`SseEvents::clear`] the next
+/// events are written into the same strings, so a steady stream allocates
+/// nothing per event. Only a few slots and small strings are kept (see
+/// [`KEEP_SLOTS`], [`KEEP_BYTES`]), so one burst of events or one large event
+/// does not stay in memory.
+#[derive(Debug, Default)]
+pub struct SseEvents {
+    slots: Vec<SseEvent>,
+    len: usize,
+}
+
+/// Slots kept by [`SseEvents::clear`].
+const KEEP_SLOTS: usize = 64;
+/// A slot's data buffer is kept for reuse only up to this capacity.
+const KEEP_BYTES: usize = 64 << 10;
+
+impl SseEvents {
+    /// No events.
+    pub fn new() -> SseEvents {
+        SseEvents::default()
+    }
+
+    /// The events dispatched since the last [`SseEvents::clear`], in order.
+    pub fn as_slice(&self) -> &[SseEvent] {
+        &self.slots[..self.len]
+    }
+
+    /// How many events there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets the events; their strings stay for the next ones (within bounds).
+    pub fn clear(&mut self) {
+        self.slots.truncate(KEEP_SLOTS);
+        for slot in &mut self.slots {
+            if slot.data.capacity() > KEEP_BYTES {
+                slot.data = String::new();
+            }
+        }
+        self.len = 0;
+    }
+
+    /// The next slot to fill; its strings hold whatever they held before.
+    fn push_slot(&mut self) -> &mut SseEvent {
+        if self.len == self.slots.len() {
+            self.slots.push(SseEvent::default());
+        }
+        self.len += 1;
+        &mut self.slots[self.len - 1]
+    }
 }
 
 /// Where the parser is within the current line.
@@ -163,13 +223,13 @@ impl SseParser {
 
     /// Feeds bytes; returns the events they complete.
     pub fn feed(&mut self, input: &[u8]) -> Vec<SseEvent> {
-        let mut out = Vec::new();
+        let mut out = SseEvents::new();
         self.feed_into(input, &mut out);
-        out
+        out.as_slice().to_vec()
     }
 
     /// Feeds bytes; appends the events they complete to `out`.
-    pub fn feed_into(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn feed_into(&mut self, mut input: &[u8], out: &mut SseEvents) {
         // A leading BOM, possibly split across reads.
         const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
         while self.bom_seen < 3 {
@@ -189,7 +249,7 @@ impl SseParser {
         self.feed_bytes(input, out);
     }
 
-    fn feed_bytes(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) {
+    fn feed_bytes(&mut self, mut input: &[u8], out: &mut SseEvents) {
         while !input.is_empty() {
             if self.after_cr {
                 self.after_cr = false;
@@ -198,7 +258,7 @@ impl SseParser {
                     continue;
                 }
             }
-            let eol = input.iter().position(|&b| b == b'\n' || b == b'\r');
+            let eol = memchr::memchr2(b'\n', b'\r', input);
             let (part, rest) = match eol {
                 Some(i) => (&input[..i], Some(i)),
                 None => (input, None),
@@ -275,7 +335,12 @@ impl SseParser {
                 if name == b"id" && value.contains(&0) {
                     return;
                 }
-                let text = String::from_utf8_lossy(value);
+                // Valid UTF-8 (the common case) is checked by the fast validator;
+                // only invalid input takes the replacing conversion.
+                let text = match std::str::from_utf8(value) {
+                    Ok(t) => Cow::Borrowed(t),
+                    Err(_) => String::from_utf8_lossy(value),
+                };
                 // Replacing invalid UTF-8 can make the value longer (up to 3×):
                 // the growth counts towards the bound too, so what is stored
                 // never exceeds what was counted.
@@ -308,7 +373,7 @@ impl SseParser {
     }
 
     /// A blank line: dispatch the block (if it has data) and start a new one.
-    fn end_block(&mut self, out: &mut Vec<SseEvent>) {
+    fn end_block(&mut self, out: &mut SseEvents) {
         let skipped = std::mem::replace(&mut self.skipping, false);
         self.block_bytes = 0;
         if skipped {
@@ -320,21 +385,18 @@ impl SseParser {
         if self.data.is_empty() {
             return;
         }
-        // The buffer stays for the next block (no regrowth per event); the
-        // event gets an exact-size copy, less the final LF.
-        let data = self
-            .data
-            .strip_suffix('\n')
-            .unwrap_or(&self.data)
-            .to_owned();
+        // The data buffer changes places with the slot's (no copy), less the
+        // final LF; the slot's old buffer, cleared, collects the next block.
+        let slot = out.push_slot();
+        std::mem::swap(&mut self.data, &mut slot.data);
+        slot.data.pop();
         self.data.clear();
-        out.push(SseEvent {
-            event: event_type
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "message".to_owned()),
-            data,
-            id: self.last_event_id.clone(),
-        });
+        slot.event.clear();
+        match event_type.as_deref() {
+            Some(t) if !t.is_empty() => slot.event.push_str(t),
+            _ => slot.event.push_str("message"),
+        }
+        slot.id.clone_from(&self.last_event_id);
     }
 }
 
@@ -371,20 +433,28 @@ mod tests {
             assert_eq!(p.retry_ms(), whole.retry_ms());
             assert_eq!(p.oversized(), whole.oversized());
         }
+        // Byte by byte into one reused buffer, cleared after each feed: what a
+        // slot held before never shows in a later event.
         let mut p = SseParser::new(max);
         let mut got = Vec::new();
+        let mut reused = SseEvents::new();
         for b in input {
-            p.feed_into(std::slice::from_ref(b), &mut got);
+            p.feed_into(std::slice::from_ref(b), &mut reused);
+            got.extend_from_slice(reused.as_slice());
+            reused.clear();
         }
         assert_eq!(got, expected, "byte by byte");
         let mut rng = SmallRng::seed_from_u64(input.len() as u64);
         for _ in 0..20 {
             let mut p = SseParser::new(max);
             let mut got = Vec::new();
+            let mut reused = SseEvents::new();
             let mut rest = input;
             while !rest.is_empty() {
                 let n = rng.gen_range(0..=rest.len().min(7));
-                p.feed_into(&rest[..n], &mut got);
+                p.feed_into(&rest[..n], &mut reused);
+                got.extend_from_slice(reused.as_slice());
+                reused.clear();
                 rest = &rest[n..];
             }
             assert_eq!(got, expected, "random chunking");

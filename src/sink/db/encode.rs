@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::types::Type;
 
-use super::raw_json::replace_user;
+use super::raw_json::write_replacing_user;
 use super::tables::{TWEETS, USERS};
 use crate::model::{Record, Tweet, User};
 
@@ -134,12 +134,12 @@ pub(crate) fn strip_nul(s: &str) -> Cow<'_, str> {
 /// escaped backslashes (`\\u0000` is text, not a NUL) alone. Raw NUL bytes cannot
 /// occur in valid JSON text; they are removed too.
 pub(crate) fn sanitize_json(s: &str) -> Cow<'_, str> {
-    if !s.contains("\\u0000") && !s.contains('\0') {
+    let b = s.as_bytes();
+    if memchr::memmem::find(b, b"\\u0000").is_none() && memchr::memchr(0, b).is_none() {
         return Cow::Borrowed(s);
     }
     // Works on bytes: only ASCII bytes are removed or replaced, so the result is
     // still UTF-8, and no index can fall inside a character.
-    let b = s.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(s.len());
     let mut i = 0;
     let mut last = 0;
@@ -318,11 +318,9 @@ pub(crate) fn encode_tweet_row(
     let text = sanitized(&t.text, n);
     let lang = t.lang.as_deref().map(|s| sanitized(s, n));
     let raw = sanitized_json(&t.raw, n);
-    let raw = replace_user(&raw, t.user.id);
     let hashtags: Vec<Cow<'_, str>> = t.hashtags.iter().map(|h| sanitized(h, n)).collect();
     fits("tweets.text", text.len())?;
     fits("tweets.lang", lang.as_deref().map_or(0, str::len))?;
-    fits("tweets.raw", raw.len() + 1)?;
     // Header, then per element a length and the bytes (see `text_array`).
     let array = 20 + hashtags.iter().map(|h| 4 + h.len()).sum::<usize>();
     fits("tweets.hashtags", array)?;
@@ -341,7 +339,10 @@ pub(crate) fn encode_tweet_row(
     c.text_array(hashtags.iter());
     c.float8(r.sentiment);
     c.float8(r.engagement);
-    c.jsonb(&raw);
+    // With its `user` replaced, written straight into the buffer; the size is
+    // checked once it is known.
+    let len = c.jsonb_with(|out| write_replacing_user(&raw, t.user.id, out));
+    fits("tweets.raw", len)?;
     c.int8(Some(seq));
     c.timestamptz(received);
     Ok(())
@@ -410,6 +411,21 @@ impl CopyBuf {
             .extend_from_slice(&(v.len() as i32 + 1).to_be_bytes());
         self.buf.push(1);
         self.buf.extend_from_slice(v.as_bytes());
+    }
+
+    /// jsonb written by `write` (which appends the JSON text); returns the
+    /// field's length (version byte included), patched in afterwards.
+    pub(crate) fn jsonb_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&0i32.to_be_bytes());
+        self.buf.push(1);
+        write(&mut self.buf);
+        let len = self.buf.len() - at - 4;
+        // A length beyond i32 fails the caller's size check and the row is
+        // truncated away, so the patched value never reaches the server.
+        let prefix = (len.min(i32::MAX as usize) as i32).to_be_bytes();
+        self.buf[at..at + 4].copy_from_slice(&prefix);
+        len
     }
 
     /// A `timestamptz` field: microseconds since 2000-01-01 UTC (NULL for `None`).

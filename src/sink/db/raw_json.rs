@@ -13,6 +13,7 @@
 //! silently altered. The scanner checks structure, not every value: the server's
 //! jsonb parser is the judge of validity.
 
+#[cfg(test)]
 use std::borrow::Cow;
 
 /// Skips one JSON value starting at `i` (after whitespace); returns the index after it,
@@ -23,11 +24,13 @@ fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
         match *b.get(i)? {
             b'"' => {
                 i += 1;
+                // To the next quote or backslash in one SIMD search (most of a
+                // tweet's bytes are inside strings).
                 loop {
-                    match *b.get(i)? {
+                    i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                    match b[i] {
                         b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
+                        _ => break,
                     }
                 }
                 i += 1;
@@ -59,77 +62,171 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The raw tweet with its top-level `user` member replaced by the user id (added if
-/// missing). Text that is not a well-formed JSON object is returned unchanged; the
-/// database then refuses it and the record is isolated as a rejected row.
-pub(crate) fn replace_user(raw: &str, user_id: i64) -> Cow<'_, str> {
+/// What [`replace_user`] does to one text.
+enum Plan {
+    /// Not one well-formed JSON object: left as it is.
+    Unchanged,
+    /// No top-level `user`: `"user":<id>` goes right after the `{` at this index,
+    /// with a comma when members follow.
+    Insert { open: usize, comma: bool },
+    /// The values of the top-level `user` members (one, unless a key repeats).
+    Replace(Spans),
+}
+
+/// The byte ranges of the top-level `user` values; the first held inline, since
+/// a key that repeats is the exception.
+struct Spans {
+    first: (usize, usize),
+    more: Vec<(usize, usize)>,
+}
+
+impl Spans {
+    fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+}
+
+/// One pass over `raw`: where its top-level `user` values are.
+fn plan(raw: &str) -> Plan {
     let b = raw.as_bytes();
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
-        return Cow::Borrowed(raw);
+        return Plan::Unchanged;
     }
     let open = i;
     i += 1;
-    let mut spans = Vec::new();
+    let mut spans: Option<Spans> = None;
     loop {
         i = skip_ws(b, i);
         match b.get(i) {
             Some(b'}') => break,
             Some(b'"') => {}
-            _ => return Cow::Borrowed(raw),
+            _ => return Plan::Unchanged,
         }
         let key_start = i;
         let Some(key_end) = skip_value(b, i) else {
-            return Cow::Borrowed(raw);
+            return Plan::Unchanged;
         };
         i = skip_ws(b, key_end);
         if b.get(i) != Some(&b':') {
-            return Cow::Borrowed(raw);
+            return Plan::Unchanged;
         }
         let vstart = skip_ws(b, i + 1);
         let Some(vend) = skip_value(b, vstart) else {
-            return Cow::Borrowed(raw);
+            return Plan::Unchanged;
         };
         if vend == vstart {
-            return Cow::Borrowed(raw);
+            return Plan::Unchanged;
         }
         if b.get(key_start..key_end) == Some(b"\"user\"") {
-            spans.push((vstart, vend));
+            match &mut spans {
+                None => {
+                    spans = Some(Spans {
+                        first: (vstart, vend),
+                        more: Vec::new(),
+                    })
+                }
+                Some(s) => s.more.push((vstart, vend)),
+            }
         }
         i = skip_ws(b, vend);
         match b.get(i) {
             Some(b',') => i += 1,
             Some(b'}') => break,
-            _ => return Cow::Borrowed(raw),
+            _ => return Plan::Unchanged,
         }
     }
     if skip_ws(b, i + 1) != b.len() {
+        return Plan::Unchanged;
+    }
+    match spans {
+        Some(s) => Plan::Replace(s),
+        None => Plan::Insert {
+            open,
+            comma: b.get(skip_ws(b, open + 1)) != Some(&b'}'),
+        },
+    }
+}
+
+/// Appends `raw` to `out` with its top-level `user` member replaced by the user id
+/// (added if missing): the one copy of the text on its way into a COPY buffer. Text
+/// that is not a well-formed JSON object is appended unchanged; the database then
+/// refuses it and the record is isolated as a rejected row.
+pub(crate) fn write_replacing_user(raw: &str, user_id: i64, out: &mut Vec<u8>) {
+    let b = raw.as_bytes();
+    let id = IdText::new(user_id);
+    let id = id.as_bytes();
+    match plan(raw) {
+        Plan::Unchanged => out.extend_from_slice(b),
+        Plan::Insert { open, comma } => {
+            let (head, tail) = b.split_at(open + 1);
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"\"user\":");
+            out.extend_from_slice(id);
+            if comma {
+                out.push(b',');
+            }
+            out.extend_from_slice(tail);
+        }
+        Plan::Replace(spans) => {
+            // The spans come from a scan of `b` in order, so each lies within it
+            // and after the last; were one not to, the text goes unchanged.
+            let start = out.len();
+            let mut last = 0;
+            for (s, e) in spans.iter() {
+                let Some(before) = b.get(last..s) else {
+                    out.truncate(start);
+                    out.extend_from_slice(b);
+                    return;
+                };
+                out.extend_from_slice(before);
+                out.extend_from_slice(id);
+                last = e;
+            }
+            out.extend_from_slice(b.get(last..).unwrap_or_default());
+        }
+    }
+}
+
+/// A user id's decimal digits, without an allocation.
+struct IdText {
+    buf: [u8; 20],
+    len: usize,
+}
+
+impl IdText {
+    fn new(n: i64) -> IdText {
+        use std::io::Write;
+        // `i64::MIN` is a sign and 19 digits: 20 bytes.
+        let mut buf = [0u8; 20];
+        let mut w = &mut buf[..];
+        let len = match write!(w, "{n}") {
+            Ok(()) => 20 - w.len(),
+            Err(_) => 0,
+        };
+        IdText { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[cfg(test)]
+/// The raw tweet with its top-level `user` member replaced by the user id (added if
+/// missing). Text that is not a well-formed JSON object is returned unchanged; the
+/// database then refuses it and the record is isolated as a rejected row.
+pub(crate) fn replace_user(raw: &str, user_id: i64) -> Cow<'_, str> {
+    if matches!(plan(raw), Plan::Unchanged) {
         return Cow::Borrowed(raw);
     }
-    let id = user_id.to_string();
-    if spans.is_empty() {
-        let rest = skip_ws(b, open + 1);
-        let sep = if b.get(rest) == Some(&b'}') { "" } else { "," };
-        let Some(members) = raw.get(open + 1..) else {
-            return Cow::Borrowed(raw);
-        };
-        return Cow::Owned(format!("{{\"user\":{id}{sep}{members}"));
+    let mut out = Vec::with_capacity(raw.len() + 20);
+    write_replacing_user(raw, user_id, &mut out);
+    // Only whole ASCII members were cut and ASCII inserted: still UTF-8.
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(_) => Cow::Borrowed(raw),
     }
-    let mut out = String::with_capacity(raw.len());
-    let mut last = 0;
-    for (s, e) in spans {
-        let Some(before) = raw.get(last..s) else {
-            return Cow::Borrowed(raw);
-        };
-        out.push_str(before);
-        out.push_str(&id);
-        last = e;
-    }
-    let Some(rest) = raw.get(last..) else {
-        return Cow::Borrowed(raw);
-    };
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
