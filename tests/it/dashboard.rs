@@ -22,15 +22,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tweetflow::{
-    start, Corpus, Emulator, EmulatorConfig, EventKind, PipelineConfig, Rate, Shutdown, TweetGen,
-};
+use tweetflow::{start, Emulator, EmulatorConfig, PipelineConfig, Rate, Shutdown};
 
 use crate::child::{number_before, Tweetflow};
+use crate::jetstream::for_each_sent_tweet;
 use crate::nats_util::{self, NatsServer};
 use crate::sink_util::{unique, wait_for, TestSchema, ADMIN_URL};
 
@@ -375,33 +373,14 @@ fn tag_rows(page: &Value, table: &str) -> Vec<(String, u64)> {
 /// its seed: every hashtag occurrence of every tweet (a retweet's original counted as
 /// a tweet of its own, as the pipeline does), case folded, and the distinct tweet ids.
 fn sent_hashtags(emu: &EmulatorConfig, n: [u64; 2]) -> (HashMap<String, u64>, BTreeSet<i64>) {
-    let corpus = Arc::new(Corpus::with_users(emu.seed, emu.users));
     let (mut counts, mut ids) = (HashMap::new(), BTreeSet::new());
-    let mut count = |t: &Value| {
+    for_each_sent_tweet(emu, n, |t| {
         ids.insert(t["id"].as_i64().unwrap());
         for h in t["entities"]["hashtags"].as_array().into_iter().flatten() {
             let tag = h["text"].as_str().unwrap().to_lowercase();
             *counts.entry(tag).or_insert(0) += 1;
         }
-    };
-    for (stream, events) in [1u32, 2].into_iter().zip(n) {
-        let mut generator = TweetGen::with_corpus(Arc::clone(&corpus), stream);
-        generator.set_retweet_share(emu.retweet_share);
-        let mut payload = Vec::new();
-        for index in 0..events {
-            payload.clear();
-            let kind =
-                generator.event_at(index, 0, emu.kill_every, emu.malformed_every, &mut payload);
-            if let EventKind::Tweet = kind {
-                let v: Value = serde_json::from_slice(&payload).unwrap();
-                let t = &v["message"]["tweet"];
-                count(t);
-                if let Some(original) = t.get("retweeted_status") {
-                    count(original);
-                }
-            }
-        }
-    }
+    });
     (counts, ids)
 }
 

@@ -31,11 +31,11 @@ fn emulator_config(seed: u64, rate: f64) -> EmulatorConfig {
     }
 }
 
-/// The tweets of the first `n[s]` events of each stream: distinct ids, and how many
-/// tweets were sent (extracted originals included, a repeated id counted again).
-fn expected(emu: &EmulatorConfig, n: [u64; 2]) -> (BTreeSet<i64>, u64) {
+/// Calls `f` with every tweet the emulator `emu` sends in the first `n[s]` events of
+/// each stream, regenerated from its seed: each status, then its extracted original
+/// (a tweet of its own, as the pipeline counts it).
+pub(crate) fn for_each_sent_tweet(emu: &EmulatorConfig, n: [u64; 2], mut f: impl FnMut(&Value)) {
     let corpus = Arc::new(Corpus::with_users(emu.seed, emu.users));
-    let (mut ids, mut sent) = (BTreeSet::new(), 0);
     for (stream, count) in [1u32, 2].into_iter().zip(n) {
         let mut generator = TweetGen::with_corpus(Arc::clone(&corpus), stream);
         generator.set_retweet_share(emu.retweet_share);
@@ -47,15 +47,23 @@ fn expected(emu: &EmulatorConfig, n: [u64; 2]) -> (BTreeSet<i64>, u64) {
             if let EventKind::Tweet = kind {
                 let v: Value = serde_json::from_slice(&payload).unwrap();
                 let t = &v["message"]["tweet"];
-                ids.insert(t["id"].as_i64().unwrap());
-                sent += 1;
+                f(t);
                 if let Some(orig) = t.get("retweeted_status") {
-                    ids.insert(orig["id"].as_i64().unwrap());
-                    sent += 1;
+                    f(orig);
                 }
             }
         }
     }
+}
+
+/// The tweets of the first `n[s]` events of each stream: distinct ids, and how many
+/// tweets were sent (extracted originals included, a repeated id counted again).
+fn expected(emu: &EmulatorConfig, n: [u64; 2]) -> (BTreeSet<i64>, u64) {
+    let (mut ids, mut sent) = (BTreeSet::new(), 0);
+    for_each_sent_tweet(emu, n, |t| {
+        ids.insert(t["id"].as_i64().unwrap());
+        sent += 1;
+    });
     (ids, sent)
 }
 
