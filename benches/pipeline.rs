@@ -10,8 +10,8 @@
 //!
 //! Environment: `TF_BENCH_NODELAY_SECS` (20), `TF_BENCH_RATES` (tweets/s in all,
 //! `2000,5000,10000`), `TF_BENCH_WARMUP` (20 s), `TF_BENCH_SECS` (60 s),
-//! `TF_BENCH_PARTS` (`AB`), `TF_BENCH_WHEN_FULL` (part A's `--when-full`: `spill`, the
-//! default for a tweet server, or `block`), `DATABASE_URL`.
+//! `TF_BENCH_PARTS` (`AB`), `TF_BENCH_WHEN_FULL` (`--when-full` of both parts: `spill`,
+//! the default for a tweet server, or `block`), `DATABASE_URL`.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -40,6 +40,17 @@ fn base_config(schema: &str, spool: &std::path::Path) -> PipelineConfig {
     cfg
 }
 
+/// `--when-full` from `TF_BENCH_WHEN_FULL` (`spill`, the default for a tweet server,
+/// or `block`), printed.
+fn when_full() -> tweetflow::WhenFull {
+    let when_full: String = env_or("TF_BENCH_WHEN_FULL", "spill".to_string());
+    println!("--when-full {when_full}");
+    match when_full.as_str() {
+        "block" => tweetflow::WhenFull::Block,
+        _ => tweetflow::WhenFull::Spill,
+    }
+}
+
 fn part_a(secs: u64) {
     println!("== A. delay off: pipeline into PostgreSQL vs raw binary COPY of the same rows");
     let mut schema = Schema::new("bench_nodelay");
@@ -47,12 +58,7 @@ fn part_a(secs: u64) {
     let mut cfg = base_config(&schema.name, spool.path());
     cfg.emulator.rate = Rate::Max;
     cfg.core.work_delay = "0".parse().unwrap();
-    let when_full: String = env_or("TF_BENCH_WHEN_FULL", "spill".to_string());
-    cfg.sink.when_full = match when_full.as_str() {
-        "block" => tweetflow::WhenFull::Block,
-        _ => tweetflow::WhenFull::Spill,
-    };
-    println!("--when-full {when_full}");
+    cfg.sink.when_full = when_full();
     // At `--rate max` the emulator's 1-in-300 kills come hundreds of times a second,
     // far above the real server's rate that the default restart intensity is sized
     // for; raise the limit so this run measures throughput, kills included.
@@ -134,6 +140,7 @@ fn part_b(rate: f64, warmup: u64, secs: u64) {
     // An event carries 1 + 1/3 tweets on average (a third are retweets).
     let per_stream = rate / 2.0 / (1.0 + cfg.emulator.retweet_share);
     cfg.emulator.rate = Rate::Constant(per_stream);
+    cfg.sink.when_full = when_full();
     let shutdown = Shutdown::new();
     let pipeline = start(cfg, shutdown.clone()).unwrap_or_else(|_| panic!("start"));
     let probes = pipeline.probes().clone();
