@@ -28,9 +28,9 @@ use serde_json::{json, Value};
 use tweetflow::{start, Emulator, EmulatorConfig, PipelineConfig, Rate, Shutdown};
 
 use crate::child::{number_before, Tweetflow};
-use crate::jetstream::for_each_sent_tweet;
+use crate::jetstream::{for_each_sent_tweet, run_instance};
 use crate::nats_util::{self, NatsServer};
-use crate::sink_util::{unique, wait_for, TestSchema, ADMIN_URL};
+use crate::sink_util::{unique, wait_for, TestSchema};
 
 /// `name` on the `PATH`, if it is there.
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -401,23 +401,19 @@ fn stored_hashtags(schema: &str) -> HashMap<String, u64> {
 /// `tweetflow run --jetstream` as instance `name`, its dashboard on `port`.
 fn jetstream_instance(nats: &str, stream: &str, schema: &str, name: &str, port: u16) -> Tweetflow {
     let ops = format!("127.0.0.1:{port}");
-    Tweetflow::start(&[
-        "--jetstream",
+    run_instance(
         nats,
-        "--stream",
         stream,
-        "--schema",
         schema,
-        "--database-url",
-        ADMIN_URL,
-        "--instance",
-        name,
-        "--metrics-addr",
-        &ops,
-        "--work-delay",
-        "1..5",
-        "--quiet",
-    ])
+        &[
+            "--instance",
+            name,
+            "--metrics-addr",
+            &ops,
+            "--work-delay",
+            "1..5",
+        ],
+    )
 }
 
 /// The last stats line's `jetstream` part.

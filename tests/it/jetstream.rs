@@ -133,8 +133,9 @@ fn events_per_stream(stderr: &str) -> [u64; 2] {
     [a, b]
 }
 
-/// An instance of `run --jetstream` writing into `schema`.
-fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweetflow {
+/// An instance of `run --jetstream` writing into `schema`; without `/metrics` unless
+/// `extra` names `--metrics-addr`.
+pub(crate) fn run_instance(nats: &str, stream: &str, schema: &str, extra: &[&str]) -> Tweetflow {
     run_instance_on(ADMIN_URL, nats, stream, schema, extra)
 }
 
@@ -155,10 +156,11 @@ fn run_instance_on(
         schema,
         "--database-url",
         db_url,
-        "--metrics-addr",
-        "off",
         "--quiet",
     ];
+    if !extra.contains(&"--metrics-addr") {
+        args.extend_from_slice(&["--metrics-addr", "off"]);
+    }
     args.extend_from_slice(extra);
     Tweetflow::start(&args)
 }
