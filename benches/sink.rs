@@ -95,7 +95,7 @@ fn raw_copy(recs: &[Record]) -> Row {
         .collect();
     let user_raw: Vec<(&Record, String)> = users
         .values()
-        .map(|r| (*r, r.tweet.user.raw.clone()))
+        .map(|r| (*r, r.tweet.user.raw.to_string()))
         .collect();
     let created = tweetflow::parse_twitter_time("Mon Apr 18 19:30:47 +0000 2016");
     let mut c = Client::connect(&url(), NoTls).expect("connect");
@@ -125,15 +125,17 @@ fn raw_copy(recs: &[Record]) -> Row {
     for (r, raw) in &user_raw {
         let u = &r.tweet.user;
         let seq = r.tweet.seq as i64;
+        let (screen_name, name) = (u.screen_name.as_deref(), u.name.as_deref());
+        let lang = u.lang.as_deref();
         w.write(&[
             &u.id as &(dyn ToSql + Sync),
-            &u.screen_name,
-            &u.name,
+            &screen_name,
+            &name,
             &u.followers_count,
             &u.friends_count,
             &u.statuses_count,
             &u.verified,
-            &u.lang,
+            &lang,
             &created,
             &Jsonb(raw),
             &seq,
@@ -170,16 +172,18 @@ fn raw_copy(recs: &[Record]) -> Row {
         let t = &r.tweet;
         let seq = t.seq as i64;
         let received = std::time::UNIX_EPOCH + Duration::from_micros(t.received_unix_us);
+        let (text, lang) = (t.text.as_str(), t.lang.as_deref());
+        let hashtags: Vec<&str> = t.hashtags.iter().map(|h| h.as_str()).collect();
         w.write(&[
             &t.id as &(dyn ToSql + Sync),
             &t.user.id,
-            &t.text,
-            &t.lang,
+            &text,
+            &lang,
             &created,
             &t.favorite_count,
             &t.retweet_count,
             &t.retweeted_status_id,
-            &t.hashtags,
+            &hashtags,
             &r.sentiment,
             &r.engagement,
             &Jsonb(raw),

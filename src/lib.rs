@@ -67,7 +67,9 @@ pub use crate::jetstream::{
     AckKind, Client as JetStreamClient, Delivery, Ensured, JsError, JsSnapshot, JsStats, Publisher,
     Pulled, StreamSpec,
 };
-pub use crate::model::{unix_micros, AggMsg, Ingest, Record, ScoreKind, Seq, SeqGen, Tweet, User};
+pub use crate::model::{
+    unix_micros, AggMsg, Ingest, Record, ScoreKind, Seq, SeqGen, SharedStr, Tweet, User,
+};
 pub use crate::ops::{
     check_bearer, Access, Method, OpsConfig, OpsError, OpsServer, Request, Response, Routes,
 };

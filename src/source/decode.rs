@@ -27,7 +27,10 @@
 //! `raw` is the tweet object's JSON text exactly as received, captured with
 //! `&RawValue` while the envelope is parsed (no re-serialisation); typed fields
 //! are then read from that text with borrowed strings, so no `serde_json::Value`
-//! is ever built.
+//! is ever built. The text is copied once, and every string field that JSON
+//! escapes did not change (the user object and a retweet's original included)
+//! becomes a range of that copy ([`SharedStrs`]); the escaped ones share a
+//! second buffer. A tweet is two or three allocations, not one per string.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -37,7 +40,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::budget::MemoryPermit;
-use crate::model::{Seq, Tweet, User};
+use crate::model::{Buffers, Placed, Seq, SharedStrs, Tweet, User};
 
 /// Visitor methods mapping every scalar to a default value.
 macro_rules! scalar_to_default {
@@ -167,23 +170,34 @@ pub fn decode(data: &str) -> Decoded {
         }
     };
     let retweeted = fields.retweeted_status;
-    let mut tweet = match build_tweet(raw, fields) {
-        Ok(t) => t,
+    let user = match parse_object::<UserFields<'_>>(fields.user.get()) {
+        Ok(u) => u,
         Err(e) => return Decoded::Malformed(e.into()),
     };
-    let original = retweeted.map(|orig_raw| {
-        let decoded = parse_object::<TweetFields<'_>>(orig_raw.get())
-            .and_then(|f| build_tweet(orig_raw.get(), f));
-        match decoded {
-            Ok(o) => {
-                tweet.retweeted_status_id = Some(o.id);
-                Ok(o)
-            }
-            Err(e) => {
-                tweet.retweeted_status_id =
-                    parse_object::<IdOnly>(orig_raw.get()).ok().map(|i| i.id);
-                Err(e.into())
-            }
+    // One copy of the tweet's text holds every string of it and of its original
+    // that JSON escapes did not change (see `SharedStrs`).
+    let mut strs = SharedStrs::over(raw);
+    let tweet = place_tweet(&mut strs, raw, fields, user);
+    let original = retweeted.map(|orig| {
+        let orig_raw = orig.get();
+        parse_object::<TweetFields<'_>>(orig_raw)
+            .and_then(|f| {
+                let u = parse_object::<UserFields<'_>>(f.user.get())?;
+                Ok(place_tweet(&mut strs, orig_raw, f, u))
+            })
+            .map_err(|e| (e, parse_object::<IdOnly>(orig_raw).ok().map(|i| i.id)))
+    });
+    let buffers = strs.finish();
+    let mut tweet = tweet.build(&buffers);
+    let original = original.map(|o| match o {
+        Ok(placed) => {
+            let o = placed.build(&buffers);
+            tweet.retweeted_status_id = Some(o.id);
+            Ok(o)
+        }
+        Err((e, id)) => {
+            tweet.retweeted_status_id = id;
+            Err(e.into())
         }
     });
     Decoded::Tweets(DecodedTweets { tweet, original })
@@ -215,41 +229,104 @@ fn lab_wrapped_tweet(data: &str) -> Option<&str> {
     (tweet.starts_with('{') && tweet.ends_with('}')).then_some(tweet)
 }
 
-fn build_tweet(raw: &str, f: TweetFields<'_>) -> Result<Tweet, serde_json::Error> {
-    let u: UserFields<'_> = parse_object(f.user.get())?;
+/// A tweet whose strings are placed in its [`SharedStrs`], waiting for the buffers.
+struct PlacedTweet {
+    id: i64,
+    text: Placed,
+    lang: Option<Placed>,
+    created_at: Option<Placed>,
+    favorite_count: i64,
+    retweet_count: i64,
+    hashtags: Vec<Placed>,
+    user: PlacedUser,
+    raw: Placed,
+}
+
+struct PlacedUser {
+    id: i64,
+    followers_count: i64,
+    screen_name: Option<Placed>,
+    name: Option<Placed>,
+    friends_count: Option<i64>,
+    statuses_count: Option<i64>,
+    verified: Option<bool>,
+    lang: Option<Placed>,
+    created_at: Option<Placed>,
+    raw: Placed,
+}
+
+fn place_tweet(
+    strs: &mut SharedStrs<'_>,
+    raw: &str,
+    f: TweetFields<'_>,
+    u: UserFields<'_>,
+) -> PlacedTweet {
+    let mut place_opt = |s: Option<Cow<'_, str>>| s.map(|s| strs.place(&s));
+    let lang = place_opt(f.lang.0);
+    let created_at = place_opt(f.created_at.0);
+    let user = PlacedUser {
+        id: u.id,
+        followers_count: u.followers_count,
+        screen_name: place_opt(u.screen_name.0),
+        name: place_opt(u.name.0),
+        friends_count: u.friends_count.0,
+        statuses_count: u.statuses_count.0,
+        verified: u.verified.0,
+        lang: place_opt(u.lang.0),
+        created_at: place_opt(u.created_at.0),
+        raw: strs.place(f.user.get()),
+    };
     let hashtags = match f.entities {
         Some(Entities {
             hashtags: Some(Hashtags(tags)),
-        }) => tags,
+        }) => tags.iter().map(|t| strs.place(t)).collect(),
         _ => Vec::new(),
     };
-    Ok(Tweet {
-        seq: 0,
-        stream: 0,
-        received_unix_us: 0,
+    PlacedTweet {
         id: f.id,
-        text: f.text.into_owned(),
-        lang: f.lang.0.map(Cow::into_owned),
-        created_at: f.created_at.0.map(Cow::into_owned),
+        text: strs.place(&f.text),
+        lang,
+        created_at,
         favorite_count: f.favorite_count.unwrap_or(0),
         retweet_count: f.retweet_count.unwrap_or(0),
-        retweeted_status_id: None,
         hashtags,
-        user: User {
-            id: u.id,
-            followers_count: u.followers_count,
-            screen_name: u.screen_name.0.map(Cow::into_owned),
-            name: u.name.0.map(Cow::into_owned),
-            friends_count: u.friends_count.0,
-            statuses_count: u.statuses_count.0,
-            verified: u.verified.0,
-            lang: u.lang.0.map(Cow::into_owned),
-            created_at: u.created_at.0.map(Cow::into_owned),
-            raw: f.user.get().to_owned(),
-        },
-        raw: raw.to_owned(),
-        memory: MemoryPermit::default(),
-    })
+        user,
+        raw: strs.place(raw),
+    }
+}
+
+impl PlacedTweet {
+    fn build(self, b: &Buffers) -> Tweet {
+        let get = |p: Option<Placed>| p.map(|p| p.get(b));
+        let u = self.user;
+        Tweet {
+            seq: 0,
+            stream: 0,
+            received_unix_us: 0,
+            id: self.id,
+            text: self.text.get(b),
+            lang: get(self.lang),
+            created_at: get(self.created_at),
+            favorite_count: self.favorite_count,
+            retweet_count: self.retweet_count,
+            retweeted_status_id: None,
+            hashtags: self.hashtags.iter().map(|h| h.get(b)).collect(),
+            user: User {
+                id: u.id,
+                followers_count: u.followers_count,
+                screen_name: get(u.screen_name),
+                name: get(u.name),
+                friends_count: u.friends_count,
+                statuses_count: u.statuses_count,
+                verified: u.verified,
+                lang: get(u.lang),
+                created_at: get(u.created_at),
+                raw: u.raw.get(b),
+            },
+            raw: self.raw.get(b),
+            memory: MemoryPermit::default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,8 +363,8 @@ struct TweetFields<'a> {
     user: &'a RawValue,
     #[serde(borrow, default)]
     retweeted_status: Option<&'a RawValue>,
-    #[serde(default)]
-    entities: Option<Entities>,
+    #[serde(borrow, default)]
+    entities: Option<Entities<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -311,72 +388,72 @@ struct UserFields<'a> {
 }
 
 /// `entities`: only `hashtags` is read; an odd shape means no hashtags.
-struct Entities {
-    hashtags: Option<Hashtags>,
+struct Entities<'a> {
+    hashtags: Option<Hashtags<'a>>,
 }
 
-impl<'de> Deserialize<'de> for Entities {
+impl<'de: 'a, 'a> Deserialize<'de> for Entities<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entities;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Entities<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("entities")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entities, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entities<'a>, A::Error> {
                 let mut hashtags = None;
                 while let Some(Key(is_hashtags)) = map.next_key::<Key<true>>()? {
                     if is_hashtags {
-                        hashtags = Some(map.next_value::<Hashtags>()?);
+                        hashtags = Some(map.next_value::<Hashtags<'a>>()?);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(Entities { hashtags })
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entities, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entities<'a>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Entities { hashtags: None })
             }
-            fn visit_unit<E>(self) -> Result<Entities, E> {
+            fn visit_unit<E>(self) -> Result<Entities<'a>, E> {
                 Ok(Entities { hashtags: None })
             }
             scalar_to_default!(Entities { hashtags: None });
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
 /// `entities.hashtags[].text`; entries without a string `text` are left out.
-struct Hashtags(Vec<String>);
+struct Hashtags<'a>(Vec<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for Hashtags {
+impl<'de: 'a, 'a> Deserialize<'de> for Hashtags<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Hashtags;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Hashtags<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("hashtags")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hashtags, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hashtags<'a>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(tag) = seq.next_element::<HashtagText<'de>>()? {
                     if let Some(t) = tag.0 {
-                        out.push(t.into_owned());
+                        out.push(t);
                     }
                 }
                 Ok(Hashtags(out))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hashtags, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hashtags<'a>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Hashtags(Vec::new()))
             }
-            fn visit_unit<E>(self) -> Result<Hashtags, E> {
+            fn visit_unit<E>(self) -> Result<Hashtags<'a>, E> {
                 Ok(Hashtags(Vec::new()))
             }
             scalar_to_default!(Hashtags(Vec::new()));
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -614,6 +691,28 @@ mod tests {
             "the fixture is realistic in size: {}",
             tj.len()
         );
+        // One copy of the text holds every unescaped string; the escaped text has
+        // bytes of its own, counted once by `heap_bytes`.
+        let unescaped = [
+            &t.user.raw,
+            t.user.screen_name.as_ref().unwrap(),
+            t.user.created_at.as_ref().unwrap(),
+            t.lang.as_ref().unwrap(),
+            &t.hashtags[0],
+            &t.hashtags[1],
+        ];
+        for s in unescaped {
+            assert!(s.within(&t.raw), "{s:?} is a range of the raw text");
+        }
+        assert!(!t.text.within(&t.raw) && !t.user.name.as_ref().unwrap().within(&t.raw));
+        assert_eq!(
+            t.heap_bytes() as usize,
+            std::mem::size_of::<Tweet>()
+                + tj.len()
+                + t.text.len()
+                + t.user.name.as_ref().unwrap().len()
+                + 2 * std::mem::size_of::<crate::model::SharedStr>()
+        );
     }
 
     #[test]
@@ -633,6 +732,11 @@ mod tests {
         assert_eq!(o.retweeted_status_id, None);
         assert_eq!(o.raw, orig);
         assert_eq!(t.raw, rt, "the retweet's raw keeps its retweeted_status");
+        assert!(
+            o.raw.within(&t.raw),
+            "the original is a range of the retweet's copy"
+        );
+        assert!(o.user.raw.within(&o.raw) && o.lang.as_ref().unwrap().within(&o.raw));
         assert_eq!(o.user.id, 7);
         assert_eq!((o.retweet_count, o.favorite_count), (5, 5));
         assert_eq!((t.retweet_count, t.favorite_count), (0, 0));

@@ -214,7 +214,7 @@ fn decoder_agrees_with_serde_json_value_on_emulator_events() {
                 // raw is the received text: it parses back to the same value
                 // and is a verbatim slice of the data.
                 assert_eq!(serde_json::from_str::<Value>(&t.raw).unwrap(), *vt);
-                assert!(data.contains(&t.raw));
+                assert!(data.contains(t.raw.as_str()));
                 assert_eq!(serde_json::from_str::<Value>(&t.user.raw).unwrap(), *u);
                 checked += 1;
             }

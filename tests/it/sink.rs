@@ -269,7 +269,7 @@ fn rows_the_database_refuses_are_isolated_saved_and_counted() {
     let mut recs = tweetflow::testkit::records(1, 1, 60);
     // 20: the tweet's raw JSON is truncated (jsonb refuses it); its user is fine.
     let mut t = (*recs[20].tweet).clone();
-    t.raw.truncate(100);
+    t.raw = t.raw[..100].into();
     recs[20].tweet = t.into();
     // 30: the user's raw holds a lone surrogate escape (jsonb refuses it); own user id.
     let mut t = (*recs[30].tweet).clone();
@@ -279,7 +279,10 @@ fn rows_the_database_refuses_are_isolated_saved_and_counted() {
     // 40: NUL in the text and \u0000 in the raw JSON: sanitized and stored.
     let mut t = (*recs[40].tweet).clone();
     t.text = "nul\0here".into();
-    t.raw = t.raw.replacen("\"text\":\"", "\"text\":\"\\u0000", 1);
+    t.raw = t
+        .raw
+        .replacen("\"text\":\"", "\"text\":\"\\u0000", 1)
+        .into();
     recs[40].tweet = t.into();
     let cfg = SinkConfig {
         batch_min: 100,

@@ -44,14 +44,17 @@ fn a_bad_date_is_stored_as_null_with_the_raw_json_kept() {
     let bad_user = "Wed Jul 11 09:12:03 é000 2012";
     let mut t = (*recs[7].tweet).clone();
     t.created_at = Some(bad_tweet.into());
-    t.raw = t.raw.replacen(
-        "\"created_at\":\"",
-        &format!("\"created_at\":\"{bad_tweet}"),
-        1,
-    );
+    t.raw = t
+        .raw
+        .replacen(
+            "\"created_at\":\"",
+            &format!("\"created_at\":\"{bad_tweet}"),
+            1,
+        )
+        .into();
     t.user.id = 4242;
     t.user.created_at = Some(bad_user.into());
-    t.user.raw = format!(r#"{{"id":4242,"created_at":"{bad_user}"}}"#);
+    t.user.raw = format!(r#"{{"id":4242,"created_at":"{bad_user}"}}"#).into();
     recs[7].tweet = t.into();
     let s = send_all(cfg(&schema, spool.path(), 20), recs).unwrap();
     assert_eq!(s.stats.records_committed, 20);

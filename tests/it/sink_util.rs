@@ -152,16 +152,16 @@ pub fn workload(base: u64, n: usize) -> (Vec<Record>, Vec<(i64, i64, String)>) {
     let mut recs = records(base + 1, 1, n);
     let mut expect: Vec<(i64, i64, String)> = recs
         .iter()
-        .map(|r| (r.tweet.id, r.tweet.seq as i64, r.tweet.text.clone()))
+        .map(|r| (r.tweet.id, r.tweet.seq as i64, r.tweet.text.to_string()))
         .collect();
     let later_base = base + 10 * n as u64;
     for id in (10..=n as i64).step_by(10) {
         let mut t = (*recs[(id - 1) as usize].tweet).clone();
         t.seq = later_base + id as u64;
-        t.text = format!("version 2 of {id}");
+        t.text = format!("version 2 of {id}").into();
         let e = &mut expect[(id - 1) as usize];
         e.1 = t.seq as i64;
-        e.2 = t.text.clone();
+        e.2 = t.text.to_string();
         recs.push(Record {
             tweet: Arc::new(t),
             sentiment: Some(0.25),

@@ -27,10 +27,11 @@
 //! (short, trailing bytes, bad UTF-8, bad tag) with a [`FrameError`]; it never
 //! panics on any input.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::budget::MemoryPermit;
-use crate::model::{Record, Tweet, User};
+use crate::model::{Record, SharedStr, Tweet, User};
 
 /// The first bytes of a spool file: magic, then the format version (u16 LE).
 pub(crate) const FILE_HEADER: &[u8; 16] = b"TWEETFLOWSPOOL\x01\x00";
@@ -194,7 +195,7 @@ impl Enc<'_> {
             }
         }
     }
-    fn opt_str(&mut self, v: &Option<String>) {
+    fn opt_str(&mut self, v: &Option<SharedStr>) {
         self.opt(v.as_deref(), Self::str);
     }
 }
@@ -260,6 +261,9 @@ pub(crate) fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
 struct Dec<'a> {
     b: &'a [u8],
     i: usize,
+    /// Every string of the record, one after the other: one buffer shared by the
+    /// record's [`SharedStr`]s.
+    strs: String,
 }
 
 impl<'a> Dec<'a> {
@@ -288,13 +292,14 @@ impl<'a> Dec<'a> {
     fn i64(&mut self) -> Result<i64, FrameError> {
         Ok(i64::from_le_bytes(self.arr()?))
     }
-    fn str(&mut self) -> Result<String, FrameError> {
+    /// A string, as its range of `strs`.
+    fn str(&mut self) -> Result<Range<usize>, FrameError> {
         let n = self.u32()? as usize;
         let at = self.i;
-        let s = self.take(n)?;
-        std::str::from_utf8(s)
-            .map(str::to_owned)
-            .map_err(|_| FrameError::Utf8(at))
+        let s = std::str::from_utf8(self.take(n)?).map_err(|_| FrameError::Utf8(at))?;
+        let start = self.strs.len();
+        self.strs.push_str(s);
+        Ok(start..self.strs.len())
     }
     fn opt<T>(
         &mut self,
@@ -319,7 +324,11 @@ impl<'a> Dec<'a> {
 
 /// The record a frame's payload holds.
 pub(crate) fn decode(payload: &[u8]) -> Result<Record, FrameError> {
-    let mut d = Dec { b: payload, i: 0 };
+    let mut d = Dec {
+        b: payload,
+        i: 0,
+        strs: String::with_capacity(payload.len()),
+    };
     let seq = d.u64()?;
     let stream = d.u8()?;
     let received_unix_us = d.u64()?;
@@ -342,36 +351,50 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, FrameError> {
         hashtags.push(d.str()?);
     }
     let raw = d.str()?;
-    let user = User {
-        id: d.i64()?,
-        followers_count: d.i64()?,
-        screen_name: d.opt(Dec::str)?,
-        name: d.opt(Dec::str)?,
-        friends_count: d.opt(Dec::i64)?,
-        statuses_count: d.opt(Dec::i64)?,
-        verified: d.opt(Dec::bool)?,
-        lang: d.opt(Dec::str)?,
-        created_at: d.opt(Dec::str)?,
-        raw: d.str()?,
-    };
+    let user_id = d.i64()?;
+    let followers_count = d.i64()?;
+    let screen_name = d.opt(Dec::str)?;
+    let name = d.opt(Dec::str)?;
+    let friends_count = d.opt(Dec::i64)?;
+    let statuses_count = d.opt(Dec::i64)?;
+    let verified = d.opt(Dec::bool)?;
+    let user_lang = d.opt(Dec::str)?;
+    let user_created_at = d.opt(Dec::str)?;
+    let user_raw = d.str()?;
     if d.i != payload.len() {
         return Err(FrameError::Trailing(payload.len() - d.i));
     }
+    let buf: Arc<str> = Arc::from(d.strs);
+    // The ranges are the strings `Dec::str` appended: in bounds, on boundaries.
+    let get = |r: Range<usize>| SharedStr::range_of(&buf, r).unwrap_or_default();
+    let opt = |r: Option<Range<usize>>| r.map(get);
+    let user = User {
+        id: user_id,
+        followers_count,
+        screen_name: opt(screen_name),
+        name: opt(name),
+        friends_count,
+        statuses_count,
+        verified,
+        lang: opt(user_lang),
+        created_at: opt(user_created_at),
+        raw: get(user_raw),
+    };
     Ok(Record {
         tweet: Arc::new(Tweet {
             seq,
             stream,
             received_unix_us,
             id,
-            text,
-            lang,
-            created_at,
+            text: get(text),
+            lang: opt(lang),
+            created_at: opt(created_at),
             favorite_count,
             retweet_count,
             retweeted_status_id,
-            hashtags,
+            hashtags: hashtags.into_iter().map(get).collect(),
             user,
-            raw,
+            raw: get(raw),
             memory: MemoryPermit::default(),
         }),
         sentiment,
@@ -398,7 +421,7 @@ mod tests {
                 favorite_count: -3,
                 retweet_count: i64::MAX,
                 retweeted_status_id: Some(i64::MIN),
-                hashtags: vec!["a".into(), String::new(), "ünï".into()],
+                hashtags: vec!["a".into(), "".into(), "ünï".into()],
                 raw: r#"{"id":1,"text":"line\nbreak \"q\" é","user":{"id":9}}"#.into(),
                 user: User {
                     screen_name: Some("s".into()),

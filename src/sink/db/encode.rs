@@ -484,6 +484,7 @@ impl CopyBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SharedStr;
 
     fn secs(t: SystemTime) -> i64 {
         match t.duration_since(UNIX_EPOCH) {
@@ -624,7 +625,8 @@ mod tests {
     fn expected(table: &str, column: &str, r: &Record) -> Val {
         let t = &r.tweet;
         let u = &t.user;
-        let text = |s: &Option<String>| s.clone().map_or(Val::Null, Val::Text);
+        let text =
+            |s: &Option<SharedStr>| s.as_ref().map_or(Val::Null, |s| Val::Text(s.to_string()));
         let int = |v: Option<i64>| v.map_or(Val::Null, Val::Int);
         let float = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
         match (table, column) {
@@ -641,13 +643,15 @@ mod tests {
             ("users" | "tweets", "ingest_seq") => Val::Int(t.seq as i64),
             ("tweets", "id") => Val::Int(t.id),
             ("tweets", "user_id") => Val::Int(u.id),
-            ("tweets", "text") => Val::Text(t.text.clone()),
+            ("tweets", "text") => Val::Text(t.text.to_string()),
             ("tweets", "lang") => text(&t.lang),
             ("tweets", "created_at") => pg_time(t.created_at.as_deref().unwrap()),
             ("tweets", "favorite_count") => Val::Int(t.favorite_count),
             ("tweets", "retweet_count") => Val::Int(t.retweet_count),
             ("tweets", "retweeted_status_id") => int(t.retweeted_status_id),
-            ("tweets", "hashtags") => Val::Texts(t.hashtags.clone()),
+            ("tweets", "hashtags") => {
+                Val::Texts(t.hashtags.iter().map(|h| h.to_string()).collect())
+            }
             ("tweets", "sentiment") => float(r.sentiment),
             ("tweets", "engagement") => float(r.engagement),
             ("tweets", "raw") => {

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::MemoryPermit;
 
+mod shared_str;
+
+pub use shared_str::SharedStr;
+pub(crate) use shared_str::{Buffers, Placed, SharedStrs};
+
 /// Ingest sequence number.
 ///
 /// Increases across both streams *and across runs*: the sink starts its
@@ -65,9 +70,9 @@ pub struct User {
     /// Followers; engagement divides by it (0 when absent).
     pub followers_count: i64,
     /// The @handle.
-    pub screen_name: Option<String>,
+    pub screen_name: Option<SharedStr>,
     /// The display name.
-    pub name: Option<String>,
+    pub name: Option<SharedStr>,
     /// Accounts the user follows.
     pub friends_count: Option<i64>,
     /// Tweets the user has posted.
@@ -75,11 +80,11 @@ pub struct User {
     /// The verified badge.
     pub verified: Option<bool>,
     /// The user's interface language.
-    pub lang: Option<String>,
+    pub lang: Option<SharedStr>,
     /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
-    pub created_at: Option<String>,
+    pub created_at: Option<SharedStr>,
     /// The user object exactly as received (compact JSON text).
-    pub raw: String,
+    pub raw: SharedStr,
 }
 
 /// One tweet: a status from the stream, or the `retweeted_status` extracted from
@@ -96,11 +101,11 @@ pub struct Tweet {
     /// Twitter's tweet id.
     pub id: i64,
     /// The text as received.
-    pub text: String,
+    pub text: SharedStr,
     /// Twitter's guess of the text's language.
-    pub lang: Option<String>,
+    pub lang: Option<SharedStr>,
     /// Twitter's format, e.g. `Mon Apr 18 19:30:47 +0000 2016`.
-    pub created_at: Option<String>,
+    pub created_at: Option<SharedStr>,
     /// 0 when absent.
     pub favorite_count: i64,
     /// 0 when absent.
@@ -108,12 +113,12 @@ pub struct Tweet {
     /// The id of the original when this tweet is a retweet.
     pub retweeted_status_id: Option<i64>,
     /// `entities.hashtags[].text`, as received (not lower-cased).
-    pub hashtags: Vec<String>,
+    pub hashtags: Vec<SharedStr>,
     /// The author.
     pub user: User,
     /// The tweet object exactly as received (compact JSON text), `user` and any
     /// `retweeted_status` included.
-    pub raw: String,
+    pub raw: SharedStr,
     /// Its bytes of the memory budget, taken by the stream reader and given
     /// back when the last copy of the tweet is dropped. Not stored anywhere
     /// (a tweet read back from the spool holds none).
@@ -141,18 +146,21 @@ impl User {
 
 impl Tweet {
     /// What the tweet takes in memory, as counted against the memory budget:
-    /// the struct and the capacity of every string it owns.
+    /// the struct, its raw JSON text and every string held outside it (decoded
+    /// strings are ranges of the raw text unless JSON escapes changed them).
     pub fn heap_bytes(&self) -> u64 {
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let raw = &self.raw;
+        let outside = |s: &SharedStr| if s.within(raw) { 0 } else { s.len() };
+        let opt = |s: &Option<SharedStr>| s.as_ref().map_or(0, outside);
         let u = &self.user;
         let bytes = std::mem::size_of::<Tweet>()
-            + self.text.capacity()
-            + self.raw.capacity()
+            + raw.len()
+            + outside(&self.text)
             + opt(&self.lang)
             + opt(&self.created_at)
-            + self.hashtags.capacity() * std::mem::size_of::<String>()
-            + self.hashtags.iter().map(String::capacity).sum::<usize>()
-            + u.raw.capacity()
+            + self.hashtags.capacity() * std::mem::size_of::<SharedStr>()
+            + self.hashtags.iter().map(outside).sum::<usize>()
+            + outside(&u.raw)
             + opt(&u.screen_name)
             + opt(&u.name)
             + opt(&u.lang)
