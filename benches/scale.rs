@@ -109,6 +109,23 @@ fn run_flags<'a>(delay: &'a str, schema: &'a str, db: &'a str, metrics: &'a str)
     ]
 }
 
+/// `tweetflow ingest` publishing `rate` events/s (or `max`) of the emulator to
+/// `stream` of `nats` for `secs` s, quietly.
+fn ingest_args<'a>(nats: &'a str, stream: &'a str, rate: &'a str, secs: &'a str) -> Vec<&'a str> {
+    vec![
+        "ingest",
+        "--jetstream",
+        nats,
+        "--stream",
+        stream,
+        "--emulator-rate",
+        rate,
+        "--duration",
+        secs,
+        "--quiet",
+    ]
+}
+
 fn run_to_end(args: &[&str]) -> String {
     let out = tweetflow(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -189,18 +206,7 @@ fn drain(nats: &Nats, delay: &str, instances: &[usize]) {
     );
 
     // 0. Ingest alone.
-    let err = run_to_end(&[
-        "ingest",
-        "--jetstream",
-        &nats.url,
-        "--stream",
-        "scale-ingest",
-        "--emulator-rate",
-        "max",
-        "--duration",
-        &secs_s,
-        "--quiet",
-    ]);
+    let err = run_to_end(&ingest_args(&nats.url, "scale-ingest", "max", &secs_s));
     let published = number_before(&err, " (duplicates").unwrap_or(0.0);
     println!(
         "0. ingest alone: {published:.0} messages in {secs} s = {:.0} messages/s into JetStream",
@@ -228,18 +234,7 @@ fn drain(nats: &Nats, delay: &str, instances: &[usize]) {
     // 2. N instances sharing a stream.
     for &n in instances {
         let stream = format!("scale-{n}-{}", std::process::id());
-        run_to_end(&[
-            "ingest",
-            "--jetstream",
-            &nats.url,
-            "--stream",
-            &stream,
-            "--emulator-rate",
-            &rate_s,
-            "--duration",
-            &secs_s,
-            "--quiet",
-        ]);
+        run_to_end(&ingest_args(&nats.url, &stream, &rate_s, &secs_s));
         let schema = Schema::new(&format!("bench_scale_{n}"));
         let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         let t0 = Instant::now();
@@ -640,24 +635,9 @@ fn steady(nats: &Nats, delay: &str, instances: &[usize]) {
         let rate_s = events(n).to_string();
         let ingest_dir = tempfile::tempdir().unwrap();
         let secs = (warmup + window + 300).to_string();
-        let ingest = Proc::spawn(
-            tweetflow(&[
-                "ingest",
-                "--jetstream",
-                &nats.url,
-                "--stream",
-                &stream,
-                "--emulator-rate",
-                &rate_s,
-                "--duration",
-                &secs,
-                "--metrics-addr",
-                "off",
-                "--quiet",
-            ]),
-            0,
-            ingest_dir.path(),
-        );
+        let mut args = ingest_args(&nats.url, &stream, &rate_s, &secs);
+        args.extend(["--metrics-addr", "off"]);
+        let ingest = Proc::spawn(tweetflow(&args), 0, ingest_dir.path());
         // The stream exists once ingest has started publishing.
         std::thread::sleep(Duration::from_secs(2));
         let schema = Schema::new(&format!("bench_scale_steady_{n}"));

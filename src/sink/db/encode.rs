@@ -68,24 +68,9 @@ pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
         }
         _ => return None,
     };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let mdays = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
     if !(1..=9999).contains(&year)
         || day < 1
-        || day > mdays[month as usize - 1]
+        || day > days_in_month(year, month)
         || h > 23
         || mi > 59
         || se > 60
@@ -97,20 +82,37 @@ pub fn parse_twitter_time(s: &str) -> Option<SystemTime> {
     {
         return None;
     }
-    // Days from civil (H. Hinnant).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
     if secs >= 0 {
         Some(UNIX_EPOCH + Duration::from_secs(secs as u64))
     } else {
         Some(UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()))
     }
+}
+
+/// The days of `month` (1 to 12) of `year` in the Gregorian calendar.
+pub(super) fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The days from 1970-01-01 to the (proleptic Gregorian) date `year-month-day`
+/// (negative before it), for years 0 to 9999: H. Hinnant's days from civil,
+/// which counts years from a 1st of March, so that the leap day is the last of
+/// its year, in eras of 400 years (146,097 days).
+pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// A field of 1 to `max` ASCII digits (no sign, no space), as a number.
