@@ -543,10 +543,11 @@ const SINK_LAYERS: &[&[&str]] = &[
     &["start"],
 ];
 
-/// `src/sink/db/`, lowest first: the column list, the raw JSON rewriting and
+/// `src/sink/db/`, lowest first: the calendar arithmetic; the column list, the raw JSON rewriting and
 /// the TLS configurations; the COPY encoding and the errors; the compatibility
 /// rule and the connections; creating and checking the tables; the batch write.
 const SINK_DB_LAYERS: &[&[&str]] = &[
+    &["civil"],
     &["raw_json", "tables", "tls"],
     &["encode", "error"],
     &["compat", "connect"],

@@ -5,6 +5,7 @@
 //! as the writer does, and the fuzzers and benches encode rows through it.
 
 pub(crate) mod batch;
+mod civil;
 pub(super) mod compat;
 pub(crate) mod connect;
 pub(crate) mod encode;

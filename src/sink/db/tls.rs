@@ -35,7 +35,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::encode::{days_from_civil, days_in_month};
+use super::civil::{days_from_civil, days_in_month};
 use crate::sink::url::SslMode;
 
 /// The client configuration of `mode` (not `disable`), trusting `ca` or the
