@@ -170,21 +170,17 @@ pub fn decode(data: &str) -> Decoded {
         }
     };
     let retweeted = fields.retweeted_status;
-    let user = match parse_object::<UserFields<'_>>(fields.user.get()) {
-        Ok(u) => u,
-        Err(e) => return Decoded::Malformed(e.into()),
-    };
     // One copy of the tweet's text holds every string of it and of its original
     // that JSON escapes did not change (see `SharedStrs`).
     let mut strs = SharedStrs::over(raw);
-    let tweet = place_tweet(&mut strs, raw, fields, user);
+    let tweet = match place_tweet(&mut strs, raw, fields) {
+        Ok(t) => t,
+        Err(e) => return Decoded::Malformed(e.into()),
+    };
     let original = retweeted.map(|orig| {
         let orig_raw = orig.get();
         parse_object::<TweetFields<'_>>(orig_raw)
-            .and_then(|f| {
-                let u = parse_object::<UserFields<'_>>(f.user.get())?;
-                Ok(place_tweet(&mut strs, orig_raw, f, u))
-            })
+            .and_then(|f| place_tweet(&mut strs, orig_raw, f))
             .map_err(|e| (e, parse_object::<IdOnly>(orig_raw).ok().map(|i| i.id)))
     });
     let buffers = strs.finish();
@@ -255,12 +251,13 @@ struct PlacedUser {
     raw: Placed,
 }
 
+/// Reads the user's fields and places the tweet's strings in `strs`.
 fn place_tweet(
     strs: &mut SharedStrs<'_>,
     raw: &str,
     f: TweetFields<'_>,
-    u: UserFields<'_>,
-) -> PlacedTweet {
+) -> Result<PlacedTweet, serde_json::Error> {
+    let u: UserFields<'_> = parse_object(f.user.get())?;
     let mut place_opt = |s: Option<Cow<'_, str>>| s.map(|s| strs.place(&s));
     let lang = place_opt(f.lang.0);
     let created_at = place_opt(f.created_at.0);
@@ -282,7 +279,7 @@ fn place_tweet(
         }) => tags.iter().map(|t| strs.place(t)).collect(),
         _ => Vec::new(),
     };
-    PlacedTweet {
+    Ok(PlacedTweet {
         id: f.id,
         text: strs.place(&f.text),
         lang,
@@ -292,7 +289,7 @@ fn place_tweet(
         hashtags,
         user,
         raw: strs.place(raw),
-    }
+    })
 }
 
 impl PlacedTweet {

@@ -27,11 +27,10 @@
 //! (short, trailing bytes, bad UTF-8, bad tag) with a [`FrameError`]; it never
 //! panics on any input.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use crate::budget::MemoryPermit;
-use crate::model::{Record, SharedStr, Tweet, User};
+use crate::model::{Placed, Record, SharedStr, SharedStrs, Tweet, User};
 
 /// The first bytes of a spool file: magic, then the format version (u16 LE).
 pub(crate) const FILE_HEADER: &[u8; 16] = b"TWEETFLOWSPOOL\x01\x00";
@@ -261,9 +260,9 @@ pub(crate) fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
 struct Dec<'a> {
     b: &'a [u8],
     i: usize,
-    /// Every string of the record, one after the other: one buffer shared by the
-    /// record's [`SharedStr`]s.
-    strs: String,
+    /// Every string of the record, one after the other in one side buffer
+    /// (no base): one buffer shared by the record's [`SharedStr`]s.
+    strs: SharedStrs<'static>,
 }
 
 impl<'a> Dec<'a> {
@@ -292,14 +291,12 @@ impl<'a> Dec<'a> {
     fn i64(&mut self) -> Result<i64, FrameError> {
         Ok(i64::from_le_bytes(self.arr()?))
     }
-    /// A string, as its range of `strs`.
-    fn str(&mut self) -> Result<Range<usize>, FrameError> {
+    /// A string, placed in `strs`.
+    fn str(&mut self) -> Result<Placed, FrameError> {
         let n = self.u32()? as usize;
         let at = self.i;
         let s = std::str::from_utf8(self.take(n)?).map_err(|_| FrameError::Utf8(at))?;
-        let start = self.strs.len();
-        self.strs.push_str(s);
-        Ok(start..self.strs.len())
+        Ok(self.strs.place(s))
     }
     fn opt<T>(
         &mut self,
@@ -327,7 +324,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, FrameError> {
     let mut d = Dec {
         b: payload,
         i: 0,
-        strs: String::with_capacity(payload.len()),
+        strs: SharedStrs::over(""),
     };
     let seq = d.u64()?;
     let stream = d.u8()?;
@@ -364,10 +361,9 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, FrameError> {
     if d.i != payload.len() {
         return Err(FrameError::Trailing(payload.len() - d.i));
     }
-    let buf: Arc<str> = Arc::from(d.strs);
-    // The ranges are the strings `Dec::str` appended: in bounds, on boundaries.
-    let get = |r: Range<usize>| SharedStr::range_of(&buf, r).unwrap_or_default();
-    let opt = |r: Option<Range<usize>>| r.map(get);
+    let buffers = d.strs.finish();
+    let get = |p: Placed| p.get(&buffers);
+    let opt = |p: Option<Placed>| p.map(get);
     let user = User {
         id: user_id,
         followers_count,
