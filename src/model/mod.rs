@@ -117,7 +117,10 @@ pub struct Tweet {
     /// The author.
     pub user: User,
     /// The tweet object exactly as received (compact JSON text), `user` and any
-    /// `retweeted_status` included.
+    /// `retweeted_status` included. When `user.raw` is a range of it
+    /// ([`SharedStr::within`]), that range is the value of its top-level `user`
+    /// member: the decoder places it so, and the sink then replaces the user by
+    /// its id without scanning the text.
     pub raw: SharedStr,
     /// Its bytes of the memory budget, taken by the stream reader and given
     /// back when the last copy of the tweet is dropped. Not stored anywhere

@@ -63,6 +63,13 @@ impl SharedStr {
     pub fn within(&self, outer: &SharedStr) -> bool {
         self.same_buffer(outer) && outer.start <= self.start && self.end <= outer.end
     }
+
+    /// Where `self` lies in `outer`'s text, as a byte range of it, when `self` is
+    /// [`within`](SharedStr::within) it.
+    pub fn range_in(&self, outer: &SharedStr) -> Option<Range<usize>> {
+        self.within(outer)
+            .then(|| self.start - outer.start..self.end - outer.start)
+    }
 }
 
 impl Default for SharedStr {
@@ -320,6 +327,22 @@ mod tests {
         assert!(SharedStr::range_of(&buf, 0..1).is_none());
         assert!(SharedStr::range_of(&buf, 0..4).is_none());
         assert_eq!(SharedStr::range_of(&buf, 2..3).unwrap(), "!");
+    }
+
+    #[test]
+    fn range_in_is_the_offset_within_the_outer_string() {
+        let buf: Arc<str> = Arc::from("xx{\"user\":{\"id\":1}}yy");
+        let outer = SharedStr::range_of(&buf, 2..19).unwrap();
+        let inner = SharedStr::range_of(&buf, 10..18).unwrap();
+        let span = inner.range_in(&outer).unwrap();
+        assert_eq!(&outer.as_str()[span], "{\"id\":1}");
+        // Not inside: partly outside, or another buffer with the same text.
+        assert_eq!(
+            SharedStr::range_of(&buf, 0..4).unwrap().range_in(&outer),
+            None
+        );
+        assert_eq!(SharedStr::from("{\"id\":1}").range_in(&outer), None);
+        assert_eq!(outer.range_in(&outer), Some(0..17));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use postgres::types::Type;
 
 use super::civil::{days_from_civil, days_in_month};
-use super::raw_json::write_replacing_user;
+use super::raw_json::{write_replacing_user, write_with_user_at};
 use super::tables::{TWEETS, USERS};
 use crate::model::{Record, Tweet, User};
 
@@ -319,8 +319,18 @@ pub(crate) fn encode_tweet_row(
     c.float8(r.sentiment);
     c.float8(r.engagement);
     // With its `user` replaced, written straight into the buffer; the size is
-    // checked once it is known.
-    let len = c.jsonb_with(|out| write_replacing_user(&raw, t.user.id, out));
+    // checked once it is known. A decoded tweet's user object is a range of its
+    // text (see `Tweet::raw`), so where that text goes unchanged the span is known;
+    // otherwise (read back from the spool, built by hand, sanitized) it is found by
+    // a scan.
+    let user_span = match raw {
+        Cow::Borrowed(_) => t.user.raw.range_in(&t.raw),
+        Cow::Owned(_) => None,
+    };
+    let len = c.jsonb_with(|out| match user_span {
+        Some(span) => write_with_user_at(&raw, span, t.user.id, out),
+        None => write_replacing_user(&raw, t.user.id, out),
+    });
     fits("tweets.raw", len)?;
     c.int8(Some(seq));
     c.timestamptz(received);
@@ -685,6 +695,52 @@ mod tests {
         }
         assert_eq!(USER_FIELDS as usize, USERS.copied());
         assert_eq!(TWEET_FIELDS as usize, TWEETS.copied());
+    }
+
+    /// The `raw` field of one encoded tweet row, as JSON.
+    fn encoded_raw(r: &Record) -> serde_json::Value {
+        let mut c = CopyBuf::new(0);
+        encode_tweet_row(&mut c, r, &mut 0).unwrap();
+        let fields = one_row(&c.finish());
+        let at = TWEETS
+            .copied_columns()
+            .position(|c| c.name == "raw")
+            .unwrap();
+        match read_as("jsonb", fields[at].as_deref().unwrap()) {
+            Val::Json(v) => v,
+            other => panic!("raw read as {other:?}"),
+        }
+    }
+
+    /// A retweet whose user object is a range of its text, as the decoder leaves
+    /// it: the user is replaced at that span, with the same result as the scan
+    /// that a tweet whose user is held apart takes, and the same as replacing the
+    /// member of a parsed tree. The original's user, equal in text, stays.
+    #[test]
+    fn a_user_within_the_raw_text_is_replaced_at_its_span() {
+        let user = crate::testkit::user_json(7, 10);
+        let original = crate::testkit::tweet_json(1, 7, 10, None);
+        let text: std::sync::Arc<str> =
+            crate::testkit::tweet_json(2, 7, 10, Some(&original)).into();
+        let at = text.find(&user).unwrap();
+        let mut r = crate::testkit::record(&crate::testkit::Spec::default());
+        let t = std::sync::Arc::make_mut(&mut r.tweet);
+        t.raw = SharedStr::whole(text.clone());
+        t.user.id = 7;
+        t.user.raw = SharedStr::range_of(&text, at..at + user.len()).unwrap();
+        assert_eq!(
+            r.tweet.user.raw.range_in(&r.tweet.raw),
+            Some(at..at + user.len())
+        );
+        let mut want: serde_json::Value = serde_json::from_str(&text).unwrap();
+        want["user"] = serde_json::json!(7);
+        assert_eq!(want["retweeted_status"]["user"]["id"], 7);
+        let at_span = encoded_raw(&r);
+        assert_eq!(at_span, want);
+        // The same user held in a buffer of its own: found by the scan.
+        std::sync::Arc::make_mut(&mut r.tweet).user.raw = SharedStr::from(user.as_str());
+        assert_eq!(r.tweet.user.raw.range_in(&r.tweet.raw), None);
+        assert_eq!(encoded_raw(&r), at_span);
     }
 
     #[test]

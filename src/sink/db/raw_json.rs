@@ -188,6 +188,27 @@ pub(crate) fn write_replacing_user(raw: &str, user_id: i64, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `raw` to `out` with the bytes of `user` (the value of its top-level
+/// `user` member, as the decoder found it) replaced by the user id: the same result
+/// as [`write_replacing_user`] without scanning the text. A span out of bounds
+/// takes the scan.
+pub(crate) fn write_with_user_at(
+    raw: &str,
+    user: std::ops::Range<usize>,
+    user_id: i64,
+    out: &mut Vec<u8>,
+) {
+    let b = raw.as_bytes();
+    match (b.get(..user.start), b.get(user.end..)) {
+        (Some(head), Some(tail)) if user.start < user.end => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(IdText::new(user_id).as_bytes());
+            out.extend_from_slice(tail);
+        }
+        _ => write_replacing_user(raw, user_id, out),
+    }
+}
+
 /// A user id's decimal digits, without an allocation.
 struct IdText {
     buf: [u8; 20],
