@@ -9,7 +9,7 @@
 //! second nearly every send wakes it.
 //!
 //! [`Paced`] turns that around. It takes what is waiting; when the channel is
-//! empty right after it took something, it naps for `nap` (default 1 ms) and
+//! empty right after it took something, it naps for `nap` (default 5 ms) and
 //! looks again, instead of parking. While messages keep coming the receiver is
 //! never parked, so no sender wakes it: one timer wake-up per nap replaces one
 //! wake-up per message, and each nap's messages are handled as one batch.
@@ -25,7 +25,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 
 /// The default nap of a busy receiver.
-pub(crate) const DEFAULT_NAP: Duration = Duration::from_millis(1);
+pub(crate) const DEFAULT_NAP: Duration = Duration::from_millis(5);
 
 /// What [`Paced::poll`] found.
 #[derive(Debug, PartialEq, Eq)]

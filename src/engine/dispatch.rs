@@ -17,7 +17,7 @@
 //! individual workers (at 275 ms a message, a 64-deep inbox would be 17 s).
 //!
 //! The input is read paced (`crate::pace`): while tweets keep coming the
-//! dispatcher naps 1 ms between batches instead of parking, so the readers'
+//! dispatcher naps 5 ms between batches instead of parking, so the readers'
 //! sends do not have to wake it, and its jobs go out in bursts.
 //!
 //! Its counters (tweets, dispatched per pool) are kept locally and added to
