@@ -1,8 +1,8 @@
-//! The floor of the design card's hand-off, with none of tweetflow's engine:
+//! The floor of a thread-per-message hand-off, with none of tweetflow's engine:
 //! `cargo bench --bench handoff`. What OS threads that each sleep the mandated
 //! delay per message cost on this machine, so that the engine's own cost (the
 //! `core` bench at the same rate, in the same hour) can be told from the cost
-//! the card's design sets.
+//! of that threading model itself.
 //!
 //! Per tweet, one job to each of two pools of plain threads. A job goes to an
 //! idle worker of its pool (one with nothing in flight, the least-connected
@@ -13,7 +13,7 @@
 //! with room for Little's law (rate × 275 ms / 0.8) and never grow, shrink or
 //! restart; the dispatcher wakes once a millisecond and sends the jobs due; the
 //! collector wakes once a millisecond and drains what has arrived. So what is
-//! measured is the least each job costs under the card: a wake-up of a parked
+//! measured is the least each job costs in this model: a wake-up of a parked
 //! thread to hand it the job, a timed sleep and the wake-up at its end, and a
 //! channel send of the result.
 //!
@@ -21,7 +21,8 @@
 //! `HANDOFF_SECS` (default 60) after `HANDOFF_WARMUP` s (default 10);
 //! `HANDOFF_DELAY_MS` (`MIN..MAX`, default `50..500`; `0` for no delay, with
 //! `HANDOFF_WORKERS` threads per pool, default 2). Reports CPU per tweet of
-//! each thread group (from each thread's `schedstat`, ns), cores, the pools
+//! each thread group (`cpu_times`, read as the pipeline reads its own: the
+//! collector counts as the aggregator it stands in for), cores, the pools
 //! against Little's law and the p99 of dispatch→result.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,35 +33,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tweetflow::{Histogram, WorkDelay};
+use tweetflow::{cpu_times, Histogram, ThreadGroup, WorkDelay};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// CPU time (ns) of this process's threads whose names start with each prefix,
-/// from `/proc/self/task/*/schedstat` (the scheduler's own count, in ns).
-fn cpu_by_prefix(prefixes: &[&str]) -> Vec<u64> {
-    let mut out = vec![0u64; prefixes.len()];
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let Some(i) = prefixes.iter().position(|p| comm.starts_with(p)) else {
-            continue;
-        };
-        let ns = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0);
-        out[i] += ns;
-    }
-    out
 }
 
 /// A job: when it was dispatched.
@@ -90,7 +69,7 @@ fn spawn_pool(
         let idle_tx = idle_tx.clone();
         let results = results.clone();
         let h = thread::Builder::new()
-            .name(format!("{name}{slot}"))
+            .name(format!("{name}-{slot}"))
             .stack_size(128 * 1024)
             .spawn(move || {
                 let mut rng = SmallRng::from_entropy();
@@ -122,8 +101,8 @@ fn run(rate: u64, secs: u64, warmup: u64, delay: WorkDelay, fixed_workers: usize
         little + little / 10 + 16
     };
     let (results_tx, results_rx) = bounded::<Duration>(1 << 20);
-    let (sentiment, mut handles) = spawn_pool("hf-ws", workers, delay, &results_tx);
-    let (engagement, more) = spawn_pool("hf-we", workers, delay, &results_tx);
+    let (sentiment, mut handles) = spawn_pool("sentiment", workers, delay, &results_tx);
+    let (engagement, more) = spawn_pool("engagement", workers, delay, &results_tx);
     handles.extend(more);
     drop(results_tx);
 
@@ -131,7 +110,7 @@ fn run(rate: u64, secs: u64, warmup: u64, delay: WorkDelay, fixed_workers: usize
     let collector = {
         let measuring = Arc::clone(&measuring);
         thread::Builder::new()
-            .name("hf-collect".into())
+            .name("aggregate".into())
             .spawn(move || {
                 let hist = Histogram::new();
                 loop {
@@ -163,7 +142,7 @@ fn run(rate: u64, secs: u64, warmup: u64, delay: WorkDelay, fixed_workers: usize
     let dispatcher = {
         let stop = Arc::clone(&stop);
         thread::Builder::new()
-            .name("hf-dispatch".into())
+            .name("dispatcher".into())
             .spawn(move || {
                 let pools = [sentiment, engagement];
                 let start = Instant::now();
@@ -203,13 +182,12 @@ fn run(rate: u64, secs: u64, warmup: u64, delay: WorkDelay, fixed_workers: usize
             .expect("spawning the dispatcher")
     };
 
-    let groups = ["hf-dispatch", "hf-ws", "hf-we", "hf-collect"];
     thread::sleep(Duration::from_secs(warmup));
-    let cpu0 = cpu_by_prefix(&groups);
+    let cpu0 = cpu_times();
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     thread::sleep(Duration::from_secs(secs));
-    let cpu1 = cpu_by_prefix(&groups);
+    let cpu = cpu_times().since(&cpu0);
     let elapsed = t0.elapsed().as_secs_f64();
     measuring.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
@@ -225,17 +203,21 @@ fn run(rate: u64, secs: u64, warmup: u64, delay: WorkDelay, fixed_workers: usize
     } else {
         rate as f64 * elapsed
     };
-    let us = |i: usize| (cpu1[i].saturating_sub(cpu0[i])) as f64 / 1e3 / tweets;
-    let total: f64 = (0..groups.len()).map(us).sum();
+    let groups = [
+        ThreadGroup::Dispatcher,
+        ThreadGroup::Workers,
+        ThreadGroup::Aggregator,
+    ];
+    let us = |g: ThreadGroup| cpu.get(g) as f64 / 1e3 / tweets;
+    let total: f64 = groups.into_iter().map(us).sum();
     println!(
         "handoff floor, delay {delay}: {rate_s} for {elapsed:.0} s, 2 pools of {workers} threads \
-         (Little's law {little}): {total:.1} µs/tweet (dispatcher {:.1}, sentiment workers {:.1}, \
-         engagement workers {:.1}, collector {:.1}), {:.2} cores; dispatch→result p50 {:.1} ms, \
+         (Little's law {little}): {total:.1} µs/tweet (dispatcher {:.1}, workers {:.1}, \
+         collector {:.1}), {:.2} cores; dispatch→result p50 {:.1} ms, \
          p99 {:.1} ms; {sent} tweets dispatched, {waited} waits for an idle worker",
-        us(0),
-        us(1),
-        us(2),
-        us(3),
+        us(ThreadGroup::Dispatcher),
+        us(ThreadGroup::Workers),
+        us(ThreadGroup::Aggregator),
         total * tweets / elapsed / 1e6,
         hist.quantile(0.5).unwrap_or(0) as f64 / 1e3,
         hist.quantile(0.99).unwrap_or(0) as f64 / 1e3,
